@@ -1,0 +1,387 @@
+/* defines: ebmc_op, op descriptors, ebmc_backend_ops (the op table), ebmc_ctx_t and the checked
+ * op wrappers ebmc_<op>() that every caller uses.
+ *
+ * Layout conventions (all float32, row-major, contiguous):
+ *   images           (N,C,H,W)
+ *   conv weight      (Cout,Cin,KH,KW)              -- PyTorch Conv2d.weight
+ *   transposed conv  (Cin,Cout,KH,KW)              -- PyTorch ConvTranspose2d.weight
+ *   linear           x (N,IN), W (OUT,IN), y (N,OUT) -- PyTorch Linear.weight
+ * Pointers are device pointers of the context's backend (host memory for the CPU backend).
+ *
+ * Backward ops take `beta`: out = computed + beta*out. With beta == 0 the old contents are never
+ * read (they may be garbage or NaN), so 0 overwrites and 1 accumulates (residual branches,
+ * parameter gradients summed over several passes). */
+#ifndef EBMC_BACKEND_H
+#define EBMC_BACKEND_H
+
+#include "ebmc/common.h"
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    EBMC_BACKEND_AUTO = -1, /* CUDA when a device is found, else CPU with a one-line notice */
+    EBMC_BACKEND_CPU = 0,
+    EBMC_BACKEND_CUDA = 1
+} ebmc_backend_kind;
+
+typedef enum {
+    EBMC_PREC_FP32 = 0, /* strict fp32: no tensor-core TF32 in cuDNN or cuBLAS */
+    EBMC_PREC_TF32 = 1  /* convolutions and GEMMs may use TF32 tensor cores, fp32 accumulate */
+} ebmc_precision;
+
+typedef enum {
+    EBMC_OP_CONV2D_FWD = 0,
+    EBMC_OP_CONV2D_BWD_DATA,
+    EBMC_OP_CONV2D_BWD_FILTER,
+    EBMC_OP_CONVT2D_FWD,
+    EBMC_OP_CONVT2D_BWD_DATA,
+    EBMC_OP_CONVT2D_BWD_FILTER,
+    EBMC_OP_LINEAR_FWD,
+    EBMC_OP_LINEAR_BWD_DATA,
+    EBMC_OP_LINEAR_BWD_FILTER,
+    EBMC_OP_BIAS_FWD,
+    EBMC_OP_BIAS_BWD,
+    EBMC_OP_ACT_FWD,
+    EBMC_OP_ACT_BWD,
+    EBMC_OP_BN_FWD,
+    EBMC_OP_BN_BWD,
+    EBMC_OP_SN_POWER,
+    EBMC_OP_SN_BWD,
+    EBMC_OP_UPSAMPLE_FWD,
+    EBMC_OP_UPSAMPLE_BWD,
+    EBMC_OP_AVGPOOL2_FWD,
+    EBMC_OP_AVGPOOL2_BWD,
+    EBMC_OP_GPOOL_FWD,
+    EBMC_OP_GPOOL_BWD,
+    EBMC_OP_AXPBY,
+    EBMC_OP_FILL,
+    EBMC_OP_REDUCE,
+    EBMC_OP_ADAM,
+    EBMC_OP_COUNT
+} ebmc_op;
+
+const char *ebmc_op_name(ebmc_op op);
+
+/* ---- descriptors (one per op family; supports()/workspace_size() take the same pointer) ---- */
+
+/* Convolution and transposed convolution. For a convolution the input is (N,Cin,H,W), the weight
+ * (Cout,Cin,KH,KW) and the output (N,Cout,Ho,Wo) with Ho = (H + pad_t + pad_b - KH)/stride_h + 1.
+ * For a transposed convolution (the adjoint of that map) the input is (N,Cin,H,W), the weight
+ * (Cin,Cout,KH,KW) and Ho = (H-1)*stride_h - pad_t - pad_b + KH + out_pad_h, as PyTorch's
+ * ConvTranspose2d; pads may differ top/bottom and left/right (TensorFlow 'SAME'). */
+typedef struct {
+    int n, c_in, h, w;          /* input (N,Cin,H,W) */
+    int c_out, kh, kw;          /* output channels, kernel */
+    int stride_h, stride_w;
+    int pad_t, pad_b, pad_l, pad_r;
+    int out_pad_h, out_pad_w;   /* transposed only (PyTorch output_padding) */
+    int transposed;             /* 0: conv2d, 1: transposed conv2d */
+    int has_bias;               /* informational for supports(); bias is a separate op */
+} ebmc_conv_desc;
+
+/* Symmetric convolution: kernel k, stride s, pad p on every side. */
+ebmc_conv_desc ebmc_conv_desc_make(int n, int c_in, int h, int w, int c_out, int k, int s, int p);
+/* Transposed convolution as PyTorch's ConvTranspose2d(k, s, p, output_padding=op). */
+ebmc_conv_desc ebmc_convt_desc_make(int n, int c_in, int h, int w, int c_out, int k, int s, int p,
+                                    int op);
+/* TensorFlow padding='SAME': conv output ceil(H/s); transposed output H*s; an odd total pad puts
+ * the extra pixel at the bottom/right. */
+ebmc_conv_desc ebmc_conv_desc_same_tf(int n, int c_in, int h, int w, int c_out, int k, int s,
+                                      int transposed);
+/* Output spatial size of a conv or transposed conv descriptor; 0 on success. */
+int ebmc_conv_out_hw(const ebmc_conv_desc *d, int *ho, int *wo);
+
+typedef struct {
+    int n, in, out;             /* x (N,IN), W (OUT,IN), y (N,OUT) */
+} ebmc_linear_desc;
+
+/* A plain 4-D shape (N,C,H,W); for (N,F) vectors use h = w = 1. */
+typedef struct {
+    int n, c, h, w;
+} ebmc_t4_desc;
+
+typedef enum {
+    EBMC_ACT_IDENTITY = 0,
+    EBMC_ACT_RELU,
+    EBMC_ACT_LRELU, /* slope for x < 0 in `slope` */
+    EBMC_ACT_TANH,
+    EBMC_ACT_SILU
+} ebmc_act_kind;
+
+typedef struct {
+    ebmc_act_kind kind;
+    float slope;                /* LeakyReLU negative slope */
+    size_t count;               /* elements */
+} ebmc_act_desc;
+
+/* BatchNorm2d in batch-statistics (training) mode over (N,C,H,W); (N,F) with h = w = 1 is
+ * BatchNorm1d. The running statistics, if given, are updated as PyTorch does (unbiased variance,
+ * running = (1-momentum)*running + momentum*batch). */
+typedef struct {
+    int n, c, h, w;
+    float eps;                  /* 1e-5 in PyTorch */
+    float momentum;             /* 0.1 in PyTorch */
+} ebmc_bn_desc;
+
+/* Spectral normalisation of W viewed as a (rows, cols) matrix (rows = Cout, cols = Cin*KH*KW;
+ * for Linear rows = OUT, cols = IN), exactly as torch.nn.utils.spectral_norm in training mode:
+ * n_power_iter times { v = normalize(W^T u); u = normalize(W v) } with normalize(a) =
+ * a / max(||a||, eps); then sigma = u . (W v) and W_sn = W / sigma. u and v are persistent. */
+typedef struct {
+    int rows, cols;
+    int n_power_iter;           /* 0: reuse u, v as they are (no update) */
+    float eps;                  /* 1e-12 in PyTorch */
+} ebmc_sn_desc;
+
+typedef enum {
+    EBMC_UPSAMPLE_BILINEAR_AC = 0, /* bilinear x2, align_corners=True */
+    EBMC_UPSAMPLE_NEAREST = 1      /* nearest x2 */
+} ebmc_upsample_mode;
+
+typedef struct {
+    int n, c, h, w;             /* input (N,C,H,W); output (N,C,2H,2W) */
+    ebmc_upsample_mode mode;
+} ebmc_upsample_desc;
+
+typedef enum {
+    EBMC_GPOOL_AVG = 0,
+    EBMC_GPOOL_SUM = 1
+} ebmc_gpool_mode;
+
+typedef struct {
+    int n, c, h, w;             /* input (N,C,H,W); output (N,C) */
+    ebmc_gpool_mode mode;
+} ebmc_gpool_desc;
+
+/* y = a*x + b*y over count elements (b == 0: y is not read). x == y is allowed. */
+typedef struct {
+    size_t count;
+    float a, b;
+} ebmc_axpby_desc;
+
+typedef struct {
+    size_t count;
+    float value;
+} ebmc_fill_desc;
+
+typedef enum {
+    EBMC_REDUCE_SUM = 0,
+    EBMC_REDUCE_SUMSQ = 1
+} ebmc_reduce_mode;
+
+/* out[r] = beta*out[r] + sum_c f(x[r,c]) for x (rows, cols). */
+typedef struct {
+    int rows;
+    size_t cols;
+    ebmc_reduce_mode mode;
+    float beta;
+} ebmc_reduce_desc;
+
+/* Adam with L2 weight decay (torch.optim.Adam, not AdamW): g' = g + wd*p; m = b1 m + (1-b1) g';
+ * v = b2 v + (1-b2) g'^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). g is not changed. */
+typedef struct {
+    size_t count;
+    float lr, beta1, beta2, eps, weight_decay;
+    long step;                  /* t >= 1: the step being taken */
+} ebmc_adam_desc;
+
+/* ---- the op table ---- */
+
+typedef struct ebmc_ctx ebmc_ctx_t;
+
+typedef enum {
+    EBMC_COPY_H2D = 0,
+    EBMC_COPY_D2H = 1,
+    EBMC_COPY_D2D = 2
+} ebmc_copy_kind;
+
+typedef struct ebmc_backend_ops {
+    const char *name;
+    ebmc_status (*init)(ebmc_ctx_t *ctx);
+    void (*fini)(ebmc_ctx_t *ctx);
+    bool (*supports)(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc);
+    size_t (*workspace_size)(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc);
+
+    ebmc_status (*alloc)(ebmc_ctx_t *ctx, void **ptr, size_t bytes);
+    void (*free)(ebmc_ctx_t *ctx, void *ptr);
+    ebmc_status (*copy)(ebmc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                        ebmc_copy_kind kind);
+    ebmc_status (*sync)(ebmc_ctx_t *ctx);
+
+    ebmc_status (*conv2d_fwd)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                              const float *w, float *y);
+    ebmc_status (*conv2d_bwd_data)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
+                                   const float *w, float *dx, float beta);
+    ebmc_status (*conv2d_bwd_filter)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                                     const float *dy, float *dw, float beta);
+    ebmc_status (*convt2d_fwd)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                               const float *w, float *y);
+    ebmc_status (*convt2d_bwd_data)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
+                                    const float *w, float *dx, float beta);
+    ebmc_status (*convt2d_bwd_filter)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                                      const float *dy, float *dw, float beta);
+
+    ebmc_status (*linear_fwd)(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
+                              const float *w, const float *b /* nullable */, float *y);
+    ebmc_status (*linear_bwd_data)(ebmc_ctx_t *, const ebmc_linear_desc *, const float *dy,
+                                   const float *w, float *dx, float beta);
+    ebmc_status (*linear_bwd_filter)(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
+                                     const float *dy, float *dw, float *db /* nullable */,
+                                     float beta);
+
+    /* y[n,c,:,:] += b[c] (in place) / db[c] = beta*db[c] + sum_{n,h,w} dy */
+    ebmc_status (*bias_fwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *b, float *y);
+    ebmc_status (*bias_bwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *db,
+                            float beta);
+
+    /* y = f(x) (y == x allowed) / dx = beta*dx + f'(x)*dy; x and y are the forward's input and
+     * output (tanh uses y, the others x); dx == dy allowed. */
+    ebmc_status (*act_fwd)(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, float *y);
+    ebmc_status (*act_bwd)(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, const float *y,
+                           const float *dy, float *dx, float beta);
+
+    /* save_mean, save_invstd (C): batch mean and 1/sqrt(var_biased + eps), for the backward.
+     * running_mean/running_var nullable. */
+    ebmc_status (*bn_fwd)(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *gamma,
+                          const float *beta, float *y, float *save_mean, float *save_invstd,
+                          float *running_mean, float *running_var);
+    ebmc_status (*bn_bwd)(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *dy,
+                          const float *gamma, const float *save_mean, const float *save_invstd,
+                          float *dx, float *dgamma, float *dbeta, float beta_dx,
+                          float beta_param);
+
+    /* u (rows), v (cols) updated in place; sigma (1 element) and w_sn (rows*cols) written. */
+    ebmc_status (*sn_power)(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, float *u,
+                            float *v, float *sigma, float *w_sn);
+    /* dW = beta*dW + dW_sn/sigma - (sum(dW_sn .* W)/sigma^2) u v^T  (u, v held constant) */
+    ebmc_status (*sn_bwd)(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, const float *u,
+                          const float *v, const float *sigma, const float *dw_sn, float *dw,
+                          float beta);
+
+    ebmc_status (*upsample_fwd)(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *x,
+                                float *y);
+    ebmc_status (*upsample_bwd)(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *dy,
+                                float *dx, float beta);
+    /* 2x2 average pool, stride 2, floor (odd trailing row/column dropped), as avg_pool2d(2). */
+    ebmc_status (*avgpool2_fwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *x, float *y);
+    ebmc_status (*avgpool2_bwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *dx,
+                                float beta);
+    ebmc_status (*gpool_fwd)(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *x, float *y);
+    ebmc_status (*gpool_bwd)(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *dy, float *dx,
+                             float beta);
+
+    ebmc_status (*axpby)(ebmc_ctx_t *, const ebmc_axpby_desc *, const float *x, float *y);
+    ebmc_status (*fill)(ebmc_ctx_t *, const ebmc_fill_desc *, float *y);
+    ebmc_status (*reduce)(ebmc_ctx_t *, const ebmc_reduce_desc *, const float *x, float *out);
+    ebmc_status (*adam)(ebmc_ctx_t *, const ebmc_adam_desc *, float *param, const float *grad,
+                        float *m, float *v);
+} ebmc_backend_ops;
+
+extern const ebmc_backend_ops ebmc_cpu_ops;
+extern const ebmc_backend_ops ebmc_cuda_ops;
+
+/* ---- the device context: passed explicitly, never global ---- */
+
+typedef struct {
+    ebmc_backend_kind kind;     /* AUTO, CPU or CUDA */
+    int device;                 /* CUDA device ordinal */
+    ebmc_precision precision;
+    bool deterministic;         /* deterministic cuDNN algorithms only */
+    bool quiet;                 /* no notice when AUTO falls back to the CPU */
+} ebmc_ctx_opts;
+
+ebmc_ctx_opts ebmc_ctx_opts_default(void);
+/* On failure returns non-OK, *out = NULL and a message in err. */
+ebmc_status ebmc_ctx_create(const ebmc_ctx_opts *opts, ebmc_ctx_t **out, char *err,
+                            size_t errlen);
+void ebmc_ctx_free(ebmc_ctx_t *ctx);
+ebmc_backend_kind ebmc_ctx_kind(const ebmc_ctx_t *ctx);
+const ebmc_backend_ops *ebmc_ctx_ops(const ebmc_ctx_t *ctx);
+ebmc_precision ebmc_ctx_precision(const ebmc_ctx_t *ctx);
+int ebmc_ctx_device(const ebmc_ctx_t *ctx);
+/* The last error message of a call on this context ("" if none). */
+const char *ebmc_ctx_error(const ebmc_ctx_t *ctx);
+/* Grow the workspace to at least `bytes` (planning). Until frozen, ops that need more workspace
+ * grow it themselves; once frozen, they fail with EBMC_E_WORKSPACE instead of allocating. */
+ebmc_status ebmc_ctx_reserve_workspace(ebmc_ctx_t *ctx, size_t bytes);
+void ebmc_ctx_freeze_workspace(ebmc_ctx_t *ctx);
+size_t ebmc_ctx_workspace_bytes(const ebmc_ctx_t *ctx);
+/* Number of CUDA devices usable here (0 without a GPU or without a CUDA build). */
+int ebmc_cuda_device_count(void);
+/* Prints the build (CUDA, cuDNN, cuBLAS versions), the devices and which backend would run. */
+void ebmc_print_build_info(FILE *f);
+
+/* ---- checked wrappers: validate the descriptor and pointers, ask supports(), then call ---- */
+
+bool ebmc_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc);
+size_t ebmc_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc);
+
+ebmc_status ebmc_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes);
+void ebmc_free(ebmc_ctx_t *ctx, void *ptr);
+ebmc_status ebmc_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                      ebmc_copy_kind kind);
+ebmc_status ebmc_sync(ebmc_ctx_t *ctx);
+
+ebmc_status ebmc_conv2d_fwd(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                            const float *w, float *y);
+ebmc_status ebmc_conv2d_bwd_data(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
+                                 const float *w, float *dx, float beta);
+ebmc_status ebmc_conv2d_bwd_filter(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                                   const float *dy, float *dw, float beta);
+ebmc_status ebmc_convt2d_fwd(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                             const float *w, float *y);
+ebmc_status ebmc_convt2d_bwd_data(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
+                                  const float *w, float *dx, float beta);
+ebmc_status ebmc_convt2d_bwd_filter(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
+                                    const float *dy, float *dw, float beta);
+ebmc_status ebmc_linear_fwd(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
+                            const float *w, const float *b, float *y);
+ebmc_status ebmc_linear_bwd_data(ebmc_ctx_t *, const ebmc_linear_desc *, const float *dy,
+                                 const float *w, float *dx, float beta);
+ebmc_status ebmc_linear_bwd_filter(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
+                                   const float *dy, float *dw, float *db, float beta);
+ebmc_status ebmc_bias_fwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *b, float *y);
+ebmc_status ebmc_bias_bwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *db,
+                          float beta);
+ebmc_status ebmc_act_fwd(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, float *y);
+ebmc_status ebmc_act_bwd(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, const float *y,
+                         const float *dy, float *dx, float beta);
+ebmc_status ebmc_bn_fwd(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *gamma,
+                        const float *beta, float *y, float *save_mean, float *save_invstd,
+                        float *running_mean, float *running_var);
+ebmc_status ebmc_bn_bwd(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *dy,
+                        const float *gamma, const float *save_mean, const float *save_invstd,
+                        float *dx, float *dgamma, float *dbeta, float beta_dx, float beta_param);
+ebmc_status ebmc_sn_power(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, float *u, float *v,
+                          float *sigma, float *w_sn);
+ebmc_status ebmc_sn_bwd(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, const float *u,
+                        const float *v, const float *sigma, const float *dw_sn, float *dw,
+                        float beta);
+ebmc_status ebmc_upsample_fwd(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *x,
+                              float *y);
+ebmc_status ebmc_upsample_bwd(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *dy,
+                              float *dx, float beta);
+ebmc_status ebmc_avgpool2_fwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *x, float *y);
+ebmc_status ebmc_avgpool2_bwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *dx,
+                              float beta);
+ebmc_status ebmc_gpool_fwd(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *x, float *y);
+ebmc_status ebmc_gpool_bwd(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *dy, float *dx,
+                           float beta);
+ebmc_status ebmc_axpby(ebmc_ctx_t *, const ebmc_axpby_desc *, const float *x, float *y);
+ebmc_status ebmc_fill(ebmc_ctx_t *, const ebmc_fill_desc *, float *y);
+ebmc_status ebmc_reduce(ebmc_ctx_t *, const ebmc_reduce_desc *, const float *x, float *out);
+ebmc_status ebmc_adam(ebmc_ctx_t *, const ebmc_adam_desc *, float *param, const float *grad,
+                      float *m, float *v);
+
+/* Element counts implied by a descriptor (for tests, planning and guard regions). */
+size_t ebmc_conv_x_count(const ebmc_conv_desc *d);
+size_t ebmc_conv_w_count(const ebmc_conv_desc *d);
+size_t ebmc_conv_y_count(const ebmc_conv_desc *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,62 @@
+/* defines: ebmc_status, ebmc_status_str, ebmc_fail, EBMC_ASSERT, EBMC_CHECK_GEN, ebmc_version */
+#ifndef EBMC_COMMON_H
+#define EBMC_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EBMC_VERSION_STRING "0.1.0"
+
+/* Every fallible ebmc call returns one of these; the context keeps a message saying why. */
+typedef enum {
+    EBMC_OK = 0,
+    EBMC_E_INVALID = 1,     /* bad argument: shapes, sizes, null pointers */
+    EBMC_E_UNSUPPORTED = 2, /* the backend lacks this op or this configuration of it */
+    EBMC_E_WORKSPACE = 3,   /* the planned workspace is too small for this call */
+    EBMC_E_DEVICE = 4,      /* no usable device, or a device call failed */
+    EBMC_E_NOMEM = 5,       /* allocation failed */
+    EBMC_E_IO = 6           /* file missing, truncated or malformed */
+} ebmc_status;
+
+const char *ebmc_status_str(ebmc_status s);
+
+/* The one sink for failures that cannot be handed back to a caller (CUDA/cuDNN/cuBLAS/cuRAND
+ * errors, failed allocations at start-up): prints the statement, its error, function, file:line
+ * and, when known, the device; then exits with status 3. */
+#if defined(__cplusplus)
+[[noreturn]]
+#else
+_Noreturn
+#endif
+void ebmc_fail(const char *stmt, const char *err, const char *func, const char *file, int line);
+
+/* Sets the device named in ebmc_fail's messages (-1: none). */
+void ebmc_fail_set_device(int device);
+
+#define EBMC_CHECK_GEN(T, call, ok, str)                                                        \
+    do {                                                                                        \
+        T r_ = (call);                                                                          \
+        if (r_ != (ok)) ebmc_fail(#call, str(r_), __func__, __FILE__, __LINE__);                \
+    } while (0)
+
+/* Stays on in release builds. */
+#define EBMC_ASSERT(cond)                                                                       \
+    do {                                                                                        \
+        if (!(cond)) ebmc_fail(#cond, "assertion failed", __func__, __FILE__, __LINE__);        \
+    } while (0)
+
+/* malloc/calloc that never return NULL (they fail through ebmc_fail). For set-up only. */
+void *ebmc_xmalloc(size_t bytes, const char *what);
+void *ebmc_xcalloc(size_t count, size_t size, const char *what);
+
+#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

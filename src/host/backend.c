@@ -1,0 +1,442 @@
+/* The checked entry points of the op table: every descriptor and pointer is validated here, once,
+ * for every backend; then supports() is asked; then the backend runs the op. */
+#include "ctx_internal.h"
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#define EBMC_MAX_KERNEL 8   /* kernel sizes 1..8 (1, 3, 4, 5 are what the recipes use) */
+#define EBMC_MAX_STRIDE 4
+#define EBMC_MAX_ELEMS ((size_t)INT_MAX) /* per tensor: kernels index with 32-bit ints */
+
+static const char *const op_names[EBMC_OP_COUNT] = {
+    [EBMC_OP_CONV2D_FWD] = "conv2d_fwd",
+    [EBMC_OP_CONV2D_BWD_DATA] = "conv2d_bwd_data",
+    [EBMC_OP_CONV2D_BWD_FILTER] = "conv2d_bwd_filter",
+    [EBMC_OP_CONVT2D_FWD] = "convt2d_fwd",
+    [EBMC_OP_CONVT2D_BWD_DATA] = "convt2d_bwd_data",
+    [EBMC_OP_CONVT2D_BWD_FILTER] = "convt2d_bwd_filter",
+    [EBMC_OP_LINEAR_FWD] = "linear_fwd",
+    [EBMC_OP_LINEAR_BWD_DATA] = "linear_bwd_data",
+    [EBMC_OP_LINEAR_BWD_FILTER] = "linear_bwd_filter",
+    [EBMC_OP_BIAS_FWD] = "bias_fwd",
+    [EBMC_OP_BIAS_BWD] = "bias_bwd",
+    [EBMC_OP_ACT_FWD] = "act_fwd",
+    [EBMC_OP_ACT_BWD] = "act_bwd",
+    [EBMC_OP_BN_FWD] = "bn_fwd",
+    [EBMC_OP_BN_BWD] = "bn_bwd",
+    [EBMC_OP_SN_POWER] = "sn_power",
+    [EBMC_OP_SN_BWD] = "sn_bwd",
+    [EBMC_OP_UPSAMPLE_FWD] = "upsample_fwd",
+    [EBMC_OP_UPSAMPLE_BWD] = "upsample_bwd",
+    [EBMC_OP_AVGPOOL2_FWD] = "avgpool2_fwd",
+    [EBMC_OP_AVGPOOL2_BWD] = "avgpool2_bwd",
+    [EBMC_OP_GPOOL_FWD] = "gpool_fwd",
+    [EBMC_OP_GPOOL_BWD] = "gpool_bwd",
+    [EBMC_OP_AXPBY] = "axpby",
+    [EBMC_OP_FILL] = "fill",
+    [EBMC_OP_REDUCE] = "reduce",
+    [EBMC_OP_ADAM] = "adam",
+};
+
+const char *ebmc_op_name(ebmc_op op) {
+    return (op >= 0 && op < EBMC_OP_COUNT && op_names[op]) ? op_names[op] : "unknown_op";
+}
+
+/* ---- descriptor helpers ---- */
+
+ebmc_conv_desc ebmc_conv_desc_make(int n, int c_in, int h, int w, int c_out, int k, int s, int p) {
+    ebmc_conv_desc d = {.n = n, .c_in = c_in, .h = h, .w = w, .c_out = c_out, .kh = k, .kw = k,
+                        .stride_h = s, .stride_w = s, .pad_t = p, .pad_b = p, .pad_l = p,
+                        .pad_r = p};
+    return d;
+}
+
+ebmc_conv_desc ebmc_convt_desc_make(int n, int c_in, int h, int w, int c_out, int k, int s, int p,
+                                    int op) {
+    ebmc_conv_desc d = ebmc_conv_desc_make(n, c_in, h, w, c_out, k, s, p);
+    d.out_pad_h = d.out_pad_w = op;
+    d.transposed = 1;
+    return d;
+}
+
+/* TF: conv out = ceil(in/s), total pad = max((out-1)*s + k - in, 0); the transposed conv is the
+ * adjoint of the 'SAME' conv from its output (in*s) back to its input, so the same formula runs
+ * with in and out swapped; extra pixel at the end. */
+static void tf_same_pad(int in, int k, int s, int transposed, int *lo, int *hi) {
+    int big = transposed ? in * s : in;
+    int small = transposed ? in : (in + s - 1) / s;
+    int total = (small - 1) * s + k - big;
+    if (total < 0) total = 0;
+    *lo = total / 2;
+    *hi = total - total / 2;
+}
+
+ebmc_conv_desc ebmc_conv_desc_same_tf(int n, int c_in, int h, int w, int c_out, int k, int s,
+                                      int transposed) {
+    ebmc_conv_desc d = ebmc_conv_desc_make(n, c_in, h, w, c_out, k, s, 0);
+    tf_same_pad(h, k, s, transposed, &d.pad_t, &d.pad_b);
+    tf_same_pad(w, k, s, transposed, &d.pad_l, &d.pad_r);
+    d.transposed = transposed ? 1 : 0;
+    if (transposed) {
+        /* Ho = (H-1)s - pt - pb + k + op must equal H*s */
+        d.out_pad_h = h * s - ((h - 1) * s - d.pad_t - d.pad_b + k);
+        d.out_pad_w = w * s - ((w - 1) * s - d.pad_l - d.pad_r + k);
+    }
+    return d;
+}
+
+int ebmc_conv_out_hw(const ebmc_conv_desc *d, int *ho, int *wo) {
+    long h, w;
+    if (d->transposed) {
+        h = (long)(d->h - 1) * d->stride_h - d->pad_t - d->pad_b + d->kh + d->out_pad_h;
+        w = (long)(d->w - 1) * d->stride_w - d->pad_l - d->pad_r + d->kw + d->out_pad_w;
+    } else {
+        long ph = (long)d->h + d->pad_t + d->pad_b - d->kh, pw = (long)d->w + d->pad_l + d->pad_r - d->kw;
+        if (ph < 0 || pw < 0 || d->stride_h < 1 || d->stride_w < 1) return -1;
+        h = ph / d->stride_h + 1;
+        w = pw / d->stride_w + 1;
+    }
+    if (h < 1 || w < 1 || h > INT_MAX || w > INT_MAX) return -1;
+    *ho = (int)h;
+    *wo = (int)w;
+    return 0;
+}
+
+size_t ebmc_conv_x_count(const ebmc_conv_desc *d) {
+    return (size_t)d->n * d->c_in * d->h * d->w;
+}
+size_t ebmc_conv_w_count(const ebmc_conv_desc *d) {
+    return (size_t)d->c_out * d->c_in * d->kh * d->kw;
+}
+size_t ebmc_conv_y_count(const ebmc_conv_desc *d) {
+    int ho = 0, wo = 0;
+    if (ebmc_conv_out_hw(d, &ho, &wo)) return 0;
+    return (size_t)d->n * d->c_out * ho * wo;
+}
+
+/* ---- validation ---- */
+
+#define BAD(...) ebmc_ctx_seterr(ctx, EBMC_E_INVALID, __VA_ARGS__)
+
+static bool elems_ok(long a, long b, long c, long d) {
+    if (a < 1 || b < 1 || c < 1 || d < 1) return false;
+    double n = (double)a * b * c * d;
+    return n <= (double)EBMC_MAX_ELEMS;
+}
+
+static ebmc_status check_t4(ebmc_ctx_t *ctx, const char *op, int n, int c, int h, int w) {
+    if (!elems_ok(n, c, h, w))
+        return BAD("%s: bad shape (N,C,H,W)=(%d,%d,%d,%d): each must be >= 1 and the tensor "
+                   "at most 2^31-1 elements", op, n, c, h, w);
+    return EBMC_OK;
+}
+
+static ebmc_status check_conv(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
+    const char *nm = ebmc_op_name(op);
+    bool want_t = op == EBMC_OP_CONVT2D_FWD || op == EBMC_OP_CONVT2D_BWD_DATA ||
+                  op == EBMC_OP_CONVT2D_BWD_FILTER;
+    if ((d->transposed != 0) != want_t)
+        return BAD("%s: descriptor is for a %s convolution", nm,
+                   d->transposed ? "transposed" : "regular");
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c_in, d->h, d->w);
+    if (s) return s;
+    if (d->c_out < 1) return BAD("%s: c_out=%d must be >= 1", nm, d->c_out);
+    if (d->kh < 1 || d->kw < 1) return BAD("%s: kernel %dx%d must be >= 1", nm, d->kh, d->kw);
+    if (d->kh > EBMC_MAX_KERNEL || d->kw > EBMC_MAX_KERNEL)
+        return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED,
+                               "%s: kernel %dx%d is not supported (sizes 1..%d)", nm, d->kh,
+                               d->kw, EBMC_MAX_KERNEL);
+    if (d->stride_h < 1 || d->stride_w < 1) return BAD("%s: stride %dx%d must be >= 1", nm, d->stride_h, d->stride_w);
+    if (d->stride_h > EBMC_MAX_STRIDE || d->stride_w > EBMC_MAX_STRIDE)
+        return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED,
+                               "%s: stride %dx%d is not supported (1..%d)", nm, d->stride_h,
+                               d->stride_w, EBMC_MAX_STRIDE);
+    if (d->pad_t < 0 || d->pad_b < 0 || d->pad_l < 0 || d->pad_r < 0)
+        return BAD("%s: negative padding (t,b,l,r)=(%d,%d,%d,%d)", nm, d->pad_t, d->pad_b, d->pad_l, d->pad_r);
+    if (d->pad_t >= d->kh || d->pad_b >= d->kh || d->pad_l >= d->kw || d->pad_r >= d->kw)
+        return BAD("%s: padding (t,b,l,r)=(%d,%d,%d,%d) must be smaller than the kernel %dx%d",
+                   nm, d->pad_t, d->pad_b, d->pad_l, d->pad_r, d->kh, d->kw);
+    if (!want_t && (d->out_pad_h || d->out_pad_w))
+        return BAD("%s: output padding is only for transposed convolutions", nm);
+    if (d->out_pad_h < 0 || d->out_pad_w < 0 || (want_t && (d->out_pad_h >= d->stride_h || d->out_pad_w >= d->stride_w)))
+        return BAD("%s: output padding %dx%d must be >= 0 and smaller than the stride %dx%d", nm,
+                   d->out_pad_h, d->out_pad_w, d->stride_h, d->stride_w);
+    int ho, wo;
+    if (ebmc_conv_out_hw(d, &ho, &wo))
+        return BAD("%s: kernel %dx%d (stride %d, pads t%d b%d l%d r%d) does not fit the %dx%d "
+                   "input: no output pixel", nm, d->kh, d->kw, d->stride_h, d->pad_t, d->pad_b,
+                   d->pad_l, d->pad_r, d->h, d->w);
+    if (!elems_ok(d->n, d->c_out, ho, wo) || !elems_ok(d->c_out, d->c_in, d->kh, d->kw))
+        return BAD("%s: output or weight larger than 2^31-1 elements", nm);
+    return EBMC_OK;
+}
+
+static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
+    const char *nm = ebmc_op_name(op);
+    if (!ctx) return EBMC_E_INVALID;
+    if (op < 0 || op >= EBMC_OP_COUNT) return BAD("unknown op %d", (int)op);
+    if (!desc) return BAD("%s: NULL descriptor", nm);
+    switch (op) {
+    case EBMC_OP_CONV2D_FWD: case EBMC_OP_CONV2D_BWD_DATA: case EBMC_OP_CONV2D_BWD_FILTER:
+    case EBMC_OP_CONVT2D_FWD: case EBMC_OP_CONVT2D_BWD_DATA: case EBMC_OP_CONVT2D_BWD_FILTER:
+        return check_conv(ctx, op, desc);
+    case EBMC_OP_LINEAR_FWD: case EBMC_OP_LINEAR_BWD_DATA: case EBMC_OP_LINEAR_BWD_FILTER: {
+        const ebmc_linear_desc *d = desc;
+        if (!elems_ok(d->n, d->in, 1, 1) || !elems_ok(d->n, d->out, 1, 1) || !elems_ok(d->in, d->out, 1, 1))
+            return BAD("%s: bad shape n=%d in=%d out=%d", nm, d->n, d->in, d->out);
+        return EBMC_OK;
+    }
+    case EBMC_OP_BIAS_FWD: case EBMC_OP_BIAS_BWD: case EBMC_OP_AVGPOOL2_FWD:
+    case EBMC_OP_AVGPOOL2_BWD: {
+        const ebmc_t4_desc *d = desc;
+        ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+        if (s) return s;
+        if ((op == EBMC_OP_AVGPOOL2_FWD || op == EBMC_OP_AVGPOOL2_BWD) && (d->h < 2 || d->w < 2))
+            return BAD("%s: a 2x2 pool needs H,W >= 2, got %dx%d", nm, d->h, d->w);
+        return EBMC_OK;
+    }
+    case EBMC_OP_ACT_FWD: case EBMC_OP_ACT_BWD: {
+        const ebmc_act_desc *d = desc;
+        if (d->kind < EBMC_ACT_IDENTITY || d->kind > EBMC_ACT_SILU)
+            return BAD("%s: unknown activation %d", nm, (int)d->kind);
+        if (!isfinite(d->slope)) return BAD("%s: slope is not finite", nm);
+        return EBMC_OK;
+    }
+    case EBMC_OP_BN_FWD: case EBMC_OP_BN_BWD: {
+        const ebmc_bn_desc *d = desc;
+        ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+        if (s) return s;
+        if ((long)d->n * d->h * d->w < 2)
+            return BAD("%s: batch statistics need more than one value per channel (N*H*W=%ld)",
+                       nm, (long)d->n * d->h * d->w);
+        if (!(d->eps > 0) || !(d->momentum >= 0 && d->momentum <= 1))
+            return BAD("%s: eps=%g must be > 0 and momentum=%g in [0,1]", nm, d->eps, d->momentum);
+        return EBMC_OK;
+    }
+    case EBMC_OP_SN_POWER: case EBMC_OP_SN_BWD: {
+        const ebmc_sn_desc *d = desc;
+        if (!elems_ok(d->rows, d->cols, 1, 1)) return BAD("%s: bad matrix %dx%d", nm, d->rows, d->cols);
+        if (d->n_power_iter < 0 || !(d->eps > 0))
+            return BAD("%s: n_power_iter=%d must be >= 0 and eps=%g > 0", nm, d->n_power_iter, d->eps);
+        return EBMC_OK;
+    }
+    case EBMC_OP_UPSAMPLE_FWD: case EBMC_OP_UPSAMPLE_BWD: {
+        const ebmc_upsample_desc *d = desc;
+        ebmc_status s = check_t4(ctx, nm, d->n, d->c, 2 * d->h, 2 * d->w);
+        if (s) return s;
+        if (d->mode != EBMC_UPSAMPLE_BILINEAR_AC && d->mode != EBMC_UPSAMPLE_NEAREST)
+            return BAD("%s: unknown mode %d", nm, (int)d->mode);
+        return EBMC_OK;
+    }
+    case EBMC_OP_GPOOL_FWD: case EBMC_OP_GPOOL_BWD: {
+        const ebmc_gpool_desc *d = desc;
+        ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+        if (s) return s;
+        if (d->mode != EBMC_GPOOL_AVG && d->mode != EBMC_GPOOL_SUM)
+            return BAD("%s: unknown mode %d", nm, (int)d->mode);
+        return EBMC_OK;
+    }
+    case EBMC_OP_AXPBY: {
+        const ebmc_axpby_desc *d = desc;
+        if (!isfinite(d->a) || !isfinite(d->b)) return BAD("%s: a, b must be finite", nm);
+        return EBMC_OK;
+    }
+    case EBMC_OP_FILL: return EBMC_OK;
+    case EBMC_OP_REDUCE: {
+        const ebmc_reduce_desc *d = desc;
+        if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS * 4)
+            return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
+        if (d->mode != EBMC_REDUCE_SUM && d->mode != EBMC_REDUCE_SUMSQ)
+            return BAD("%s: unknown mode %d", nm, (int)d->mode);
+        return EBMC_OK;
+    }
+    case EBMC_OP_ADAM: {
+        const ebmc_adam_desc *d = desc;
+        if (d->step < 1) return BAD("%s: step=%ld must be >= 1", nm, d->step);
+        if (!(d->lr >= 0) || !(d->beta1 >= 0 && d->beta1 < 1) || !(d->beta2 >= 0 && d->beta2 < 1) ||
+            !(d->eps > 0) || !(d->weight_decay >= 0))
+            return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 "
+                       "(got lr=%g betas=(%g,%g) eps=%g wd=%g)", nm, d->lr, d->beta1, d->beta2,
+                       d->eps, d->weight_decay);
+        return EBMC_OK;
+    }
+    case EBMC_OP_COUNT: break;
+    }
+    return BAD("unknown op %d", (int)op);
+}
+
+bool ebmc_supports(const ebmc_ctx_t *cctx, ebmc_op op, const void *desc) {
+    ebmc_ctx_t *ctx = (ebmc_ctx_t *)cctx; /* only the error buffer is written */
+    if (check_desc(ctx, op, desc) != EBMC_OK) return false;
+    return ctx->ops->supports && ctx->ops->supports(ctx, op, desc);
+}
+
+size_t ebmc_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
+    if (!ebmc_supports(ctx, op, desc) || !ctx->ops->workspace_size) return 0;
+    return ctx->ops->workspace_size(ctx, op, desc);
+}
+
+static ebmc_status op_check(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
+    ebmc_status s = check_desc(ctx, op, desc);
+    if (s) return s;
+    if (!ctx->ops->supports || !ctx->ops->supports(ctx, op, desc))
+        return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED, "%s: not supported by the %s backend",
+                               ebmc_op_name(op), ctx->ops->name);
+    return EBMC_OK;
+}
+
+/* Validate, then dispatch. `ptrs_ok` lists the pointers that must not be NULL. */
+#define EBMC_DISPATCH(op, desc, ptrs_ok, fn, ...)                                               \
+    do {                                                                                        \
+        if (!ctx) return EBMC_E_INVALID;                                                        \
+        ebmc_status s_ = op_check(ctx, op, desc);                                               \
+        if (s_) return s_;                                                                      \
+        if (!(ptrs_ok))                                                                         \
+            return BAD("%s: NULL tensor pointer (required: %s)", ebmc_op_name(op), #ptrs_ok);  \
+        ctx->err[0] = 0;                                                                        \
+        return ctx->ops->fn(ctx, desc, __VA_ARGS__);                                            \
+    } while (0)
+
+ebmc_status ebmc_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
+    if (!ctx || !ptr) return EBMC_E_INVALID;
+    *ptr = NULL;
+    return ctx->ops->alloc(ctx, ptr, bytes ? bytes : 1);
+}
+
+void ebmc_free(ebmc_ctx_t *ctx, void *ptr) {
+    if (ctx && ptr) ctx->ops->free(ctx, ptr);
+}
+
+ebmc_status ebmc_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                      ebmc_copy_kind kind) {
+    if (!ctx) return EBMC_E_INVALID;
+    if (bytes == 0) return EBMC_OK;
+    if (!dst || !src) return BAD("copy: NULL pointer");
+    if (kind != EBMC_COPY_H2D && kind != EBMC_COPY_D2H && kind != EBMC_COPY_D2D)
+        return BAD("copy: unknown kind %d", (int)kind);
+    return ctx->ops->copy(ctx, dst, src, bytes, kind);
+}
+
+ebmc_status ebmc_sync(ebmc_ctx_t *ctx) {
+    if (!ctx) return EBMC_E_INVALID;
+    return ctx->ops->sync(ctx);
+}
+
+ebmc_status ebmc_conv2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                            const float *w, float *y) {
+    EBMC_DISPATCH(EBMC_OP_CONV2D_FWD, d, x && w && y, conv2d_fwd, x, w, y);
+}
+ebmc_status ebmc_conv2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
+                                 const float *w, float *dx, float beta) {
+    EBMC_DISPATCH(EBMC_OP_CONV2D_BWD_DATA, d, dy && w && dx, conv2d_bwd_data, dy, w, dx, beta);
+}
+ebmc_status ebmc_conv2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                                   const float *dy, float *dw, float beta) {
+    EBMC_DISPATCH(EBMC_OP_CONV2D_BWD_FILTER, d, x && dy && dw, conv2d_bwd_filter, x, dy, dw, beta);
+}
+ebmc_status ebmc_convt2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                             const float *w, float *y) {
+    EBMC_DISPATCH(EBMC_OP_CONVT2D_FWD, d, x && w && y, convt2d_fwd, x, w, y);
+}
+ebmc_status ebmc_convt2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
+                                  const float *w, float *dx, float beta) {
+    EBMC_DISPATCH(EBMC_OP_CONVT2D_BWD_DATA, d, dy && w && dx, convt2d_bwd_data, dy, w, dx, beta);
+}
+ebmc_status ebmc_convt2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                                    const float *dy, float *dw, float beta) {
+    EBMC_DISPATCH(EBMC_OP_CONVT2D_BWD_FILTER, d, x && dy && dw, convt2d_bwd_filter, x, dy, dw, beta);
+}
+ebmc_status ebmc_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x,
+                            const float *w, const float *b, float *y) {
+    EBMC_DISPATCH(EBMC_OP_LINEAR_FWD, d, x && w && y, linear_fwd, x, w, b, y);
+}
+ebmc_status ebmc_linear_bwd_data(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *dy,
+                                 const float *w, float *dx, float beta) {
+    EBMC_DISPATCH(EBMC_OP_LINEAR_BWD_DATA, d, dy && w && dx, linear_bwd_data, dy, w, dx, beta);
+}
+ebmc_status ebmc_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x,
+                                   const float *dy, float *dw, float *db, float beta) {
+    EBMC_DISPATCH(EBMC_OP_LINEAR_BWD_FILTER, d, x && dy && dw, linear_bwd_filter, x, dy, dw, db, beta);
+}
+ebmc_status ebmc_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *b, float *y) {
+    EBMC_DISPATCH(EBMC_OP_BIAS_FWD, d, b && y, bias_fwd, b, y);
+}
+ebmc_status ebmc_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy, float *db,
+                          float beta) {
+    EBMC_DISPATCH(EBMC_OP_BIAS_BWD, d, dy && db, bias_bwd, dy, db, beta);
+}
+ebmc_status ebmc_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
+    if (d && d->count == 0) return EBMC_OK;
+    EBMC_DISPATCH(EBMC_OP_ACT_FWD, d, x && y, act_fwd, x, y);
+}
+ebmc_status ebmc_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, const float *y,
+                         const float *dy, float *dx, float beta) {
+    if (d && d->count == 0) return EBMC_OK;
+    bool need_y = d && d->kind == EBMC_ACT_TANH, need_x = d && d->kind != EBMC_ACT_TANH;
+    EBMC_DISPATCH(EBMC_OP_ACT_BWD, d, dy && dx && (!need_x || x) && (!need_y || y), act_bwd, x, y,
+                  dy, dx, beta);
+}
+ebmc_status ebmc_bn_fwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const float *x, const float *gamma,
+                        const float *beta, float *y, float *save_mean, float *save_invstd,
+                        float *running_mean, float *running_var) {
+    EBMC_DISPATCH(EBMC_OP_BN_FWD, d,
+                  x && gamma && beta && y && save_mean && save_invstd &&
+                      (!running_mean) == (!running_var),
+                  bn_fwd, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var);
+}
+ebmc_status ebmc_bn_bwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const float *x, const float *dy,
+                        const float *gamma, const float *save_mean, const float *save_invstd,
+                        float *dx, float *dgamma, float *dbeta, float beta_dx, float beta_param) {
+    EBMC_DISPATCH(EBMC_OP_BN_BWD, d,
+                  x && dy && gamma && save_mean && save_invstd && dx && dgamma && dbeta, bn_bwd,
+                  x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, beta_dx, beta_param);
+}
+ebmc_status ebmc_sn_power(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w, float *u,
+                          float *v, float *sigma, float *w_sn) {
+    EBMC_DISPATCH(EBMC_OP_SN_POWER, d, w && u && v && sigma && w_sn, sn_power, w, u, v, sigma, w_sn);
+}
+ebmc_status ebmc_sn_bwd(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w, const float *u,
+                        const float *v, const float *sigma, const float *dw_sn, float *dw,
+                        float beta) {
+    EBMC_DISPATCH(EBMC_OP_SN_BWD, d, w && u && v && sigma && dw_sn && dw, sn_bwd, w, u, v, sigma,
+                  dw_sn, dw, beta);
+}
+ebmc_status ebmc_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
+                              float *y) {
+    EBMC_DISPATCH(EBMC_OP_UPSAMPLE_FWD, d, x && y, upsample_fwd, x, y);
+}
+ebmc_status ebmc_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *dy,
+                              float *dx, float beta) {
+    EBMC_DISPATCH(EBMC_OP_UPSAMPLE_BWD, d, dy && dx, upsample_bwd, dy, dx, beta);
+}
+ebmc_status ebmc_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x, float *y) {
+    EBMC_DISPATCH(EBMC_OP_AVGPOOL2_FWD, d, x && y, avgpool2_fwd, x, y);
+}
+ebmc_status ebmc_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy, float *dx,
+                              float beta) {
+    EBMC_DISPATCH(EBMC_OP_AVGPOOL2_BWD, d, dy && dx, avgpool2_bwd, dy, dx, beta);
+}
+ebmc_status ebmc_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *x, float *y) {
+    EBMC_DISPATCH(EBMC_OP_GPOOL_FWD, d, x && y, gpool_fwd, x, y);
+}
+ebmc_status ebmc_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *dy, float *dx,
+                           float beta) {
+    EBMC_DISPATCH(EBMC_OP_GPOOL_BWD, d, dy && dx, gpool_bwd, dy, dx, beta);
+}
+ebmc_status ebmc_axpby(ebmc_ctx_t *ctx, const ebmc_axpby_desc *d, const float *x, float *y) {
+    if (d && d->count == 0) return EBMC_OK;
+    EBMC_DISPATCH(EBMC_OP_AXPBY, d, x && y, axpby, x, y);
+}
+ebmc_status ebmc_fill(ebmc_ctx_t *ctx, const ebmc_fill_desc *d, float *y) {
+    if (d && d->count == 0) return EBMC_OK;
+    EBMC_DISPATCH(EBMC_OP_FILL, d, y != NULL, fill, y);
+}
+ebmc_status ebmc_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const float *x, float *out) {
+    EBMC_DISPATCH(EBMC_OP_REDUCE, d, x && out, reduce, x, out);
+}
+ebmc_status ebmc_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param, const float *grad,
+                      float *m, float *v) {
+    if (d && d->count == 0) return EBMC_OK;
+    EBMC_DISPATCH(EBMC_OP_ADAM, d, param && grad && m && v, adam, param, grad, m, v);
+}

@@ -1,0 +1,656 @@
+/* The CPU backend: plain C, float32 tensors, clear loops. The reference every CUDA op is checked
+ * against, and itself checked against finite differences and PyTorch (tests/). Statistics
+ * (BatchNorm moments, pools, reductions, spectral-norm products) accumulate in double. */
+#include "cpu_gemm.h"
+#include "ctx_internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- memory ---- */
+
+static ebmc_status cpu_init(ebmc_ctx_t *ctx) { return EBMC_OK; }
+static void cpu_fini(ebmc_ctx_t *ctx) {}
+
+static ebmc_status cpu_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    *ptr = aligned_alloc(64, rounded ? rounded : 64);
+    if (!*ptr)
+        return ebmc_ctx_seterr(ctx, EBMC_E_NOMEM, "cpu: out of host memory allocating %zu bytes",
+                               bytes);
+    return EBMC_OK;
+}
+
+static void cpu_free(ebmc_ctx_t *ctx, void *ptr) { free(ptr); }
+
+static ebmc_status cpu_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
+                            ebmc_copy_kind kind) {
+    memmove(dst, src, bytes);
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_sync(ebmc_ctx_t *ctx) { return EBMC_OK; }
+
+/* out = v + beta*out without reading out when beta == 0 */
+static inline float blend(float v, float beta, float old) { return beta == 0.0f ? v : v + beta * old; }
+
+static void scale_or_zero(float *p, size_t n, float beta) {
+    if (beta == 0.0f)
+        memset(p, 0, n * sizeof(float));
+    else if (beta != 1.0f)
+        for (size_t i = 0; i < n; i++) p[i] *= beta;
+}
+
+/* ---- convolutions: one geometry, im2col + GEMM ----
+ * A transposed convolution is the adjoint of a convolution, so all six ops run on the three
+ * convolution cores below with the roles of input and output swapped. */
+
+typedef struct {
+    int n, cin, h, w;   /* conv input (N,Cin,H,W) */
+    int cout, kh, kw;   /* weight (Cout,Cin,KH,KW) */
+    int sh, sw, pt, pl; /* stride, top/left pad (bottom/right implied by ho, wo) */
+    int ho, wo;         /* conv output (N,Cout,Ho,Wo) */
+} conv_geom;
+
+static conv_geom geom_of(const ebmc_conv_desc *d) {
+    int ho = 0, wo = 0;
+    ebmc_conv_out_hw(d, &ho, &wo);
+    conv_geom g = {.n = d->n, .kh = d->kh, .kw = d->kw, .sh = d->stride_h, .sw = d->stride_w,
+                   .pt = d->pad_t, .pl = d->pad_l};
+    if (!d->transposed) {
+        g.cin = d->c_in; g.h = d->h; g.w = d->w;
+        g.cout = d->c_out; g.ho = ho; g.wo = wo;
+    } else { /* the convolution whose adjoint this is: (N,Cout_t,Ho,Wo) -> (N,Cin_t,H,W) */
+        g.cin = d->c_out; g.h = ho; g.w = wo;
+        g.cout = d->c_in; g.ho = d->h; g.wo = d->w;
+    }
+    return g;
+}
+
+static size_t col_floats(const conv_geom *g) {
+    return (size_t)g->cin * g->kh * g->kw * g->ho * g->wo;
+}
+
+/* col (Cin*KH*KW, Ho*Wo) from one image x (Cin,H,W) */
+static void im2col(const conv_geom *g, const float *x, float *col) {
+    int hw_o = g->ho * g->wo;
+#pragma omp parallel for collapse(2) schedule(static) if (col_floats(g) > 65536)
+    for (int c = 0; c < g->cin; c++)
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++) {
+                float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * hw_o;
+                const float *xc = x + (size_t)c * g->h * g->w;
+                for (int oh = 0; oh < g->ho; oh++) {
+                    int ih = oh * g->sh - g->pt + ki;
+                    float *r = row + (size_t)oh * g->wo;
+                    if (ih < 0 || ih >= g->h) {
+                        memset(r, 0, g->wo * sizeof(float));
+                        continue;
+                    }
+                    for (int ow = 0; ow < g->wo; ow++) {
+                        int iw = ow * g->sw - g->pl + kj;
+                        r[ow] = (iw >= 0 && iw < g->w) ? xc[(size_t)ih * g->w + iw] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* dx (Cin,H,W) += col2im(col) */
+static void col2im_add(const conv_geom *g, const float *col, float *dx) {
+    int hw_o = g->ho * g->wo;
+#pragma omp parallel for schedule(static) if (col_floats(g) > 65536)
+    for (int c = 0; c < g->cin; c++) { /* each thread owns one channel of dx: no races */
+        float *dxc = dx + (size_t)c * g->h * g->w;
+        for (int ki = 0; ki < g->kh; ki++)
+            for (int kj = 0; kj < g->kw; kj++) {
+                const float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * hw_o;
+                for (int oh = 0; oh < g->ho; oh++) {
+                    int ih = oh * g->sh - g->pt + ki;
+                    if (ih < 0 || ih >= g->h) continue;
+                    const float *r = row + (size_t)oh * g->wo;
+                    for (int ow = 0; ow < g->wo; ow++) {
+                        int iw = ow * g->sw - g->pl + kj;
+                        if (iw >= 0 && iw < g->w) dxc[(size_t)ih * g->w + iw] += r[ow];
+                    }
+                }
+            }
+    }
+}
+
+static ebmc_status conv_ws(ebmc_ctx_t *ctx, const conv_geom *g, float **col) {
+    return ebmc_ctx_workspace(ctx, col_floats(g) * sizeof(float), (void **)col);
+}
+
+/* y (N,Cout,Ho,Wo) = conv(x (N,Cin,H,W), w) */
+static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
+                                 const float *w, float *y, float beta) {
+    float *col;
+    ebmc_status s = conv_ws(ctx, g, &col);
+    if (s) return s;
+    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo;
+    for (int n = 0; n < g->n; n++) {
+        im2col(g, x + (size_t)n * g->cin * g->h * g->w, col);
+        cpu_sgemm(false, false, g->cout, P, K, 1.0f, w, K, col, P, beta,
+                  y + (size_t)n * g->cout * P, P);
+    }
+    return EBMC_OK;
+}
+
+/* dx (N,Cin,H,W) = beta*dx + conv^T(dy (N,Cout,Ho,Wo), w) */
+static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const float *dy,
+                                      const float *w, float *dx, float beta) {
+    float *col;
+    ebmc_status s = conv_ws(ctx, g, &col);
+    if (s) return s;
+    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo;
+    scale_or_zero(dx, (size_t)g->n * g->cin * g->h * g->w, beta);
+    for (int n = 0; n < g->n; n++) {
+        cpu_sgemm(true, false, K, P, g->cout, 1.0f, w, K, dy + (size_t)n * g->cout * P, P, 0.0f,
+                  col, P);
+        col2im_add(g, col, dx + (size_t)n * g->cin * g->h * g->w);
+    }
+    return EBMC_OK;
+}
+
+/* dw (Cout,Cin,KH,KW) = beta*dw + sum_n dy_n * im2col(x_n)^T */
+static ebmc_status conv_core_bwd_filter(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
+                                        const float *dy, float *dw, float beta) {
+    float *col;
+    ebmc_status s = conv_ws(ctx, g, &col);
+    if (s) return s;
+    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo;
+    for (int n = 0; n < g->n; n++) {
+        im2col(g, x + (size_t)n * g->cin * g->h * g->w, col);
+        cpu_sgemm(false, true, g->cout, K, P, 1.0f, dy + (size_t)n * g->cout * P, P, col, P,
+                  n == 0 ? beta : 1.0f, dw, K);
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_conv2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                                  const float *w, float *y) {
+    conv_geom g = geom_of(d);
+    return conv_core_fwd(ctx, &g, x, w, y, 0.0f);
+}
+static ebmc_status cpu_conv2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
+                                       const float *w, float *dx, float beta) {
+    conv_geom g = geom_of(d);
+    return conv_core_bwd_data(ctx, &g, dy, w, dx, beta);
+}
+static ebmc_status cpu_conv2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d,
+                                         const float *x, const float *dy, float *dw, float beta) {
+    conv_geom g = geom_of(d);
+    return conv_core_bwd_filter(ctx, &g, x, dy, dw, beta);
+}
+static ebmc_status cpu_convt2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                                   const float *w, float *y) {
+    conv_geom g = geom_of(d);
+    return conv_core_bwd_data(ctx, &g, x, w, y, 0.0f);
+}
+static ebmc_status cpu_convt2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d,
+                                        const float *dy, const float *w, float *dx, float beta) {
+    conv_geom g = geom_of(d);
+    return conv_core_fwd(ctx, &g, dy, w, dx, beta);
+}
+static ebmc_status cpu_convt2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d,
+                                          const float *x, const float *dy, float *dw,
+                                          float beta) {
+    conv_geom g = geom_of(d);
+    return conv_core_bwd_filter(ctx, &g, dy, x, dw, beta);
+}
+
+/* ---- linear ---- */
+
+static ebmc_status cpu_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x,
+                                  const float *w, const float *b, float *y) {
+    cpu_sgemm(false, true, d->n, d->out, d->in, 1.0f, x, d->in, w, d->in, 0.0f, y, d->out);
+    if (b)
+        for (int i = 0; i < d->n; i++)
+            for (int j = 0; j < d->out; j++) y[(size_t)i * d->out + j] += b[j];
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_linear_bwd_data(ebmc_ctx_t *ctx, const ebmc_linear_desc *d,
+                                       const float *dy, const float *w, float *dx, float beta) {
+    cpu_sgemm(false, false, d->n, d->in, d->out, 1.0f, dy, d->out, w, d->in, beta, dx, d->in);
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d,
+                                         const float *x, const float *dy, float *dw, float *db,
+                                         float beta) {
+    cpu_sgemm(true, false, d->out, d->in, d->n, 1.0f, dy, d->out, x, d->in, beta, dw, d->in);
+    if (db)
+        for (int j = 0; j < d->out; j++) {
+            double s = 0;
+            for (int i = 0; i < d->n; i++) s += dy[(size_t)i * d->out + j];
+            db[j] = blend((float)s, beta, db[j]);
+        }
+    return EBMC_OK;
+}
+
+/* ---- bias ---- */
+
+static ebmc_status cpu_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *b, float *y) {
+    size_t hw = (size_t)d->h * d->w;
+    for (int n = 0; n < d->n; n++)
+        for (int c = 0; c < d->c; c++) {
+            float *p = y + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) p[i] += b[c];
+        }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy,
+                                float *db, float beta) {
+    size_t hw = (size_t)d->h * d->w;
+    for (int c = 0; c < d->c; c++) {
+        double s = 0;
+        for (int n = 0; n < d->n; n++) {
+            const float *p = dy + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) s += p[i];
+        }
+        db[c] = blend((float)s, beta, db[c]);
+    }
+    return EBMC_OK;
+}
+
+/* ---- activations ---- */
+
+static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
+    float a = d->slope;
+#pragma omp parallel for schedule(static) if (d->count > 65536)
+    for (size_t i = 0; i < d->count; i++) {
+        float v = x[i];
+        switch (d->kind) {
+        case EBMC_ACT_IDENTITY: break;
+        case EBMC_ACT_RELU: v = v > 0.0f ? v : 0.0f; break;
+        case EBMC_ACT_LRELU: v = v > 0.0f ? v : a * v; break;
+        case EBMC_ACT_TANH: v = tanhf(v); break;
+        case EBMC_ACT_SILU: v = v / (1.0f + expf(-v)); break;
+        }
+        y[i] = v;
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x,
+                               const float *y, const float *dy, float *dx, float beta) {
+    float a = d->slope;
+#pragma omp parallel for schedule(static) if (d->count > 65536)
+    for (size_t i = 0; i < d->count; i++) {
+        float g = dy[i];
+        switch (d->kind) {
+        case EBMC_ACT_IDENTITY: break;
+        case EBMC_ACT_RELU: g = x[i] > 0.0f ? g : 0.0f; break;
+        case EBMC_ACT_LRELU: g = x[i] > 0.0f ? g : a * g; break;
+        case EBMC_ACT_TANH: g = g * (1.0f - y[i] * y[i]); break;
+        case EBMC_ACT_SILU: {
+            float s = 1.0f / (1.0f + expf(-x[i]));
+            g = g * s * (1.0f + x[i] * (1.0f - s));
+            break;
+        }
+        }
+        dx[i] = blend(g, beta, dx[i]);
+    }
+    return EBMC_OK;
+}
+
+/* ---- BatchNorm, batch statistics ---- */
+
+static ebmc_status cpu_bn_fwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const float *x,
+                              const float *gamma, const float *beta, float *y, float *save_mean,
+                              float *save_invstd, float *running_mean, float *running_var) {
+    size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < d->c; c++) {
+        double s = 0;
+        for (int n = 0; n < d->n; n++) {
+            const float *p = x + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) s += p[i];
+        }
+        double mean = s / (double)m, ss = 0;
+        for (int n = 0; n < d->n; n++) {
+            const float *p = x + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                double t = p[i] - mean;
+                ss += t * t;
+            }
+        }
+        double var = ss / (double)m;
+        double invstd = 1.0 / sqrt(var + d->eps);
+        save_mean[c] = (float)mean;
+        save_invstd[c] = (float)invstd;
+        if (running_mean) {
+            running_mean[c] = (float)((1.0 - d->momentum) * running_mean[c] + d->momentum * mean);
+            running_var[c] = (float)((1.0 - d->momentum) * running_var[c] +
+                                     d->momentum * ss / (double)(m - 1));
+        }
+        float sc = (float)(gamma[c] * invstd), sh = (float)(beta[c] - mean * gamma[c] * invstd);
+        for (int n = 0; n < d->n; n++) {
+            const float *p = x + ((size_t)n * d->c + c) * hw;
+            float *q = y + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) q[i] = p[i] * sc + sh;
+        }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_bn_bwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const float *x,
+                              const float *dy, const float *gamma, const float *save_mean,
+                              const float *save_invstd, float *dx, float *dgamma, float *dbeta,
+                              float beta_dx, float beta_param) {
+    size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < d->c; c++) {
+        double mean = save_mean[c], invstd = save_invstd[c], sdy = 0, sdyx = 0;
+        for (int n = 0; n < d->n; n++) {
+            const float *p = x + ((size_t)n * d->c + c) * hw;
+            const float *g = dy + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                sdy += g[i];
+                sdyx += g[i] * (p[i] - mean) * invstd;
+            }
+        }
+        double k = gamma[c] * invstd, a = sdy / (double)m, b = sdyx / (double)m;
+        for (int n = 0; n < d->n; n++) {
+            const float *p = x + ((size_t)n * d->c + c) * hw;
+            const float *g = dy + ((size_t)n * d->c + c) * hw;
+            float *q = dx + ((size_t)n * d->c + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                double xhat = (p[i] - mean) * invstd;
+                q[i] = blend((float)(k * (g[i] - a - xhat * b)), beta_dx, q[i]);
+            }
+        }
+        dgamma[c] = blend((float)sdyx, beta_param, dgamma[c]);
+        dbeta[c] = blend((float)sdy, beta_param, dbeta[c]);
+    }
+    return EBMC_OK;
+}
+
+/* ---- spectral norm ---- */
+
+static void normalize_into(const double *a, int n, double eps, float *out) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += a[i] * a[i];
+    double nrm = sqrt(s);
+    if (nrm < eps) nrm = eps;
+    for (int i = 0; i < n; i++) out[i] = (float)(a[i] / nrm);
+}
+
+static ebmc_status cpu_sn_power(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w, float *u,
+                                float *v, float *sigma, float *w_sn) {
+    int R = d->rows, C = d->cols;
+    void *ws;
+    ebmc_status s = ebmc_ctx_workspace(ctx, (size_t)(R > C ? R : C) * sizeof(double), &ws);
+    if (s) return s;
+    double *t = ws;
+    for (int it = 0; it < d->n_power_iter; it++) {
+        for (int j = 0; j < C; j++) t[j] = 0;
+        for (int i = 0; i < R; i++) { /* t = W^T u */
+            const float *wi = w + (size_t)i * C;
+            for (int j = 0; j < C; j++) t[j] += (double)wi[j] * u[i];
+        }
+        normalize_into(t, C, d->eps, v);
+        for (int i = 0; i < R; i++) { /* t = W v */
+            const float *wi = w + (size_t)i * C;
+            double a = 0;
+            for (int j = 0; j < C; j++) a += (double)wi[j] * v[j];
+            t[i] = a;
+        }
+        normalize_into(t, R, d->eps, u);
+    }
+    double sg = 0;
+    for (int i = 0; i < R; i++) {
+        const float *wi = w + (size_t)i * C;
+        double a = 0;
+        for (int j = 0; j < C; j++) a += (double)wi[j] * v[j];
+        sg += a * u[i];
+    }
+    sigma[0] = (float)sg;
+    float sgf = (float)sg;
+    for (size_t i = 0; i < (size_t)R * C; i++) w_sn[i] = w[i] / sgf;
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_sn_bwd(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w,
+                              const float *u, const float *v, const float *sigma,
+                              const float *dw_sn, float *dw, float beta) {
+    size_t n = (size_t)d->rows * d->cols;
+    double dot = 0, sg = sigma[0];
+    for (size_t i = 0; i < n; i++) dot += (double)dw_sn[i] * w[i];
+    double c = dot / (sg * sg);
+    for (int i = 0; i < d->rows; i++)
+        for (int j = 0; j < d->cols; j++) {
+            size_t k = (size_t)i * d->cols + j;
+            dw[k] = blend((float)(dw_sn[k] / sg - c * u[i] * v[j]), beta, dw[k]);
+        }
+    return EBMC_OK;
+}
+
+/* ---- upsampling x2 ---- */
+
+/* align_corners=True source coordinate of output index o (of 2n) into n inputs */
+static inline void ac_src(int o, int n, int *i0, int *i1, float *l1) {
+    float scale = n > 1 ? (float)(n - 1) / (float)(2 * n - 1) : 0.0f;
+    float src = scale * (float)o;
+    int a = (int)src;
+    if (a > n - 1) a = n - 1;
+    *i0 = a;
+    *i1 = a + (a < n - 1 ? 1 : 0);
+    *l1 = src - (float)a;
+}
+
+static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
+                                    float *y) {
+    int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)d->n * d->c; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float v;
+                if (d->mode == EBMC_UPSAMPLE_NEAREST) {
+                    v = xp[(size_t)(oh / 2) * W + ow / 2];
+                } else {
+                    int h0, h1, w0, w1;
+                    float lh, lw;
+                    ac_src(oh, H, &h0, &h1, &lh);
+                    ac_src(ow, W, &w0, &w1, &lw);
+                    v = (1.0f - lh) * ((1.0f - lw) * xp[(size_t)h0 * W + w0] + lw * xp[(size_t)h0 * W + w1]) +
+                        lh * ((1.0f - lw) * xp[(size_t)h1 * W + w0] + lw * xp[(size_t)h1 * W + w1]);
+                }
+                yp[(size_t)oh * Wo + ow] = v;
+            }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *dy,
+                                    float *dx, float beta) {
+    int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
+    scale_or_zero(dx, (size_t)d->n * d->c * H * W, beta);
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)d->n * d->c; nc++) {
+        float *xp = dx + (size_t)nc * H * W;
+        const float *yp = dy + (size_t)nc * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float g = yp[(size_t)oh * Wo + ow];
+                if (d->mode == EBMC_UPSAMPLE_NEAREST) {
+                    xp[(size_t)(oh / 2) * W + ow / 2] += g;
+                } else {
+                    int h0, h1, w0, w1;
+                    float lh, lw;
+                    ac_src(oh, H, &h0, &h1, &lh);
+                    ac_src(ow, W, &w0, &w1, &lw);
+                    xp[(size_t)h0 * W + w0] += (1.0f - lh) * (1.0f - lw) * g;
+                    xp[(size_t)h0 * W + w1] += (1.0f - lh) * lw * g;
+                    xp[(size_t)h1 * W + w0] += lh * (1.0f - lw) * g;
+                    xp[(size_t)h1 * W + w1] += lh * lw * g;
+                }
+            }
+    }
+    return EBMC_OK;
+}
+
+/* ---- pooling ---- */
+
+static ebmc_status cpu_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x,
+                                    float *y) {
+    int H = d->h, W = d->w, Ho = H / 2, Wo = W / 2;
+    for (long nc = 0; nc < (long)d->n * d->c; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * Ho * Wo;
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                const float *a = xp + (size_t)(2 * i) * W + 2 * j;
+                yp[(size_t)i * Wo + j] = 0.25f * ((a[0] + a[1]) + (a[W] + a[W + 1]));
+            }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy,
+                                    float *dx, float beta) {
+    int H = d->h, W = d->w, Ho = H / 2, Wo = W / 2;
+    for (long nc = 0; nc < (long)d->n * d->c; nc++) {
+        float *xp = dx + (size_t)nc * H * W;
+        const float *yp = dy + (size_t)nc * Ho * Wo;
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++) {
+                int i = h / 2, j = w / 2;
+                float g = (i < Ho && j < Wo) ? 0.25f * yp[(size_t)i * Wo + j] : 0.0f;
+                xp[(size_t)h * W + w] = blend(g, beta, xp[(size_t)h * W + w]);
+            }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *x,
+                                 float *y) {
+    size_t hw = (size_t)d->h * d->w;
+    for (long nc = 0; nc < (long)d->n * d->c; nc++) {
+        double s = 0;
+        const float *p = x + (size_t)nc * hw;
+        for (size_t i = 0; i < hw; i++) s += p[i];
+        y[nc] = (float)(d->mode == EBMC_GPOOL_AVG ? s / (double)hw : s);
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *dy,
+                                 float *dx, float beta) {
+    size_t hw = (size_t)d->h * d->w;
+    for (long nc = 0; nc < (long)d->n * d->c; nc++) {
+        float g = d->mode == EBMC_GPOOL_AVG ? dy[nc] / (float)hw : dy[nc];
+        float *p = dx + (size_t)nc * hw;
+        for (size_t i = 0; i < hw; i++) p[i] = blend(g, beta, p[i]);
+    }
+    return EBMC_OK;
+}
+
+/* ---- element-wise, reductions, Adam ---- */
+
+static ebmc_status cpu_axpby(ebmc_ctx_t *ctx, const ebmc_axpby_desc *d, const float *x, float *y) {
+    for (size_t i = 0; i < d->count; i++) y[i] = blend(d->a * x[i], d->b, y[i]);
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_fill(ebmc_ctx_t *ctx, const ebmc_fill_desc *d, float *y) {
+    for (size_t i = 0; i < d->count; i++) y[i] = d->value;
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const float *x,
+                              float *out) {
+    for (int r = 0; r < d->rows; r++) {
+        const float *p = x + (size_t)r * d->cols;
+        double s = 0;
+        if (d->mode == EBMC_REDUCE_SUMSQ)
+            for (size_t i = 0; i < d->cols; i++) s += (double)p[i] * p[i];
+        else
+            for (size_t i = 0; i < d->cols; i++) s += p[i];
+        out[r] = blend((float)s, d->beta, out[r]);
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
+                            const float *grad, float *m, float *v) {
+    double bc1 = 1.0 - pow((double)d->beta1, (double)d->step);
+    double bc2 = 1.0 - pow((double)d->beta2, (double)d->step);
+    float step_size = (float)(d->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float b1 = d->beta1, b2 = d->beta2, wd = d->weight_decay, eps = d->eps;
+#pragma omp parallel for schedule(static) if (d->count > 65536)
+    for (size_t i = 0; i < d->count; i++) {
+        float g = grad[i];
+        if (wd != 0.0f) g = g + wd * param[i];
+        m[i] = m[i] * b1 + (1.0f - b1) * g;
+        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        param[i] = param[i] - step_size * (m[i] / denom);
+    }
+    return EBMC_OK;
+}
+
+/* ---- table ---- */
+
+static bool cpu_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
+    return op >= 0 && op < EBMC_OP_COUNT; /* every op; descriptors are validated by the caller */
+}
+
+static size_t cpu_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
+    switch (op) {
+    case EBMC_OP_CONV2D_FWD: case EBMC_OP_CONV2D_BWD_DATA: case EBMC_OP_CONV2D_BWD_FILTER:
+    case EBMC_OP_CONVT2D_FWD: case EBMC_OP_CONVT2D_BWD_DATA: case EBMC_OP_CONVT2D_BWD_FILTER: {
+        conv_geom g = geom_of(desc);
+        return col_floats(&g) * sizeof(float);
+    }
+    case EBMC_OP_SN_POWER: {
+        const ebmc_sn_desc *d = desc;
+        return (size_t)(d->rows > d->cols ? d->rows : d->cols) * sizeof(double);
+    }
+    default: return 0;
+    }
+}
+
+const ebmc_backend_ops ebmc_cpu_ops = {
+    .name = "cpu",
+    .init = cpu_init,
+    .fini = cpu_fini,
+    .supports = cpu_supports,
+    .workspace_size = cpu_workspace_size,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .conv2d_fwd = cpu_conv2d_fwd,
+    .conv2d_bwd_data = cpu_conv2d_bwd_data,
+    .conv2d_bwd_filter = cpu_conv2d_bwd_filter,
+    .convt2d_fwd = cpu_convt2d_fwd,
+    .convt2d_bwd_data = cpu_convt2d_bwd_data,
+    .convt2d_bwd_filter = cpu_convt2d_bwd_filter,
+    .linear_fwd = cpu_linear_fwd,
+    .linear_bwd_data = cpu_linear_bwd_data,
+    .linear_bwd_filter = cpu_linear_bwd_filter,
+    .bias_fwd = cpu_bias_fwd,
+    .bias_bwd = cpu_bias_bwd,
+    .act_fwd = cpu_act_fwd,
+    .act_bwd = cpu_act_bwd,
+    .bn_fwd = cpu_bn_fwd,
+    .bn_bwd = cpu_bn_bwd,
+    .sn_power = cpu_sn_power,
+    .sn_bwd = cpu_sn_bwd,
+    .upsample_fwd = cpu_upsample_fwd,
+    .upsample_bwd = cpu_upsample_bwd,
+    .avgpool2_fwd = cpu_avgpool2_fwd,
+    .avgpool2_bwd = cpu_avgpool2_bwd,
+    .gpool_fwd = cpu_gpool_fwd,
+    .gpool_bwd = cpu_gpool_bwd,
+    .axpby = cpu_axpby,
+    .fill = cpu_fill,
+    .reduce = cpu_reduce,
+    .adam = cpu_adam,
+};

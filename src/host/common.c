@@ -1,0 +1,40 @@
+#include "ebmc/common.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+static int g_fail_device = -1; /* only for the message of the process-wide fatal sink */
+
+void ebmc_fail_set_device(int device) { g_fail_device = device; }
+
+void ebmc_fail(const char *stmt, const char *err, const char *func, const char *file, int line) {
+    fflush(stdout);
+    fprintf(stderr, "ebmc: fatal: %s\n  error:    %s\n  in:       %s (%s:%d)\n", stmt,
+            err ? err : "?", func, file, line);
+    if (g_fail_device >= 0) fprintf(stderr, "  device:   cuda:%d\n", g_fail_device);
+    exit(3);
+}
+
+void *ebmc_xmalloc(size_t bytes, const char *what) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) ebmc_fail(what, "out of host memory", __func__, __FILE__, __LINE__);
+    return p;
+}
+
+void *ebmc_xcalloc(size_t count, size_t size, const char *what) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) ebmc_fail(what, "out of host memory", __func__, __FILE__, __LINE__);
+    return p;
+}
+
+const char *ebmc_status_str(ebmc_status s) {
+    switch (s) {
+    case EBMC_OK: return "ok";
+    case EBMC_E_INVALID: return "invalid argument";
+    case EBMC_E_UNSUPPORTED: return "unsupported";
+    case EBMC_E_WORKSPACE: return "workspace too small";
+    case EBMC_E_DEVICE: return "device error";
+    case EBMC_E_NOMEM: return "out of memory";
+    case EBMC_E_IO: return "i/o error";
+    }
+    return "unknown status";
+}

@@ -1,0 +1,32 @@
+/* defines: struct ebmc_ctx (private to backends), ebmc_ctx_seterr, ebmc_ctx_workspace */
+#ifndef EBMC_CTX_INTERNAL_H
+#define EBMC_CTX_INTERNAL_H
+
+#include "ebmc/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ebmc_ctx {
+    ebmc_backend_kind kind;
+    const ebmc_backend_ops *ops;
+    ebmc_ctx_opts opts;
+    char err[1024];             /* last error message */
+    void *workspace;            /* backend memory, ws_bytes long */
+    size_t ws_bytes;
+    bool ws_frozen;             /* after planning: never grow, fail instead */
+    void *priv;                 /* backend-owned state (CUDA: stream, handles, plan cache) */
+};
+
+/* Formats the message into ctx->err and returns `status` (so: return ebmc_ctx_seterr(...)). */
+ebmc_status ebmc_ctx_seterr(ebmc_ctx_t *ctx, ebmc_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A workspace of at least `bytes` for the op running now: grows it while not frozen. */
+ebmc_status ebmc_ctx_workspace(ebmc_ctx_t *ctx, size_t bytes, void **ws);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

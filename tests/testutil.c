@@ -1,0 +1,201 @@
+#include "testutil.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void tu_rng_seed(tu_rng *r, uint64_t seed) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 2; i++) { /* splitmix64 */
+        z += 0x9E3779B97F4A7C15ull;
+        uint64_t t = z;
+        t = (t ^ (t >> 30)) * 0xBF58476D1CE4E5B9ull;
+        t = (t ^ (t >> 27)) * 0x94D049BB133111EBull;
+        r->s[i] = t ^ (t >> 31);
+    }
+}
+
+uint64_t tu_next(tu_rng *r) { /* xoroshiro128+ */
+    uint64_t s0 = r->s[0], s1 = r->s[1], res = s0 + s1;
+    s1 ^= s0;
+    r->s[0] = rotl(s0, 24) ^ s1 ^ (s1 << 16);
+    r->s[1] = rotl(s1, 37);
+    return res;
+}
+
+float tu_uniform(tu_rng *r, float lo, float hi) {
+    double u = (double)(tu_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(lo + (hi - lo) * u);
+}
+
+float tu_normal(tu_rng *r) {
+    double u1 = ((double)(tu_next(r) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    double u2 = (double)(tu_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void tu_fill_normal(tu_rng *r, float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * tu_normal(r);
+}
+
+void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = tu_uniform(r, lo, hi);
+}
+
+void tu_fill_away_from_zero(tu_rng *r, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) {
+        float m = tu_uniform(r, lo, hi);
+        x[i] = (tu_next(r) & 1) ? m : -m;
+    }
+}
+
+float *tu_malloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) fail_msg("out of host memory (%zu floats)", n);
+    return p;
+}
+
+ebmc_ctx_t *tu_ctx_cpu(void) {
+    ebmc_ctx_opts o = ebmc_ctx_opts_default();
+    o.kind = EBMC_BACKEND_CPU;
+    ebmc_ctx_t *ctx = NULL;
+    char err[512];
+    if (ebmc_ctx_create(&o, &ctx, err, sizeof err) != EBMC_OK) fail_msg("CPU context: %s", err);
+    return ctx;
+}
+
+ebmc_ctx_t *tu_ctx_cuda(ebmc_precision prec) {
+    if (ebmc_cuda_device_count() <= 0) return NULL;
+    ebmc_ctx_opts o = ebmc_ctx_opts_default();
+    o.kind = EBMC_BACKEND_CUDA;
+    o.precision = prec;
+    o.deterministic = true;
+    ebmc_ctx_t *ctx = NULL;
+    char err[512];
+    if (ebmc_ctx_create(&o, &ctx, err, sizeof err) != EBMC_OK) fail_msg("CUDA context: %s", err);
+    return ctx;
+}
+
+static void fill_dev(ebmc_ctx_t *ctx, float *p, size_t n, float v) {
+    ebmc_fill_desc d = {.count = n, .value = v};
+    if (ebmc_fill(ctx, &d, p) != EBMC_OK) fail_msg("fill: %s", ebmc_ctx_error(ctx));
+}
+
+tu_dbuf tu_dbuf_alloc(ebmc_ctx_t *ctx, size_t n) {
+    tu_dbuf b = {.ctx = ctx, .n = n, .guard = TU_GUARD};
+    void *p = NULL;
+    if (ebmc_alloc(ctx, &p, (n + 2 * TU_GUARD) * sizeof(float)) != EBMC_OK)
+        fail_msg("alloc %zu floats: %s", n, ebmc_ctx_error(ctx));
+    b.base = p;
+    b.p = b.base + TU_GUARD;
+    fill_dev(ctx, b.base, TU_GUARD, TU_SENTINEL);
+    fill_dev(ctx, b.p + n, TU_GUARD, TU_SENTINEL);
+    tu_dbuf_poison(&b);
+    return b;
+}
+
+void tu_dbuf_free(tu_dbuf *b) {
+    if (b->base) ebmc_free(b->ctx, b->base);
+    b->base = b->p = NULL;
+}
+
+void tu_dbuf_upload(tu_dbuf *b, const float *host) {
+    if (ebmc_copy(b->ctx, b->p, host, b->n * sizeof(float), EBMC_COPY_H2D) != EBMC_OK)
+        fail_msg("upload: %s", ebmc_ctx_error(b->ctx));
+}
+
+void tu_dbuf_download(const tu_dbuf *b, float *host) {
+    if (ebmc_copy(b->ctx, host, b->p, b->n * sizeof(float), EBMC_COPY_D2H) != EBMC_OK)
+        fail_msg("download: %s", ebmc_ctx_error(b->ctx));
+}
+
+void tu_dbuf_poison(tu_dbuf *b) {
+    if (b->n) fill_dev(b->ctx, b->p, b->n, NAN);
+}
+
+bool tu_dbuf_guards_ok(const tu_dbuf *b) {
+    float g[2 * TU_GUARD];
+    if (ebmc_copy(b->ctx, g, b->base, TU_GUARD * sizeof(float), EBMC_COPY_D2H) != EBMC_OK ||
+        ebmc_copy(b->ctx, g + TU_GUARD, b->p + b->n, TU_GUARD * sizeof(float), EBMC_COPY_D2H) !=
+            EBMC_OK)
+        fail_msg("guard download: %s", ebmc_ctx_error(b->ctx));
+    for (int i = 0; i < 2 * TU_GUARD; i++)
+        if (g[i] != TU_SENTINEL) return false;
+    return true;
+}
+
+double tu_nmse(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) != isnan(ref[i])) return INFINITY;
+        if (isinf(ref[i]) || isinf(a[i])) {
+            if (a[i] != ref[i]) return INFINITY;
+            continue;
+        }
+        if (isnan(ref[i])) continue;
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    if (num == 0) return 0;
+    return den > 0 ? num / den : INFINITY;
+}
+
+double tu_rel_l2(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    if (isnan(num)) return INFINITY;
+    if (num == 0) return 0;
+    return den > 0 ? sqrt(num / den) : INFINITY;
+}
+
+double tu_max_abs(const float *a, const float *ref, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (isnan(d)) return INFINITY;
+        if (d > m) m = d;
+    }
+    return m;
+}
+
+double tu_dot(const float *r, const float *y, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)r[i] * y[i];
+    return s;
+}
+
+double tu_gradcheck(const char *name, tu_scalar_fn f, void *user, float *param, size_t n,
+                    const float *grad, double h, double rtol, double atol, size_t max_check) {
+    double worst = 0;
+    size_t worst_i = 0;
+    double worst_fd = 0;
+    size_t nchk = n <= max_check ? n : max_check;
+    for (size_t k = 0; k < nchk; k++) {
+        size_t i = n <= max_check ? k : (size_t)((double)k * (double)(n - 1) / (double)(nchk - 1));
+        float orig = param[i];
+        param[i] = (float)(orig + h);
+        double hp = (double)param[i] - orig; /* the step actually taken in float */
+        double fp = f(user);
+        param[i] = (float)(orig - h);
+        double hm = orig - (double)param[i];
+        double fm = f(user);
+        param[i] = orig;
+        double fd = (fp - fm) / (hp + hm);
+        double err = fabs(fd - grad[i]) / (atol + rtol * fabs(grad[i]));
+        if (!(err <= worst)) { /* NaN-safe */
+            worst = isnan(err) ? INFINITY : err;
+            worst_i = i;
+            worst_fd = fd;
+        }
+    }
+    printf("  gradcheck %-44s n=%-7zu checked=%-5zu worst %.3g of tolerance (i=%zu fd=%.6g an=%.6g)\n",
+           name, n, nchk, worst, worst_i, worst_fd, (double)grad[worst_i]);
+    return worst;
+}
