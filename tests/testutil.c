@@ -199,3 +199,43 @@ double tu_gradcheck(const char *name, tu_scalar_fn f, void *user, float *param, 
            name, n, nchk, worst, worst_i, worst_fd, (double)grad[worst_i]);
     return worst;
 }
+
+double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, size_t n,
+                   const float *grad, double rel_h, double tol, int trials, tu_rng *rng) {
+    float *orig = tu_malloc(n), *v = tu_malloc(n);
+    memcpy(orig, param, n * sizeof(float));
+    double ss = 0, gg = 0;
+    for (size_t i = 0; i < n; i++) {
+        ss += (double)orig[i] * orig[i];
+        gg += (double)grad[i] * grad[i];
+    }
+    double rms = sqrt(ss / (double)n), gnorm = sqrt(gg);
+    double h = rel_h * (rms > 0.1 ? rms : 0.1);
+    double worst = 0, wfd = 0, wan = 0;
+    for (int t = 0; t < trials; t++) {
+        double an = 0;
+        for (size_t i = 0; i < n; i++) {
+            v[i] = tu_normal(rng);
+            an += (double)grad[i] * v[i];
+        }
+        for (size_t i = 0; i < n; i++) param[i] = (float)(orig[i] + h * v[i]);
+        double fp = f(user);
+        for (size_t i = 0; i < n; i++) param[i] = (float)(orig[i] - h * v[i]);
+        double fm = f(user);
+        double fd = (fp - fm) / (2 * h);
+        /* the float32 rounding of f itself: ~100 roundings of |f| at 2^-24, over 2h */
+        double floor = 100.0 * 5.96e-8 * (fabs(fp) + fabs(fm)) / (2 * h);
+        double err = fabs(fd - an) / (tol * gnorm + floor + 1e-30);
+        if (!(err <= worst)) {
+            worst = isnan(err) ? INFINITY : err;
+            wfd = fd;
+            wan = an;
+        }
+    }
+    memcpy(param, orig, n * sizeof(float));
+    free(orig);
+    free(v);
+    printf("  dircheck  %-58s n=%-8zu worst %.3g of tolerance (fd=%.6g an=%.6g |g|=%.3g)\n", name, n,
+           worst, wfd, wan, gnorm);
+    return worst;
+}

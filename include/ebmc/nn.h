@@ -1,0 +1,145 @@
+/* defines: ebmc_net_t (a graph of layers and its parameters), ebmc_tape_t (the activations of
+ * one forward pass, planned once for a maximum batch), the builder calls, forward, backward
+ * (input-gradient-only or full), parameter registry and memory plan.
+ *
+ * A net is built once (ebmc_net_create, ebmc_nn_* layers, ebmc_net_finalize), which allocates and
+ * initialises its parameters in one arena. Each tape is planned from the shapes (all activations,
+ * their gradients, BatchNorm statistics and spectral-norm state of one pass) and allocated once;
+ * forward and backward never allocate. Values are identified by small integers; value 0 is the
+ * net's input. Tensor names are PyTorch state_dict names, so checkpoints load into the authors'
+ * modules. */
+#ifndef EBMC_NN_H
+#define EBMC_NN_H
+
+#include "ebmc/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ebmc_net ebmc_net_t;
+typedef struct ebmc_tape ebmc_tape_t;
+
+typedef enum {
+    EBMC_INIT_DEFAULT = 0,   /* PyTorch's default for the layer: conv/linear weight and bias
+                              * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BatchNorm weight 1, bias 0 */
+    EBMC_INIT_XAVIER_NORMAL, /* N(0, 2/(fan_in + fan_out)) */
+    EBMC_INIT_NORMAL,        /* N(0, std^2) */
+    EBMC_INIT_ZERO,
+    EBMC_INIT_ONE
+} ebmc_init_kind;
+
+typedef struct {
+    ebmc_init_kind kind;
+    float std; /* EBMC_INIT_NORMAL only */
+} ebmc_init;
+
+typedef struct {
+    int c_out, k, stride, pad;
+    bool same_tf;        /* TensorFlow 'SAME' padding instead of `pad` */
+    int out_pad;         /* transposed convolutions: PyTorch output_padding */
+    bool bias;
+    bool sn;             /* spectral normalisation (not for transposed convolutions) */
+    ebmc_init w_init, b_init;
+} ebmc_conv_spec;
+
+typedef enum {
+    EBMC_GRAD_INPUT = 0, /* gradients of values and of the net input only (Langevin): no weight
+                          * gradient is computed and parameter-gradient memory is not touched */
+    EBMC_GRAD_FULL = 1   /* also parameter gradients, accumulated (+=) into the net's gradients */
+} ebmc_grad_mode;
+
+/* ---- building (errors are sticky and reported by ebmc_net_finalize) ---- */
+
+/* Input shape per sample (C,H,W); name is used in messages and checkpoints. */
+ebmc_net_t *ebmc_net_create(const char *name, int c, int h, int w);
+int ebmc_nn_conv(ebmc_net_t *net, int in, const char *prefix, const ebmc_conv_spec *s);
+int ebmc_nn_convt(ebmc_net_t *net, int in, const char *prefix, const ebmc_conv_spec *s);
+/* y (N,OUT) = flatten(x) W^T + b */
+int ebmc_nn_linear(ebmc_net_t *net, int in, const char *prefix, int out, bool bias, bool sn,
+                   ebmc_init w_init, ebmc_init b_init);
+int ebmc_nn_act(ebmc_net_t *net, int in, ebmc_act_kind kind, float slope);
+/* BatchNorm in batch-statistics mode (the references never use eval mode); gamma_init e.g.
+ * N(0,1) for Dual-MCMC. Running statistics are kept for PyTorch compatibility. */
+int ebmc_nn_bn(ebmc_net_t *net, int in, const char *prefix, ebmc_init gamma_init);
+int ebmc_nn_upsample(ebmc_net_t *net, int in, ebmc_upsample_mode mode);
+int ebmc_nn_avgpool2(ebmc_net_t *net, int in);
+int ebmc_nn_gpool(ebmc_net_t *net, int in, ebmc_gpool_mode mode); /* -> (N,C,1,1) */
+int ebmc_nn_add(ebmc_net_t *net, int a, int b);
+int ebmc_nn_scale(ebmc_net_t *net, int in, float s);
+int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w); /* a view: no copy */
+/* Marks a value as an output (call once per output, in order). */
+void ebmc_net_output(ebmc_net_t *net, int v);
+/* Metadata recorded in checkpoints (e.g. "arch" -> "dualmcmc_cifar10_E"). */
+void ebmc_net_set_meta(ebmc_net_t *net, const char *key, const char *value);
+
+/* Checks the graph, allocates parameters, gradients (when trainable) and buffers on ctx and
+ * initialises them from `seed`. On failure returns non-OK with a message in ebmc_net_error(). */
+ebmc_status ebmc_net_finalize(ebmc_net_t *net, ebmc_ctx_t *ctx, bool trainable, uint64_t seed);
+const char *ebmc_net_error(const ebmc_net_t *net);
+void ebmc_net_free(ebmc_net_t *net);
+
+/* Spectral norm: power iterations per forward (1 as torch; 0 freezes u, v). */
+void ebmc_net_set_sn_iters(ebmc_net_t *net, int n_power_iter);
+int ebmc_net_sn_iters(const ebmc_net_t *net);
+
+/* ---- shapes and parameters ---- */
+const char *ebmc_net_name(const ebmc_net_t *net);
+int ebmc_net_n_outputs(const ebmc_net_t *net);
+int ebmc_net_output_value(const ebmc_net_t *net, int i);
+void ebmc_net_value_shape(const ebmc_net_t *net, int v, int *c, int *h, int *w);
+void ebmc_net_input_shape(const ebmc_net_t *net, int *c, int *h, int *w);
+size_t ebmc_net_value_count(const ebmc_net_t *net, int v); /* per sample */
+
+/* All trainable parameters are one contiguous arena (so one optimiser call covers a net). */
+size_t ebmc_net_param_count(const ebmc_net_t *net);
+float *ebmc_net_params(ebmc_net_t *net);
+float *ebmc_net_grads(ebmc_net_t *net); /* NULL when not trainable */
+ebmc_status ebmc_net_zero_grad(ebmc_net_t *net);
+ebmc_ctx_t *ebmc_net_ctx(const ebmc_net_t *net);
+
+/* Named tensors (parameters and buffers), in state_dict order. */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+    size_t count;
+    float *data;        /* device memory; NULL for num_batches_tracked (an int64 counter) */
+    float *grad;        /* trainable parameters of a trainable net; else NULL */
+    bool trainable;
+    bool is_counter;    /* BatchNorm num_batches_tracked: value = ebmc_net_bn_batches() */
+} ebmc_net_tensor;
+int ebmc_net_tensor_count(const ebmc_net_t *net);
+const ebmc_net_tensor *ebmc_net_tensor_at(const ebmc_net_t *net, int i);
+const ebmc_net_tensor *ebmc_net_tensor_find(const ebmc_net_t *net, const char *name);
+int64_t ebmc_net_bn_batches(const ebmc_net_t *net);
+void ebmc_net_set_bn_batches(ebmc_net_t *net, int64_t n);
+int ebmc_net_meta_count(const ebmc_net_t *net);
+void ebmc_net_meta_at(const ebmc_net_t *net, int i, const char **key, const char **value);
+
+/* ---- tapes: planned once, then forward/backward without allocation ---- */
+
+/* Bytes a tape for `max_batch` needs (values, their gradients when with_grad, statistics). */
+size_t ebmc_tape_plan_bytes(const ebmc_net_t *net, int max_batch, bool with_grad);
+ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebmc_tape_t **out);
+void ebmc_tape_free(ebmc_tape_t *tape);
+int ebmc_tape_batch(const ebmc_tape_t *tape); /* batch of the last forward */
+float *ebmc_tape_value(ebmc_tape_t *tape, int v);
+float *ebmc_tape_output(ebmc_tape_t *tape, int i);
+
+/* Runs the net on x (device memory, (n, C, H, W), 1 <= n <= max_batch). x is referenced, not
+ * copied: keep it unchanged until the backward of this pass. */
+ebmc_status ebmc_net_forward(ebmc_net_t *net, ebmc_tape_t *tape, int n, const float *x);
+/* Backward of the tape's last forward. dy[i]: gradient of output i ((n, C, H, W) device memory)
+ * or NULL (no gradient). dx: NULL, or where to write d/dx of the net input, as
+ * dx = dx_beta*dx + grad. */
+ebmc_status ebmc_net_backward(ebmc_net_t *net, ebmc_tape_t *tape, const float *const *dy,
+                              ebmc_grad_mode mode, float *dx, float dx_beta);
+
+/* Prints parameters, gradients, buffers and the tape plan for `batch` in MiB. */
+void ebmc_net_memory_report(const ebmc_net_t *net, int batch, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,269 @@
+/* Whole-network checks on the CPU backend, for small widths of every architecture:
+ * - directional central finite differences of L = sum_i r_i . out_i against the input gradient
+ *   and every parameter tensor's gradient of a full backward;
+ * - the input-gradient-only backward gives the same dx and leaves parameter gradients untouched;
+ * - two tapes of one net are independent; forward is deterministic;
+ * - parameter counts of the full-size Dual-MCMC nets and their memory plans at batch 100.
+ *
+ * The nets are built with `smooth`: every ReLU/LeakyReLU is a SiLU. Finite differences of a
+ * whole ReLU net are ill-posed (thousands of units sit within any useful step of their kink and
+ * the difference straddles them); the kink itself is checked per op in test_ops_grad, and the
+ * real nets, ReLUs included, against PyTorch autograd in tests/oracle. Everything else (the graph,
+ * residual accumulation, BatchNorm, spectral norm, upsampling, views, heads) is as in the real
+ * architecture.
+ * Tolerance. Element-wise differences are checked per op in test_ops_grad; for whole nets the
+ * check is directional (3 random directions per tensor), because single-element steps large
+ * enough to beat float32 rounding cross ReLU kinks of the tiny activations some inits give
+ * (N(0, 0.005^2) weights). The step is h = 1e-3 * rms(tensor); along it only a ~1e-3 fraction of
+ * units can cross a kink, float32 rounding of L contributes ~|L| 2^-24 sqrt(#ops) / 2h, and the
+ * curvature of the smooth parts (BatchNorm, tanh, SiLU, spectral norm) is O(h^2). Pass:
+ * |fd - g.v| <= 2e-2 * ||g||_2. */
+#include "ebmc/models.h"
+#include "testutil.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REL_H 1e-3
+#define DIR_TOL 2e-2
+
+static ebmc_ctx_t *CTX;
+static tu_rng RNG;
+
+#define OK(call) do { ebmc_status s_ = (call); if (s_ != EBMC_OK) fail_msg("%s: %s", #call, ebmc_ctx_error(CTX)); } while (0)
+
+static int setup(void **state) {
+    CTX = tu_ctx_cpu();
+    tu_rng_seed(&RNG, 777);
+    return 0;
+}
+static int teardown(void **state) {
+    ebmc_ctx_free(CTX);
+    return 0;
+}
+
+typedef struct {
+    ebmc_net_t *net;
+    ebmc_tape_t *tape;
+    int n;
+    float *x;
+    float *r[2];
+    size_t out_n[2];
+    int n_out;
+} net_case;
+
+static double net_loss(void *u) {
+    net_case *c = u;
+    OK(ebmc_net_forward(c->net, c->tape, c->n, c->x));
+    double s = 0;
+    for (int i = 0; i < c->n_out; i++) s += tu_dot(c->r[i], ebmc_tape_output(c->tape, i), c->out_n[i]);
+    return s;
+}
+
+static double max_abs(const float *g, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(g[i]));
+    return m;
+}
+
+static ebmc_net_t *build(const ebmc_model_cfg *cfg, ebmc_net_role role) {
+    char err[256];
+    ebmc_net_t *net = ebmc_model_build(cfg, role, err, sizeof err);
+    if (!net) fail_msg("build %s/%d: %s", cfg->arch, role, err);
+    if (ebmc_net_finalize(net, CTX, true, 42) != EBMC_OK) fail_msg("finalize: %s", ebmc_net_error(net));
+    return net;
+}
+
+static void check_net(const ebmc_model_cfg *cfg, ebmc_net_role role, int n) {
+    const char *rn[] = {"E", "G", "I"};
+    net_case c = {.n = n};
+    c.net = build(cfg, role);
+    OK(ebmc_tape_create(c.net, n, true, &c.tape));
+    int ci, hi, wi;
+    ebmc_net_input_shape(c.net, &ci, &hi, &wi);
+    size_t nx = (size_t)n * ci * hi * wi;
+    c.x = tu_malloc(nx);
+    tu_fill_normal(&RNG, c.x, nx, role == EBMC_NET_G ? 1.0f : 0.5f);
+    c.n_out = ebmc_net_n_outputs(c.net);
+    for (int i = 0; i < c.n_out; i++) {
+        c.out_n[i] = (size_t)n * ebmc_net_value_count(c.net, ebmc_net_output_value(c.net, i));
+        c.r[i] = tu_malloc(c.out_n[i]);
+        tu_fill_normal(&RNG, c.r[i], c.out_n[i], 1.0f);
+    }
+    /* one forward with the power iteration (as training does), then freeze u, v: the backward
+     * treats them as constants, and so must the finite differences */
+    net_loss(&c);
+    ebmc_net_set_sn_iters(c.net, 0);
+    double l0 = net_loss(&c);
+    assert_true(isfinite(l0));
+    const float *dys[2] = {c.r[0], c.r[1]};
+    float *dx = tu_malloc(nx);
+    OK(ebmc_net_zero_grad(c.net));
+    OK(ebmc_net_backward(c.net, c.tape, dys, EBMC_GRAD_FULL, dx, 0.0f));
+    char name[160];
+    snprintf(name, sizeof name, "%s %s dx", cfg->arch, rn[role]);
+    double mg = max_abs(dx, nx);
+    assert_true(tu_dircheck(name, net_loss, &c, c.x, nx, dx, REL_H, DIR_TOL, 3, &RNG) <= 1.0);
+
+    /* input-gradient-only mode: same dx, parameter gradients untouched */
+    size_t np = ebmc_net_param_count(c.net);
+    float *g_full = tu_malloc(np), *g_after = tu_malloc(np), *dx2 = tu_malloc(nx);
+    OK(ebmc_copy(CTX, g_full, ebmc_net_grads(c.net), np * 4, EBMC_COPY_D2H));
+    net_loss(&c);
+    OK(ebmc_net_backward(c.net, c.tape, dys, EBMC_GRAD_INPUT, dx2, 0.0f));
+    OK(ebmc_copy(CTX, g_after, ebmc_net_grads(c.net), np * 4, EBMC_COPY_D2H));
+    assert_memory_equal(g_full, g_after, np * sizeof(float));
+    assert_true(tu_max_abs(dx2, dx, nx) <= 1e-6 * (1 + mg));
+
+    /* every parameter tensor: finite differences on a spread of its elements */
+    int nt = ebmc_net_tensor_count(c.net);
+    for (int k = 0; k < nt; k++) {
+        const ebmc_net_tensor *t = ebmc_net_tensor_at(c.net, k);
+        if (!t->trainable) continue;
+        float *g = tu_malloc(t->count);
+        OK(ebmc_copy(CTX, g, t->grad, t->count * 4, EBMC_COPY_D2H));
+        snprintf(name, sizeof name, "%s %s %s", cfg->arch, rn[role], t->name);
+        /* the CPU backend's memory is host memory: perturb the parameter in place */
+        assert_true(tu_dircheck(name, net_loss, &c, t->data, t->count, g, REL_H, DIR_TOL, 3, &RNG) <= 1.0);
+        free(g);
+    }
+    free(g_full); free(g_after); free(dx2); free(dx); free(c.x);
+    for (int i = 0; i < c.n_out; i++) free(c.r[i]);
+    ebmc_tape_free(c.tape);
+    ebmc_net_free(c.net);
+}
+
+static ebmc_model_cfg small(const char *arch) {
+    ebmc_model_cfg c;
+    assert_true(ebmc_model_defaults(arch, &c));
+    c.nz = c.nz > 8 ? 8 : c.nz;
+    c.ngf = c.ngf ? 16 : 0;
+    c.ndf = c.ndf ? 16 : 0;
+    c.nif = c.nif ? 4 : 0;
+    c.hidden = c.hidden ? 16 : 0;
+    c.smooth = true;
+    return c;
+}
+
+static void test_dualmcmc_cifar10(void **state) {
+    ebmc_model_cfg c = small("dualmcmc_cifar10");
+    c.ngf = 8; c.ndf = 8;
+    for (int r = 0; r < 3; r++) check_net(&c, r, 3);
+}
+
+static void test_dualmcmc_celeba64(void **state) {
+    ebmc_model_cfg c = small("dualmcmc_celeba64");
+    c.ngf = 32; c.ndf = 32; c.nif = 2;
+    for (int r = 0; r < 3; r++) check_net(&c, r, 2);
+}
+
+static void test_shortrun(void **state) {
+    ebmc_model_cfg c = small("shortrun");
+    c.ndf = 4;
+    check_net(&c, EBMC_NET_E, 3);
+}
+
+static void test_coopvaebm(void **state) {
+    ebmc_model_cfg c = small("coopvaebm");
+    c.ndf = 4; c.ngf = 4; c.nif = 4;
+    c.img_size = 16;
+    for (int r = 0; r < 3; r++) check_net(&c, r, 3);
+}
+
+static void test_coopnets(void **state) {
+    ebmc_model_cfg c = small("coopnets_cifar");
+    c.ndf = 4; c.ngf = 4;
+    check_net(&c, EBMC_NET_E, 3);
+    check_net(&c, EBMC_NET_G, 3);
+}
+
+static void test_toy_and_mnist(void **state) {
+    ebmc_model_cfg c = small("toy2d");
+    for (int r = 0; r < 3; r++) check_net(&c, r, 5);
+    c = small("mnist");
+    c.ndf = 4; c.ngf = 4; c.nif = 4;
+    for (int r = 0; r < 3; r++) check_net(&c, r, 3);
+}
+
+/* Two tapes of one net keep their own activations; forward is deterministic. */
+static void test_tapes_independent(void **state) {
+    ebmc_model_cfg c = small("dualmcmc_cifar10");
+    c.ngf = 8;
+    ebmc_net_t *g = build(&c, EBMC_NET_G);
+    ebmc_tape_t *t1, *t2;
+    OK(ebmc_tape_create(g, 4, true, &t1));
+    OK(ebmc_tape_create(g, 4, false, &t2));
+    size_t nz = 4 * 8, nout = 4 * 3 * 32 * 32;
+    float *z1 = tu_malloc(nz), *z2 = tu_malloc(nz), *o1 = tu_malloc(nout), *o1b = tu_malloc(nout);
+    tu_fill_normal(&RNG, z1, nz, 1);
+    tu_fill_normal(&RNG, z2, nz, 1);
+    OK(ebmc_net_forward(g, t1, 4, z1));
+    memcpy(o1, ebmc_tape_output(t1, 0), nout * 4);
+    OK(ebmc_net_forward(g, t2, 4, z2));
+    assert_memory_equal(o1, ebmc_tape_output(t1, 0), nout * 4); /* untouched by t2's pass */
+    OK(ebmc_net_forward(g, t1, 4, z1));
+    memcpy(o1b, ebmc_tape_output(t1, 0), nout * 4);
+    assert_memory_equal(o1, o1b, nout * 4);
+    for (size_t i = 0; i < nout; i++) assert_true(fabsf(o1[i]) <= 1.0f); /* tanh output */
+    /* a forward on a tape without gradients cannot be backpropagated */
+    assert_int_equal(ebmc_net_backward(g, t2, NULL, EBMC_GRAD_INPUT, NULL, 0), EBMC_E_INVALID);
+    /* batch larger than planned */
+    assert_int_equal(ebmc_net_forward(g, t1, 5, z1), EBMC_E_INVALID);
+    printf("  -> %s\n", ebmc_ctx_error(CTX));
+    free(z1); free(z2); free(o1); free(o1b);
+    ebmc_tape_free(t1);
+    ebmc_tape_free(t2);
+    ebmc_net_free(g);
+}
+
+/* Full-size Dual-MCMC nets: parameter counts (exact, from the layer shapes of the reference
+ * modules, computed here by hand) and the memory plan at batch 100. */
+static size_t count_params(const char *arch, ebmc_net_role role) {
+    ebmc_model_cfg c;
+    assert_true(ebmc_model_defaults(arch, &c));
+    char err[256];
+    ebmc_net_t *net = ebmc_model_build(&c, role, err, sizeof err);
+    assert_non_null(net);
+    assert_int_equal(ebmc_net_finalize(net, CTX, false, 1), EBMC_OK);
+    size_t n = ebmc_net_param_count(net);
+    ebmc_net_memory_report(net, 100, stdout);
+    ebmc_net_free(net);
+    return n;
+}
+
+static void test_full_size_plans(void **state) {
+    /* CIFAR-10, ndf = ngf = 512, nif = 128, nz = 128 */
+    size_t e = 3 * 512 * 9 + 512 * 512 * 9 + 3 * 512            /* conv_1 */
+               + 2 * 512 * 512 * 9 + 512 * 512                  /* block2 (1x1 sc) */
+               + 2 * (2 * 512 * 512 * 9)                        /* block3, block4 */
+               + 512;                                           /* lin_5 */
+    size_t gb = (512 * 512 * 9 + 512) * 2 + 512 * 512 + 512 + 4 * 512; /* a GenBlock */
+    size_t g = 128 * 16 * 512 + 16 * 512 + 3 * gb + 2 * 512 + 512 * 3 * 9 + 3;
+    size_t i = 3 * 128 * 9 + 128 * 256 * 16 + 256 * 512 * 16 + 512 * 1024 * 16 + 2 * (1024 * 128 * 16 + 128);
+    assert_int_equal(count_params("dualmcmc_cifar10", EBMC_NET_E), e);
+    assert_int_equal(count_params("dualmcmc_cifar10", EBMC_NET_G), g);
+    assert_int_equal(count_params("dualmcmc_cifar10", EBMC_NET_I), i);
+    printf("  CIFAR-10 parameters: E %zu, G %zu, I %zu (spec: ~16.8M, ~16.0M, ~15.2M)\n", e, g, i);
+    size_t ce = count_params("dualmcmc_celeba64", EBMC_NET_E);
+    size_t cg = count_params("dualmcmc_celeba64", EBMC_NET_G);
+    size_t cq = count_params("dualmcmc_celeba64", EBMC_NET_I);
+    printf("  CelebA-64 parameters: E %zu, G %zu, I %zu (spec: ~19.5M, ~12.2M, ~15.2M)\n", ce, cg, cq);
+    assert_true(fabs((double)ce - 19.5e6) < 0.01 * 19.5e6);
+    assert_true(fabs((double)cg - 12.2e6) < 0.01 * 12.2e6);
+    assert_true(fabs((double)cq - 15.2e6) < 0.01 * 15.2e6);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dualmcmc_cifar10),
+        cmocka_unit_test(test_dualmcmc_celeba64),
+        cmocka_unit_test(test_shortrun),
+        cmocka_unit_test(test_coopvaebm),
+        cmocka_unit_test(test_coopnets),
+        cmocka_unit_test(test_toy_and_mnist),
+        cmocka_unit_test(test_tapes_independent),
+        cmocka_unit_test(test_full_size_plans),
+    };
+    return cmocka_run_group_tests_name("nn_cpu", tests, setup, teardown);
+}
