@@ -201,7 +201,8 @@ double tu_gradcheck(const char *name, tu_scalar_fn f, void *user, float *param, 
 }
 
 double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, size_t n,
-                   const float *grad, double rel_h, double tol, int trials, tu_rng *rng) {
+                   const float *grad, double rel_h, double tol, int trials, tu_rng *rng,
+                   double f_scale) {
     float *orig = tu_malloc(n), *v = tu_malloc(n);
     memcpy(orig, param, n * sizeof(float));
     double ss = 0, gg = 0;
@@ -224,7 +225,8 @@ double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, s
         double fm = f(user);
         double fd = (fp - fm) / (2 * h);
         /* the float32 rounding of f itself: ~100 roundings of |f| at 2^-24, over 2h */
-        double floor = 100.0 * 5.96e-8 * (fabs(fp) + fabs(fm)) / (2 * h);
+        double mag = f_scale > 0 ? 2 * f_scale : fabs(fp) + fabs(fm);
+        double floor = 100.0 * 5.96e-8 * mag / (2 * h);
         double err = fabs(fd - an) / (tol * gnorm + floor + 1e-30);
         if (!(err <= worst)) {
             worst = isnan(err) ? INFINITY : err;

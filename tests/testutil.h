@@ -66,10 +66,12 @@ double tu_gradcheck(const char *name, tu_scalar_fn f, void *user, float *param, 
 /* Directional finite differences for whole networks: for `trials` random directions v ~ N(0,I),
  * (f(p + h v) - f(p - h v)) / 2h against grad . v, with h = rel_h * max(rms(param), 0.1).
  * Passes when |fd - grad.v| <= tol * ||grad||_2 (the typical size of grad.v) + the float32
- * rounding floor of the difference, 100 * 2^-24 * (|f+| + |f-|) / 2h.
+ * rounding floor of the difference, 100 * 2^-24 * 2 * S / 2h, where S is f_scale (the sum of
+ * the absolute values of f's terms, when f is a sum that cancels) or else (|f+| + |f-|)/2.
  * Returns the worst |fd - grad.v| / (tol ||grad||_2) and prints it. */
 double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, size_t n,
-                   const float *grad, double rel_h, double tol, int trials, tu_rng *rng);
+                   const float *grad, double rel_h, double tol, int trials, tu_rng *rng,
+                   double f_scale);
 
 /* sum_i r[i]*y[i] in double: the scalar loss whose gradient w.r.t. y is r. */
 double tu_dot(const float *r, const float *y, size_t n);

@@ -62,6 +62,14 @@ int ebmc_nn_act(ebmc_net_t *net, int in, ebmc_act_kind kind, float slope);
 /* BatchNorm in batch-statistics mode (the references never use eval mode); gamma_init e.g.
  * N(0,1) for Dual-MCMC. Running statistics are kept for PyTorch compatibility. */
 int ebmc_nn_bn(ebmc_net_t *net, int in, const char *prefix, ebmc_init gamma_init);
+/* BatchNorm with explicit settings: eps and momentum as PyTorch's; fixed_gamma keeps gamma = 1 as
+ * a buffer, not a parameter (TensorFlow's batch_norm default, scale=False). */
+typedef struct {
+    ebmc_init gamma_init;
+    float eps, momentum;
+    bool fixed_gamma;
+} ebmc_bn_spec;
+int ebmc_nn_bn_ex(ebmc_net_t *net, int in, const char *prefix, const ebmc_bn_spec *s);
 int ebmc_nn_upsample(ebmc_net_t *net, int in, ebmc_upsample_mode mode);
 int ebmc_nn_avgpool2(ebmc_net_t *net, int in);
 int ebmc_nn_gpool(ebmc_net_t *net, int in, ebmc_gpool_mode mode); /* -> (N,C,1,1) */

@@ -7,9 +7,13 @@
  *                      scheme (conv_1, block2.., lin_6 / lin_1, block2.., bn_6, conv6 / main.*,
  *                      conv51, conv52) and are an inference.
  *   shortrun           enijkamp/short_run F: f.0 .. f.8. The net outputs the score f (= -E).
- *   coopvaebm          jianwen-xie/CoopVAEBM net_type 'cifar' (TensorFlow: no state_dict; names
- *                      are ours). Descriptor outputs the score f (= -E).
- *   coopnets_cifar     FANG-Xiaolin/pytorch-CoopNets CIFAR nets [S]; energy = sum of 100 outputs.
+ *   coopvaebm          jianwen-xie/CoopVAEBM net_type 'cifar', 32x32 only as the reference
+ *                      (TensorFlow: no state_dict; names are ours; BatchNorm as tf.contrib's
+ *                      default: no gamma, eps 1e-3, decay 0.999). The descriptor outputs the
+ *                      score f (= -E).
+ *   coopnets_cifar     FANG-Xiaolin/pytorch-CoopNets CIFAR nets [S] (LeakyReLU slope 0.01,
+ *                      torch's default, as the port); the descriptor outputs the score f (= -E),
+ *                      the sum of its 100 fc outputs.
  *   toy2d, mnist       small nets of ours for 2-D data and MNIST (28x28). */
 #include "ebmc/models.h"
 #include <stdio.h>
@@ -223,15 +227,20 @@ static ebmc_net_t *coopvaebm(const ebmc_model_cfg *c, ebmc_net_role role) {
     ebmc_net_t *net = ebmc_net_create("G", c->nz, 1, 1);
     int g = c->ngf;
     ebmc_conv_spec v4 = {.c_out = 4 * g, .k = 4, .stride = 1, .pad = 0, .bias = true, .w_init = N005, .b_init = ZERO};
+    const ebmc_bn_spec tfbn = {DEFAULT, 1e-3f, 0.001f, true}; /* tf.contrib batch_norm */
     int x = ebmc_nn_convt(net, 0, "deconv1", &v4); /* 1x1 -> 4x4 'VALID' */
-    x = lrelu(net, ebmc_nn_bn(net, x, "bn1", DEFAULT));
-    x = lrelu(net, ebmc_nn_bn(net, conv_tf(net, x, "deconv2", 2 * g, 4, 2, true, N005), "bn2", DEFAULT));
-    x = lrelu(net, ebmc_nn_bn(net, conv_tf(net, x, "deconv3", g, 4, 2, true, N005), "bn3", DEFAULT));
+    x = lrelu(net, ebmc_nn_bn_ex(net, x, "bn1", &tfbn));
+    x = lrelu(net, ebmc_nn_bn_ex(net, conv_tf(net, x, "deconv2", 2 * g, 4, 2, true, N005), "bn2", &tfbn));
+    x = lrelu(net, ebmc_nn_bn_ex(net, conv_tf(net, x, "deconv3", g, 4, 2, true, N005), "bn3", &tfbn));
     x = lrelu(net, conv_tf(net, x, "deconv4", g, 3, 2, true, N005));
     x = conv_tf(net, x, "deconv5", c->img_c, 3, 1, true, N005);
     x = ebmc_nn_act(net, x, EBMC_ACT_TANH, 0);
     ebmc_net_output(net, x);
     return net;
+}
+
+static int lrelu001(ebmc_net_t *net, int in, const ebmc_model_cfg *c) {
+    return ebmc_nn_act(net, in, c->smooth ? EBMC_ACT_SILU : EBMC_ACT_LRELU, 0.01f);
 }
 
 static ebmc_net_t *coopnets_cifar(const ebmc_model_cfg *c, ebmc_net_role role) {
@@ -241,7 +250,7 @@ static ebmc_net_t *coopnets_cifar(const ebmc_model_cfg *c, ebmc_net_role role) {
         int x = 0;
         for (int i = 0; i < 4; i++) {
             snprintf(b, sizeof b, "conv%d", i + 1);
-            x = lrelu(net, conv(net, x, b, c->ndf << i, 5, 2, 2, true, false, DEFAULT, DEFAULT));
+            x = lrelu001(net, conv(net, x, b, c->ndf << i, 5, 2, 2, true, false, DEFAULT, DEFAULT), c);
         }
         x = ebmc_nn_linear(net, x, "fc", 100, true, false, DEFAULT, DEFAULT);
         x = ebmc_nn_reshape(net, x, 1, 1, 100);
@@ -256,11 +265,11 @@ static ebmc_net_t *coopnets_cifar(const ebmc_model_cfg *c, ebmc_net_role role) {
     for (int i = 0; i < 4; i++) {
         int cout = i < 3 ? ch >> (i + 1) : c->img_c;
         ebmc_conv_spec sp = {.c_out = cout, .k = 5, .stride = 2, .pad = 2, .out_pad = 1, .bias = true, .w_init = DEFAULT, .b_init = DEFAULT};
-        snprintf(b, sizeof b, "deconv%d", i + 1);
+        snprintf(b, sizeof b, "convt%d", i + 1);
         x = ebmc_nn_convt(net, x, b, &sp);
         if (i < 3) {
             snprintf(b, sizeof b, "bn%d", i + 1);
-            x = lrelu(net, ebmc_nn_bn(net, x, b, DEFAULT));
+            x = lrelu001(net, ebmc_nn_bn(net, x, b, DEFAULT), c);
         }
     }
     x = ebmc_nn_act(net, x, EBMC_ACT_TANH, 0);
@@ -341,8 +350,8 @@ ebmc_net_t *ebmc_model_build(const ebmc_model_cfg *c, ebmc_net_role role, char *
         has_g = has_i = false;
         if (role == EBMC_NET_E) net = shortrun(c);
     } else if (!strcmp(a, "coopvaebm")) {
-        if (c->img_size % 8) {
-            snprintf(err, errlen, "%s: image size must be a multiple of 8, got %d", a, c->img_size);
+        if (c->img_size != 32) {
+            snprintf(err, errlen, "%s: the reference nets are for 32x32 images, got %d", a, c->img_size);
             return NULL;
         }
         net = coopvaebm(c, role);

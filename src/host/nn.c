@@ -38,6 +38,7 @@ typedef struct {
     int t_rm, t_rv, t_u, t_v;
     ebmc_act_kind act;
     float slope, scale;
+    float bn_eps, bn_momentum;
     ebmc_upsample_mode up;
     ebmc_gpool_mode gp;
     int sn_rows, sn_cols;
@@ -296,12 +297,22 @@ int ebmc_nn_act(ebmc_net_t *net, int in, ebmc_act_kind kind, float slope) {
 }
 
 int ebmc_nn_bn(ebmc_net_t *net, int in, const char *prefix, ebmc_init gamma_init) {
+    ebmc_bn_spec s = {gamma_init, 1e-5f, 0.1f, false};
+    return ebmc_nn_bn_ex(net, in, prefix, &s);
+}
+
+int ebmc_nn_bn_ex(ebmc_net_t *net, int in, const char *prefix, const ebmc_bn_spec *sp) {
     if (!val_ok(net, in)) return -1;
+    if (!(sp->eps > 0) || !(sp->momentum >= 0 && sp->momentum <= 1))
+        return nn_fail(net, "%s: BatchNorm eps %g must be > 0, momentum %g in [0,1]", prefix, sp->eps, sp->momentum);
     nn_val x = net->vals[in];
     int out = new_val(net, x.c, x.h, x.w);
     nn_node *nd = new_node(net, N_BN, in, -1, out);
+    nd->bn_eps = sp->eps;
+    nd->bn_momentum = sp->momentum;
     int64_t cs[1] = {x.c};
-    nd->t_w = new_tensor(net, prefix, "weight", R_GAMMA, true, 1, cs, gamma_init, 0, 0);
+    ebmc_init gi = sp->fixed_gamma ? (ebmc_init){EBMC_INIT_ONE, 0} : sp->gamma_init;
+    nd->t_w = new_tensor(net, prefix, "weight", R_GAMMA, !sp->fixed_gamma, 1, cs, gi, 0, 0);
     nd->t_b = new_tensor(net, prefix, "bias", R_BETA, true, 1, cs, (ebmc_init){EBMC_INIT_ZERO, 0}, 0, 0);
     nd->t_rm = new_tensor(net, prefix, "running_mean", R_RMEAN, false, 1, cs, (ebmc_init){0}, 0, 0);
     nd->t_rv = new_tensor(net, prefix, "running_var", R_RVAR, false, 1, cs, (ebmc_init){0}, 0, 0);
@@ -793,7 +804,7 @@ ebmc_status ebmc_net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const float
             break;
         }
         case N_BN: {
-            ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, 1e-5f, 0.1f};
+            ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, nd->bn_eps, nd->bn_momentum};
             TRY(ebmc_bn_fwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), y,
                             t->bn[nd->slot].mean, t->bn[nd->slot].invstd, P(net, nd->t_rm),
                             P(net, nd->t_rv)));
@@ -943,13 +954,22 @@ ebmc_status ebmc_net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *cons
         }
         case N_BN: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
-            ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, 1e-5f, 0.1f};
-            float *dg = full ? G(net, nd->t_w) : t->scratch;
+            ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, nd->bn_eps, nd->bn_momentum};
+            bool learn_g = net->tensors[nd->t_w].trainable;
+            float *dg = (full && learn_g) ? G(net, nd->t_w) : t->scratch;
             float *db = full ? G(net, nd->t_b) : t->scratch + vo.c;
             if (gx || full) {
                 /* the op always writes dx: without a target (the net input, no dx asked
                  * for) it goes to the input's gradient buffer, which nobody reads */
                 float *dxt = gx ? gx : t->grad[nd->in0];
+                if (full && !learn_g) { /* gamma fixed: its gradient goes to scratch, beta's not */
+                    TRY(ebmc_bn_bwd(ctx, &d, xin, g, P(net, nd->t_w), t->bn[nd->slot].mean,
+                                    t->bn[nd->slot].invstd, dxt, dg, t->scratch + vo.c,
+                                    gx ? beta : 0.0f, 0.0f));
+                    ebmc_axpby_desc acc = {(size_t)vo.c, 1.0f, 1.0f};
+                    TRY(ebmc_axpby(ctx, &acc, t->scratch + vo.c, db));
+                    break;
+                }
                 TRY(ebmc_bn_bwd(ctx, &d, xin, g, P(net, nd->t_w), t->bn[nd->slot].mean,
                                 t->bn[nd->slot].invstd, dxt, dg, db, gx ? beta : 0.0f,
                                 full ? 1.0f : 0.0f));
