@@ -60,6 +60,13 @@ typedef enum {
     EBMC_OP_FILL,
     EBMC_OP_REDUCE,
     EBMC_OP_ADAM,
+    EBMC_OP_LANGEVIN,
+    EBMC_OP_RNG,
+    EBMC_OP_REPARAM,
+    EBMC_OP_SCALED_DIFF,
+    EBMC_OP_COUNTER_ADD,
+    EBMC_OP_REPLAY_SAMPLE,
+    EBMC_OP_REPLAY_PUSH,
     EBMC_OP_COUNT
 } ebmc_op;
 
@@ -188,6 +195,85 @@ typedef struct {
     long step;                  /* t >= 1: the step being taken */
 } ebmc_adam_desc;
 
+/* ---- samplers: counter-based randomness (include/ebmc/philox.h) ----
+ * Every random number is a function of (seed, chain, step, element) only: the Philox counter is
+ * (element/4, chain, step, stream) with step = *step_base + step_offset. step_base is a uint32 in
+ * the backend's memory (NULL reads as 0): a CUDA graph replay advances it on the device, so each
+ * replay draws new noise with no host involvement. */
+typedef struct {
+    uint64_t seed;
+    uint32_t stream;            /* which sampler (x-chain, z-chain, initialiser, ...) */
+    const uint32_t *step_base;  /* device counter or NULL */
+    uint32_t step_offset;
+} ebmc_rng_key;
+
+typedef enum {
+    EBMC_NOISE_OFF = 0,
+    EBMC_NOISE_AFTER = 1, /* x <- clamp(x - a clip(g) - b x + c xi_step) */
+    EBMC_NOISE_NEXT = 2   /* x <- clamp(x - a clip(g) - b x) + c xi_{step+1}: the noise of the
+                           * next step, added before its gradient (IGEBM) */
+} ebmc_noise_mode;
+
+/* The one general Langevin update over n_chains x chain_elems, fused: reads g, clips it, steps,
+ * adds Philox normal noise drawn in-register, clamps, writes x (float32 state). */
+typedef struct {
+    int n_chains;
+    size_t chain_elems;
+    float a, b, c;   /* drift on the gradient, shrink toward 0, noise scale */
+    float clip;      /* > 0: g clipped element-wise to [-clip, clip]; 0: off */
+    bool clamp;      /* box clamp x to [lo, hi] */
+    float lo, hi;
+    ebmc_noise_mode noise;
+    ebmc_rng_key rng;
+} ebmc_langevin_desc;
+
+typedef enum {
+    EBMC_RNG_NORMAL = 0, /* p0 + p1 * N(0,1) */
+    EBMC_RNG_UNIFORM = 1 /* U(p0, p1) */
+} ebmc_rng_dist;
+
+typedef struct {
+    int n_chains;
+    size_t chain_elems;
+    ebmc_rng_dist dist;
+    float p0, p1;
+    bool accumulate; /* y += value (noise added to a state) instead of y = value */
+    ebmc_rng_key rng;
+} ebmc_rng_desc;
+
+/* z = mu + exp(k * s) * N(0,1): k = 0.5 when s is a log-variance, 1 when a log-std. */
+typedef struct {
+    int n_chains;
+    size_t chain_elems;
+    float k;
+    ebmc_rng_key rng;
+} ebmc_reparam_desc;
+
+/* out = alpha * (a - b) + beta * out (beta == 0: out not read). The latent chain's residual. */
+typedef struct {
+    size_t count;
+    float alpha, beta;
+} ebmc_scaled_diff_desc;
+
+typedef struct {
+    uint32_t delta;
+} ebmc_counter_desc;
+
+/* Replay buffer of `capacity` entries of chain_elems values, `count` of them filled, stored as
+ * float32 or as uint8 over [lo, hi] (q = floor((x-lo)/(hi-lo) * 256) clipped to 0..255, read back
+ * as lo + (q + u)/256 * (hi-lo) with u ~ U(0,1): unbiased dequantisation).
+ * sample: chain i takes entry floor(u_i * count) with probability p_reuse (when count > 0), else
+ *         fresh U(lo, hi) noise. push: x's n_chains entries go to slots (head + i) % capacity. */
+typedef struct {
+    int n_chains;
+    size_t chain_elems;
+    int capacity, count, head;
+    float p_reuse;
+    float lo, hi;
+    bool u8;
+    ebmc_rng_key rng;
+} ebmc_replay_desc;
+
 /* ---- the op table ---- */
 
 typedef struct ebmc_ctx ebmc_ctx_t;
@@ -278,6 +364,26 @@ typedef struct ebmc_backend_ops {
     ebmc_status (*reduce)(ebmc_ctx_t *, const ebmc_reduce_desc *, const float *x, float *out);
     ebmc_status (*adam)(ebmc_ctx_t *, const ebmc_adam_desc *, float *param, const float *grad,
                         float *m, float *v);
+
+    ebmc_status (*langevin)(ebmc_ctx_t *, const ebmc_langevin_desc *, float *x, const float *g);
+    ebmc_status (*rng)(ebmc_ctx_t *, const ebmc_rng_desc *, float *y);
+    ebmc_status (*reparam)(ebmc_ctx_t *, const ebmc_reparam_desc *, const float *mu,
+                           const float *s, float *z);
+    ebmc_status (*scaled_diff)(ebmc_ctx_t *, const ebmc_scaled_diff_desc *, const float *a,
+                               const float *b, float *out);
+    ebmc_status (*counter_add)(ebmc_ctx_t *, const ebmc_counter_desc *, uint32_t *counter);
+    ebmc_status (*replay_sample)(ebmc_ctx_t *, const ebmc_replay_desc *, const void *buffer,
+                                 float *x);
+    ebmc_status (*replay_push)(ebmc_ctx_t *, const ebmc_replay_desc *, void *buffer,
+                               const float *x);
+
+    /* Stream capture of a sequence of ops into a replayable graph (CUDA graphs). A backend
+     * without graphs leaves these NULL; ebmc_graph_supported() tells. Capture fails with an
+     * error if anything in the sequence synchronises with the host. */
+    ebmc_status (*graph_begin)(ebmc_ctx_t *);
+    ebmc_status (*graph_end)(ebmc_ctx_t *, void **graph);
+    ebmc_status (*graph_launch)(ebmc_ctx_t *, void *graph);
+    void (*graph_free)(ebmc_ctx_t *, void *graph);
 } ebmc_backend_ops;
 
 extern const ebmc_backend_ops ebmc_cpu_ops;
@@ -375,6 +481,23 @@ ebmc_status ebmc_fill(ebmc_ctx_t *, const ebmc_fill_desc *, float *y);
 ebmc_status ebmc_reduce(ebmc_ctx_t *, const ebmc_reduce_desc *, const float *x, float *out);
 ebmc_status ebmc_adam(ebmc_ctx_t *, const ebmc_adam_desc *, float *param, const float *grad,
                       float *m, float *v);
+
+ebmc_status ebmc_langevin(ebmc_ctx_t *, const ebmc_langevin_desc *, float *x, const float *g);
+ebmc_status ebmc_rng(ebmc_ctx_t *, const ebmc_rng_desc *, float *y);
+ebmc_status ebmc_reparam(ebmc_ctx_t *, const ebmc_reparam_desc *, const float *mu, const float *s,
+                         float *z);
+ebmc_status ebmc_scaled_diff(ebmc_ctx_t *, const ebmc_scaled_diff_desc *, const float *a,
+                             const float *b, float *out);
+ebmc_status ebmc_counter_add(ebmc_ctx_t *, const ebmc_counter_desc *, uint32_t *counter);
+ebmc_status ebmc_replay_sample_op(ebmc_ctx_t *, const ebmc_replay_desc *, const void *buffer,
+                               float *x);
+ebmc_status ebmc_replay_push_op(ebmc_ctx_t *, const ebmc_replay_desc *, void *buffer,
+                             const float *x);
+bool ebmc_graph_supported(const ebmc_ctx_t *ctx);
+ebmc_status ebmc_graph_begin(ebmc_ctx_t *ctx);
+ebmc_status ebmc_graph_end(ebmc_ctx_t *ctx, void **graph);
+ebmc_status ebmc_graph_launch(ebmc_ctx_t *ctx, void *graph);
+void ebmc_graph_free(ebmc_ctx_t *ctx, void *graph);
 
 /* Element counts implied by a descriptor (for tests, planning and guard regions). */
 size_t ebmc_conv_x_count(const ebmc_conv_desc *d);

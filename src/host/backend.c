@@ -37,6 +37,13 @@ static const char *const op_names[EBMC_OP_COUNT] = {
     [EBMC_OP_FILL] = "fill",
     [EBMC_OP_REDUCE] = "reduce",
     [EBMC_OP_ADAM] = "adam",
+    [EBMC_OP_LANGEVIN] = "langevin",
+    [EBMC_OP_RNG] = "rng",
+    [EBMC_OP_REPARAM] = "reparam",
+    [EBMC_OP_SCALED_DIFF] = "scaled_diff",
+    [EBMC_OP_COUNTER_ADD] = "counter_add",
+    [EBMC_OP_REPLAY_SAMPLE] = "replay_sample",
+    [EBMC_OP_REPLAY_PUSH] = "replay_push",
 };
 
 const char *ebmc_op_name(ebmc_op op) {
@@ -261,6 +268,52 @@ static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
                        d->eps, d->weight_decay);
         return EBMC_OK;
     }
+    case EBMC_OP_LANGEVIN: {
+        const ebmc_langevin_desc *d = desc;
+        if (d->n_chains < 1 || d->chain_elems < 1 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
+            return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, d->n_chains, d->chain_elems);
+        if (!isfinite(d->a) || !isfinite(d->b) || !isfinite(d->c) || !(d->clip >= 0) || !isfinite(d->clip))
+            return BAD("%s: a=%g b=%g c=%g must be finite and clip=%g >= 0", nm, d->a, d->b, d->c, d->clip);
+        if (d->clamp && !(d->lo < d->hi)) return BAD("%s: clamp range [%g, %g] is empty", nm, d->lo, d->hi);
+        if (d->noise < EBMC_NOISE_OFF || d->noise > EBMC_NOISE_NEXT) return BAD("%s: unknown noise mode %d", nm, (int)d->noise);
+        return EBMC_OK;
+    }
+    case EBMC_OP_RNG: {
+        const ebmc_rng_desc *d = desc;
+        if (d->n_chains < 1 || d->chain_elems < 1 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
+            return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, d->n_chains, d->chain_elems);
+        if (d->dist != EBMC_RNG_NORMAL && d->dist != EBMC_RNG_UNIFORM) return BAD("%s: unknown distribution %d", nm, (int)d->dist);
+        if (!isfinite(d->p0) || !isfinite(d->p1) || (d->dist == EBMC_RNG_UNIFORM && !(d->p0 < d->p1)) ||
+            (d->dist == EBMC_RNG_NORMAL && d->p1 < 0))
+            return BAD("%s: bad parameters (%g, %g)", nm, d->p0, d->p1);
+        return EBMC_OK;
+    }
+    case EBMC_OP_REPARAM: {
+        const ebmc_reparam_desc *d = desc;
+        if (d->n_chains < 1 || d->chain_elems < 1 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
+            return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, d->n_chains, d->chain_elems);
+        if (!isfinite(d->k)) return BAD("%s: k must be finite", nm);
+        return EBMC_OK;
+    }
+    case EBMC_OP_SCALED_DIFF: {
+        const ebmc_scaled_diff_desc *d = desc;
+        if (!isfinite(d->alpha) || !isfinite(d->beta)) return BAD("%s: alpha, beta must be finite", nm);
+        return EBMC_OK;
+    }
+    case EBMC_OP_COUNTER_ADD: return EBMC_OK;
+    case EBMC_OP_REPLAY_SAMPLE: case EBMC_OP_REPLAY_PUSH: {
+        const ebmc_replay_desc *d = desc;
+        if (d->n_chains < 1 || d->chain_elems < 1 || d->capacity < 1 ||
+            (double)d->capacity * d->chain_elems > 1e12 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
+            return BAD("%s: bad shape n_chains=%d chain_elems=%zu capacity=%d", nm, d->n_chains, d->chain_elems, d->capacity);
+        if (d->count < 0 || d->count > d->capacity || d->head < 0 || d->head >= d->capacity)
+            return BAD("%s: count=%d and head=%d must lie in the capacity %d", nm, d->count, d->head, d->capacity);
+        if (op == EBMC_OP_REPLAY_PUSH && d->n_chains > d->capacity)
+            return BAD("%s: pushing %d entries into a buffer of %d", nm, d->n_chains, d->capacity);
+        if (!(d->lo < d->hi) || !(d->p_reuse >= 0 && d->p_reuse <= 1))
+            return BAD("%s: need lo < hi and 0 <= p_reuse <= 1 (got [%g, %g], %g)", nm, d->lo, d->hi, d->p_reuse);
+        return EBMC_OK;
+    }
     case EBMC_OP_COUNT: break;
     }
     return BAD("unknown op %d", (int)op);
@@ -294,6 +347,9 @@ static ebmc_status op_check(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
         if (s_) return s_;                                                                      \
         if (!(ptrs_ok))                                                                         \
             return BAD("%s: NULL tensor pointer (required: %s)", ebmc_op_name(op), #ptrs_ok);  \
+        if (!ctx->ops->fn)                                                                      \
+            return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED, "%s: not implemented by the %s "    \
+                                   "backend", ebmc_op_name(op), ctx->ops->name);               \
         ctx->err[0] = 0;                                                                        \
         return ctx->ops->fn(ctx, desc, __VA_ARGS__);                                            \
     } while (0)
@@ -439,4 +495,52 @@ ebmc_status ebmc_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param, co
                       float *m, float *v) {
     if (d && d->count == 0) return EBMC_OK;
     EBMC_DISPATCH(EBMC_OP_ADAM, d, param && grad && m && v, adam, param, grad, m, v);
+}
+
+ebmc_status ebmc_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x, const float *g) {
+    EBMC_DISPATCH(EBMC_OP_LANGEVIN, d, x && g, langevin, x, g);
+}
+ebmc_status ebmc_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
+    EBMC_DISPATCH(EBMC_OP_RNG, d, y != NULL, rng, y);
+}
+ebmc_status ebmc_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu, const float *s,
+                         float *z) {
+    EBMC_DISPATCH(EBMC_OP_REPARAM, d, mu && s && z, reparam, mu, s, z);
+}
+ebmc_status ebmc_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc *d, const float *a,
+                             const float *b, float *out) {
+    if (d && d->count == 0) return EBMC_OK;
+    EBMC_DISPATCH(EBMC_OP_SCALED_DIFF, d, a && b && out, scaled_diff, a, b, out);
+}
+ebmc_status ebmc_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d, uint32_t *counter) {
+    EBMC_DISPATCH(EBMC_OP_COUNTER_ADD, d, counter != NULL, counter_add, counter);
+}
+ebmc_status ebmc_replay_sample_op(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, const void *buffer,
+                               float *x) {
+    EBMC_DISPATCH(EBMC_OP_REPLAY_SAMPLE, d, buffer && x, replay_sample, buffer, x);
+}
+ebmc_status ebmc_replay_push_op(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, void *buffer,
+                             const float *x) {
+    EBMC_DISPATCH(EBMC_OP_REPLAY_PUSH, d, buffer && x, replay_push, buffer, x);
+}
+
+bool ebmc_graph_supported(const ebmc_ctx_t *ctx) {
+    return ctx && ctx->ops->graph_begin && ctx->ops->graph_end && ctx->ops->graph_launch;
+}
+ebmc_status ebmc_graph_begin(ebmc_ctx_t *ctx) {
+    if (!ebmc_graph_supported(ctx))
+        return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED, "graphs are not supported by the %s backend",
+                               ctx->ops->name);
+    return ctx->ops->graph_begin(ctx);
+}
+ebmc_status ebmc_graph_end(ebmc_ctx_t *ctx, void **graph) {
+    if (!ebmc_graph_supported(ctx) || !graph) return EBMC_E_UNSUPPORTED;
+    return ctx->ops->graph_end(ctx, graph);
+}
+ebmc_status ebmc_graph_launch(ebmc_ctx_t *ctx, void *graph) {
+    if (!ebmc_graph_supported(ctx) || !graph) return EBMC_E_UNSUPPORTED;
+    return ctx->ops->graph_launch(ctx, graph);
+}
+void ebmc_graph_free(ebmc_ctx_t *ctx, void *graph) {
+    if (ctx && graph && ctx->ops->graph_free) ctx->ops->graph_free(ctx, graph);
 }

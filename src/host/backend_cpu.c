@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ebmc/philox.h"
 
 /* ---- memory ---- */
 
@@ -595,6 +596,143 @@ static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *par
     return EBMC_OK;
 }
 
+/* ---- samplers ---- */
+
+static uint32_t step_of(const ebmc_rng_key *k) {
+    return (k->step_base ? *k->step_base : 0u) + k->step_offset;
+}
+
+/* normal noise of element e of chain `chain` at `step` */
+static inline float normal_at(const ebmc_rng_key *k, uint32_t step, int chain, size_t e) {
+    float r[4];
+    ebmc_philox_normal4(k->seed, (uint32_t)(e / 4), (uint32_t)chain, step, k->stream, r);
+    return r[e % 4];
+}
+
+static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x,
+                                const float *g) {
+    uint32_t step = step_of(&d->rng);
+    size_t E = d->chain_elems;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < d->n_chains; ch++) {
+        float *xc = x + (size_t)ch * E;
+        const float *gc = g + (size_t)ch * E;
+        for (size_t g4 = 0; g4 < E; g4 += 4) {
+            float xi[4] = {0, 0, 0, 0};
+            if (d->noise == EBMC_NOISE_AFTER)
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, xi);
+            else if (d->noise == EBMC_NOISE_NEXT)
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step + 1, d->rng.stream, xi);
+            for (size_t l = 0; l < 4 && g4 + l < E; l++) {
+                size_t i = g4 + l;
+                float gr = gc[i];
+                if (d->clip > 0) gr = gr > d->clip ? d->clip : (gr < -d->clip ? -d->clip : gr);
+                float v = xc[i] - d->a * gr - d->b * xc[i];
+                if (d->noise == EBMC_NOISE_AFTER) v += d->c * xi[l];
+                if (d->clamp) v = v < d->lo ? d->lo : (v > d->hi ? d->hi : v);
+                if (d->noise == EBMC_NOISE_NEXT) v += d->c * xi[l];
+                xc[i] = v;
+            }
+        }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
+    uint32_t step = step_of(&d->rng);
+    size_t E = d->chain_elems;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < d->n_chains; ch++) {
+        float *yc = y + (size_t)ch * E;
+        for (size_t g4 = 0; g4 < E; g4 += 4) {
+            float r[4];
+            if (d->dist == EBMC_RNG_NORMAL)
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, r);
+            else
+                ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, r);
+            for (size_t l = 0; l < 4 && g4 + l < E; l++) {
+                float v = d->dist == EBMC_RNG_NORMAL ? d->p0 + d->p1 * r[l]
+                                                      : d->p0 + (d->p1 - d->p0) * r[l];
+                yc[g4 + l] = d->accumulate ? yc[g4 + l] + v : v;
+            }
+        }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu,
+                               const float *s, float *z) {
+    uint32_t step = step_of(&d->rng);
+    size_t E = d->chain_elems;
+    for (int ch = 0; ch < d->n_chains; ch++)
+        for (size_t e = 0; e < E; e++) {
+            size_t i = (size_t)ch * E + e;
+            z[i] = mu[i] + expf(d->k * s[i]) * normal_at(&d->rng, step, ch, e);
+        }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc *d,
+                                   const float *a, const float *b, float *out) {
+    for (size_t i = 0; i < d->count; i++) out[i] = blend(d->alpha * (a[i] - b[i]), d->beta, out[i]);
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d, uint32_t *c) {
+    *c += d->delta;
+    return EBMC_OK;
+}
+
+/* chain-level decisions use the element group 0xFFFFFFFF: lane 0 reuse?, lane 1 which entry */
+#define REPLAY_GROUP 0xFFFFFFFFu
+
+static ebmc_status cpu_replay_sample(ebmc_ctx_t *ctx, const ebmc_replay_desc *d,
+                                     const void *buffer, float *x) {
+    uint32_t step = step_of(&d->rng);
+    size_t E = d->chain_elems;
+    float span = d->hi - d->lo;
+    for (int ch = 0; ch < d->n_chains; ch++) {
+        float u[4];
+        ebmc_philox_uniform4(d->rng.seed, REPLAY_GROUP, (uint32_t)ch, step, d->rng.stream, u);
+        bool reuse = d->count > 0 && u[0] < d->p_reuse;
+        int j = (int)(u[1] * (float)d->count);
+        if (j >= d->count) j = d->count - 1;
+        float *xc = x + (size_t)ch * E;
+        for (size_t g4 = 0; g4 < E; g4 += 4) {
+            float r[4];
+            ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, r);
+            for (size_t l = 0; l < 4 && g4 + l < E; l++) {
+                size_t e = g4 + l;
+                float v;
+                if (!reuse) v = d->lo + span * r[l];
+                else if (d->u8) v = d->lo + ((float)((const uint8_t *)buffer)[(size_t)j * E + e] + r[l]) * (span / 256.0f);
+                else v = ((const float *)buffer)[(size_t)j * E + e];
+                xc[e] = v;
+            }
+        }
+    }
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_replay_push(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, void *buffer,
+                                   const float *x) {
+    size_t E = d->chain_elems;
+    for (int ch = 0; ch < d->n_chains; ch++) {
+        size_t slot = (size_t)((d->head + ch) % d->capacity);
+        const float *xc = x + (size_t)ch * E;
+        for (size_t e = 0; e < E; e++) {
+            if (d->u8) {
+                float q = floorf((xc[e] - d->lo) / (d->hi - d->lo) * 256.0f);
+                q = q < 0 ? 0 : (q > 255 ? 255 : q);
+                ((uint8_t *)buffer)[slot * E + e] = (uint8_t)q;
+            } else {
+                ((float *)buffer)[slot * E + e] = xc[e];
+            }
+        }
+    }
+    return EBMC_OK;
+}
+
 /* ---- table ---- */
 
 static bool cpu_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
@@ -653,4 +791,12 @@ const ebmc_backend_ops ebmc_cpu_ops = {
     .fill = cpu_fill,
     .reduce = cpu_reduce,
     .adam = cpu_adam,
+    .langevin = cpu_langevin,
+    .rng = cpu_rng,
+    .reparam = cpu_reparam,
+    .scaled_diff = cpu_scaled_diff,
+    .counter_add = cpu_counter_add,
+    .replay_sample = cpu_replay_sample,
+    .replay_push = cpu_replay_push,
+    /* no graphs: the CPU runs chains eagerly */
 };
