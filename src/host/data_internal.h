@@ -1,0 +1,39 @@
+/* defines: struct ebmc_dataset and the helpers shared by the data_*.c files (error messages,
+ * allocation of a data set). Private to src/host. */
+#ifndef EBMC_DATA_INTERNAL_H
+#define EBMC_DATA_INTERNAL_H
+
+#include "ebmc/data.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+struct ebmc_dataset {
+    ebmc_data_kind kind;
+    char name[64];
+    int n, c, h, w;
+    uint8_t *u8;         /* (N,C,H,W) images, or NULL */
+    float *f32;          /* (N,C) points, or NULL */
+    uint8_t *labels;     /* (N) class labels, or NULL */
+    int32_t *component;  /* (N) toy mixture component, or NULL */
+    float *centres;      /* (M,2) toy mode centres, or NULL */
+    int n_modes;         /* M */
+    float mode_std;
+    int skipped;         /* images left out as bad (ebmc_data_images) */
+};
+
+/* err := "WHAT: fmt..." (WHAT may be NULL: no prefix). Always returns st. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 5, 6)))
+#endif
+ebmc_status ebmc_data_err(ebmc_status st, char *err, size_t errlen, const char *what,
+                          const char *fmt, ...);
+
+/* A zeroed data set with its name (no pixel/point storage yet); NULL when out of memory. */
+ebmc_dataset_t *ebmc_data_alloc(const char *name);
+
+/* malloc that reports "WHAT: out of memory (B bytes for ...)" in err; NULL on failure. */
+void *ebmc_data_malloc(size_t bytes, const char *what, const char *for_what, char *err,
+                       size_t errlen);
+
+#endif
