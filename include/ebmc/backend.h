@@ -67,6 +67,7 @@ typedef enum {
     EBMC_OP_COUNTER_ADD,
     EBMC_OP_REPLAY_SAMPLE,
     EBMC_OP_REPLAY_PUSH,
+    EBMC_OP_GAUSS_NLL,
     EBMC_OP_COUNT
 } ebmc_op;
 
@@ -188,10 +189,13 @@ typedef struct {
 } ebmc_reduce_desc;
 
 /* Adam with L2 weight decay (torch.optim.Adam, not AdamW): g' = g + wd*p; m = b1 m + (1-b1) g';
- * v = b2 v + (1-b2) g'^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). g is not changed. */
+ * v = b2 v + (1-b2) g'^2; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). g is not changed.
+ * The hyper-parameters are doubles, as PyTorch's Python floats: the backends round b1, 1 - b1,
+ * b2, 1 - b2, lr/(1-b1^t), sqrt(1-b2^t), eps and wd to float from the doubles, as PyTorch's
+ * float kernels receive them (so 1 - beta2 for beta2 = 0.999 is (float)0.001, not 1 - 0.999f). */
 typedef struct {
     size_t count;
-    float lr, beta1, beta2, eps, weight_decay;
+    double lr, beta1, beta2, eps, weight_decay;
     long step;                  /* t >= 1: the step being taken */
 } ebmc_adam_desc;
 
@@ -273,6 +277,17 @@ typedef struct {
     bool u8;
     ebmc_rng_key rng;
 } ebmc_replay_desc;
+
+/* Diagonal Gaussian negative log-likelihood (constant dropped), per row r of (rows, cols):
+ *   L_r = sum_j 0.5 s_j + 0.5 (z_j - mu_j)^2 / (eps + exp(s_j))    (s = log-variance)
+ * as Dual-MCMC's diag_normal_NLL (eps = 1e-6). Writes L (rows, nullable) and, times `scale`,
+ *   dmu = -(z - mu)/(eps + e^s),  ds = 0.5 - 0.5 (z - mu)^2 e^s/(eps + e^s)^2
+ * as dmu = scale*dmu + beta*dmu_old (same for ds). z is a constant. */
+typedef struct {
+    int rows;
+    size_t cols;
+    float eps, scale, beta;
+} ebmc_gauss_nll_desc;
 
 /* ---- the op table ---- */
 
@@ -377,6 +392,9 @@ typedef struct ebmc_backend_ops {
     ebmc_status (*replay_push)(ebmc_ctx_t *, const ebmc_replay_desc *, void *buffer,
                                const float *x);
 
+    ebmc_status (*gauss_nll)(ebmc_ctx_t *, const ebmc_gauss_nll_desc *, const float *z,
+                             const float *mu, const float *s, float *loss, float *dmu, float *ds);
+
     /* Stream capture of a sequence of ops into a replayable graph (CUDA graphs). A backend
      * without graphs leaves these NULL; ebmc_graph_supported() tells. Capture fails with an
      * error if anything in the sequence synchronises with the host. */
@@ -384,6 +402,12 @@ typedef struct ebmc_backend_ops {
     ebmc_status (*graph_end)(ebmc_ctx_t *, void **graph);
     ebmc_status (*graph_launch)(ebmc_ctx_t *, void *graph);
     void (*graph_free)(ebmc_ctx_t *, void *graph);
+
+    /* The profiler's capture window: CUDA's cudaProfilerStart/Stop, so that
+     * `nsys profile --capture-range=cudaProfilerApi` and `ncu --profile-from-start off` record
+     * only the iterations between them. NULL on a backend without one (the CPU). */
+    ebmc_status (*profiler_start)(ebmc_ctx_t *);
+    ebmc_status (*profiler_stop)(ebmc_ctx_t *);
 } ebmc_backend_ops;
 
 extern const ebmc_backend_ops ebmc_cpu_ops;
@@ -493,11 +517,18 @@ ebmc_status ebmc_replay_sample_op(ebmc_ctx_t *, const ebmc_replay_desc *, const 
                                float *x);
 ebmc_status ebmc_replay_push_op(ebmc_ctx_t *, const ebmc_replay_desc *, void *buffer,
                              const float *x);
+ebmc_status ebmc_gauss_nll(ebmc_ctx_t *, const ebmc_gauss_nll_desc *, const float *z,
+                           const float *mu, const float *s, float *loss, float *dmu, float *ds);
 bool ebmc_graph_supported(const ebmc_ctx_t *ctx);
 ebmc_status ebmc_graph_begin(ebmc_ctx_t *ctx);
 ebmc_status ebmc_graph_end(ebmc_ctx_t *ctx, void **graph);
 ebmc_status ebmc_graph_launch(ebmc_ctx_t *ctx, void *graph);
 void ebmc_graph_free(ebmc_ctx_t *ctx, void *graph);
+/* Opens / closes the profiler's capture window; EBMC_E_UNSUPPORTED (with a message) on a backend
+ * without one. Both synchronise the context first, so the window holds whole iterations. */
+bool ebmc_profiler_supported(const ebmc_ctx_t *ctx);
+ebmc_status ebmc_profiler_start(ebmc_ctx_t *ctx);
+ebmc_status ebmc_profiler_stop(ebmc_ctx_t *ctx);
 
 /* Element counts implied by a descriptor (for tests, planning and guard regions). */
 size_t ebmc_conv_x_count(const ebmc_conv_desc *d);

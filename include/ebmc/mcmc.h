@@ -53,10 +53,14 @@ struct ebmc_potential {
     ebmc_status (*grad)(ebmc_potential *self, int n, const float *state, float *grad);
     /* called after a graph replay of `steps` gradient evaluations (host-side bookkeeping) */
     void (*replayed)(ebmc_potential *self, int steps);
+    /* called before the first gradient evaluation of a chain run (in capture order too) */
+    void (*begin)(ebmc_potential *self);
     void (*free)(ebmc_potential *self);
     ebmc_ctx_t *ctx;
     size_t elems;       /* per chain */
     int max_batch;
+    const char *name;   /* the default name of its chains' NVTX range ("langevin_x" for an
+                         * energy, "langevin_z" for a latent posterior; NULL: "langevin") */
 };
 
 /* U(x) = scale * sum_b E(x_b) for an EBM whose output is (N,1,1,1); scale = -1 for a net that
@@ -66,6 +70,11 @@ ebmc_status ebmc_potential_energy(ebmc_net_t *E, int max_batch, float scale, ebm
  * (ebmc_potential_latent_target). Dual-MCMC: k = 2/sigma^2. */
 ebmc_status ebmc_potential_latent(ebmc_net_t *G, int max_batch, float k, ebmc_potential **out);
 float *ebmc_potential_latent_target(ebmc_potential *p); /* (max_batch, C, H, W) device */
+/* Energy potentials: record sum_b E(x_b) at every gradient evaluation of a run into a device
+ * array of max_evals floats (the energy curve along the chain: entry 0 is the energy of the
+ * initial samples). NULL turns it off. */
+ebmc_status ebmc_potential_energy_trace(ebmc_potential *p, int max_evals);
+const float *ebmc_potential_trace(const ebmc_potential *p); /* device, or NULL */
 /* U(x) = sum_b |x_b - mu|^2 / (2 var), mu (elems) host values: the analytic test energy. */
 ebmc_status ebmc_potential_gaussian(ebmc_ctx_t *ctx, size_t elems, int max_batch, const float *mu,
                                     float var, ebmc_potential **out);
@@ -88,8 +97,13 @@ void ebmc_chain_set_graph(ebmc_chain_t *c, bool use_graph);
 bool ebmc_chain_graph_active(const ebmc_chain_t *c);
 void ebmc_chain_set_params(ebmc_chain_t *c, const ebmc_langevin_params *p); /* drops graphs */
 uint32_t ebmc_chain_step(const ebmc_chain_t *c);           /* noise steps drawn so far */
+void ebmc_chain_set_seed(ebmc_chain_t *c, uint64_t seed);  /* drops graphs */
 ebmc_status ebmc_chain_set_step(ebmc_chain_t *c, uint32_t step); /* resume */
 const char *ebmc_chain_error(const ebmc_chain_t *c);
+/* The NVTX range name of each run (default: the potential's name, else "langevin"). The string
+ * is copied (up to 47 characters). */
+void ebmc_chain_set_name(ebmc_chain_t *c, const char *name);
+const char *ebmc_chain_name(const ebmc_chain_t *c);
 
 /* ---- initialisers (device buffers of n chains x elems) ---- */
 

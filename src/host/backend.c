@@ -44,6 +44,7 @@ static const char *const op_names[EBMC_OP_COUNT] = {
     [EBMC_OP_COUNTER_ADD] = "counter_add",
     [EBMC_OP_REPLAY_SAMPLE] = "replay_sample",
     [EBMC_OP_REPLAY_PUSH] = "replay_push",
+    [EBMC_OP_GAUSS_NLL] = "gauss_nll",
 };
 
 const char *ebmc_op_name(ebmc_op op) {
@@ -314,6 +315,14 @@ static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
             return BAD("%s: need lo < hi and 0 <= p_reuse <= 1 (got [%g, %g], %g)", nm, d->lo, d->hi, d->p_reuse);
         return EBMC_OK;
     }
+    case EBMC_OP_GAUSS_NLL: {
+        const ebmc_gauss_nll_desc *d = desc;
+        if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS)
+            return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
+        if (!(d->eps >= 0) || !isfinite(d->scale) || !isfinite(d->beta))
+            return BAD("%s: eps=%g must be >= 0, scale and beta finite", nm, d->eps);
+        return EBMC_OK;
+    }
     case EBMC_OP_COUNT: break;
     }
     return BAD("unknown op %d", (int)op);
@@ -524,6 +533,11 @@ ebmc_status ebmc_replay_push_op(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, void
     EBMC_DISPATCH(EBMC_OP_REPLAY_PUSH, d, buffer && x, replay_push, buffer, x);
 }
 
+ebmc_status ebmc_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, const float *z,
+                           const float *mu, const float *s, float *loss, float *dmu, float *ds) {
+    EBMC_DISPATCH(EBMC_OP_GAUSS_NLL, d, z && mu && s && dmu && ds, gauss_nll, z, mu, s, loss, dmu, ds);
+}
+
 bool ebmc_graph_supported(const ebmc_ctx_t *ctx) {
     return ctx && ctx->ops->graph_begin && ctx->ops->graph_end && ctx->ops->graph_launch;
 }
@@ -544,3 +558,22 @@ ebmc_status ebmc_graph_launch(ebmc_ctx_t *ctx, void *graph) {
 void ebmc_graph_free(ebmc_ctx_t *ctx, void *graph) {
     if (ctx && graph && ctx->ops->graph_free) ctx->ops->graph_free(ctx, graph);
 }
+
+bool ebmc_profiler_supported(const ebmc_ctx_t *ctx) {
+    return ctx && ctx->ops->profiler_start && ctx->ops->profiler_stop;
+}
+
+static ebmc_status profiler_call(ebmc_ctx_t *ctx, bool start) {
+    if (!ctx) return EBMC_E_INVALID;
+    if (!ebmc_profiler_supported(ctx))
+        return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED,
+                               "the %s backend has no profiler capture window (cudaProfilerStart/"
+                               "Stop); a profiler attached now records the whole run",
+                               ctx->ops->name);
+    ebmc_status s = ebmc_sync(ctx);
+    if (s != EBMC_OK) return s;
+    return start ? ctx->ops->profiler_start(ctx) : ctx->ops->profiler_stop(ctx);
+}
+
+ebmc_status ebmc_profiler_start(ebmc_ctx_t *ctx) { return profiler_call(ctx, true); }
+ebmc_status ebmc_profiler_stop(ebmc_ctx_t *ctx) { return profiler_call(ctx, false); }

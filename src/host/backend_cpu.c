@@ -303,7 +303,7 @@ static ebmc_status cpu_bn_fwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const floa
                               const float *gamma, const float *beta, float *y, float *save_mean,
                               float *save_invstd, float *running_mean, float *running_var) {
     size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 65536)
     for (int c = 0; c < d->c; c++) {
         double s = 0;
         for (int n = 0; n < d->n; n++) {
@@ -342,7 +342,7 @@ static ebmc_status cpu_bn_bwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const floa
                               const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                               float beta_dx, float beta_param) {
     size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 65536)
     for (int c = 0; c < d->c; c++) {
         double mean = save_mean[c], invstd = save_invstd[c], sdy = 0, sdyx = 0;
         for (int n = 0; n < d->n; n++) {
@@ -445,7 +445,7 @@ static inline void ac_src(int o, int n, int *i0, int *i1, float *l1) {
 static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 16384)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * Ho * Wo;
@@ -472,7 +472,7 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
                                     float *dx, float beta) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
     scale_or_zero(dx, (size_t)d->n * d->c * H * W, beta);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 16384)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float *xp = dx + (size_t)nc * H * W;
         const float *yp = dy + (size_t)nc * Ho * Wo;
@@ -580,16 +580,19 @@ static ebmc_status cpu_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const 
 
 static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
                             const float *grad, float *m, float *v) {
-    double bc1 = 1.0 - pow((double)d->beta1, (double)d->step);
-    double bc2 = 1.0 - pow((double)d->beta2, (double)d->step);
+    /* the float constants PyTorch's kernels get from Python's doubles (see ebmc_adam_desc) */
+    double bc1 = 1.0 - pow(d->beta1, (double)d->step);
+    double bc2 = 1.0 - pow(d->beta2, (double)d->step);
     float step_size = (float)(d->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    float b1 = d->beta1, b2 = d->beta2, wd = d->weight_decay, eps = d->eps;
+    float b1 = (float)d->beta1, omb1 = (float)(1.0 - d->beta1);
+    float b2 = (float)d->beta2, omb2 = (float)(1.0 - d->beta2);
+    float wd = (float)d->weight_decay, eps = (float)d->eps;
 #pragma omp parallel for schedule(static) if (d->count > 65536)
     for (size_t i = 0; i < d->count; i++) {
         float g = grad[i];
         if (wd != 0.0f) g = g + wd * param[i];
-        m[i] = m[i] * b1 + (1.0f - b1) * g;
-        v[i] = v[i] * b2 + (1.0f - b2) * g * g;
+        m[i] = m[i] * b1 + omb1 * g;
+        v[i] = v[i] * b2 + omb2 * g * g;
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
         param[i] = param[i] - step_size * (m[i] / denom);
     }
@@ -613,7 +616,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
                                 const float *g) {
     uint32_t step = step_of(&d->rng);
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > 65536)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *xc = x + (size_t)ch * E;
         const float *gc = g + (size_t)ch * E;
@@ -641,7 +644,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
 static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     uint32_t step = step_of(&d->rng);
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > 65536)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *yc = y + (size_t)ch * E;
         for (size_t g4 = 0; g4 < E; g4 += 4) {
@@ -733,6 +736,25 @@ static ebmc_status cpu_replay_push(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, v
     return EBMC_OK;
 }
 
+static ebmc_status cpu_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, const float *z,
+                                 const float *mu, const float *s, float *loss, float *dmu,
+                                 float *ds) {
+    for (int r = 0; r < d->rows; r++) {
+        double l = 0;
+        for (size_t j = 0; j < d->cols; j++) {
+            size_t i = (size_t)r * d->cols + j;
+            double e = exp((double)s[i]), den = d->eps + e, dz = (double)z[i] - mu[i];
+            l += 0.5 * s[i] + 0.5 * dz * dz / den;
+            float gm = (float)(d->scale * (-dz / den));
+            float gs = (float)(d->scale * (0.5 - 0.5 * dz * dz * e / (den * den)));
+            dmu[i] = blend(gm, d->beta, dmu[i]);
+            ds[i] = blend(gs, d->beta, ds[i]);
+        }
+        if (loss) loss[r] = (float)l;
+    }
+    return EBMC_OK;
+}
+
 /* ---- table ---- */
 
 static bool cpu_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
@@ -798,5 +820,6 @@ const ebmc_backend_ops ebmc_cpu_ops = {
     .counter_add = cpu_counter_add,
     .replay_sample = cpu_replay_sample,
     .replay_push = cpu_replay_push,
+    .gauss_nll = cpu_gauss_nll,
     /* no graphs: the CPU runs chains eagerly */
 };

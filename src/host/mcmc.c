@@ -2,6 +2,7 @@
  * the replay buffer. Only op-table calls: the same code runs on the CPU and the GPU. */
 #include "ebmc/mcmc.h"
 #include "ctx_internal.h"
+#include "ebmc/nvtx.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,9 @@ typedef struct {
     float *target;  /* latent only: (max_batch, elems of G's output) */
     float k;
     size_t out_elems;
-    bool has_bn;
+    bool has_bn, is_energy;
+    float *trace;   /* energy: sum of outputs per gradient evaluation */
+    int trace_cap, trace_i;
 } net_potential;
 
 static void netpot_free(ebmc_potential *p) {
@@ -61,8 +64,27 @@ static void netpot_free(ebmc_potential *p) {
     ebmc_tape_free(q->tape);
     ebmc_free(p->ctx, q->dy);
     ebmc_free(p->ctx, q->target);
+    ebmc_free(p->ctx, q->trace);
     free(q);
 }
+
+static void netpot_begin(ebmc_potential *p) { ((net_potential *)p)->trace_i = 0; }
+
+ebmc_status ebmc_potential_energy_trace(ebmc_potential *p, int max_evals) {
+    net_potential *q = (net_potential *)p;
+    if (!q->is_energy) return EBMC_E_INVALID;
+    ebmc_free(p->ctx, q->trace);
+    q->trace = NULL;
+    q->trace_cap = 0;
+    if (max_evals <= 0) return EBMC_OK;
+    TRY(ebmc_alloc(p->ctx, (void **)&q->trace, (size_t)max_evals * sizeof(float)));
+    ebmc_fill_desc f = {(size_t)max_evals, 0.0f};
+    TRY(ebmc_fill(p->ctx, &f, q->trace));
+    q->trace_cap = max_evals;
+    return EBMC_OK;
+}
+
+const float *ebmc_potential_trace(const ebmc_potential *p) { return ((const net_potential *)p)->trace; }
 
 static void netpot_replayed(ebmc_potential *p, int steps) {
     net_potential *q = (net_potential *)p;
@@ -73,6 +95,11 @@ static void netpot_replayed(ebmc_potential *p, int steps) {
 static ebmc_status energy_grad(ebmc_potential *p, int n, const float *x, float *g) {
     net_potential *q = (net_potential *)p;
     TRY(ebmc_net_forward(q->net, q->tape, n, x));
+    if (q->trace && q->trace_i < q->trace_cap) {
+        ebmc_reduce_desc r = {1, (size_t)n, EBMC_REDUCE_SUM, 0.0f};
+        TRY(ebmc_reduce(p->ctx, &r, ebmc_tape_output(q->tape, 0), q->trace + q->trace_i));
+        q->trace_i++;
+    }
     const float *dy[1] = {q->dy};
     return ebmc_net_backward(q->net, q->tape, dy, EBMC_GRAD_INPUT, g, 0.0f);
 }
@@ -101,6 +128,7 @@ static ebmc_status netpot_create(ebmc_net_t *net, int max_batch, net_potential *
     q->base.elems = ebmc_net_value_count(net, 0);
     q->base.free = netpot_free;
     q->base.replayed = netpot_replayed;
+    q->base.begin = netpot_begin;
     q->out_elems = ebmc_net_value_count(net, ebmc_net_output_value(net, 0));
     for (int i = 0; i < ebmc_net_tensor_count(net); i++)
         q->has_bn = q->has_bn || ebmc_net_tensor_at(net, i)->is_counter;
@@ -127,6 +155,8 @@ ebmc_status ebmc_potential_energy(ebmc_net_t *E, int max_batch, float scale, ebm
         return s;
     }
     q->base.grad = energy_grad;
+    q->base.name = "langevin_x";
+    q->is_energy = true;
     ebmc_fill_desc f = {(size_t)max_batch, scale}; /* dU/dE_b = scale for every b */
     ebmc_status s = ebmc_fill(q->base.ctx, &f, q->dy);
     if (s) {
@@ -142,6 +172,7 @@ ebmc_status ebmc_potential_latent(ebmc_net_t *G, int max_batch, float k, ebmc_po
     *out = NULL;
     TRY(netpot_create(G, max_batch, &q));
     q->base.grad = latent_grad;
+    q->base.name = "langevin_z";
     q->k = k;
     ebmc_status s = ebmc_alloc(q->base.ctx, (void **)&q->target,
                                (size_t)max_batch * q->out_elems * sizeof(float));
@@ -218,6 +249,7 @@ struct ebmc_chain {
         int n;
         void *graph;
     } graphs[MAX_GRAPHS];
+    char name[48];         /* NVTX range of a run */
     char err[512];
 };
 
@@ -245,6 +277,7 @@ ebmc_status ebmc_chain_create(ebmc_potential *pot, const ebmc_langevin_params *p
     c->seed = seed;
     c->stream = stream;
     c->use_graph = ebmc_graph_supported(ctx);
+    ebmc_chain_set_name(c, pot->name ? pot->name : "langevin");
     size_t n = (size_t)max_batch * pot->elems;
     ebmc_status s = ebmc_alloc(ctx, (void **)&c->state, n * sizeof(float));
     if (!s) s = ebmc_alloc(ctx, (void **)&c->grad, n * sizeof(float));
@@ -270,6 +303,10 @@ void ebmc_chain_free(ebmc_chain_t *c) {
 float *ebmc_chain_state(ebmc_chain_t *c) { return c->state; }
 uint32_t ebmc_chain_step(const ebmc_chain_t *c) { return c->host_step; }
 const char *ebmc_chain_error(const ebmc_chain_t *c) { return c->err; }
+void ebmc_chain_set_name(ebmc_chain_t *c, const char *name) {
+    snprintf(c->name, sizeof c->name, "%s", name ? name : "langevin");
+}
+const char *ebmc_chain_name(const ebmc_chain_t *c) { return c->name; }
 
 void ebmc_chain_set_graph(ebmc_chain_t *c, bool use_graph) {
     bool on = use_graph && ebmc_graph_supported(c->ctx);
@@ -284,6 +321,11 @@ void ebmc_chain_set_params(ebmc_chain_t *c, const ebmc_langevin_params *p) {
     c->p = *p;
 }
 
+void ebmc_chain_set_seed(ebmc_chain_t *c, uint64_t seed) {
+    if (seed != c->seed) drop_graphs(c); /* the seed is baked into captured graphs */
+    c->seed = seed;
+}
+
 ebmc_status ebmc_chain_set_step(ebmc_chain_t *c, uint32_t step) {
     TRY(ebmc_copy(c->ctx, c->counter, &step, sizeof step, EBMC_COPY_H2D));
     c->host_step = step;
@@ -295,6 +337,7 @@ static ebmc_status chain_sequence(ebmc_chain_t *c, int n) {
     ebmc_potential *pot = c->pot;
     const ebmc_langevin_params *p = &c->p;
     ebmc_rng_key key = {c->seed, c->stream, c->counter, 0};
+    if (pot->begin) pot->begin(pot);
     if (p->noise == EBMC_NOISE_NEXT && p->c != 0.0f) { /* the first step's noise, before its gradient */
         ebmc_rng_desc r = {n, pot->elems, EBMC_RNG_NORMAL, 0.0f, p->c, true, key};
         TRY(ebmc_rng(c->ctx, &r, c->state));
@@ -313,15 +356,27 @@ static ebmc_status chain_sequence(ebmc_chain_t *c, int n) {
     return ebmc_counter_add(c->ctx, &cd, c->counter);
 }
 
+static ebmc_status chain_run(ebmc_chain_t *c, int n);
+
+/* One NVTX range per run, named after the chain ("langevin_x", "langevin_z"): around the K eager
+ * steps, or around the capture and launch of the graph (Nsight projects it onto the GPU work). */
 ebmc_status ebmc_chain_run(ebmc_chain_t *c, int n) {
+    EBMC_RANGE_PUSH(c->name);
+    ebmc_status s = chain_run(c, n);
+    EBMC_RANGE_POP();
+    return s;
+}
+
+static ebmc_status chain_run(ebmc_chain_t *c, int n) {
     if (n < 1 || n > c->max_batch) {
         snprintf(c->err, sizeof c->err, "chain: run on %d chains of %d", n, c->max_batch);
         return ebmc_ctx_seterr(c->ctx, EBMC_E_INVALID, "%s", c->err);
     }
-    ebmc_status s;
+    ebmc_status s = EBMC_OK; /* a replay (graph already captured) reaches the launch with it */
     if (!c->use_graph) {
         s = chain_sequence(c, n);
     } else {
+        bool captured = false; /* the capture ran chain_sequence's host code once already */
         int slot = -1, free_slot = -1;
         for (int i = 0; i < MAX_GRAPHS; i++) {
             if (c->graphs[i].graph && c->graphs[i].n == n) slot = i;
@@ -348,10 +403,13 @@ ebmc_status ebmc_chain_run(ebmc_chain_t *c, int n) {
                 c->graphs[free_slot].graph = g;
                 c->graphs[free_slot].n = n;
                 slot = free_slot;
+                captured = true;
             }
         }
         if (!s) s = ebmc_graph_launch(c->ctx, c->graphs[slot].graph);
-        if (!s && c->pot->replayed) c->pot->replayed(c->pot, c->p.steps);
+        /* host bookkeeping (BatchNorm's batch counter) of a replay; the launch right after a
+         * capture is already counted by the capture's host-side pass */
+        if (!s && !captured && c->pot->replayed) c->pot->replayed(c->pot, c->p.steps);
     }
     if (s) {
         if (!c->err[0]) snprintf(c->err, sizeof c->err, "chain: %s", ebmc_ctx_error(c->ctx));

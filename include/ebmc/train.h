@@ -1,0 +1,33 @@
+/* defines: ebmc_train_main, ebmc_sample_main (the `ebmc train` and `ebmc sample` commands),
+ * the Dual-MCMC config schema, and the exit statuses of a run. */
+#ifndef EBMC_TRAIN_H
+#define EBMC_TRAIN_H
+
+#include "ebmc/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    EBMC_EXIT_OK = 0,
+    EBMC_EXIT_ERROR = 1,      /* a run-time failure (device, I/O during training) */
+    EBMC_EXIT_USAGE = 2,      /* bad command line */
+    EBMC_EXIT_CONFIG = 64,    /* bad configuration (unknown key, wrong type, range) */
+    EBMC_EXIT_DATA = 65,      /* missing or malformed data, checkpoint or config file */
+    EBMC_EXIT_DIVERGED = 4    /* the divergence guard gave up after its recoveries */
+};
+
+/* The Dual-MCMC schema (every key `ebmc train` accepts, with its default and help). */
+const ebmc_cfg_key *ebmc_dualmcmc_schema(int *n);
+
+/* ebmc train CONFIG [section.key=value ...] | ebmc train --resume RUN_DIR [section.key=value]
+ * Returns the process exit status. */
+int ebmc_train_main(int argc, char **argv);
+/* ebmc sample CKPT_DIR [--n N] [--out DIR] [--steps K] [--step-size S] [--seed S] ... */
+int ebmc_sample_main(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

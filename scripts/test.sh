@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Quick start, step 2 of 2: set up (build and test dependencies, PyTorch for the oracle), build,
+# and run every test with ctest. GPU tests are reported as skipped on a machine without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --tests
+# development copies of the data sets, when this checkout sits beside them (tests that need
+# real data skip without them)
+if [ -z "${EBMC_DATA:-}" ] && [ -d ../shared/data ]; then export EBMC_DATA="$(cd ../shared/data && pwd)"; fi
+cd build
+ctest --output-on-failure --timeout 900 "$@"
