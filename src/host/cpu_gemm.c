@@ -6,7 +6,7 @@
 void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     long work = (long)m * n * k;
-#pragma omp parallel for schedule(static) if (work > 32768)
+#pragma omp parallel for schedule(static) if (work > 2097152)
     for (int i = 0; i < m; i++) {
         float *ci = c + (size_t)i * ldc;
         if (!trans_b) {
