@@ -1,6 +1,7 @@
 /* CUDA-vs-CPU parity: every op the CUDA backend implements (conv/convt, linear, bias,
- * activations, BatchNorm, spectral norm, upsample, pools, axpby, fill, reduce, Adam; the sampler
- * ops are not on CUDA yet) against the CPU reference, with the same random inputs, in FP32 and
+ * activations, BatchNorm, spectral norm, upsample, pools, axpby, fill, reduce, Adam, and the
+ * sampler ops: Langevin, rng, reparam, scaled_diff, counter_add, replay sample/push, gauss_nll)
+ * against the CPU reference, with the same random inputs, in FP32 and
  * in TF32 (and the convolutions/GEMMs once more with non-deterministic cuDNN algorithms allowed,
  * the training default). Outputs are NaN-poisoned before each call (so a beta == 0 path that
  * reads its output fails) and guarded by sentinels (so an out-of-bounds write fails). Also: bad
@@ -33,8 +34,21 @@
  *           into the FP32 context fails these rows.
  * TOL_TF32  TF32 tensor cores round both operands to 10 mantissa bits, u_tf32 = 2^-11 ~ 4.9e-4:
  *           each product carries a relative error of up to 2 u_tf32, nmse ~ 2 u_tf32^2 / 3 ~
- *           1.6e-7 when rounding to nearest, ~1e-6 if the hardware truncates. Bound 1e-5. */
+ *           1.6e-7 when rounding to nearest, ~1e-6 if the hardware truncates. Bound 1e-5.
+ * TOL_NOISE the sampler ops (Langevin, rng, reparam, replay, gauss_nll): both backends draw the
+ *           same Philox4x32-10 words and turn them into normals by Box-Muller in double
+ *           (include/ebmc/philox.h), and the kernels round every float operation in the CPU's
+ *           order (no FMA contraction). The one difference left is the device's double
+ *           log/sin/cos/exp (<= 2 ulp of double) against glibc's, and expf (<= 2 ulp of float)
+ *           in reparam: after rounding to float an element differs, if at all, by an ulp or two,
+ *           i.e. ~1e-7 relative, so nmse <~ (1e-6)^2 even if every element were off by 1e-6
+ *           relative. Bound 1e-12 = (1e-6)^2. Expect "exact" in practice: a wrong counter (chain,
+ *           step, group) gives independent noise, nmse ~ 1; a contracted FMA ~1e-15.
+ * TOL_EXACT copies and integer results (replay push, the step counter): nmse must be 0; uint8
+ *           buffers are compared byte for byte. */
 #define TOL_EW 1e-12
+#define TOL_NOISE 1e-12
+#define TOL_EXACT 0.0
 #define TOL_ADAM 1e-11
 #define TOL_RED 1e-9
 #define TOL_MM32 1e-8
@@ -54,6 +68,18 @@
  *   axpby:       y = x1*x + beta*y;  fill: value x1
  *   reduce:      x (n, c*h*w), var = ebmc_reduce_mode
  *   adam:        var = steps taken (1, 2, ...), x1 = weight decay
+ *   samplers:    n chains of c*h*w elements; s = 1: the noise step comes from a device counter
+ *                (step_base = 7, step_offset = 3), else step_offset = 11 alone
+ *   langevin:    var = ebmc_noise_mode, x1 = clip (0: off), co = 1: clamp to [-1, 1];
+ *                a = 0.1, b = 0.05, c = 0.3
+ *   rng:         var = ebmc_rng_dist (normal: 0.5 + 2 N; uniform: U(-1, 3)); beta 1: accumulate
+ *   reparam:     x1 = k (0.5: log-variance, 1: log-std)
+ *   scaled_diff: out = x1*(a - b) + beta*out
+ *   counter_add: delta = co (the counter starts at 0x3F800000, the bits of 1.0f, so the float
+ *                comparison of the result is meaningful)
+ *   replay:      var = 1: uint8 storage; co = capacity, k = count (sample) / head (push),
+ *                x1 = p_reuse; [lo, hi] = [-1, 1]
+ *   gauss_nll:   rows n, cols c*h*w; x1 = scale, var = 1: no loss output; eps 1e-6
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -217,19 +243,56 @@ static const prow ROWS[] = {
     /* Adam: var = steps, x1 = weight decay */
     {EBMC_OP_ADAM,               1,  1,  1,10000, 0, 0, 0,  0,  0,  5, 0,    0,    TOL_ADAM, TOL_ADAM},
     {EBMC_OP_ADAM,               1,  1,  1,3001, 0, 0, 0,  0,  0,  3, 1e-2f, 0,    TOL_ADAM, TOL_ADAM},
+    /* Langevin, all noise modes: plain; from the device step counter; clip + clamp with a
+     * partial last group (E = 130); NEXT with clip + clamp (E = 105, odd); a long chain (many
+     * blocks per chain); 70000 chains (more than one grid row: the kernel strides over chains) */
+    {EBMC_OP_LANGEVIN,           5,  3,  8,  8,  0, 0, 0,  0,  0, EBMC_NOISE_OFF,   0,    0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,           5,  3,  8,  8,  0, 0, 1,  0,  0, EBMC_NOISE_AFTER, 0,    0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,           7,  1,  1,130,  1, 0, 1,  0,  0, EBMC_NOISE_AFTER, 0.5f, 0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,           7,  1,  1,130,  1, 0, 0,  0,  0, EBMC_NOISE_OFF,   0.5f, 0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,           4,  3,  5,  7,  1, 0, 1,  0,  0, EBMC_NOISE_NEXT,  0.5f, 0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,           4,  3,  5,  7,  0, 0, 0,  0,  0, EBMC_NOISE_NEXT,  0,    0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,           3,  1,  1,100000,0,0, 1,  0,  0, EBMC_NOISE_AFTER, 0,    0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_LANGEVIN,       70000,  1,  1,  5,  1, 0, 1,  0,  0, EBMC_NOISE_AFTER, 0.5f, 0, TOL_NOISE, TOL_NOISE},
+    /* rng: normal and uniform, overwrite and accumulate */
+    {EBMC_OP_RNG,                5,  3,  8,  8,  0, 0, 1,  0,  0, EBMC_RNG_NORMAL,  0,    0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_RNG,                5,  1,  1, 37,  0, 0, 0,  0,  0, EBMC_RNG_UNIFORM, 0,    0, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_RNG,                5,  1,  1, 37,  0, 0, 1,  0,  0, EBMC_RNG_NORMAL,  0,    1, TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_RNG,                5,  1,  1, 37,  0, 0, 0,  0,  0, EBMC_RNG_UNIFORM, 0,    1, TOL_NOISE, TOL_NOISE},
+    /* reparam: log-variance (k = 0.5) and log-std (k = 1) heads */
+    {EBMC_OP_REPARAM,            6,  1,  1, 50,  0, 0, 1,  0,  0,  0, 0.5f,  0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_REPARAM,            3,  2,  3,  3,  0, 0, 0,  0,  0,  0, 1.0f,  0,    TOL_NOISE, TOL_NOISE},
+    /* scaled_diff with beta 0 (out not read) and 1 */
+    {EBMC_OP_SCALED_DIFF,        1,  1,  1,1001, 0, 0, 0,  0,  0,  0, 2.5f,  0,    TOL_EW,   TOL_EW},
+    {EBMC_OP_SCALED_DIFF,        1,  1,  1,1001, 0, 0, 0,  0,  0,  0, -0.75f, 1,   TOL_EW,   TOL_EW},
+    /* counter_add */
+    {EBMC_OP_COUNTER_ADD,        1,  1,  1,  1,1000,0, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    /* replay: sample float / uint8 (both reuse and fresh chains), an empty buffer (all fresh);
+     * push float / uint8 with a head that wraps around the capacity */
+    {EBMC_OP_REPLAY_SAMPLE,     50,  3,  4,  4, 10, 7, 1,  0,  0,  0, 0.7f,  0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_REPLAY_SAMPLE,     50,  3,  4,  4, 10, 7, 0,  0,  0,  1, 0.7f,  0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_REPLAY_SAMPLE,     20,  1,  1, 10, 10, 0, 0,  0,  0,  0, 0.9f,  0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_REPLAY_PUSH,        6,  3,  4,  4, 10, 7, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_REPLAY_PUSH,        6,  3,  4,  5, 10, 7, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
+    /* gauss_nll: with and without the loss, beta 0 and 1, rows shorter than a block */
+    {EBMC_OP_GAUSS_NLL,          8,  1,  1,128,  0, 0, 0,  0,  0,  0, 0.5f,  0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GAUSS_NLL,          3,  1,  1,1000, 0, 0, 0,  0,  0,  1, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GAUSS_NLL,          5,  1,  1,  3,  0, 0, 0,  0,  0,  0, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
 };
 #define NROWS ((int)(sizeof ROWS / sizeof ROWS[0]))
 
 /* ---- buffers of one case ---- */
 
 enum { B_IN, B_OUT, B_INOUT };                    /* OUT: poisoned, compared; INOUT: random, compared */
-enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED };
+enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED, F_STEP, F_ONEBITS };
+#define STEP_BASE 7u    /* F_STEP: a uint32 step counter holding 7, in a float slot */
 #define MAXB 10
 
 typedef struct {
     const char *name;
     size_t n;
     int role, fill;
+    bool bytes; /* compared byte for byte (uint8 storage, integers) */
 } bspec;
 
 typedef struct {
@@ -245,13 +308,36 @@ typedef struct {
     ebmc_fill_desc fill;
     ebmc_reduce_desc red;
     ebmc_adam_desc adam;
+    ebmc_langevin_desc lgv;
+    ebmc_rng_desc rng;
+    ebmc_reparam_desc rep;
+    ebmc_scaled_diff_desc sdiff;
+    ebmc_counter_desc cnt;
+    ebmc_replay_desc replay;
+    ebmc_gauss_nll_desc nll;
+    int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];
     char label[160];
 } pcase;
 
 static void add(pcase *pc, const char *name, size_t n, int role, int fill) {
-    pc->b[pc->nb++] = (bspec){name, n, role, fill};
+    pc->b[pc->nb++] = (bspec){name, n, role, fill, false};
+}
+
+/* The Philox key of a sampler row: s = 1 reads the step from a device counter buffer (added
+ * last, so call_op can point step_base at it), else a fixed offset. */
+static ebmc_rng_key row_key(const prow *r, pcase *pc) {
+    ebmc_rng_key k = {.seed = 0x0123456789ABCDEFull ^ (uint64_t)r->n, .stream = 5,
+                      .step_base = NULL, .step_offset = r->s ? 3u : 11u};
+    pc->step_buf = -1;
+    return k;
+}
+
+static void add_step_buf(const prow *r, pcase *pc) {
+    if (!r->s) return;
+    pc->step_buf = pc->nb;
+    add(pc, "step", 1, B_IN, F_STEP);
 }
 
 static bool is_convt(ebmc_op op) {
@@ -465,8 +551,8 @@ static void build_case(const prow *r, pcase *pc) {
         break;
     }
     case EBMC_OP_ADAM:
-        pc->adam = (ebmc_adam_desc){.count = cnt, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f,
-                                    .eps = 1e-8f, .weight_decay = r->x1, .step = 1};
+        pc->adam = (ebmc_adam_desc){.count = cnt, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999,
+                                    .eps = 1e-8, .weight_decay = r->x1, .step = 1};
         snprintf(pc->label, sizeof pc->label, "adam count %zu steps %d wd %g", cnt, r->var,
                  r->x1);
         add(pc, "param", cnt, B_INOUT, F_NORMAL);
@@ -474,6 +560,96 @@ static void build_case(const prow *r, pcase *pc) {
         add(pc, "m", cnt, B_INOUT, F_NORMAL);
         add(pc, "v", cnt, B_INOUT, F_SMALLPOS);
         break;
+    case EBMC_OP_LANGEVIN: {
+        static const char *const modes[] = {"off", "after", "next"};
+        const size_t E = (size_t)r->c * r->h * r->w;
+        pc->lgv = (ebmc_langevin_desc){.n_chains = r->n, .chain_elems = E, .a = 0.1f, .b = 0.05f,
+                                       .c = 0.3f, .clip = r->x1, .clamp = r->co != 0, .lo = -1.0f,
+                                       .hi = 1.0f, .noise = (ebmc_noise_mode)r->var,
+                                       .rng = row_key(r, pc)};
+        snprintf(pc->label, sizeof pc->label, "langevin (%d,%zu) noise %s clip %g clamp %d step %s",
+                 r->n, E, modes[r->var], r->x1, r->co, r->s ? "counter" : "offset");
+        add(pc, "x", cnt, B_INOUT, F_NORMAL);
+        add(pc, "g", cnt, B_IN, F_NORMAL);
+        add_step_buf(r, pc);
+        break;
+    }
+    case EBMC_OP_RNG: {
+        const size_t E = (size_t)r->c * r->h * r->w;
+        const bool nrm = r->var == EBMC_RNG_NORMAL;
+        pc->rng = (ebmc_rng_desc){.n_chains = r->n, .chain_elems = E, .dist = (ebmc_rng_dist)r->var,
+                                  .p0 = nrm ? 0.5f : -1.0f, .p1 = nrm ? 2.0f : 3.0f,
+                                  .accumulate = r->beta != 0, .rng = row_key(r, pc)};
+        snprintf(pc->label, sizeof pc->label, "rng %s (%d,%zu)%s step %s", nrm ? "normal" : "uniform",
+                 r->n, E, r->beta != 0 ? " accumulate" : "", r->s ? "counter" : "offset");
+        add(pc, "y", cnt, ob, F_NORMAL);
+        add_step_buf(r, pc);
+        break;
+    }
+    case EBMC_OP_REPARAM: {
+        const size_t E = (size_t)r->c * r->h * r->w;
+        pc->rep = (ebmc_reparam_desc){.n_chains = r->n, .chain_elems = E, .k = r->x1,
+                                      .rng = row_key(r, pc)};
+        snprintf(pc->label, sizeof pc->label, "reparam (%d,%zu) k %g step %s", r->n, E, r->x1,
+                 r->s ? "counter" : "offset");
+        add(pc, "mu", cnt, B_IN, F_NORMAL);
+        add(pc, "s", cnt, B_IN, F_NORMAL);
+        add(pc, "z", cnt, B_OUT, F_NORMAL);
+        add_step_buf(r, pc);
+        break;
+    }
+    case EBMC_OP_SCALED_DIFF:
+        pc->sdiff = (ebmc_scaled_diff_desc){.count = cnt, .alpha = r->x1, .beta = r->beta};
+        snprintf(pc->label, sizeof pc->label, "scaled_diff count %zu alpha %g beta %g", cnt, r->x1,
+                 r->beta);
+        add(pc, "a", cnt, B_IN, F_NORMAL);
+        add(pc, "b", cnt, B_IN, F_NORMAL);
+        add(pc, "out", cnt, ob, F_NORMAL);
+        break;
+    case EBMC_OP_COUNTER_ADD:
+        pc->cnt = (ebmc_counter_desc){.delta = (uint32_t)r->co};
+        snprintf(pc->label, sizeof pc->label, "counter_add delta %d", r->co);
+        add(pc, "counter", 1, B_INOUT, F_ONEBITS);
+        pc->b[pc->nb - 1].bytes = true;
+        break;
+    case EBMC_OP_REPLAY_SAMPLE: case EBMC_OP_REPLAY_PUSH: {
+        const size_t E = (size_t)r->c * r->h * r->w, entries = (size_t)r->co * E;
+        const bool push = r->op == EBMC_OP_REPLAY_PUSH;
+        pc->replay = (ebmc_replay_desc){.n_chains = r->n, .chain_elems = E, .capacity = r->co,
+                                        .count = push ? r->co : r->k, .head = push ? r->k : 0,
+                                        .p_reuse = r->x1, .lo = -1.0f, .hi = 1.0f,
+                                        .u8 = r->var != 0, .rng = row_key(r, pc)};
+        snprintf(pc->label, sizeof pc->label, "%s %s (%d,%zu) capacity %d %s %d p_reuse %g",
+                 ebmc_op_name(r->op), r->var ? "u8" : "f32", r->n, E, r->co,
+                 push ? "head" : "count", r->k, r->x1);
+        /* uint8 storage lives in a float buffer of ceil(bytes/4) (random bytes are valid
+         * quantised values) and is compared byte for byte */
+        const size_t nbuf = r->var ? CEIL_DIV(entries, (size_t)4) : entries;
+        if (push) {
+            add(pc, "buffer", nbuf, B_INOUT, F_NORMAL); /* slots not pushed to must stay */
+            pc->b[pc->nb - 1].bytes = r->var != 0;
+            add(pc, "x", cnt, B_IN, F_TANH);
+        } else {
+            add(pc, "buffer", nbuf, B_IN, F_NORMAL);
+            add(pc, "x", cnt, B_OUT, F_NORMAL);
+            add_step_buf(r, pc);
+        }
+        break;
+    }
+    case EBMC_OP_GAUSS_NLL: {
+        const size_t cols = (size_t)r->c * r->h * r->w;
+        pc->nll = (ebmc_gauss_nll_desc){.rows = r->n, .cols = cols, .eps = 1e-6f, .scale = r->x1,
+                                        .beta = r->beta};
+        snprintf(pc->label, sizeof pc->label, "gauss_nll (%d,%zu) scale %g beta %g%s", r->n, cols,
+                 r->x1, r->beta, r->var ? " no loss" : "");
+        add(pc, "z", cnt, B_IN, F_NORMAL);
+        add(pc, "mu", cnt, B_IN, F_NORMAL);
+        add(pc, "s", cnt, B_IN, F_NORMAL);
+        add(pc, "dmu", cnt, ob, F_NORMAL);
+        add(pc, "ds", cnt, ob, F_NORMAL);
+        if (!r->var) add(pc, "loss", (size_t)r->n, B_OUT, F_NORMAL);
+        break;
+    }
     default: break; /* ops without a parity row */
     }
 }
@@ -489,6 +665,13 @@ static void fill_host(tu_rng *rng, float *h, size_t n, int fill) {
         tu_fill_normal(rng, h, n, 1.0f);
         for (size_t i = 0; i < n; i++) h[i] += 1.0f;
         break;
+    case F_STEP: /* a uint32 counter in a float slot */
+        for (size_t i = 0; i < n; i++) {
+            const uint32_t v = STEP_BASE;
+            memcpy(&h[i], &v, sizeof v);
+        }
+        break;
+    case F_ONEBITS: for (size_t i = 0; i < n; i++) h[i] = 1.0f; break;
     case F_UNIT: {
         tu_fill_normal(rng, h, n, 1.0f);
         double s = 0;
@@ -591,6 +774,31 @@ static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
         }
         return EBMC_OK;
     }
+    case EBMC_OP_LANGEVIN: {
+        ebmc_langevin_desc d = pc->lgv;
+        if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
+        return ebmc_langevin(ctx, &d, p[0], p[1]);
+    }
+    case EBMC_OP_RNG: {
+        ebmc_rng_desc d = pc->rng;
+        if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
+        return ebmc_rng(ctx, &d, p[0]);
+    }
+    case EBMC_OP_REPARAM: {
+        ebmc_reparam_desc d = pc->rep;
+        if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
+        return ebmc_reparam(ctx, &d, p[0], p[1], p[2]);
+    }
+    case EBMC_OP_SCALED_DIFF: return ebmc_scaled_diff(ctx, &pc->sdiff, p[0], p[1], p[2]);
+    case EBMC_OP_COUNTER_ADD: return ebmc_counter_add(ctx, &pc->cnt, (uint32_t *)p[0]);
+    case EBMC_OP_REPLAY_SAMPLE: {
+        ebmc_replay_desc d = pc->replay;
+        if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
+        return ebmc_replay_sample_op(ctx, &d, p[0], p[1]);
+    }
+    case EBMC_OP_REPLAY_PUSH: return ebmc_replay_push_op(ctx, &pc->replay, p[0], p[1]);
+    case EBMC_OP_GAUSS_NLL:
+        return ebmc_gauss_nll(ctx, &pc->nll, p[0], p[1], p[2], r->var ? NULL : p[5], p[3], p[4]);
     default: break; /* ops without a parity row */
     }
     return EBMC_E_INVALID;
@@ -655,11 +863,19 @@ static int run_row(const env *e, ebmc_ctx_t *gpu, const char *prec, int idx, dou
             float *ref = tu_malloc(n), *got = tu_malloc(n);
             tu_dbuf_download(&bc[b], ref);
             tu_dbuf_download(&bg[b], got);
-            const double nmse = tu_nmse(got, ref, n);
+            const bool bytes = pc.b[b].bytes;
+            size_t ndiff = 0; /* bytes that differ (byte buffers) */
+            for (size_t i = 0; bytes && i < n * sizeof(float); i++)
+                ndiff += ((const unsigned char *)got)[i] != ((const unsigned char *)ref)[i];
+            const double nmse = bytes ? (ndiff ? INFINITY : 0.0) : tu_nmse(got, ref, n);
             const bool guards = tu_dbuf_guards_ok(&bg[b]) && tu_dbuf_guards_ok(&bc[b]);
             const bool ok = nmse <= tol && guards;
             char head[32];
-            if (nmse == 0)
+            if (bytes)
+                snprintf(head, sizeof head, ndiff ? "%zu bytes differ" : "bitwise", ndiff);
+            else if (nmse == 0 && !memcmp(got, ref, n * sizeof(float)))
+                snprintf(head, sizeof head, "bitwise");
+            else if (nmse == 0)
                 snprintf(head, sizeof head, "exact");
             else if (isfinite(nmse))
                 snprintf(head, sizeof head, "%.3gx", tol / nmse);
@@ -741,6 +957,12 @@ static void test_bad_calls(void **state) {
     ebmc_bn_desc bn = {1, 3, 1, 1, 1e-5f, 0.1f};
     expect_error(g, ebmc_bn_fwd(g, &bn, a.p, b.p, b.p, c.p, c.p, c.p, NULL, NULL),
                  "batchnorm with one value per channel");
+    ebmc_langevin_desc ld = {.n_chains = 2, .chain_elems = 8, .a = 0.1f, .noise = EBMC_NOISE_AFTER};
+    expect_error(g, ebmc_langevin(g, &ld, a.p, NULL), "langevin with a NULL gradient");
+    ld.clamp = true, ld.lo = 1.0f, ld.hi = -1.0f;
+    expect_error(g, ebmc_langevin(g, &ld, a.p, b.p), "langevin with an empty clamp range");
+    ebmc_replay_desc rd = {.n_chains = 8, .chain_elems = 4, .capacity = 4, .lo = -1, .hi = 1};
+    expect_error(g, ebmc_replay_push_op(g, &rd, b.p, a.p), "replay push of 8 into 4 slots");
     /* the context still works */
     d = ebmc_conv_desc_make(1, 2, 8, 8, 2, 3, 1, 1);
     assert_int_equal(ebmc_conv2d_fwd(g, &d, a.p, b.p, c.p), EBMC_OK);

@@ -70,9 +70,9 @@ static void test_other_descriptors(void **state) {
     expect(ebmc_avgpool2_fwd(CTX, &p, BUF, BUF), EBMC_E_INVALID, "2x2 pool");
     ebmc_sn_desc sn = {4, 4, -1, 1e-12f};
     expect(ebmc_sn_power(CTX, &sn, BUF, BUF, BUF, BUF, BUF), EBMC_E_INVALID, "n_power_iter");
-    ebmc_adam_desc ad = {.count = 4, .lr = 1e-3f, .beta1 = 1.0f, .beta2 = 0.9f, .eps = 1e-8f, .step = 1};
+    ebmc_adam_desc ad = {.count = 4, .lr = 1e-3, .beta1 = 1.0, .beta2 = 0.9, .eps = 1e-8, .step = 1};
     expect(ebmc_adam(CTX, &ad, BUF, BUF, BUF, BUF), EBMC_E_INVALID, "beta1");
-    ad.beta1 = 0.5f;
+    ad.beta1 = 0.5;
     ad.step = 0;
     expect(ebmc_adam(CTX, &ad, BUF, BUF, BUF, BUF), EBMC_E_INVALID, "step");
     ebmc_upsample_desc u = {1, 1, 2, 2, (ebmc_upsample_mode)7};

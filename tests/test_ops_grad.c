@@ -416,7 +416,7 @@ static void test_adam_exact(void **state) {
     tu_fill_normal(&RNG, p, N, 1); tu_fill_normal(&RNG, g, N, 1);
     memcpy(p0, p, sizeof p);
     memset(m, 0, sizeof m); memset(v, 0, sizeof v);
-    ebmc_adam_desc d = {.count = N, .lr = 3e-4f, .beta1 = 0.0f, .beta2 = 0.9f, .eps = 1e-8f, .weight_decay = 5e-4f, .step = 1};
+    ebmc_adam_desc d = {.count = N, .lr = 3e-4, .beta1 = 0.0, .beta2 = 0.9, .eps = 1e-8, .weight_decay = 5e-4, .step = 1};
     OK(ebmc_adam(CTX, &d, p, g, m, v));
     for (int i = 0; i < N; i++) {
         double gg = g[i] + 5e-4 * p0[i];
@@ -427,7 +427,7 @@ static void test_adam_exact(void **state) {
     }
     /* constant gradient, wd = 0, beta1 = 0.5: after t steps m = (1-0.5^t) g, v = (1-b2^t) g^2,
      * so every step moves by exactly lr * sign(g) (up to eps) */
-    ebmc_adam_desc d2 = {.count = N, .lr = 1e-2f, .beta1 = 0.5f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0, .step = 1};
+    ebmc_adam_desc d2 = {.count = N, .lr = 1e-2, .beta1 = 0.5, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0, .step = 1};
     memcpy(p, p0, sizeof p);
     memset(m, 0, sizeof m); memset(v, 0, sizeof v);
     for (int t = 1; t <= 5; t++) {

@@ -397,7 +397,11 @@ typedef struct ebmc_backend_ops {
 
     /* Stream capture of a sequence of ops into a replayable graph (CUDA graphs). A backend
      * without graphs leaves these NULL; ebmc_graph_supported() tells. Capture fails with an
-     * error if anything in the sequence synchronises with the host. */
+     * error if anything in the sequence synchronises with the host: on CUDA, ebmc_alloc,
+     * ebmc_free, host<->device ebmc_copy, ebmc_sync and workspace growth between graph_begin
+     * and graph_end are refused with a message, and graph_end then returns EBMC_E_DEVICE.
+     * Device pointers (and the workspace) used by a graph must stay allocated until
+     * graph_free; the noise step is read on the device at every launch (ebmc_rng_key). */
     ebmc_status (*graph_begin)(ebmc_ctx_t *);
     ebmc_status (*graph_end)(ebmc_ctx_t *, void **graph);
     ebmc_status (*graph_launch)(ebmc_ctx_t *, void *graph);

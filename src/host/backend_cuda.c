@@ -3,7 +3,14 @@
  * and the cuBLAS/cuRAND status strings used by cuda_check.h.
  *
  * State lives in ctx->priv (cuda_priv): the device ordinal, one non-blocking stream, the cuDNN
- * and cuBLAS handles bound to it, and the convolution plan cache. Nothing global.
+ * and cuBLAS handles bound to it (cuBLAS with a fixed workspace), the convolution plan cache and
+ * the graph-capture state. Nothing global.
+ *
+ * Samplers (Langevin, rng, reparam, replay, gauss_nll, the step counter) are the kernels of
+ * src/kernels/sampler.cu, value for value the CPU reference's. Graphs: graph_begin/graph_end
+ * capture the context's stream (cudaStreamCaptureModeThreadLocal); during a capture the memory
+ * calls (alloc, free, host<->device copy, sync) and workspace growth refuse with a message and
+ * make graph_end fail (see "capture guards" and "graphs" below).
  *
  * Convolutions. Every conv/transposed-conv op is run as one cuDNN call on a convolution "P":
  *   conv2d fwd / bwd-data / bwd-filter     -> P = the descriptor's convolution,
@@ -32,6 +39,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +53,7 @@
 #include "pad.h"
 #include "pool.h"
 #include "reduce.h"
+#include "sampler.h"
 #include "spectral.h"
 #include "upsample.h"
 
@@ -86,13 +95,36 @@ typedef struct {
     cudnnConvolutionDescriptor_t cd;
 } conv_plan;
 
+/* An instantiated graph (graph_end hands out `exec`) and the graph it came from. */
+typedef struct {
+    cudaGraphExec_t exec;
+    cudaGraph_t graph;
+} graph_entry;
+
+/* Something released while a capture was running, released after it ends. */
+typedef struct {
+    void *ptr;                  /* device memory, or a graph_entry's exec when is_graph */
+    bool is_graph;
+} deferred_free;
+
 typedef struct {
     int device;
     cudaStream_t stream;        /* non-blocking; every op of the context runs on it */
     cudnnHandle_t cudnn;        /* bound to stream */
-    cublasHandle_t cublas;      /* bound to stream */
+    cublasHandle_t cublas;      /* bound to stream, with the fixed workspace below */
+    void *cublas_ws;            /* cuBLAS workspace (so GEMMs never allocate, also in graphs) */
+    size_t cublas_ws_bytes;
     conv_plan **plans;          /* plan cache, n_plans entries, linear search */
     int n_plans, cap_plans;
+    /* graph capture (see "graphs" below) */
+    bool capturing;             /* between graph_begin and graph_end */
+    char capture_err[512];      /* the first call that broke the running capture ("" if none) */
+    deferred_free *deferred;    /* frees asked for during the capture */
+    int n_deferred, cap_deferred;
+    graph_entry *graphs;        /* live instantiated graphs */
+    int n_graphs, cap_graphs;
+    void **retired;             /* old workspaces kept while graphs that may use them live */
+    int n_retired, cap_retired;
 } cuda_priv;
 
 static cuda_priv *cpriv(const ebmc_ctx_t *ctx) { return (cuda_priv *)ctx->priv; }
@@ -222,13 +254,69 @@ static void conv_plan_destroy(conv_plan *pl) {
     free(pl);
 }
 
+/* Index of the live graph whose exec is `exec`, or -1. */
+static int graph_find(const cuda_priv *p, const void *exec) {
+    for (int i = 0; i < p->n_graphs; i++)
+        if ((const void *)p->graphs[i].exec == exec) return i;
+    return -1;
+}
+
+/* Destroys live graph i (the stream must not be running it: callers synchronise first). With
+ * the last graph gone, the workspaces retired while graphs lived are released too. */
+static void graph_destroy_at(cuda_priv *p, int i) {
+    CUDA_CHECK(cudaGraphExecDestroy(p->graphs[i].exec));
+    CUDA_CHECK(cudaGraphDestroy(p->graphs[i].graph));
+    p->graphs[i] = p->graphs[--p->n_graphs];
+    if (p->n_graphs == 0) {
+        for (int k = 0; k < p->n_retired; k++) CUDA_CHECK(cudaFree(p->retired[k]));
+        p->n_retired = 0;
+    }
+}
+
+/* Remembers something freed during a capture, to release once it has ended. */
+static void defer_free(cuda_priv *p, void *ptr, bool is_graph) {
+    if (p->n_deferred == p->cap_deferred) {
+        const int cap = p->cap_deferred ? 2 * p->cap_deferred : 8;
+        deferred_free *nd = realloc(p->deferred, (size_t)cap * sizeof *nd);
+        if (!nd) ebmc_fail("realloc", "out of host memory", __func__, __FILE__, __LINE__);
+        p->deferred = nd;
+        p->cap_deferred = cap;
+    }
+    p->deferred[p->n_deferred++] = (deferred_free){ptr, is_graph};
+}
+
+/* Releases what was freed during a capture; the capture has ended and the stream is idle. */
+static void deferred_flush(cuda_priv *p) {
+    for (int i = 0; i < p->n_deferred; i++) {
+        if (p->deferred[i].is_graph) {
+            const int g = graph_find(p, p->deferred[i].ptr);
+            if (g >= 0) graph_destroy_at(p, g);
+        } else {
+            CUDA_CHECK(cudaFree(p->deferred[i].ptr));
+        }
+    }
+    p->n_deferred = 0;
+}
+
 /* Releases a fully initialised priv (fini); init's own failure path tears down softly. */
 static void cuda_release(cuda_priv *p) {
     if (!p) return;
+    if (p->capturing) { /* a capture left open: end it (the stream cannot sync while capturing) */
+        cudaGraph_t g = NULL;
+        if (cudaStreamEndCapture(p->stream, &g) == cudaSuccess && g) (void)cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+        p->capturing = false;
+    }
     if (p->stream) CUDA_CHECK(cudaStreamSynchronize(p->stream));
+    deferred_flush(p);
+    free(p->deferred);
+    while (p->n_graphs > 0) graph_destroy_at(p, p->n_graphs - 1); /* and the retired workspaces */
+    free(p->graphs);
+    free(p->retired);
     for (int i = 0; i < p->n_plans; i++) conv_plan_destroy(p->plans[i]);
     free(p->plans);
     if (p->cublas) CUBLAS_CHECK(cublasDestroy(p->cublas));
+    if (p->cublas_ws) CUDA_CHECK(cudaFree(p->cublas_ws));
     if (p->cudnn) CUDNN_CHECK(cudnnDestroy(p->cudnn));
     if (p->stream) CUDA_CHECK(cudaStreamDestroy(p->stream));
     free(p);
@@ -299,6 +387,31 @@ static ebmc_status cuda_init(ebmc_ctx_t *ctx) {
         ebmc_ctx_seterr(ctx, st, "cublasSetMathMode: %s", cublasGetStatusString(bs));
         goto fail;
     }
+    /* A fixed cuBLAS workspace, so that no GEMM allocates its own (in a captured graph that would
+     * be an allocation inside the loop). Sizes as the cuBLAS documentation recommends: 32 MiB on
+     * Hopper and newer, 4 MiB before. Set after cublasSetStream, which resets it. */
+    {
+        struct cudaDeviceProp prop;
+        if ((e = cudaGetDeviceProperties(&prop, dev)) != cudaSuccess) {
+            ebmc_ctx_seterr(ctx, st, "cudaGetDeviceProperties(%d): %s", dev,
+                            cudaGetErrorString(e));
+            goto fail;
+        }
+        p->cublas_ws_bytes = (size_t)(prop.major >= 9 ? 32 : 4) << 20;
+        if ((e = cudaMalloc(&p->cublas_ws, p->cublas_ws_bytes)) != cudaSuccess) {
+            p->cublas_ws = NULL;
+            ebmc_ctx_seterr(ctx, e == cudaErrorMemoryAllocation ? EBMC_E_NOMEM : st,
+                            "cudaMalloc of the %zu MiB cuBLAS workspace on device %d: %s",
+                            p->cublas_ws_bytes >> 20, dev, cudaGetErrorString(e));
+            st = e == cudaErrorMemoryAllocation ? EBMC_E_NOMEM : st;
+            goto fail;
+        }
+        if ((bs = cublasSetWorkspace(p->cublas, p->cublas_ws, p->cublas_ws_bytes)) !=
+            CUBLAS_STATUS_SUCCESS) {
+            ebmc_ctx_seterr(ctx, st, "cublasSetWorkspace: %s", cublasGetStatusString(bs));
+            goto fail;
+        }
+    }
     ctx->priv = p;
     return EBMC_OK;
 
@@ -306,6 +419,7 @@ fail:
     (void)cudaGetLastError();
     /* tear down without the fatal CHECK macros: the device may be the thing that is broken */
     if (p->cublas) (void)cublasDestroy(p->cublas);
+    if (p->cublas_ws) (void)cudaFree(p->cublas_ws);
     if (p->cudnn) (void)cudnnDestroy(p->cudnn);
     if (p->stream) (void)cudaStreamDestroy(p->stream);
     free(p);
@@ -320,9 +434,49 @@ static void cuda_fini(ebmc_ctx_t *ctx) {
     ctx->priv = NULL;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* capture guards                                                                           */
+/* Between graph_begin and graph_end nothing may allocate or synchronise with the host: such a
+ * call would either be refused by CUDA (and invalidate the capture) or, worse, run now instead
+ * of in the graph. The memory calls below detect a capture on the context's stream and refuse,
+ * with a message; the first refusal is remembered and makes graph_end fail with it, so a caller
+ * that ignores the status still cannot get a graph with a hole in it. */
+
+/* True while the context's stream is being captured (cudaStreamIsCapturing: active, or already
+ * invalidated by an illegal call), or graph_begin's own flag says so. */
+static bool stream_capturing(const cuda_priv *p) {
+    if (!p || !p->stream) return false;
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(p->stream, &cs) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return p->capturing;
+    }
+    return cs != cudaStreamCaptureStatusNone || p->capturing;
+}
+
+/* Sets the context's error, remembers the first such error of the running capture, returns st. */
+static ebmc_status capture_refuse(ebmc_ctx_t *ctx, ebmc_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static ebmc_status capture_refuse(ebmc_ctx_t *ctx, ebmc_status st, const char *fmt, ...) {
+    cuda_priv *p = cpriv(ctx);
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (p && !p->capture_err[0]) snprintf(p->capture_err, sizeof p->capture_err, "%s", msg);
+    return ebmc_ctx_seterr(ctx, st, "%s", msg);
+}
+
 static ebmc_status cuda_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
     *ptr = NULL;
     if (bytes == 0) return EBMC_OK;
+    if (stream_capturing(cpriv(ctx)))
+        return capture_refuse(ctx, EBMC_E_INVALID,
+                              "allocation of %zu bytes inside a graph capture (between "
+                              "ebmc_graph_begin and ebmc_graph_end): cudaMalloc may synchronise "
+                              "the device and is not part of the graph; allocate before capturing",
+                              bytes);
     cudaError_t e = cudaMalloc(ptr, bytes);
     if (e != cudaSuccess) {
         *ptr = NULL;
@@ -341,7 +495,31 @@ static ebmc_status cuda_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
  * wait on our own stream does not depend on that. Works without priv (after fini). */
 static void cuda_free(ebmc_ctx_t *ctx, void *ptr) {
     if (!ptr) return;
-    const cuda_priv *p = ctx ? cpriv(ctx) : NULL;
+    cuda_priv *p = ctx ? cpriv(ctx) : NULL;
+    if (stream_capturing(p)) {
+        /* captured work may use ptr: release it after the capture, and fail the capture (a
+         * graph whose memory is freed while it exists would be a dangling graph) */
+        defer_free(p, ptr, false);
+        (void)capture_refuse(ctx, EBMC_E_INVALID,
+                             "ebmc_free inside a graph capture (between ebmc_graph_begin and "
+                             "ebmc_graph_end): cudaFree synchronises the device; the memory is "
+                             "released after the capture ends");
+        return;
+    }
+    if (p && p->n_graphs > 0 && ptr == ctx->workspace) {
+        /* the workspace is growing (or the context is being freed) while instantiated graphs
+         * live: they may have captured its address, so a replay would write to freed memory.
+         * Keep it until the last graph is freed (graph_destroy_at). */
+        if (p->n_retired == p->cap_retired) {
+            const int cap = p->cap_retired ? 2 * p->cap_retired : 4;
+            void **nr = realloc(p->retired, (size_t)cap * sizeof *nr);
+            if (!nr) ebmc_fail("realloc", "out of host memory", __func__, __FILE__, __LINE__);
+            p->retired = nr;
+            p->cap_retired = cap;
+        }
+        p->retired[p->n_retired++] = ptr;
+        return;
+    }
     if (p && p->stream) CUDA_CHECK(cudaStreamSynchronize(p->stream));
     CUDA_CHECK(cudaFree(ptr));
 }
@@ -350,6 +528,13 @@ static ebmc_status cuda_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t
                              ebmc_copy_kind kind) {
     if (bytes == 0) return EBMC_OK;
     cuda_priv *p = cpriv(ctx);
+    if (kind != EBMC_COPY_D2D && stream_capturing(p)) /* D2D is asynchronous: it is captured */
+        return capture_refuse(ctx, EBMC_E_INVALID,
+                              "copy of %zu bytes %s inside a graph capture (between "
+                              "ebmc_graph_begin and ebmc_graph_end): a copy between host and "
+                              "device synchronises with the host; copy before or after the "
+                              "captured loop", bytes,
+                              kind == EBMC_COPY_H2D ? "host to device" : "device to host");
     enum cudaMemcpyKind k = kind == EBMC_COPY_H2D   ? cudaMemcpyHostToDevice
                             : kind == EBMC_COPY_D2H ? cudaMemcpyDeviceToHost
                                                     : cudaMemcpyDeviceToDevice;
@@ -369,14 +554,27 @@ static ebmc_status cuda_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t
 }
 
 static ebmc_status cuda_sync(ebmc_ctx_t *ctx) {
+    if (stream_capturing(cpriv(ctx)))
+        return capture_refuse(ctx, EBMC_E_INVALID,
+                              "ebmc_sync inside a graph capture (between ebmc_graph_begin and "
+                              "ebmc_graph_end): the captured stream cannot synchronise with the "
+                              "host; synchronise after ebmc_graph_end or after the launch");
     CUDA_CHECK(cudaStreamSynchronize(cpriv(ctx)->stream));
     return EBMC_OK;
 }
 
-/* A workspace of `bytes` (NULL when 0). */
+/* A workspace of `bytes` (NULL when 0). Growing it allocates and synchronises: refused during a
+ * capture (the workspace must be planned before: ebmc_tape_create reserves a net's). */
 static ebmc_status get_workspace(ebmc_ctx_t *ctx, size_t bytes, void **ws) {
     *ws = NULL;
     if (bytes == 0) return EBMC_OK;
+    if (bytes > ctx->ws_bytes && stream_capturing(cpriv(ctx)))
+        return capture_refuse(ctx, EBMC_E_WORKSPACE,
+                              "an op needs %zu bytes of workspace but %zu are reserved, inside a "
+                              "graph capture: growing the workspace would allocate and "
+                              "synchronise; reserve it before capturing (ebmc_tape_create does "
+                              "for a net's batch, else ebmc_ctx_reserve_workspace)",
+                              bytes, ctx->ws_bytes);
     return ebmc_ctx_workspace(ctx, bytes, ws);
 }
 
@@ -650,8 +848,19 @@ static ebmc_status conv_plan_get(cuda_priv *p, const ebmc_ctx_opts *o, ebmc_op o
     }
     pl->key = key;
     ebmc_status st = conv_geometry(op, d, pl, err, errlen);
-    if (st == EBMC_OK)
+    if (st == EBMC_OK) {
+        /* A shape first seen inside a graph capture (e.g. a chain run on fewer chains than its
+         * tape was planned for) is planned here, during the capture. cuDNN's heuristic queries
+         * run on the host and enqueue nothing on the stream, but are not documented as
+         * capture-safe: this thread's capture mode is relaxed around them, so that an internal
+         * "potentially unsafe" call cannot invalidate the capture. (Its workspace must still fit:
+         * get_workspace refuses to grow during a capture.) */
+        const bool relax = stream_capturing(p);
+        enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+        if (relax) CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
         st = conv_plan_build(p->cudnn, pl, o->precision, o->deterministic, err, errlen);
+        if (relax) CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode)); /* restores it */
+    }
     if (st == EBMC_OK && p->n_plans == p->cap_plans) {
         const int cap = p->cap_plans ? 2 * p->cap_plans : 16;
         conv_plan **np = realloc(p->plans, (size_t)cap * sizeof *np);
@@ -945,17 +1154,184 @@ static ebmc_status cuda_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const
     return EBMC_OK;
 }
 
-/* bias corrections on the host in double from the step, as torch.optim.Adam's Python scalars */
+/* Hyper-parameters arrive in double (Python floats in torch.optim.Adam); the constants are
+ * rounded to float as PyTorch's kernels receive them: b1, 1 - b1, b2, 1 - b2 each from the
+ * double, and the bias corrections from the step in double. */
 static ebmc_status cuda_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
                              const float *grad, float *m, float *v) {
     const double t = (double)d->step;
-    const double bc1 = 1.0 - pow((double)d->beta1, t);
-    const double bc2 = 1.0 - pow((double)d->beta2, t);
-    const float step_size = (float)((double)d->lr / bc1);
+    const double bc1 = 1.0 - pow(d->beta1, t);
+    const double bc2 = 1.0 - pow(d->beta2, t);
+    const float step_size = (float)(d->lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    adam_update(param, grad, m, v, d->count, d->beta1, d->beta2, d->eps, d->weight_decay,
+    adam_update(param, grad, m, v, d->count, (float)d->beta1, (float)(1.0 - d->beta1),
+                (float)d->beta2, (float)(1.0 - d->beta2), (float)d->eps, (float)d->weight_decay,
                 step_size, bc2_sqrt, cpriv(ctx)->stream);
     return EBMC_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* samplers (src/kernels/sampler.cu): same values as backend_cpu.c, noise step read on device */
+
+static ebmc_status cuda_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x,
+                                 const float *g) {
+    sampler_langevin_step(d, x, g, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
+    sampler_rng_fill(d, y, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu,
+                                const float *s, float *z) {
+    sampler_reparam_sample(d, mu, s, z, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc *d,
+                                    const float *a, const float *b, float *out) {
+    sampler_scaled_diff(d, a, b, out, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d,
+                                    uint32_t *counter) {
+    sampler_counter_add(d->delta, counter, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_replay_sample(ebmc_ctx_t *ctx, const ebmc_replay_desc *d,
+                                      const void *buffer, float *x) {
+    sampler_replay_sample(d, buffer, x, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_replay_push(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, void *buffer,
+                                    const float *x) {
+    sampler_replay_push(d, buffer, x, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, const float *z,
+                                  const float *mu, const float *s, float *loss, float *dmu,
+                                  float *ds) {
+    sampler_gauss_nll(d, z, mu, s, loss, dmu, ds, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* graphs: stream capture of an op sequence, replayed with one launch                       */
+/*
+ * Mode: cudaStreamCaptureModeThreadLocal. In it CUDA refuses "potentially unsafe" calls
+ * (cudaMalloc, synchronous copies, cudaStreamSynchronize, ...) made by the capturing thread and
+ * invalidates the capture, so a host synchronisation in the captured loop cannot silently
+ * produce a graph without it: graph_end then fails. Global mode would refuse the same calls in
+ * every other thread of the process too, while any capture runs, making an unrelated thread
+ * (a data loader, another context's evaluation) fail for reasons it cannot know; Relaxed would
+ * refuse nothing. One context is driven by one thread, so the capturing thread is the one to
+ * police. On top of CUDA's check, ebmc's own memory calls refuse first with a message naming
+ * the call (capture_refuse), and the first refusal makes graph_end fail even when CUDA itself
+ * saw nothing wrong (a refused ebmc_copy never reached CUDA).
+ *
+ * graph_end returns the cudaGraphExec_t as the opaque handle; the cudaGraph_t it was
+ * instantiated from is kept beside it (priv->graphs) and freed with it. */
+
+static ebmc_status cuda_graph_begin(ebmc_ctx_t *ctx) {
+    cuda_priv *p = cpriv(ctx);
+    if (p->capturing)
+        return ebmc_ctx_seterr(ctx, EBMC_E_INVALID,
+                               "graph_begin: a graph capture is already running on this "
+                               "context (call ebmc_graph_end first)");
+    cudaError_t e = cudaStreamBeginCapture(p->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE, "cudaStreamBeginCapture: %s",
+                               cudaGetErrorString(e));
+    }
+    p->capturing = true;
+    p->capture_err[0] = 0;
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_graph_end(ebmc_ctx_t *ctx, void **graph) {
+    cuda_priv *p = cpriv(ctx);
+    *graph = NULL;
+    if (!p->capturing)
+        return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "graph_end without graph_begin");
+    cudaGraph_t g = NULL;
+    const cudaError_t e = cudaStreamEndCapture(p->stream, &g); /* leaves capture mode always */
+    p->capturing = false;
+    (void)cudaGetLastError(); /* an invalidated capture is reported below, not left sticky */
+    if (p->n_deferred) { /* what was freed during the capture, now that the stream may sync */
+        CUDA_CHECK(cudaStreamSynchronize(p->stream));
+        deferred_flush(p);
+    }
+    if (p->capture_err[0] || e != cudaSuccess || !g) {
+        if (g) CUDA_CHECK(cudaGraphDestroy(g));
+        if (p->capture_err[0])
+            return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE,
+                                   "graph capture failed: something in the captured loop "
+                                   "synchronised with the host or allocated: %s",
+                                   p->capture_err);
+        return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE,
+                               "graph capture failed: cudaStreamEndCapture: %s (%s): something in "
+                               "the captured loop synchronised with the host or made a call that "
+                               "is illegal during stream capture (run the loop eagerly to find it)",
+                               cudaGetErrorName(e), cudaGetErrorString(e));
+    }
+    cudaGraphExec_t exec = NULL;
+    const cudaError_t ie = cudaGraphInstantiate(&exec, g, 0);
+    if (ie != cudaSuccess) {
+        (void)cudaGetLastError();
+        CUDA_CHECK(cudaGraphDestroy(g));
+        return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE, "cudaGraphInstantiate: %s",
+                               cudaGetErrorString(ie));
+    }
+    if (p->n_graphs == p->cap_graphs) {
+        const int cap = p->cap_graphs ? 2 * p->cap_graphs : 8;
+        graph_entry *ng = realloc(p->graphs, (size_t)cap * sizeof *ng);
+        if (!ng) {
+            CUDA_CHECK(cudaGraphExecDestroy(exec));
+            CUDA_CHECK(cudaGraphDestroy(g));
+            return ebmc_ctx_seterr(ctx, EBMC_E_NOMEM, "graph_end: out of host memory");
+        }
+        p->graphs = ng;
+        p->cap_graphs = cap;
+    }
+    p->graphs[p->n_graphs++] = (graph_entry){exec, g};
+    *graph = (void *)exec;
+    return EBMC_OK;
+}
+
+static ebmc_status cuda_graph_launch(ebmc_ctx_t *ctx, void *graph) {
+    cuda_priv *p = cpriv(ctx);
+    if (graph_find(p, graph) < 0)
+        return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "graph_launch: %p is not a live graph of "
+                               "this context", graph);
+    if (p->capturing)
+        return ebmc_ctx_seterr(ctx, EBMC_E_INVALID,
+                               "graph_launch inside a graph capture is not supported");
+    const cudaError_t e = cudaGraphLaunch((cudaGraphExec_t)graph, p->stream);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE, "cudaGraphLaunch: %s", cudaGetErrorString(e));
+    }
+    return EBMC_OK;
+}
+
+static void cuda_graph_free(ebmc_ctx_t *ctx, void *graph) {
+    cuda_priv *p = cpriv(ctx);
+    if (!p || !graph) return;
+    const int i = graph_find(p, graph);
+    if (i < 0) return; /* not ours, or already freed */
+    if (p->capturing) { /* no synchronisation now: destroyed when the capture ends */
+        defer_free(p, graph, true);
+        return;
+    }
+    CUDA_CHECK(cudaStreamSynchronize(p->stream)); /* a launch of it may still be running */
+    graph_destroy_at(p, i);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -999,7 +1375,15 @@ static bool cuda_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     case EBMC_OP_AXPBY:
     case EBMC_OP_FILL:
     case EBMC_OP_REDUCE:
-    case EBMC_OP_ADAM: return true;
+    case EBMC_OP_ADAM:
+    case EBMC_OP_LANGEVIN:
+    case EBMC_OP_RNG:
+    case EBMC_OP_REPARAM:
+    case EBMC_OP_SCALED_DIFF:
+    case EBMC_OP_COUNTER_ADD:
+    case EBMC_OP_REPLAY_SAMPLE:
+    case EBMC_OP_REPLAY_PUSH:
+    case EBMC_OP_GAUSS_NLL: return true;
     default: return false; /* not implemented on CUDA yet: the table entry is NULL */
     }
 }
@@ -1071,4 +1455,18 @@ const ebmc_backend_ops ebmc_cuda_ops = {
     .fill = cuda_fill,
     .reduce = cuda_reduce,
     .adam = cuda_adam,
+    .langevin = cuda_langevin,
+    .rng = cuda_rng,
+    .reparam = cuda_reparam,
+    .scaled_diff = cuda_scaled_diff,
+    .counter_add = cuda_counter_add,
+    .replay_sample = cuda_replay_sample,
+    .replay_push = cuda_replay_push,
+    .gauss_nll = cuda_gauss_nll,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
+    .profiler_start = ebmc_cuda_profiler_start,
+    .profiler_stop = ebmc_cuda_profiler_stop,
 };

@@ -7,16 +7,16 @@
 /* param, grad, m, v (count) */
 static __global__ void adam_kernel(float *__restrict__ param, const float *__restrict__ grad,
                                    float *__restrict__ m, float *__restrict__ v, size_t count,
-                                   float beta1, float beta2, float eps, float wd, float step_size,
-                                   float bc2_sqrt) {
-    const float one_m_b1 = 1.f - beta1, one_m_b2 = 1.f - beta2;
+                                   float b1, float omb1, float b2, float omb2, float eps, float wd,
+                                   float step_size, float bc2_sqrt) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
         const float p = param[i];
         float g = grad[i];
         if (wd != 0.f) g += wd * p;
-        const float mi = beta1 * m[i] + one_m_b1 * g;
-        const float vi = beta2 * v[i] + one_m_b2 * (g * g);
+        /* PyTorch's order: m*b1 + (1-b1)*g, v*b2 + ((1-b2)*g)*g */
+        const float mi = m[i] * b1 + omb1 * g;
+        const float vi = v[i] * b2 + omb2 * g * g;
         m[i] = mi;
         v[i] = vi;
         const float denom = sqrtf(vi) / bc2_sqrt + eps;
@@ -24,15 +24,15 @@ static __global__ void adam_kernel(float *__restrict__ param, const float *__res
     }
 }
 
-void adam_update(float *param, const float *grad, float *m, float *v, size_t count, float beta1,
-                 float beta2, float eps, float weight_decay, float step_size, float bc2_sqrt,
-                 cudaStream_t s) {
+void adam_update(float *param, const float *grad, float *m, float *v, size_t count, float b1,
+                 float omb1, float b2, float omb2, float eps, float weight_decay, float step_size,
+                 float bc2_sqrt, cudaStream_t s) {
     if (count == 0) return;
     EBMC_NVTX_PUSH(__func__);
     size_t grid = CEIL_DIV(count, (size_t)ADAM_BLOCK);
     if (grid > 65535u * 16u) grid = 65535u * 16u; /* grid-stride beyond this */
-    adam_kernel<<<(unsigned)grid, ADAM_BLOCK, 0, s>>>(param, grad, m, v, count, beta1, beta2, eps,
-                                                      weight_decay, step_size, bc2_sqrt);
+    adam_kernel<<<(unsigned)grid, ADAM_BLOCK, 0, s>>>(param, grad, m, v, count, b1, omb1, b2, omb2,
+                                                      eps, weight_decay, step_size, bc2_sqrt);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }

@@ -98,8 +98,8 @@ class ReduceDesc(C.Structure):
 
 
 class AdamDesc(C.Structure):
-    _fields_ = [("count", C.c_size_t), ("lr", C.c_float), ("beta1", C.c_float),
-                ("beta2", C.c_float), ("eps", C.c_float), ("weight_decay", C.c_float),
+    _fields_ = [("count", C.c_size_t), ("lr", C.c_double), ("beta1", C.c_double),
+                ("beta2", C.c_double), ("eps", C.c_double), ("weight_decay", C.c_double),
                 ("step", C.c_long)]
 
 
@@ -823,9 +823,8 @@ def adam_case(case, count, lr, b1, b2, eps, wd, gscale, check_update):
     p0 = randn(count)
     grads = [randn(count, scale=gscale) for _ in range(5)]
     pt = torch.nn.Parameter(T(p0))
-    # The descriptor holds float32 hyper-parameters: give torch the same float32-rounded values,
-    # or 1 - beta2 alone differs by 1.3e-5 relative for beta2 = 0.999 (1 - 0.999f vs 1 - 0.999).
-    lr, b1, b2, eps, wd = (float(np.float32(a)) for a in (lr, b1, b2, eps, wd))
+    # The descriptor holds the hyper-parameters in double, as torch's Python floats: both get the
+    # same plain values (ebmc rounds 1 - beta2 etc. from the double, as torch's kernels do).
     opt = torch.optim.Adam([pt], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
     param, m, v = Buf(count, p0), Buf(count, np.zeros(count)), Buf(count, np.zeros(count))
     worst = {"param": 0.0, "m (exp_avg)": 0.0, "v (exp_avg_sq)": 0.0}
