@@ -258,8 +258,40 @@ static void test_full_size_plans(void **state) {
     assert_true(fabs((double)cq - 15.2e6) < 0.01 * 15.2e6);
 }
 
+/* ebmc_net_macs (the benchmark's FLOP count) against closed forms: performance.md 3.1's short-run
+ * table (102.44 M MACs at n_f = 64, 406.2 M at 128) and the Dual-MCMC CIFAR-10 EBM layer by layer */
+static double macs_of(const char *arch, ebmc_net_role role, int ndf, double *first) {
+    ebmc_model_cfg mc;
+    assert_true(ebmc_model_defaults(arch, &mc));
+    if (ndf) mc.ndf = ndf;
+    char err[256];
+    ebmc_net_t *net = ebmc_model_build(&mc, role, err, sizeof err);
+    assert_non_null(net);
+    double m = ebmc_net_macs(net, first);
+    ebmc_net_free(net);
+    return m;
+}
+
+static void test_macs(void **state) {
+    (void)state;
+    double first;
+    for (int nf = 64; nf <= 128; nf *= 2) {
+        double want = 1024.0 * nf * 3 * 9 + 256.0 * 2 * nf * nf * 16 + 64.0 * 4 * nf * 2 * nf * 16 +
+                      16.0 * 8 * nf * 4 * nf * 16 + 8.0 * nf * 16;
+        assert_true(macs_of("shortrun", EBMC_NET_E, nf, &first) == want);
+        assert_true(first == 1024.0 * nf * 3 * 9);
+    }
+    assert_true(macs_of("shortrun", EBMC_NET_E, 64, NULL) == 102440960.0);
+    double e = 1024.0 * 512 * 27 + 1024.0 * 512 * 512 * 9 + 256.0 * 512 * 3 /* conv_1 + its 1x1 sc */
+               + 2 * 256.0 * 512 * 512 * 9 + 256.0 * 512 * 512           /* block2, sc before pool */
+               + 4 * 64.0 * 512 * 512 * 9 + 512;                          /* block3, block4, lin */
+    assert_true(macs_of("dualmcmc_cifar10", EBMC_NET_E, 0, &first) == e);
+    assert_true(first == 1024.0 * 512 * 27);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_macs),
         cmocka_unit_test(test_dualmcmc_cifar10),
         cmocka_unit_test(test_dualmcmc_celeba64),
         cmocka_unit_test(test_shortrun),

@@ -144,6 +144,16 @@ ebmc_status ebmc_net_forward(ebmc_net_t *net, ebmc_tape_t *tape, int n, const fl
 ebmc_status ebmc_net_backward(ebmc_net_t *net, ebmc_tape_t *tape, const float *const *dy,
                               ebmc_grad_mode mode, float *dx, float dx_beta);
 
+/* Multiply-accumulates per sample of one forward pass (the benchmark's FLOP count), summed over
+ * the layers that do dense arithmetic: a convolution Cout*Cin*KH*KW*Ho*Wo, a transposed
+ * convolution Cin*Cout*KH*KW*H*W (H, W of its input), a linear layer IN*OUT. Bias, activations,
+ * BatchNorm, pooling, upsampling, additions and spectral norm's power iterations (two
+ * matrix-vector products per SN layer and pass) are not counted: they are memory-bound and small
+ * next to the convolutions. Each backward product (data or filter gradient) of such a layer costs
+ * the same MACs as its forward. *first (nullable) gets the MACs of the layers that read the net's
+ * input directly: their data gradient is skipped when no input gradient is asked for. */
+double ebmc_net_macs(const ebmc_net_t *net, double *first);
+
 /* Prints parameters, gradients, buffers and the tape plan for `batch` in MiB. */
 void ebmc_net_memory_report(const ebmc_net_t *net, int batch, FILE *f);
 

@@ -26,6 +26,11 @@ ebmc_status ebmc_ctx_seterr(ebmc_ctx_t *ctx, ebmc_status status, const char *fmt
 /* A workspace of at least `bytes` for the op running now: grows it while not frozen. */
 ebmc_status ebmc_ctx_workspace(ebmc_ctx_t *ctx, size_t bytes, void **ws);
 
+/* The CUDA backend's profiler window (src/host/profiler_cuda.c; CUDA builds only): the
+ * profiler_start / profiler_stop entries of ebmc_cuda_ops. */
+ebmc_status ebmc_cuda_profiler_start(ebmc_ctx_t *ctx);
+ebmc_status ebmc_cuda_profiler_stop(ebmc_ctx_t *ctx);
+
 #ifdef __cplusplus
 }
 #endif

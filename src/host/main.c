@@ -1,6 +1,6 @@
-/* ebmc command line. Commands so far: info, smoke. (train, sample and bench come with the
- * recipes.) */
+/* ebmc command line: train, sample, bench, info, smoke. */
 #include "ebmc/backend.h"
+#include "ebmc/bench.h"
 #include "ebmc/train.h"
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +16,9 @@ static void usage(FILE *f) {
             "                             train a Dual-MCMC model (configs/*.ini); --resume RUN_DIR\n"
             "                             continues a run; --print-config shows the resolved config\n"
             "  sample RUN_DIR [--n N ...]  samples of a trained model (PNG grids and .npy)\n"
+            "  bench [--quick] [--cases L] [--json FILE] ...\n"
+            "                             sampler and training-iteration throughput (median,\n"
+            "                             p10/p90, FLOP fraction); ebmc bench --help for all options\n"
             "  info                       build versions, devices, and which backend would run\n"
             "  smoke [--backend B] [--batch N]\n"
             "                             run a chain of ops (SN, conv, BN, ReLU, upsample, pool,\n"
@@ -214,6 +217,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "smoke")) return cmd_smoke(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return ebmc_train_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "sample")) return ebmc_sample_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

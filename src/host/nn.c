@@ -2,6 +2,7 @@
  * backward through the op table only. */
 #include "ebmc/nn.h"
 #include "ctx_internal.h"
+#include "ebmc/nvtx.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +74,7 @@ typedef struct {
 
 struct ebmc_net {
     char name[96];
+    char range_fwd[104], range_bwd[104], range_bwd_x[104]; /* NVTX: "<name>_fwd", "_bwd", "_bwd_x" */
     char err[512];
     bool failed, finalized, trainable;
     ebmc_ctx_t *ctx;
@@ -142,6 +144,9 @@ static int nn_fail(ebmc_net_t *net, const char *fmt, ...) {
 ebmc_net_t *ebmc_net_create(const char *name, int c, int h, int w) {
     ebmc_net_t *net = ebmc_xcalloc(1, sizeof *net, "ebmc_net_create");
     snprintf(net->name, sizeof net->name, "%s", name ? name : "net");
+    snprintf(net->range_fwd, sizeof net->range_fwd, "%s_fwd", net->name);
+    snprintf(net->range_bwd, sizeof net->range_bwd, "%s_bwd", net->name);
+    snprintf(net->range_bwd_x, sizeof net->range_bwd_x, "%s_bwd_x", net->name);
     net->sn_iters = 1;
     GROW(net->vals, net->n_vals, net->cap_vals);
     net->vals[0] = (nn_val){c, h, w, 0};
@@ -756,7 +761,18 @@ static ebmc_status sn_forward(ebmc_net_t *net, ebmc_tape_t *t, const nn_node *nd
     return copy_dev(net->ctx, s->v, P(net, nd->t_v), (size_t)nd->sn_cols);
 }
 
+static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const float *x);
+
+/* The passes run inside one NVTX range each: "<net>_fwd", "<net>_bwd" (full: parameter
+ * gradients too) or "<net>_bwd_x" (input gradients only, the Langevin case). */
 ebmc_status ebmc_net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const float *x) {
+    EBMC_RANGE_PUSH(net->range_fwd);
+    ebmc_status s = net_forward(net, t, n, x);
+    EBMC_RANGE_POP();
+    return s;
+}
+
+static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const float *x) {
     ebmc_ctx_t *ctx = net->ctx;
     if (t->net != net || n < 1 || n > t->max_batch || !x)
         return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "%s: forward with batch %d on a tape planned for %d%s",
@@ -865,8 +881,19 @@ static float *grad_target(ebmc_tape_t *t, int v, float *dx, float dx_beta, float
     return t->grad[v];
 }
 
+static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *const *dy,
+                                ebmc_grad_mode mode, float *dx, float dx_beta);
+
 ebmc_status ebmc_net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *const *dy,
                               ebmc_grad_mode mode, float *dx, float dx_beta) {
+    EBMC_RANGE_PUSH(mode == EBMC_GRAD_FULL ? net->range_bwd : net->range_bwd_x);
+    ebmc_status s = net_backward(net, t, dy, mode, dx, dx_beta);
+    EBMC_RANGE_POP();
+    return s;
+}
+
+static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *const *dy,
+                                ebmc_grad_mode mode, float *dx, float dx_beta) {
     ebmc_ctx_t *ctx = net->ctx;
     if (t->net != net || !t->ran || !t->with_grad)
         return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "%s: backward needs a tape with gradients and a forward before it",
@@ -1023,6 +1050,29 @@ ebmc_status ebmc_net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *cons
         }
     }
     return EBMC_OK;
+}
+
+/* ------------------------------------------------------------------ arithmetic */
+
+double ebmc_net_macs(const ebmc_net_t *net, double *first) {
+    double total = 0, at_input = 0;
+    for (int i = 0; i < net->n_nodes; i++) {
+        const nn_node *nd = &net->nodes[i];
+        double m = 0;
+        if (nd->kind == N_CONV) { /* Cout * Cin * KH * KW per output pixel */
+            nn_val vo = net->vals[nd->out];
+            m = (double)vo.c * nd->cd.c_in * nd->cd.kh * nd->cd.kw * vo.h * vo.w;
+        } else if (nd->kind == N_CONVT) { /* Cin * Cout * KH * KW per input pixel */
+            nn_val vi = net->vals[nd->in0];
+            m = (double)vi.c * nd->cd.c_out * nd->cd.kh * nd->cd.kw * vi.h * vi.w;
+        } else if (nd->kind == N_LINEAR) {
+            m = (double)nd->lin_in * nd->lin_out;
+        }
+        total += m;
+        if (net->vals[nd->in0].storage == 0) at_input += m;
+    }
+    if (first) *first = at_input;
+    return total;
 }
 
 /* ------------------------------------------------------------------ memory report */

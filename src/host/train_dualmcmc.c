@@ -689,7 +689,25 @@ int ebmc_train_main(int argc, char **argv) {
     return rc;
 }
 
+/* run.profile_iters "W:N" -> *w, *n (0, 0 when empty); false when malformed */
+static bool parse_profile(const char *v, int64_t *w, int64_t *n) {
+    *w = *n = 0;
+    if (!*v) return true;
+    long long a, b;
+    char tail;
+    if (sscanf(v, "%lld:%lld%c", &a, &b, &tail) != 2 || a < 0 || b < 1) return false;
+    *w = a, *n = b;
+    return true;
+}
+
 int dm_run(ebmc_config_t *cfg, const char *run_dir, bool resume, char *err, size_t errlen) {
+    int64_t prof_w, prof_n;
+    if (!parse_profile(ebmc_config_str(cfg, "run", "profile_iters"), &prof_w, &prof_n)) {
+        fprintf(stderr, "ebmc train: run.profile_iters: expected W:N (W >= 0 warm iterations, then N >= 1 "
+                "profiled ones), got '%s'\n", ebmc_config_str(cfg, "run", "profile_iters"));
+        return EBMC_EXIT_CONFIG;
+    }
+    bool prof_on = false;
     dm_t t;
     ebmc_status s = dm_setup(&t, cfg, true, err, errlen);
     if (s) {
@@ -762,9 +780,24 @@ int dm_run(ebmc_config_t *cfg, const char *run_dir, bool resume, char *err, size
         }
         int64_t next = it + 1;
         bool grid_due = (grid_every && next % grid_every == 0) || next == total;
+        if (prof_n && !prof_on && next - start == prof_w + 1) { /* the profiler's window opens */
+            if (ebmc_profiler_start(t.ctx) == EBMC_OK) {
+                prof_on = true;
+                fprintf(stderr, "\nebmc train: profiler window open for iterations %" PRId64 "..%" PRId64 "\n",
+                        next, next + prof_n - 1);
+            } else {
+                fprintf(stderr, "\nebmc train: run.profile_iters: %s\n", ebmc_ctx_error(t.ctx));
+                prof_n = 0;
+            }
+        }
         double t0 = now_s();
         s = dm_iteration(&t, next, epoch, grid_due);
         double dt = now_s() - t0;
+        if (prof_on && (s || next - start == prof_w + prof_n)) {
+            ebmc_profiler_stop(t.ctx);
+            prof_on = false;
+            fprintf(stderr, "\nebmc train: profiler window closed after iteration %" PRId64 "\n", next);
+        }
         if (s) {
             snprintf(err, errlen, "iteration %" PRId64 ": %s", next, ebmc_ctx_error(t.ctx));
             rc = EBMC_EXIT_ERROR;
@@ -860,6 +893,7 @@ int dm_run(ebmc_config_t *cfg, const char *run_dir, bool resume, char *err, size
             prune_checkpoints(run_dir, keep);
         }
     }
+    if (prof_on) ebmc_profiler_stop(t.ctx);
     ebmc_progress_finish(prog);
     ebmc_progress_free(prog);
     if (rc == EBMC_EXIT_OK && g_stop && last_saved != it) { /* finish cleanly: checkpoint, exit 0 */

@@ -12,6 +12,7 @@ static const ebmc_cfg_key SCHEMA[] = {
     {"run", "device", EBMC_CFG_INT, "0", "CUDA device ordinal", 0, 64, NULL},
     {"run", "precision", EBMC_CFG_CHOICE, "tf32", "convolution precision on the GPU (fp32: no TF32 tensor cores)", U, "tf32|fp32"},
     {"run", "graphs", EBMC_CFG_BOOL, "true", "capture each Langevin chain once as a CUDA graph and replay it", U, NULL},
+    {"run", "profile_iters", EBMC_CFG_STRING, "", "W:N: after W iterations of this run, N inside cudaProfilerStart/Stop (nsys --capture-range=cudaProfilerApi); empty: off", U, NULL},
 
     {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d"},
     {"data", "path", EBMC_CFG_STRING, "", "cifar10: folder of data_batch_*.bin; mnist: folder of idx files; images: folder or .tar", U, NULL},
