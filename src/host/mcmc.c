@@ -362,6 +362,7 @@ static ebmc_status chain_run(ebmc_chain_t *c, int n);
  * steps, or around the capture and launch of the graph (Nsight projects it onto the GPU work). */
 ebmc_status ebmc_chain_run(ebmc_chain_t *c, int n) {
     EBMC_RANGE_PUSH(c->name);
+    c->err[0] = 0; /* a message describes this run's failure only */
     ebmc_status s = chain_run(c, n);
     EBMC_RANGE_POP();
     return s;
