@@ -16,14 +16,10 @@ static char DIR_[256];
 
 static int setup(void **state) {
     CTX = tu_ctx_cpu();
-    snprintf(DIR_, sizeof DIR_, "/tmp/ebmc_ckpt_XXXXXX");
-    if (!mkdtemp(DIR_)) return -1;
-    return 0;
+    return tu_tmpdir_create(DIR_, sizeof DIR_, "test_checkpoint");
 }
 static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", DIR_);
-    if (system(cmd)) return -1;
+    tu_tmpdir_remove(DIR_);
     ebmc_ctx_free(CTX);
     return 0;
 }

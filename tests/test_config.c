@@ -25,40 +25,18 @@
 
 static char DIRP[256]; /* a fresh mkdtemp directory per run */
 
-static void clean_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *de;
-    char p[700];
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (remove(p) != 0) clean_dir(p), rmdir(p);
-    }
-    closedir(d);
-}
-
 static int setup(void **state) {
     (void)state;
-    snprintf(DIRP, sizeof DIRP, "/tmp/ebmc_test_config.XXXXXX");
-    return mkdtemp(DIRP) ? 0 : -1;
+    return tu_tmpdir_create(DIRP, sizeof DIRP, "test_config");
 }
 
 static int teardown(void **state) {
     (void)state;
-    clean_dir(DIRP);
-    rmdir(DIRP);
+    tu_tmpdir_remove(DIRP);
     return 0;
 }
 
-/* DIR/name in one of 8 rotating buffers */
-static const char *tpath(const char *name) {
-    static char buf[8][600];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 600, "%s/%s", DIRP, name);
-    return p;
-}
+static const char *tpath(const char *name) { return tu_path(DIRP, "%s", name); }
 
 static void write_text(const char *path, const char *text, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -27,36 +27,19 @@
 static char ROOT[256]; /* a fresh mkdtemp directory per run */
 static char ERR[2048];
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state) {
     (void)state;
-    snprintf(ROOT, sizeof ROOT, "/tmp/ebmc_test_data.XXXXXX");
-    return mkdtemp(ROOT) ? 0 : -1;
+    return tu_tmpdir_create(ROOT, sizeof ROOT, "test_data");
 }
 
 static int teardown(void **state) {
     (void)state;
-    nftw(ROOT, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_tmpdir_remove(ROOT);
     return 0;
 }
 
-/* ROOT/rel in one of 16 rotating buffers */
-static const char *tp(const char *fmt, ...) {
-    static char buf[16][1024];
-    static int k;
-    char rel[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rel, sizeof rel, fmt, ap);
-    va_end(ap);
-    char *p = buf[k++ % 16];
-    snprintf(p, 1024, "%s/%s", ROOT, rel);
-    return p;
-}
+/* ROOT/rel */
+#define tp(...) tu_path(ROOT, __VA_ARGS__)
 
 static void mkdirs(const char *path) {
     char tmp[1024];

@@ -22,36 +22,14 @@
 
 static char DIRP[256]; /* a fresh mkdtemp directory per run */
 
-static int setup(void **state) {
-    snprintf(DIRP, sizeof DIRP, "/tmp/ebmc_test_io.XXXXXX");
-    if (!mkdtemp(DIRP)) return -1;
-    return 0;
-}
+static int setup(void **state) { return tu_tmpdir_create(DIRP, sizeof DIRP, "test_io"); }
 
 static int teardown(void **state) {
-    DIR *d = opendir(DIRP);
-    if (d) {
-        struct dirent *de;
-        char p[600];
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            snprintf(p, sizeof p, "%s/%s", DIRP, de->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    rmdir(DIRP);
+    tu_tmpdir_remove(DIRP);
     return 0;
 }
 
-/* DIR/name in one of 8 rotating buffers */
-static const char *tpath(const char *name) {
-    static char buf[8][600];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 600, "%s/%s", DIRP, name);
-    return p;
-}
+static const char *tpath(const char *name) { return tu_path(DIRP, "%s", name); }
 
 static void write_bytes(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");

@@ -22,34 +22,16 @@ static char DIRP[256]; /* a fresh mkdtemp directory per run */
 
 static int setup(void **state) {
     (void)state;
-    snprintf(DIRP, sizeof DIRP, "/tmp/ebmc_test_output.XXXXXX");
-    return mkdtemp(DIRP) ? 0 : -1;
+    return tu_tmpdir_create(DIRP, sizeof DIRP, "test_output");
 }
 
 static int teardown(void **state) {
     (void)state;
-    DIR *d = opendir(DIRP);
-    if (d) {
-        struct dirent *de;
-        char p[600];
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            snprintf(p, sizeof p, "%s/%s", DIRP, de->d_name);
-            remove(p);
-        }
-        closedir(d);
-    }
-    rmdir(DIRP);
+    tu_tmpdir_remove(DIRP);
     return 0;
 }
 
-static const char *tpath(const char *name) {
-    static char p[8][600];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(p[i], sizeof p[i], "%s/%s", DIRP, name);
-    return p[i];
-}
+static const char *tpath(const char *name) { return tu_path(DIRP, "%s", name); }
 
 static bool exists(const char *path) {
     struct stat sb;

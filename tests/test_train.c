@@ -21,17 +21,15 @@ static char TMP[256];
 static char TOYCFG[1024];
 
 static int setup(void **state) {
-    snprintf(TMP, sizeof TMP, "/tmp/ebmc_train_XXXXXX");
-    if (!mkdtemp(TMP)) return -1;
+    if (tu_tmpdir_create(TMP, sizeof TMP, "test_train")) return -1;
     const char *dir = getenv("EBMC_CONFIGS");
     snprintf(TOYCFG, sizeof TOYCFG, "%s/toy2d_dual_mcmc.ini", dir ? dir : "configs");
     return access(TOYCFG, R_OK) ? -1 : 0;
 }
 
 static int teardown(void **state) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", TMP);
-    return system(cmd) ? -1 : 0;
+    tu_tmpdir_remove(TMP);
+    return 0;
 }
 
 static int train(const char *const *args, int n) {

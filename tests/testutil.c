@@ -1,4 +1,6 @@
+#define _XOPEN_SOURCE 700
 #include "testutil.h"
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,4 +242,31 @@ double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, s
     printf("  dircheck  %-58s n=%-8zu worst %.3g of tolerance (fd=%.6g an=%.6g |g|=%.3g)\n", name, n,
            worst, wfd, wan, gnorm);
     return worst;
+}
+
+int tu_tmpdir_create(char *dir, size_t n, const char *tag) {
+    if ((size_t)snprintf(dir, n, "/tmp/ebmc_%s.XXXXXX", tag) >= n) return -1;
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+void tu_tmpdir_remove(const char *dir) {
+    if (dir && *dir) nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_path(const char *dir, const char *fmt, ...) {
+    static char buf[16][1024];
+    static int k;
+    char rel[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rel, sizeof rel, fmt, ap);
+    va_end(ap);
+    char *p = buf[k++ % 16];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, rel);
+    return p;
 }

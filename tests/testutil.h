@@ -73,6 +73,14 @@ double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, s
                    const float *grad, double rel_h, double tol, int trials, tu_rng *rng,
                    double f_scale);
 
+/* Scratch directories for tests that write files. */
+/* A fresh directory /tmp/ebmc_<tag>.XXXXXX written into dir (n bytes); 0 on success. */
+int tu_tmpdir_create(char *dir, size_t n, const char *tag);
+/* Removes dir and everything below it (depth first, links not followed). */
+void tu_tmpdir_remove(const char *dir);
+/* dir/rel, rel printf-style, in one of 16 rotating buffers of 1024 bytes. */
+const char *tu_path(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* sum_i r[i]*y[i] in double: the scalar loss whose gradient w.r.t. y is r. */
 double tu_dot(const float *r, const float *y, size_t n);
 

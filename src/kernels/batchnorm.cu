@@ -1,33 +1,10 @@
 /* BatchNorm2d/1d in training mode: batch statistics per channel with one block per channel and
  * a fixed reduction tree (deterministic, no atomics). */
 #include "batchnorm.h"
+#include "block_reduce.cuh"
 #include "cuda_check.h"
 
 #define BN_BLOCK 512
-
-static __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    return v; /* valid in lane 0 */
-}
-
-/* The sum of v over the block (blockDim.x a multiple of 32), returned to every thread.
- * Safe to call repeatedly. Fixed order: deterministic. */
-static __device__ float block_sum(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
-    __syncthreads(); /* a previous call's readers are done with part/total */
-    if (lane == 0) part[wid] = v;
-    __syncthreads();
-    if (wid == 0) {
-        float t = lane < nw ? part[lane] : 0.f;
-        t = warp_sum(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    return total;
-}
 
 /* element k (0 <= k < N*HW) of channel ch in (N,C,HW) */
 static __device__ __forceinline__ size_t bn_index(size_t k, size_t hw, int c, int ch) {

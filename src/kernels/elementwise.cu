@@ -1,6 +1,7 @@
 /* Element-wise kernels: bias, activations (ReLU, LeakyReLU, tanh, SiLU), axpby, fill.
  * One thread per element with grid-stride loops (counts are size_t). No float atomics. */
 #include "elementwise.h"
+#include "block_reduce.cuh"
 #include "cuda_check.h"
 
 #define EW_BLOCK 256
@@ -16,29 +17,6 @@ static unsigned ew_grid(size_t count) {
          i += (size_t)gridDim.x * blockDim.x)
 
 /* ---- deterministic block sum (blockDim.x a multiple of 32, at most 1024) ---- */
-
-static __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    return v; /* valid in lane 0 */
-}
-
-/* The sum of v over the block, returned to every thread. Fixed order: deterministic. */
-static __device__ float block_sum(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
-    __syncthreads(); /* a previous call's readers are done with part/total */
-    if (lane == 0) part[wid] = v;
-    __syncthreads();
-    if (wid == 0) {
-        float t = lane < nw ? part[lane] : 0.f;
-        t = warp_sum(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    return total;
-}
 
 /* ---- bias ---- */
 

@@ -1,31 +1,12 @@
 /* Row reductions (sum, sum of squares) with a fixed summation tree: one block per row, or for
  * long rows a fixed number of chunks per row summed again in a second pass. */
 #include "reduce.h"
+#include "block_reduce.cuh"
 #include "cuda_check.h"
 
 #define RED_SPLIT_MIN ((size_t)1 << 17) /* rows at least this long are split in chunks */
 #define RED_CHUNK ((size_t)1 << 15)     /* ... of about this many elements */
 #define RED_MAX_CHUNKS 256
-
-static __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    return v; /* valid in lane 0 */
-}
-
-/* Block sum (blockDim.x a multiple of 32), valid in thread 0. Fixed order: deterministic. */
-static __device__ float block_sum0(float v) {
-    __shared__ float part[32];
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
-    if (lane == 0) part[wid] = v;
-    __syncthreads();
-    float t = 0.f;
-    if (wid == 0) {
-        t = lane < nw ? part[lane] : 0.f;
-        t = warp_sum(t);
-    }
-    return t;
-}
 
 template <int SQ>
 static __device__ __forceinline__ float red_f(float a) {
@@ -39,7 +20,7 @@ static __global__ void reduce_rows_kernel(const float *__restrict__ x, float *__
     const float *p = x + (size_t)blockIdx.x * cols;
     float acc = 0.f;
     for (size_t k = threadIdx.x; k < cols; k += blockDim.x) acc += red_f<SQ>(p[k]);
-    const float sum = block_sum0(acc);
+    const float sum = block_sum(acc);
     if (threadIdx.x == 0) {
         const size_t r = blockIdx.x;
         out[r] = beta != 0.f ? sum + beta * out[r] : sum;
@@ -55,7 +36,7 @@ static __global__ void reduce_chunks_kernel(const float *__restrict__ x, float *
     const float *p = x + r * cols;
     float acc = 0.f;
     for (size_t i = b + threadIdx.x; i < e; i += blockDim.x) acc += red_f<SQ>(p[i]);
-    const float sum = block_sum0(acc);
+    const float sum = block_sum(acc);
     if (threadIdx.x == 0) part[r * gridDim.y + k] = sum;
 }
 
@@ -65,7 +46,7 @@ static __global__ void reduce_parts_kernel(const float *__restrict__ part, float
     const size_t r = blockIdx.x;
     float acc = 0.f;
     for (int k = threadIdx.x; k < chunks; k += blockDim.x) acc += part[r * chunks + k];
-    const float sum = block_sum0(acc);
+    const float sum = block_sum(acc);
     if (threadIdx.x == 0) out[r] = beta != 0.f ? sum + beta * out[r] : sum;
 }
 

@@ -2,34 +2,12 @@
  * deterministic kernels (own mat-vec kernels rather than cuBLAS gemv, so that no TF32 math mode
  * and no library-chosen summation order reaches sigma). */
 #include "spectral.h"
+#include "block_reduce.cuh"
 #include "cuda_check.h"
 
 #define SN_BLOCK 256
 #define SN_NORM_BLOCK 1024
 #define SN_MAX_PARTS 256
-
-static __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    return v; /* valid in lane 0 */
-}
-
-/* The sum of v over the block (blockDim.x a multiple of 32), returned to every thread. */
-static __device__ float block_sum(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
-    __syncthreads();
-    if (lane == 0) part[wid] = v;
-    __syncthreads();
-    if (wid == 0) {
-        float t = lane < nw ? part[lane] : 0.f;
-        t = warp_sum(t);
-        if (lane == 0) total = t;
-    }
-    __syncthreads();
-    return total;
-}
 
 /* out (cols) = W^T a, W (rows,cols), a (rows): one thread per column, rows summed in order
  * (coalesced: neighbouring threads read neighbouring columns). */
