@@ -9,7 +9,7 @@
  * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
 #include "ebmc/safetensors.h"
 #include "testutil.h"
-#include "train_internal.h"
+#include "train/train_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

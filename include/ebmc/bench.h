@@ -1,4 +1,4 @@
-/* defines: ebmc_bench_main, the `ebmc bench` command (src/host/bench.c): throughput of ebmc's
+/* defines: ebmc_bench_main, the `ebmc bench` command (bench/bench.c, compiled into the ebmc executable, not the library): throughput of ebmc's
  * Langevin samplers and of one Dual-MCMC training iteration on the context's backend, with the
  * timing protocol, FLOP counts and FLOP-limit fractions of specs/performance.md 4; also the
  * weight export, correctness-gate dumps and the line protocol (--serve) that bench/run.py uses to

@@ -1,6 +1,6 @@
 /* Adam with L2 weight decay, one thread per parameter (see adam.h for the exact update). */
 #include "adam.h"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define ADAM_BLOCK 256
 

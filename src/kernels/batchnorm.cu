@@ -2,7 +2,7 @@
  * a fixed reduction tree (deterministic, no atomics). */
 #include "batchnorm.h"
 #include "block_reduce.cuh"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define BN_BLOCK 512
 

@@ -2,7 +2,7 @@
  * One thread per element with grid-stride loops (counts are size_t). No float atomics. */
 #include "elementwise.h"
 #include "block_reduce.cuh"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define EW_BLOCK 256
 

@@ -1,6 +1,6 @@
 /* Explicit zero-pad / crop copy for convolutions cuDNN cannot pad itself (see pad.h). */
 #include "pad.h"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #include <stdint.h>
 

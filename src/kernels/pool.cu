@@ -1,7 +1,7 @@
 /* 2x2 average pooling (floor) and global average / sum pooling, forward and backward.
  * Backwards are gathers (one thread per input element): no atomics, deterministic. */
 #include "pool.h"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define POOL_BLOCK 256
 

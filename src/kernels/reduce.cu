@@ -2,7 +2,7 @@
  * long rows a fixed number of chunks per row summed again in a second pass. */
 #include "reduce.h"
 #include "block_reduce.cuh"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define RED_SPLIT_MIN ((size_t)1 << 17) /* rows at least this long are split in chunks */
 #define RED_CHUNK ((size_t)1 << 15)     /* ... of about this many elements */

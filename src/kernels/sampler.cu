@@ -17,7 +17,7 @@
  * - Determinism. No atomics; every output element is written by one thread, the NLL row sum by a
  *   fixed tree over a fixed block size. */
 #include "sampler.h"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 #include "ebmc/philox.h"
 
 #define SAMPLER_BLOCK 256   /* threads per block of the per-group kernels */

@@ -3,7 +3,7 @@
  * and no library-chosen summation order reaches sigma). */
 #include "spectral.h"
 #include "block_reduce.cuh"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define SN_BLOCK 256
 #define SN_NORM_BLOCK 1024

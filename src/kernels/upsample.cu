@@ -1,7 +1,7 @@
 /* x2 upsampling: bilinear with align_corners=True (PyTorch's arithmetic, in float) and nearest,
  * forward and backward. Backwards gather over the outputs that touch each input element. */
 #include "upsample.h"
-#include "cuda_check.h"
+#include "backend/cuda_check.h"
 
 #define UP_BLOCK 256
 

@@ -22,7 +22,7 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/config.h"
 #include "ebmc/safetensors.h"
-#include "train_internal.h"
+#include "train/train_internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* The checked entry points of the op table: every descriptor and pointer is validated here, once,
  * for every backend; then supports() is asked; then the backend runs the op. */
-#include "ctx_internal.h"
+#include "backend/ctx_internal.h"
 #include <limits.h>
 #include <math.h>
 #include <string.h>

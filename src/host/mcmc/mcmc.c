@@ -1,7 +1,7 @@
 /* Langevin chains: potentials, the K-step loop (eager or one captured graph), initialisers and
  * the replay buffer. Only op-table calls: the same code runs on the CPU and the GPU. */
 #include "ebmc/mcmc.h"
-#include "ctx_internal.h"
+#include "backend/ctx_internal.h"
 #include "ebmc/nvtx.h"
 #include <stdio.h>
 #include <stdlib.h>

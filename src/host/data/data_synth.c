@@ -1,7 +1,7 @@
 /* Data sets made from a seed: procedural coloured shapes, 2-D toy points. All randomness is
  * Philox4x32-10 keyed by the seed, with the item index in the counter, so item i depends only on
  * (seed, i). */
-#include "data_internal.h"
+#include "data/data_internal.h"
 #include "ebmc/philox.h"
 
 #include <math.h>

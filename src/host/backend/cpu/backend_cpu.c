@@ -1,8 +1,8 @@
 /* The CPU backend: plain C, float32 tensors, clear loops. The reference every CUDA op is checked
  * against, and itself checked against finite differences and PyTorch (tests/). Statistics
  * (BatchNorm moments, pools, reductions, spectral-norm products) accumulate in double. */
-#include "cpu_gemm.h"
-#include "ctx_internal.h"
+#include "backend/cpu/gemm.h"
+#include "backend/ctx_internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

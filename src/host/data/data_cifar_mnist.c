@@ -1,5 +1,5 @@
 /* CIFAR-10 (binary version) and MNIST (idx, plain or gzip'd) readers. */
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

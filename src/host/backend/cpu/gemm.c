@@ -1,4 +1,4 @@
-#include "cpu_gemm.h"
+#include "backend/cpu/gemm.h"
 #include <stddef.h>
 
 /* Plain loops in the order that keeps the innermost access contiguous; rows of C in parallel.

@@ -2,7 +2,7 @@
  * cudaProfilerStart/Stop bracket what `nsys profile --capture-range=cudaProfilerApi` and
  * `ncu --profile-from-start off` record. Kept apart from backend_cuda.c, which only points its op
  * table at these two functions. */
-#include "ctx_internal.h"
+#include "backend/ctx_internal.h"
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 

@@ -45,7 +45,7 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/nvtx.h"
 #include "ebmc/safetensors.h"
-#include "train_internal.h"
+#include "train/train_internal.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fnmatch.h>

@@ -27,8 +27,8 @@
  * workspace and crops it back (adding beta*dx). Symmetric non-negative pads take the native path
  * with no copy. A plan (descriptors, algorithm, workspace bytes, the geometry above) is built
  * once per (op, descriptor, precision, determinism) and cached in priv. */
-#include "ctx_internal.h"
-#include "cuda_check.h"
+#include "backend/ctx_internal.h"
+#include "backend/cuda_check.h"
 #include "ebmc/backend.h"
 
 #include <cublas_v2.h>

@@ -1,4 +1,4 @@
-#include "ctx_internal.h"
+#include "backend/ctx_internal.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

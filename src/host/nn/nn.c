@@ -1,7 +1,7 @@
 /* The nn graph: layers with parameters in one arena, tapes planned from shapes, forward and
  * backward through the op table only. */
 #include "ebmc/nn.h"
-#include "ctx_internal.h"
+#include "backend/ctx_internal.h"
 #include "ebmc/nvtx.h"
 #include <math.h>
 #include <stdarg.h>

@@ -23,7 +23,7 @@
 #include "ebmc/optim.h"
 #include "ebmc/safetensors.h"
 #include "ebmc/train.h"
-#include "train_internal.h"
+#include "train/train_internal.h"
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>

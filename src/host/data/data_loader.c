@@ -1,7 +1,7 @@
 /* Batches from a data set: a Philox-driven Fisher-Yates permutation per epoch, keyed by (seed,
  * epoch); optional horizontal flips decided by Philox(seed, epoch, position); images scaled to
  * [-1, 1]. The state is (epoch, position), nothing else. */
-#include "data_internal.h"
+#include "data/data_internal.h"
 #include "ebmc/philox.h"
 
 #include <stdlib.h>

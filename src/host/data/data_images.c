@@ -1,6 +1,6 @@
 /* Image folders and uncompressed tars of JPEG/PNG: list, crop, resize (stb_image_resize,
  * Catmull-Rom, linear), cache (uint8 NCHW behind a small header, written atomically). */
-#include "data_internal.h"
+#include "data/data_internal.h"
 #include "ebmc/fileio.h"
 
 #include <ctype.h>

@@ -1,7 +1,7 @@
 /* The CUDA backend of a build without CUDA (-DEBMC_CUDA=OFF): the same symbols as
  * backend_cuda.c, so callers need no #ifdef. Creating a CUDA context fails with a clear message;
  * supports() says no to everything; no device is ever counted. Includes no CUDA header. */
-#include "ctx_internal.h"
+#include "backend/ctx_internal.h"
 #include "ebmc/backend.h"
 
 #include <stdio.h>

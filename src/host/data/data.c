@@ -1,7 +1,7 @@
 /* Data sets: the common part (messages, allocation, accessors). The readers live in
  * data_cifar_mnist.c (CIFAR-10, MNIST), data_images.c (folders/tars of JPEG/PNG with a cache),
  * data_synth.c (shapes, 2-D toys); batches in data_loader.c. */
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

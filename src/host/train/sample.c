@@ -4,7 +4,7 @@
  * generator-only and EBM-revised samples as PNG grids and as uint8 NHWC .npy arrays. */
 #include "ebmc/image.h"
 #include "ebmc/mcmc.h"
-#include "train_internal.h"
+#include "train/train_internal.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
