@@ -221,6 +221,120 @@ static void test_tapes_independent(void **state) {
     ebmc_net_free(g);
 }
 
+/* ---- tape memory: gradient-buffer reuse and shared tapes ---- */
+
+typedef struct {
+    ebmc_net_t *net;
+    ebmc_tape_t *tape;
+    float *out[2], *dx, *grads; /* host copies after each pass */
+} pass_rec;
+
+/* One forward + full backward of `net` on tape t: dy = r for every output (the second output's
+ * dy left out when skip_dy1), dx accumulated with dx_beta; outputs, dx and the net's parameter
+ * gradients copied into rec (the CPU backend's memory is host memory). */
+static void run_pass(ebmc_net_t *net, ebmc_tape_t *t, int n, const float *x, float *const *r,
+                     bool skip_dy1, float *dx, float dx_beta, pass_rec *rec) {
+    OK(ebmc_net_forward(net, t, n, x));
+    int no = ebmc_net_n_outputs(net);
+    const float *dys[2] = {r[0], no > 1 && !skip_dy1 ? r[1] : NULL};
+    OK(ebmc_net_backward(net, t, dys, EBMC_GRAD_FULL, dx, dx_beta));
+    int ci, hi, wi;
+    ebmc_net_input_shape(net, &ci, &hi, &wi);
+    size_t nx = (size_t)n * ci * hi * wi, np = ebmc_net_param_count(net);
+    for (int i = 0; i < no; i++) {
+        size_t k = (size_t)n * ebmc_net_value_count(net, ebmc_net_output_value(net, i));
+        rec->out[i] = realloc(rec->out[i], k * 4);
+        memcpy(rec->out[i], ebmc_tape_output(t, i), k * 4);
+    }
+    rec->dx = realloc(rec->dx, nx * 4);
+    memcpy(rec->dx, dx, nx * 4);
+    rec->grads = realloc(rec->grads, np * 4);
+    memcpy(rec->grads, ebmc_net_grads(net), np * 4);
+}
+
+static void rec_equal(const pass_rec *a, const pass_rec *b, ebmc_net_t *net, int n) {
+    int ci, hi, wi;
+    ebmc_net_input_shape(net, &ci, &hi, &wi);
+    for (int i = 0; i < ebmc_net_n_outputs(net); i++)
+        assert_memory_equal(a->out[i], b->out[i],
+                            (size_t)n * ebmc_net_value_count(net, ebmc_net_output_value(net, i)) * 4);
+    assert_memory_equal(a->dx, b->dx, (size_t)n * ci * hi * wi * 4);
+    assert_memory_equal(a->grads, b->grads, ebmc_net_param_count(net) * 4);
+}
+
+static void rec_free(pass_rec *r) {
+    free(r->out[0]); free(r->out[1]); free(r->dx); free(r->grads);
+    memset(r, 0, sizeof *r);
+}
+
+/* The net of (cfg, role) twice from one seed: a tape with gradient reuse on one, without on the
+ * other; three passes (the second accumulates into dx and, for two-output nets, leaves out the
+ * second output's dy) give bit-identical outputs, input gradients and parameter gradients.
+ * Returns the plan bytes at batch n with and without reuse. */
+static void check_reuse(const ebmc_model_cfg *cfg, ebmc_net_role role, int n, size_t *with,
+                        size_t *without) {
+    ebmc_net_t *a = build(cfg, role), *b = build(cfg, role);
+    ebmc_tape_t *ta, *tb;
+    ebmc_nn_set_grad_reuse(false);
+    *without = ebmc_tape_plan_bytes(a, n, true);
+    OK(ebmc_tape_create(b, n, true, &tb));
+    ebmc_nn_set_grad_reuse(true);
+    *with = ebmc_tape_plan_bytes(a, n, true);
+    OK(ebmc_tape_create(a, n, true, &ta));
+    assert_true(*with <= *without);
+    int ci, hi, wi;
+    ebmc_net_input_shape(a, &ci, &hi, &wi);
+    size_t nx = (size_t)n * ci * hi * wi;
+    float *x = tu_malloc(nx), *r[2] = {NULL, NULL}, *dxa = tu_malloc(nx), *dxb = tu_malloc(nx);
+    for (int i = 0; i < ebmc_net_n_outputs(a); i++) {
+        size_t k = (size_t)n * ebmc_net_value_count(a, ebmc_net_output_value(a, i));
+        r[i] = tu_malloc(k);
+        tu_fill_normal(&RNG, r[i], k, 1.0f);
+    }
+    pass_rec ra = {0}, rb = {0};
+    OK(ebmc_net_zero_grad(a));
+    OK(ebmc_net_zero_grad(b));
+    for (int pass = 0; pass < 3; pass++) {
+        tu_fill_normal(&RNG, x, nx, role == EBMC_NET_G ? 1.0f : 0.5f);
+        float beta = pass == 1 ? 1.0f : 0.0f;
+        run_pass(a, ta, n, x, r, pass == 1, dxa, beta, &ra);
+        run_pass(b, tb, n, x, r, pass == 1, dxb, beta, &rb);
+        rec_equal(&ra, &rb, a, n);
+    }
+    double gmax = max_abs(ra.grads, ebmc_net_param_count(a));
+    assert_true(gmax > 0 && isfinite(gmax)); /* something was computed */
+    rec_free(&ra); rec_free(&rb);
+    free(x); free(dxa); free(dxb); free(r[0]); free(r[1]);
+    ebmc_tape_free(ta); ebmc_tape_free(tb);
+    ebmc_net_free(a); ebmc_net_free(b);
+}
+
+static void test_grad_reuse_identical(void **state) {
+    struct { const char *arch; int w; int roles; int n; } cases[] = {
+        {"dualmcmc_cifar10", 8, 7, 3}, {"dualmcmc_celeba64", 32, 7, 2}, {"shortrun", 4, 1, 3},
+        {"coopvaebm", 4, 7, 3},        {"coopnets_cifar", 4, 3, 3},     {"toy2d", 0, 7, 5},
+        {"mnist", 4, 7, 3}};
+    const char *rn[] = {"E", "G", "I"};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        ebmc_model_cfg c = small(cases[k].arch);
+        c.smooth = false; /* the real activations: bit-identity does not need smoothness */
+        if (cases[k].w) {
+            c.ndf = c.ndf ? cases[k].w : 0;
+            c.ngf = c.ngf ? cases[k].w : 0;
+        }
+        if (!strcmp(cases[k].arch, "dualmcmc_celeba64")) c.nif = 2;
+        for (int r = 0; r < 3; r++) {
+            if (!(cases[k].roles & (1 << r))) continue;
+            size_t with, without;
+            check_reuse(&c, r, cases[k].n, &with, &without);
+            printf("  %-18s %s batch %d: tape with gradients %8zu bytes, %8zu without reuse "
+                   "(%.0f%%), bit-identical\n", cases[k].arch, rn[r], cases[k].n, with, without,
+                   100.0 * with / without);
+            assert_true(with < without);
+        }
+    }
+}
+
 /* Full-size Dual-MCMC nets: parameter counts (exact, from the layer shapes of the reference
  * modules, computed here by hand) and the memory plan at batch 100. */
 static size_t count_params(const char *arch, ebmc_net_role role) {
@@ -299,6 +413,7 @@ int main(void) {
         cmocka_unit_test(test_coopnets),
         cmocka_unit_test(test_toy_and_mnist),
         cmocka_unit_test(test_tapes_independent),
+        cmocka_unit_test(test_grad_reuse_identical),
         cmocka_unit_test(test_full_size_plans),
     };
     return cmocka_run_group_tests_name("nn_cpu", tests, setup, teardown);

@@ -127,10 +127,23 @@ void ebmc_net_meta_at(const ebmc_net_t *net, int i, const char **key, const char
 
 /* ---- tapes: planned once, then forward/backward without allocation ---- */
 
+/* Memory of a tape. Every value keeps its own buffer for the whole pass (the backward reads
+ * them, callers read outputs after it). Gradient buffers are shared by liveness: a value's
+ * gradient lives from its first write in the backward (dy for an output, else the backward of
+ * its last consumer in node order) until the backward of the node that produced it has read it;
+ * gradients whose lifetimes do not overlap use the same memory, so a gradient is only valid
+ * inside the backward (none is exposed). The backward runs the same operations in the same
+ * order as with a buffer per gradient: only addresses change, results are bit-identical. */
+
 /* Bytes a tape for `max_batch` needs (values, their gradients when with_grad, statistics). */
 size_t ebmc_tape_plan_bytes(const ebmc_net_t *net, int max_batch, bool with_grad);
 ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebmc_tape_t **out);
 void ebmc_tape_free(ebmc_tape_t *tape);
+/* For tests only: turns gradient-buffer sharing off (every value's gradient its own buffer, as
+ * before it existed) or on (the default) for tapes planned afterwards and for
+ * ebmc_tape_plan_bytes. Process-wide; not thread-safe; a tape keeps the plan it was made with. */
+void ebmc_nn_set_grad_reuse(bool on);
+bool ebmc_nn_grad_reuse(void);
 int ebmc_tape_batch(const ebmc_tape_t *tape); /* batch of the last forward */
 float *ebmc_tape_value(ebmc_tape_t *tape, int v);
 float *ebmc_tape_output(ebmc_tape_t *tape, int i);
