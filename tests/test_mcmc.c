@@ -288,6 +288,89 @@ static void test_reproducible_energy_chain(void **state) {
     free(runs[1]);
 }
 
+/* A tape shared with an energy potential's tape: chain runs and full passes on the shared tape,
+ * interleaved, give bit-identical chains, outputs and gradients to the same sequence on a twin
+ * net (same seed) whose pass has a tape of its own. */
+static void test_tape_shared_with_potential(void **state) {
+    ebmc_model_cfg c;
+    ebmc_model_defaults("dualmcmc_cifar10", &c);
+    c.ndf = 8;
+    char err[256];
+    ebmc_net_t *E[2];
+    ebmc_potential *pot[2];
+    ebmc_tape_t *tp[2];
+    ebmc_chain_t *ch[2];
+    int n = 3;
+    size_t el = 3 * 32 * 32;
+    ebmc_langevin_params p = ebmc_langevin_dualmcmc_x(0.5f, 1e-3f, 4);
+    for (int k = 0; k < 2; k++) {
+        E[k] = ebmc_model_build(&c, EBMC_NET_E, err, sizeof err);
+        assert_int_equal(ebmc_net_finalize(E[k], CTX, true, 3), EBMC_OK);
+        OK(ebmc_potential_energy(E[k], n, 1.0f, &pot[k]));
+        assert_non_null(ebmc_potential_tape(pot[k]));
+        assert_false(ebmc_tape_shares(ebmc_potential_tape(pot[k])));
+        OK(ebmc_chain_create(pot[k], &p, n, 1234, 1, &ch[k]));
+        ebmc_rng_key k0 = {1, 9, NULL, 0};
+        OK(ebmc_init_uniform(CTX, ebmc_chain_state(ch[k]), n, el, -1, 1, k0));
+    }
+    OK(ebmc_tape_create_shared(E[0], n, true, ebmc_potential_tape(pot[0]), &tp[0]));
+    OK(ebmc_tape_create(E[1], n, true, &tp[1]));
+    assert_true(ebmc_tape_shares(tp[0]));
+    assert_int_equal(ebmc_tape_bytes(tp[0]), ebmc_tape_bytes(ebmc_potential_tape(pot[0])));
+    float *x = tu_malloc(n * el), *init = tu_malloc(n * el), *dx[2], *out[2], *g[2];
+    memcpy(init, ebmc_chain_state(ch[0]), n * el * 4);
+    tu_rng r;
+    tu_rng_seed(&r, 5);
+    tu_fill_uniform(&r, x, n * el, -1, 1);
+    float dyv[3] = {1.0f, -0.5f, 2.0f};
+    const float *dy[1] = {dyv};
+    size_t np = ebmc_net_param_count(E[0]);
+    for (int k = 0; k < 2; k++) {
+        dx[k] = tu_malloc(n * el);
+        out[k] = tu_malloc(n);
+        g[k] = tu_malloc(np);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < 2; k++) OK(ebmc_chain_run(ch[k], n));
+        assert_memory_equal(ebmc_chain_state(ch[0]), ebmc_chain_state(ch[1]), n * el * 4);
+        assert_true(memcmp(ebmc_chain_state(ch[0]), init, n * el * 4) != 0);
+        for (size_t i = 0; i < n * el; i++) assert_true(isfinite(ebmc_chain_state(ch[0])[i]));
+        for (int k = 0; k < 2; k++) {
+            OK(ebmc_net_zero_grad(E[k]));
+            OK(ebmc_net_forward(E[k], tp[k], n, x));
+            OK(ebmc_net_backward(E[k], tp[k], dy, EBMC_GRAD_FULL, dx[k], 0.0f));
+            memcpy(out[k], ebmc_tape_output(tp[k], 0), n * 4);
+            memcpy(g[k], ebmc_net_grads(E[k]), np * 4);
+        }
+        assert_memory_equal(out[0], out[1], n * 4);
+        assert_memory_equal(dx[0], dx[1], n * el * 4);
+        assert_memory_equal(g[0], g[1], np * 4);
+        double m = 0;
+        for (size_t i = 0; i < n * el; i++) m = fmax(m, fabs(dx[0][i]));
+        assert_true(m > 0 && isfinite(m));
+    }
+    assert_int_equal(ebmc_chain_step(ch[0]), 8);
+    /* the potential (and its tape) goes first; the shared tape keeps the arena alive */
+    for (int k = 0; k < 2; k++) {
+        ebmc_chain_free(ch[k]);
+        ebmc_potential_free(pot[k]);
+    }
+    for (int k = 0; k < 2; k++) OK(ebmc_net_forward(E[k], tp[k], n, x)); /* SN advances: twin */
+    assert_memory_equal(ebmc_tape_output(tp[0], 0), ebmc_tape_output(tp[1], 0), n * 4);
+    /* potentials without a net have no tape */
+    float mu[4] = {0};
+    ebmc_potential *gp;
+    OK(ebmc_potential_gaussian(CTX, 4, 2, mu, 1.0f, &gp));
+    assert_null(ebmc_potential_tape(gp));
+    ebmc_potential_free(gp);
+    for (int k = 0; k < 2; k++) {
+        ebmc_tape_free(tp[k]);
+        ebmc_net_free(E[k]);
+        free(dx[k]); free(out[k]); free(g[k]);
+    }
+    free(x); free(init);
+}
+
 /* IGEBM: x0 + c xi0 -> g -> clamp(x - a clip(g), 0, 1) + c xi1 -> g -> clamp(...) (no noise
  * after the last step), computed by hand with the same Philox stream. */
 static void test_igebm_update(void **state) {
@@ -426,6 +509,7 @@ int main(void) {
         cmocka_unit_test(test_gaussian_stationary),
         cmocka_unit_test(test_latent_linear_gaussian),
         cmocka_unit_test(test_reproducible_energy_chain),
+        cmocka_unit_test(test_tape_shared_with_potential),
         cmocka_unit_test(test_igebm_update),
         cmocka_unit_test(test_reparam),
         cmocka_unit_test(test_replay_buffer),

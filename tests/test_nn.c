@@ -281,6 +281,8 @@ static void check_reuse(const ebmc_model_cfg *cfg, ebmc_net_role role, int n, si
     ebmc_nn_set_grad_reuse(true);
     *with = ebmc_tape_plan_bytes(a, n, true);
     OK(ebmc_tape_create(a, n, true, &ta));
+    assert_int_equal(ebmc_tape_bytes(ta), *with);
+    assert_int_equal(ebmc_tape_bytes(tb), *without);
     assert_true(*with <= *without);
     int ci, hi, wi;
     ebmc_net_input_shape(a, &ci, &hi, &wi);
@@ -335,6 +337,113 @@ static void test_grad_reuse_identical(void **state) {
     }
 }
 
+/* Two tapes sharing one arena, used one after the other, give the same outputs, input gradients
+ * and parameter gradients as two tapes of their own; bad bases are refused; either tape may be
+ * freed first. */
+static void test_shared_tapes(void **state) {
+    ebmc_model_cfg c = small("dualmcmc_cifar10");
+    c.ngf = 8; c.ndf = 8;
+    for (int role = 0; role < 3; role++) {
+        ebmc_net_t *a = build(&c, role), *b = build(&c, role);
+        ebmc_tape_t *base, *sh, *r1, *r2;
+        OK(ebmc_tape_create(a, 4, true, &base));
+        OK(ebmc_tape_create_shared(a, 3, true, base, &sh));
+        OK(ebmc_tape_create(b, 4, true, &r1));
+        OK(ebmc_tape_create(b, 3, true, &r2));
+        assert_false(ebmc_tape_shares(base));
+        assert_true(ebmc_tape_shares(sh));
+        assert_int_equal(ebmc_tape_bytes(base), ebmc_tape_plan_bytes(a, 4, true));
+        assert_int_equal(ebmc_tape_bytes(sh), ebmc_tape_bytes(base));
+        assert_true(ebmc_tape_plan_bytes(a, 3, true) < ebmc_tape_bytes(base));
+        int ci, hi, wi;
+        ebmc_net_input_shape(a, &ci, &hi, &wi);
+        size_t nx = 4 * (size_t)ci * hi * wi;
+        float *x1 = tu_malloc(nx), *x2 = tu_malloc(nx), *r[2] = {NULL, NULL};
+        float *dxa = tu_malloc(nx), *dxb = tu_malloc(nx);
+        for (int i = 0; i < ebmc_net_n_outputs(a); i++) {
+            size_t k = 4 * ebmc_net_value_count(a, ebmc_net_output_value(a, i));
+            r[i] = tu_malloc(k);
+            tu_fill_normal(&RNG, r[i], k, 1.0f);
+        }
+        float sc = role == EBMC_NET_G ? 1.0f : 0.5f;
+        tu_fill_normal(&RNG, x1, nx, sc);
+        tu_fill_normal(&RNG, x2, nx, sc);
+        pass_rec pa = {0}, pb = {0};
+        OK(ebmc_net_zero_grad(a));
+        OK(ebmc_net_zero_grad(b));
+        /* base, shared, base again, shared again: each pass overwrites the other's memory */
+        for (int round = 0; round < 2; round++) {
+            run_pass(a, base, 4, x1, r, false, dxa, 0.0f, &pa);
+            run_pass(b, r1, 4, x1, r, false, dxb, 0.0f, &pb);
+            rec_equal(&pa, &pb, a, 4);
+            run_pass(a, sh, 3, x2, r, false, dxa, 0.0f, &pa);
+            run_pass(b, r2, 3, x2, r, false, dxb, 0.0f, &pb);
+            rec_equal(&pa, &pb, a, 3);
+        }
+        /* the shared tape outlives its base: the arena goes with the last tape */
+        ebmc_tape_free(base);
+        run_pass(a, sh, 3, x1, r, false, dxa, 0.0f, &pa);
+        run_pass(b, r2, 3, x1, r, false, dxb, 0.0f, &pb);
+        rec_equal(&pa, &pb, a, 3);
+        assert_true(max_abs(pa.dx, 3 * (size_t)ci * hi * wi) > 0);
+        ebmc_tape_free(sh);
+        /* and the other order: shared first, then its base (which still works in between) */
+        OK(ebmc_tape_create(a, 4, false, &base));
+        OK(ebmc_tape_create_shared(a, 4, false, base, &sh));
+        ebmc_tape_free(sh);
+        OK(ebmc_net_forward(a, base, 4, x1));
+        OK(ebmc_net_forward(b, r1, 4, x1));
+        size_t no = 4 * ebmc_net_value_count(a, ebmc_net_output_value(a, 0));
+        assert_memory_equal(ebmc_tape_output(base, 0), ebmc_tape_output(r1, 0), no * 4);
+        ebmc_tape_free(base);
+        rec_free(&pa); rec_free(&pb);
+        free(x1); free(x2); free(dxa); free(dxb); free(r[0]); free(r[1]);
+        ebmc_tape_free(r1); ebmc_tape_free(r2);
+        ebmc_net_free(a); ebmc_net_free(b);
+    }
+}
+
+static void test_shared_tape_refusals(void **state) {
+    ebmc_model_cfg c = small("dualmcmc_cifar10");
+    c.ngf = 8; c.ndf = 8;
+    ebmc_net_t *e = build(&c, EBMC_NET_E), *e2 = build(&c, EBMC_NET_E);
+    ebmc_tape_t *base, *nograd, *t = (ebmc_tape_t *)&t;
+    OK(ebmc_tape_create(e, 4, true, &base));
+    OK(ebmc_tape_create(e, 4, false, &nograd));
+    assert_int_equal(ebmc_tape_create_shared(e2, 4, true, base, &t), EBMC_E_INVALID);
+    assert_null(t);
+    assert_non_null(strstr(ebmc_net_error(e2), "same net"));
+    printf("  -> %s\n", ebmc_net_error(e2));
+    t = (ebmc_tape_t *)&t;
+    assert_int_equal(ebmc_tape_create_shared(e, 5, true, base, &t), EBMC_E_INVALID);
+    assert_null(t);
+    assert_non_null(strstr(ebmc_net_error(e), "batch 5"));
+    printf("  -> %s\n", ebmc_net_error(e));
+    assert_int_equal(ebmc_tape_create_shared(e, 4, true, nograd, &t), EBMC_E_INVALID);
+    assert_non_null(strstr(ebmc_net_error(e), "without them"));
+    printf("  -> %s\n", ebmc_net_error(e));
+    assert_int_equal(ebmc_tape_create_shared(e, 4, true, NULL, &t), EBMC_E_INVALID);
+    assert_int_equal(ebmc_tape_create_shared(e, 0, true, base, &t), EBMC_E_INVALID);
+    /* a plan larger than the base's arena (reuse turned off after the base was made) */
+    ebmc_nn_set_grad_reuse(false);
+    assert_int_equal(ebmc_tape_create_shared(e, 4, true, base, &t), EBMC_E_INVALID);
+    assert_non_null(strstr(ebmc_net_error(e), "bytes"));
+    ebmc_nn_set_grad_reuse(true);
+    /* accepted: smaller batch, no gradients on a base with them, a base without gradients */
+    ebmc_tape_t *s1, *s2, *s3;
+    OK(ebmc_tape_create_shared(e, 1, true, base, &s1));
+    OK(ebmc_tape_create_shared(e, 4, false, base, &s2));
+    OK(ebmc_tape_create_shared(e, 2, false, nograd, &s3));
+    assert_int_equal(ebmc_tape_bytes(s3), ebmc_tape_plan_bytes(e, 4, false));
+    ebmc_tape_free(base); /* freed in the middle of its sharers */
+    ebmc_tape_free(s2);
+    ebmc_tape_free(nograd);
+    ebmc_tape_free(s1);
+    ebmc_tape_free(s3);
+    ebmc_net_free(e);
+    ebmc_net_free(e2);
+}
+
 /* Full-size Dual-MCMC nets: parameter counts (exact, from the layer shapes of the reference
  * modules, computed here by hand) and the memory plan at batch 100. */
 static size_t count_params(const char *arch, ebmc_net_role role) {
@@ -370,6 +479,44 @@ static void test_full_size_plans(void **state) {
     assert_true(fabs((double)ce - 19.5e6) < 0.01 * 19.5e6);
     assert_true(fabs((double)cg - 12.2e6) < 0.01 * 12.2e6);
     assert_true(fabs((double)cq - 15.2e6) < 0.01 * 15.2e6);
+}
+
+/* The Dual-MCMC CIFAR-10 step's tape memory at batch 100 (with gradients), parameters only
+ * allocated: per net with and without gradient reuse, and the step with the tapes the trainer
+ * had (E 3, G 3, I 2, each its own arena, no reuse) against the shared plan (E 1 arena, G 2,
+ * I 1, with reuse). */
+static void test_dualmcmc_step_plan(void **state) {
+    const double mib = 1.0 / 1048576.0;
+    const char *rn[] = {"E", "G", "I"};
+    const int before_tapes[3] = {3, 3, 2}, after_tapes[3] = {1, 2, 1};
+    double before = 0, after = 0, share_only = 0, reuse_only = 0;
+    for (int r = 0; r < 3; r++) {
+        ebmc_model_cfg c;
+        assert_true(ebmc_model_defaults("dualmcmc_cifar10", &c));
+        char err[256];
+        ebmc_net_t *net = ebmc_model_build(&c, r, err, sizeof err);
+        assert_non_null(net);
+        assert_int_equal(ebmc_net_finalize(net, CTX, false, 1), EBMC_OK);
+        ebmc_nn_set_grad_reuse(false);
+        size_t off = ebmc_tape_plan_bytes(net, 100, true);
+        ebmc_nn_set_grad_reuse(true);
+        size_t on = ebmc_tape_plan_bytes(net, 100, true);
+        size_t fwd = ebmc_tape_plan_bytes(net, 100, false);
+        printf("  CIFAR-10 %s tape, batch 100: %8.1f MiB -> %8.1f MiB with gradient reuse "
+               "(values and statistics alone %8.1f MiB)\n", rn[r], off * mib, on * mib, fwd * mib);
+        assert_true(on < off);
+        assert_true(on > fwd);
+        before += before_tapes[r] * (double)off;
+        after += after_tapes[r] * (double)on;
+        share_only += after_tapes[r] * (double)off;
+        reuse_only += before_tapes[r] * (double)on;
+        ebmc_net_free(net);
+    }
+    printf("  Dual-MCMC step tapes: %.1f MiB (E 3, G 3, I 2 tapes) -> %.1f MiB shared "
+           "(E 1, G 2, I 1) -> %.1f MiB shared with gradient reuse "
+           "(reuse without sharing: %.1f MiB)\n", before * mib, share_only * mib, after * mib,
+           reuse_only * mib);
+    assert_true(after < share_only && share_only < before && reuse_only < before);
 }
 
 /* ebmc_net_macs (the benchmark's FLOP count) against closed forms: performance.md 3.1's short-run
@@ -414,7 +561,10 @@ int main(void) {
         cmocka_unit_test(test_toy_and_mnist),
         cmocka_unit_test(test_tapes_independent),
         cmocka_unit_test(test_grad_reuse_identical),
+        cmocka_unit_test(test_shared_tapes),
+        cmocka_unit_test(test_shared_tape_refusals),
         cmocka_unit_test(test_full_size_plans),
+        cmocka_unit_test(test_dualmcmc_step_plan),
     };
     return cmocka_run_group_tests_name("nn_cpu", tests, setup, teardown);
 }

@@ -70,6 +70,10 @@ ebmc_status ebmc_potential_energy(ebmc_net_t *E, int max_batch, float scale, ebm
  * (ebmc_potential_latent_target). Dual-MCMC: k = 2/sigma^2. */
 ebmc_status ebmc_potential_latent(ebmc_net_t *G, int max_batch, float k, ebmc_potential **out);
 float *ebmc_potential_latent_target(ebmc_potential *p); /* (max_batch, C, H, W) device */
+/* The tape of a net potential (energy or latent; NULL for others), planned for its max_batch
+ * with gradients: a base for ebmc_tape_create_shared, so another pass of the same net can use
+ * its memory between chain runs (a chain run overwrites that pass's values and outputs). */
+ebmc_tape_t *ebmc_potential_tape(ebmc_potential *p);
 /* Energy potentials: record sum_b E(x_b) at every gradient evaluation of a run into a device
  * array of max_evals floats (the energy curve along the chain: entry 0 is the energy of the
  * initial samples). NULL turns it off. */

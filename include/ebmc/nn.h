@@ -138,7 +138,21 @@ void ebmc_net_meta_at(const ebmc_net_t *net, int i, const char **key, const char
 /* Bytes a tape for `max_batch` needs (values, their gradients when with_grad, statistics). */
 size_t ebmc_tape_plan_bytes(const ebmc_net_t *net, int max_batch, bool with_grad);
 ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebmc_tape_t **out);
+/* A tape of `net` that uses base's memory instead of its own: base's arena is reference-counted
+ * and freed with the last tape using it (free the tapes in any order). Contract: the two tapes
+ * (and any other tape sharing the arena) are never live at the same time. A pass on one
+ * overwrites everything of the other: the values a pass keeps between its forward and its
+ * backward, and the outputs a caller reads after a pass. Run one tape's forward, backward and
+ * reads of its outputs, then the other's. EBMC_E_INVALID (message in ebmc_net_error) for a base
+ * of another net, a max_batch larger than base's, or with_grad when base has no gradients. */
+ebmc_status ebmc_tape_create_shared(ebmc_net_t *net, int max_batch, bool with_grad,
+                                    ebmc_tape_t *base, ebmc_tape_t **out);
 void ebmc_tape_free(ebmc_tape_t *tape);
+/* Bytes of the tape's arena (the base's for a shared tape); ebmc_tape_shares is false for the
+ * tape that allocated it, true for the tapes created shared with it: a memory plan that counts
+ * ebmc_tape_bytes of the tapes that do not share counts each arena once. */
+size_t ebmc_tape_bytes(const ebmc_tape_t *tape);
+bool ebmc_tape_shares(const ebmc_tape_t *tape);
 /* For tests only: turns gradient-buffer sharing off (every value's gradient its own buffer, as
  * before it existed) or on (the default) for tapes planned afterwards and for
  * ebmc_tape_plan_bytes. Process-wide; not thread-safe; a tape keeps the plan it was made with. */

@@ -186,6 +186,10 @@ ebmc_status ebmc_potential_latent(ebmc_net_t *G, int max_batch, float k, ebmc_po
 
 float *ebmc_potential_latent_target(ebmc_potential *p) { return ((net_potential *)p)->target; }
 
+ebmc_tape_t *ebmc_potential_tape(ebmc_potential *p) {
+    return (p && p->free == netpot_free) ? ((net_potential *)p)->tape : NULL;
+}
+
 typedef struct {
     ebmc_potential base;
     float *mu;   /* tiled over max_batch */

@@ -103,11 +103,21 @@ typedef struct {
     float *w_sn, *dw_sn, *sigma, *u, *v; /* W/sigma (rows*cols), scratch gradient, u, v used */
 } tape_sn;
 
+/* A tape's device memory: owned by the tape that allocated it and by every tape created shared
+ * with it; freed with the last of them. */
+typedef struct {
+    float *ptr;
+    size_t bytes;
+    int refs;
+    ebmc_ctx_t *ctx;
+} tape_arena;
+
 struct ebmc_tape {
     ebmc_net_t *net;
     int max_batch, n;
     bool with_grad;
-    float *arena;
+    bool shares;      /* the arena was allocated by another tape (ebmc_tape_create_shared) */
+    tape_arena *mem;
     float **val, **grad;
     tape_bn *bn;
     tape_sn *sn;
@@ -797,7 +807,8 @@ static size_t net_workspace(const ebmc_net_t *net, int B) {
     return ws;
 }
 
-ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebmc_tape_t **out) {
+/* The checks and host side common to ebmc_tape_create and ebmc_tape_create_shared. */
+static ebmc_status tape_new(ebmc_net_t *net, int max_batch, bool with_grad, ebmc_tape_t **out) {
     *out = NULL;
     if (!net->finalized) {
         nn_fail(net, "tape for a net that is not finalized");
@@ -816,9 +827,21 @@ ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebm
     t->bn = ebmc_xcalloc(net->n_bn + 1, sizeof *t->bn, "tape");
     t->sn = ebmc_xcalloc(net->n_sn + 1, sizeof *t->sn, "tape");
     t->written = ebmc_xcalloc(net->n_vals, sizeof *t->written, "tape");
+    *out = t;
+    return EBMC_OK;
+}
+
+ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebmc_tape_t **out) {
+    ebmc_tape_t *t;
+    ebmc_status s = tape_new(net, max_batch, with_grad, &t);
+    if (s) return s;
     bool reuse = nn_grad_reuse;
     size_t n = tape_layout(net, max_batch, with_grad, reuse, NULL, NULL);
-    ebmc_status s = ebmc_alloc(net->ctx, (void **)&t->arena, n * sizeof(float));
+    t->mem = ebmc_xcalloc(1, sizeof *t->mem, "tape");
+    t->mem->ctx = net->ctx;
+    t->mem->refs = 1;
+    t->mem->bytes = n * sizeof(float);
+    s = ebmc_alloc(net->ctx, (void **)&t->mem->ptr, n * sizeof(float));
     if (!s) s = ebmc_ctx_reserve_workspace(net->ctx, net_workspace(net, max_batch));
     if (s) {
         snprintf(net->err, sizeof net->err, "%s: planning a tape for batch %d (%.1f MiB): %s",
@@ -826,14 +849,53 @@ ebmc_status ebmc_tape_create(ebmc_net_t *net, int max_batch, bool with_grad, ebm
         ebmc_tape_free(t);
         return s;
     }
-    tape_layout(net, max_batch, with_grad, reuse, t, t->arena);
+    tape_layout(net, max_batch, with_grad, reuse, t, t->mem->ptr);
+    *out = t;
+    return EBMC_OK;
+}
+
+ebmc_status ebmc_tape_create_shared(ebmc_net_t *net, int max_batch, bool with_grad,
+                                    ebmc_tape_t *base, ebmc_tape_t **out) {
+    *out = NULL;
+    if (!base || base->net != net) {
+        snprintf(net->err, sizeof net->err, "%s: a shared tape needs a base tape of the same net%s%s",
+                 net->name, base ? ", not of " : " (NULL base)", base ? base->net->name : "");
+        return EBMC_E_INVALID;
+    }
+    if (max_batch > base->max_batch) {
+        snprintf(net->err, sizeof net->err, "%s: a shared tape for batch %d on a base planned for %d",
+                 net->name, max_batch, base->max_batch);
+        return EBMC_E_INVALID;
+    }
+    if (with_grad && !base->with_grad) {
+        snprintf(net->err, sizeof net->err, "%s: a shared tape with gradients on a base without them",
+                 net->name);
+        return EBMC_E_INVALID;
+    }
+    bool reuse = nn_grad_reuse;
+    size_t n = tape_layout(net, max_batch, with_grad, reuse, NULL, NULL);
+    if (n * sizeof(float) > base->mem->bytes) { /* e.g. the reuse switch turned off in between */
+        snprintf(net->err, sizeof net->err, "%s: a shared tape needs %zu bytes, its base has %zu",
+                 net->name, n * sizeof(float), base->mem->bytes);
+        return EBMC_E_INVALID;
+    }
+    ebmc_tape_t *t;
+    ebmc_status s = tape_new(net, max_batch, with_grad, &t);
+    if (s) return s;
+    t->mem = base->mem;
+    t->mem->refs++;
+    t->shares = true;
+    tape_layout(net, max_batch, with_grad, reuse, t, t->mem->ptr);
     *out = t;
     return EBMC_OK;
 }
 
 void ebmc_tape_free(ebmc_tape_t *t) {
     if (!t) return;
-    if (t->arena) ebmc_free(t->net->ctx, t->arena);
+    if (t->mem && --t->mem->refs == 0) {
+        if (t->mem->ptr) ebmc_free(t->mem->ctx, t->mem->ptr);
+        free(t->mem);
+    }
     free(t->val);
     free(t->grad);
     free(t->bn);
@@ -841,6 +903,9 @@ void ebmc_tape_free(ebmc_tape_t *t) {
     free(t->written);
     free(t);
 }
+
+size_t ebmc_tape_bytes(const ebmc_tape_t *t) { return t->mem ? t->mem->bytes : 0; }
+bool ebmc_tape_shares(const ebmc_tape_t *t) { return t->shares; }
 
 int ebmc_tape_batch(const ebmc_tape_t *t) { return t->n; }
 float *ebmc_tape_value(ebmc_tape_t *t, int v) { return t->val[v]; }
