@@ -19,12 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -46,13 +40,13 @@ static void usage(const char *argv0) {
 
 /* One timed round: K steps, then wait for the device. */
 static int timed_run(ebmc_ctx_t *ctx, ebmc_chain_t *ch, int batch, double *t) {
-    const double t0 = now_s();
+    const double t0 = ebmc_now_s();
     if (ebmc_chain_run(ch, batch) != EBMC_OK) {
         fprintf(stderr, "ebmc_bench_chain: chain run: %s\n", ebmc_chain_error(ch));
         return 1;
     }
     CK(ctx, ebmc_sync(ctx));
-    *t = now_s() - t0;
+    *t = ebmc_now_s() - t0;
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* defines: ebmc_status, ebmc_status_str, ebmc_fail, EBMC_ASSERT, EBMC_CHECK_GEN, ebmc_version */
+/* defines: ebmc_status, ebmc_status_str, ebmc_fail, EBMC_ASSERT, EBMC_CHECK_GEN, EBMC_TRY,
+ * ebmc_now_s, ebmc_mkdir_p, ebmc_version */
 #ifndef EBMC_COMMON_H
 #define EBMC_COMMON_H
 
@@ -55,6 +56,18 @@ void *ebmc_xmalloc(size_t bytes, const char *what);
 void *ebmc_xcalloc(size_t count, size_t size, const char *what);
 
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+
+/* Returns the status of `call` from the enclosing function when it is not EBMC_OK. */
+#define EBMC_TRY(call)                                                                          \
+    do {                                                                                        \
+        ebmc_status s_ = (call);                                                                \
+        if (s_ != EBMC_OK) return s_;                                                           \
+    } while (0)
+
+/* Seconds on the monotonic clock. */
+double ebmc_now_s(void);
+/* mkdir -p: every missing folder of path (mode 0755). 0, or -1 with errno set. */
+int ebmc_mkdir_p(const char *path);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,10 @@
 #include "ebmc/common.h"
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 
 static int g_fail_device = -1; /* only for the message of the process-wide fatal sink */
 
@@ -37,4 +41,26 @@ const char *ebmc_status_str(ebmc_status s) {
     case EBMC_E_IO: return "i/o error";
     }
     return "unknown status";
+}
+
+double ebmc_now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int ebmc_mkdir_p(const char *path) {
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
+    return 0;
 }

@@ -29,12 +29,6 @@ static void usage(FILE *f) {
             "  version                    the ebmc version\n");
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 /* deterministic pseudo-random floats in [-1, 1) */
 static void fill_rand(float *x, size_t n, uint64_t seed) {
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -89,7 +83,7 @@ static int smoke_run(ebmc_ctx_t *ctx, int batch, const float *hx, const float *h
     RUN(ebmc_fill(ctx, &f1, B.g));
     RUN(ebmc_fill(ctx, &f0, B.b));
     RUN(ebmc_sync(ctx));
-    double t0 = now_s();
+    double t0 = ebmc_now_s();
     ebmc_bn_desc bn = {.n = batch, .c = C, .h = H, .w = H, .eps = 1e-5f, .momentum = 0.1f};
     ebmc_act_desc act = {.kind = EBMC_ACT_RELU, .count = nx};
     ebmc_upsample_desc up = {.n = batch, .c = C, .h = H, .w = H, .mode = EBMC_UPSAMPLE_BILINEAR_AC};
@@ -107,7 +101,7 @@ static int smoke_run(ebmc_ctx_t *ctx, int batch, const float *hx, const float *h
     RUN(ebmc_conv2d_bwd_data(ctx, &cd, B.dy, B.dw, B.dx, 0.0f));
     RUN(ebmc_conv2d_bwd_filter(ctx, &cd, B.x, B.dy, B.dw, 0.0f));
     RUN(ebmc_sync(ctx));
-    *secs = now_s() - t0;
+    *secs = ebmc_now_s() - t0;
     RUN(ebmc_copy(ctx, out_y, B.y, nx * 4, EBMC_COPY_D2H));
     RUN(ebmc_copy(ctx, out_dx, B.dx, nx * 4, EBMC_COPY_D2H));
     RUN(ebmc_copy(ctx, out_dw, B.dw, nw * 4, EBMC_COPY_D2H));

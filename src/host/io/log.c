@@ -252,12 +252,6 @@ struct ebmc_progress {
     char text[PROGRESS_TEXT_MAX + 1];
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 ebmc_progress_t *ebmc_progress_create(int64_t total, int64_t start, int plain_every, bool quiet) {
     ebmc_progress_t *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -267,7 +261,7 @@ ebmc_progress_t *ebmc_progress_create(int64_t total, int64_t start, int plain_ev
     p->quiet = quiet;
     p->f = stderr;
     p->tty = isatty(fileno(stderr)) == 1;
-    p->t0 = now_s();
+    p->t0 = ebmc_now_s();
     p->it = start;
     p->last_printed = -1;
     return p;
@@ -369,7 +363,7 @@ void ebmc_progress_update(ebmc_progress_t *p, int64_t it, const char *text) {
     p->updated = true;
     set_text(p, text);
     if (p->quiet) return;
-    double now = now_s();
+    double now = ebmc_now_s();
     bool last = p->total > 0 && it >= p->total;
     if (p->tty) {
         if (!p->drawn || last || now - p->last_draw >= PROGRESS_MIN_INTERVAL) draw_tty(p, now);
@@ -383,7 +377,7 @@ void ebmc_progress_finish(ebmc_progress_t *p) {
     if (!p || p->finished) return;
     p->finished = true;
     if (p->quiet || !p->updated) return;
-    double now = now_s();
+    double now = ebmc_now_s();
     if (p->tty) {
         draw_tty(p, now);
         fputc('\n', p->f);
