@@ -7,11 +7,12 @@
  *                             U = -sum f, a = 1, c = 0.01), starting from a fixed U(-1,1) state
  *   z-chain/<net>/b<B>/k<K>   K latent Langevin steps through the Dual-MCMC generator:
  *                             z <- z - (s^2/2)(grad |x - G(z)|^2/sigma^2 + z/sp^2) + s xi
- *   iteration/<net>/b<B>      one full Dual-MCMC training iteration (dm_iteration: both x-chains,
+ *   iteration/<net>/b<B>      one full Dual-MCMC training iteration (the dualmcmc recipe through the
+ *                             recipe table, as `ebmc train` runs it: both x-chains,
  *                             the z-chain, three nets' updates, one host synchronisation)
  * Every unit first copies the fixed start state into the chain (one device copy), so rounds do
  * not drift. The Dual-MCMC values (step sizes, noise, sigma, K) are the defaults of the training
- * schema (ebmc_dualmcmc_schema); --quick shrinks widths, batches and K for CPUs and tests.
+ * schema (the dualmcmc recipe's); --quick shrinks widths, batches and K for CPUs and tests.
  *
  * Implementations: ebmc-tf32-graph, ebmc-tf32-eager, ebmc-fp32-graph (and ebmc-fp32-eager on
  * request) on CUDA: precision is the context's (TF32 tensor cores or strict FP32), graph/eager
@@ -45,7 +46,10 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/nvtx.h"
 #include "ebmc/safetensors.h"
-#include "train/train_internal.h"
+#include "ebmc/data.h"
+#include "ebmc/mcmc.h"
+#include "ebmc/models.h"
+#include "ebmc/recipe.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -128,7 +132,7 @@ typedef struct {
     /* run time */
     ebmc_ctx_t *ctx[2];          /* per precision (EBMC_PREC_FP32, EBMC_PREC_TF32) */
     bnet_rt rt[2][MAX_NETS];
-    dm_t *dm[N_IMPL_TABLE];
+    ebmc_run_t *dm[N_IMPL_TABLE]; /* the dualmcmc recipe, through the recipe table */
     ebmc_config_t *dm_cfg[N_IMPL_TABLE];
     int64_t dm_it[N_IMPL_TABLE];
     double matmul_rate[2], matmul_s[2];
@@ -138,10 +142,10 @@ typedef struct {
 
 /* ------------------------------------------------------------------ small helpers */
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+static const ebmc_recipe *dualmcmc(void) {
+    const ebmc_recipe *r = ebmc_recipe_find("dualmcmc");
+    EBMC_ASSERT(r != NULL);
+    return r;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -160,19 +164,6 @@ static double percentile(const double *v, int n, double q) {
     double r = s[lo] + (pos - lo) * (s[hi] - s[lo]);
     free(s);
     return r;
-}
-
-static int mkdir_p(const char *path) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-    return 0;
 }
 
 static int fail(bench_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -274,9 +265,7 @@ static void add_case(bench_t *b, int kind, int net, int batch, int steps, int kz
 }
 
 static int make_plan(bench_t *b) {
-    int nk;
-    const ebmc_cfg_key *schema = ebmc_dualmcmc_schema(&nk);
-    b->dm_defaults = ebmc_config_create(schema, nk);
+    b->dm_defaults = ebmc_recipe_config_create(dualmcmc());
     int kx = (int)ebmc_config_int(b->dm_defaults, "langevin_x", "steps");
     int kz = (int)ebmc_config_int(b->dm_defaults, "langevin_z", "steps");
     int B = (int)ebmc_config_int(b->dm_defaults, "train", "batch_size");
@@ -367,7 +356,7 @@ static void weights_path(const bench_t *b, const char *dir, int n, char role, ch
     snprintf(out, len, "%s/%s.%c.safetensors", dir, b->nets[n].key, role);
 }
 
-/* A finalized net of net key n, role r on ctx: seeded as dm_setup seeds it (run.seed + 101 (r+1)),
+/* A finalized net of net key n, role r on ctx: seeded as the dualmcmc recipe seeds it (run.seed + 101 (r+1)),
  * then overwritten by the --weights file when given. */
 static ebmc_net_t *build_net(bench_t *b, ebmc_ctx_t *ctx, int n, ebmc_net_role r, bool trainable) {
     ebmc_model_cfg mc = net_model_cfg(&b->nets[n]);
@@ -475,9 +464,7 @@ static void rt_free(bnet_rt *r) {
 
 /* A Dual-MCMC trainer as `ebmc train` builds it, for impl i and net key n, batch B */
 static int dm_config(bench_t *b, const bimpl *im, int n, int B, int kx, int kz, ebmc_config_t **out) {
-    int nk;
-    const ebmc_cfg_key *schema = ebmc_dualmcmc_schema(&nk);
-    ebmc_config_t *cfg = ebmc_config_create(schema, nk);
+    ebmc_config_t *cfg = ebmc_recipe_config_create(dualmcmc());
     const bnet *nt = &b->nets[n];
     char a[24][96];
     int na = 0;
@@ -508,42 +495,45 @@ static int dm_config(bench_t *b, const bimpl *im, int n, int B, int kx, int kz, 
     return 0;
 }
 
-static int dm_open(bench_t *b, const bimpl *im, const bcase *c, dm_t **out, ebmc_config_t **cfg_out) {
+/* The recipe's network named `name` (a checkpoint item) */
+static ebmc_net_t *recipe_net(ebmc_run_t *run, const char *name) {
+    ebmc_ckpt_item items[EBMC_MAX_CKPT_ITEMS];
+    const ebmc_recipe *rc = ebmc_run_recipe(run);
+    int n = rc->ckpt_items(ebmc_run_state(run), items, EBMC_MAX_CKPT_ITEMS);
+    for (int i = 0; i < n; i++)
+        if (items[i].kind == EBMC_ITEM_NET && !strcmp(items[i].name, name)) return items[i].ptr;
+    return NULL;
+}
+
+static int dm_open(bench_t *b, const bimpl *im, const bcase *c, ebmc_run_t **out, ebmc_config_t **cfg_out) {
     ebmc_config_t *cfg;
     if (dm_config(b, im, c->net, c->batch, c->steps, c->kz, &cfg)) return -1;
-    dm_t *t = ebmc_xcalloc(1, sizeof *t, "bench");
+    ebmc_run_t *run;
     char err[1024];
-    if (dm_setup(t, cfg, true, err, sizeof err) != EBMC_OK) {
-        fail(b, "%s %s: dm_setup: %s", c->name, im->name, err);
-        dm_free(t);
-        free(t);
+    if (ebmc_run_open(dualmcmc(), cfg, true, &run, err, sizeof err) != EBMC_OK) {
+        fail(b, "%s %s: set-up: %s", c->name, im->name, err);
         ebmc_config_free(cfg);
         return -1;
     }
-    if (b->weights) {
-        ebmc_net_t *nets[3] = {t->E, t->G, t->I};
-        for (int r = 0; r < 3; r++) {
-            char path[PATH_MAX];
-            weights_path(b, b->weights, c->net, "EGI"[r], path, sizeof path);
-            if (ebmc_net_load(nets[r], path, err, sizeof err) != EBMC_OK) {
-                fail(b, "%s", err);
-                dm_free(t);
-                free(t);
-                ebmc_config_free(cfg);
-                return -1;
-            }
+    for (int r = 0; b->weights && r < 3; r++) {
+        char path[PATH_MAX], name[2] = {"EGI"[r], 0};
+        weights_path(b, b->weights, c->net, name[0], path, sizeof path);
+        ebmc_net_t *net = recipe_net(run, name);
+        if (!net || ebmc_net_load(net, path, err, sizeof err) != EBMC_OK) {
+            fail(b, "%s", net ? err : "the dualmcmc recipe has no such network");
+            ebmc_run_free(run);
+            ebmc_config_free(cfg);
+            return -1;
         }
     }
-    int n;
     int64_t epoch;
-    if (ebmc_loader_next(t->loader, t->host_x, &n, &epoch) != EBMC_OK || n != t->B) {
-        fail(b, "%s: the shapes batch: %s", c->name, ebmc_loader_error(t->loader));
-        dm_free(t);
-        free(t);
+    if (ebmc_run_next_batch(run, &epoch, err, sizeof err) != EBMC_OK) {
+        fail(b, "%s: the shapes batch: %s", c->name, err);
+        ebmc_run_free(run);
         ebmc_config_free(cfg);
         return -1;
     }
-    *out = t;
+    *out = run;
     *cfg_out = cfg;
     return 0;
 }
@@ -556,9 +546,9 @@ static int run_unit(bench_t *b, const bcase *c, int ii) {
     if (c->kind == BK_ITER) {
         int slot = (int)(im - IMPLS);
         if (!b->dm[slot] && dm_open(b, im, c, &b->dm[slot], &b->dm_cfg[slot])) return -1;
-        dm_t *t = b->dm[slot];
-        if (dm_iteration(t, ++b->dm_it[slot], 0, false) != EBMC_OK)
-            return fail(b, "%s %s: %s", c->name, im->name, ebmc_ctx_error(t->ctx));
+        ebmc_run_t *t = b->dm[slot];
+        if (ebmc_run_iteration(t, ++b->dm_it[slot], 0, false) != EBMC_OK)
+            return fail(b, "%s %s: %s", c->name, im->name, ebmc_ctx_error(ebmc_run_ctx(t)));
         return 0;
     }
     if (rt_ready(b, im->prec, c->net)) return -1;
@@ -581,8 +571,8 @@ static int run_unit(bench_t *b, const bcase *c, int ii) {
 static ebmc_ctx_t *unit_ctx(bench_t *b, const bcase *c, int ii) {
     const bimpl *im = b->impls[ii];
     if (c->kind == BK_ITER) {
-        dm_t *t = b->dm[im - IMPLS];
-        return t ? t->ctx : NULL;
+        ebmc_run_t *t = b->dm[im - IMPLS];
+        return t ? ebmc_run_ctx(t) : NULL;
     }
     return b->ctx[im->prec];
 }
@@ -594,11 +584,11 @@ static int timed_unit(bench_t *b, const bcase *c, int ii, double *sec) {
     ebmc_ctx_t *ctx = unit_ctx(b, c, ii);
     if (ctx && ebmc_sync(ctx) != EBMC_OK) return fail(b, "sync: %s", ebmc_ctx_error(ctx));
     EBMC_RANGE_PUSH(range);
-    double t0 = now_s();
+    double t0 = ebmc_now_s();
     int rc = run_unit(b, c, ii);
     ctx = unit_ctx(b, c, ii); /* created by the first run */
     if (!rc && ebmc_sync(ctx) != EBMC_OK) rc = fail(b, "sync: %s", ebmc_ctx_error(ctx));
-    double t1 = now_s();
+    double t1 = ebmc_now_s();
     EBMC_RANGE_POP();
     *sec = t1 - t0;
     return rc;
@@ -627,10 +617,10 @@ static int measure_matmul(bench_t *b, ebmc_precision p) {
     EBMC_RANGE_PUSH("bench matmul");
     for (int r = -2; r < REPS; r++) {
         CK(b, ctx, ebmc_sync(ctx));
-        double t0 = now_s();
+        double t0 = ebmc_now_s();
         CK(b, ctx, ebmc_linear_fwd(ctx, &d, x, w, NULL, y));
         CK(b, ctx, ebmc_sync(ctx));
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = ebmc_now_s() - t0;
     }
     EBMC_RANGE_POP();
     ebmc_free(ctx, x);
@@ -932,7 +922,7 @@ static int write_text(bench_t *b, const char *path, const char *txt) {
 }
 
 static int export_weights(bench_t *b, const char *dir) {
-    if (mkdir_p(dir)) return fail(b, "%s: cannot create: %s", dir, strerror(errno));
+    if (ebmc_mkdir_p(dir)) return fail(b, "%s: cannot create: %s", dir, strerror(errno));
     ebmc_ctx_opts o = ebmc_ctx_opts_default();
     o.kind = EBMC_BACKEND_CPU; /* the values do not depend on the backend */
     ebmc_ctx_t *ctx;
@@ -1148,27 +1138,26 @@ static int gate_chain(bench_t *b, int n, int kind, int ii, const char *dir) {
     return rc;
 }
 
-static const char *METRIC_NAMES[M_COUNT] = {"recon", "sample", "nllq", "nlll", "et", "ef", "etlog",
-                                            "egen0", "egen1", "ex0", "ex1"};
-
-/* One dm_iteration (iteration 1, epoch 0) from freshly loaded weights on the first shapes batch:
- * x and the metrics (dm_t.hmet, names in the metadata) */
+/* One iteration (iteration 1, epoch 0) from freshly loaded weights on the first shapes batch:
+ * x and the recipe's probes (the raw per-iteration sums a reference reproduces; names in the
+ * metadata) */
 static int gate_iteration(bench_t *b, const bcase *c, int ii, const char *dir) {
     const bimpl *im = b->impls[ii];
-    dm_t *t;
+    ebmc_run_t *t;
     ebmc_config_t *cfg;
     if (dm_open(b, im, c, &t, &cfg)) return -1;
     int rc = 0;
-    if (dm_iteration(t, 1, 0, false) != EBMC_OK) rc = fail(b, "gate iteration: %s", ebmc_ctx_error(t->ctx));
+    if (ebmc_run_iteration(t, 1, 0, false) != EBMC_OK) rc = fail(b, "gate iteration: %s", ebmc_ctx_error(ebmc_run_ctx(t)));
+    const ebmc_recipe *r = ebmc_run_recipe(t);
     if (!rc) {
+        const char *names;
+        const float *vals;
+        int np = r->probes(ebmc_run_state(t), &names, &vals), C, H, W;
+        r->sample_shape(ebmc_run_state(t), &C, &H, &W);
         ebmc_st_tensor ts[2] = {
-            {"x", EBMC_DT_F32, 4, {t->B, t->mc.img_c, t->mc.img_size, t->mc.img_size}, t->host_x},
-            {"metrics", EBMC_DT_F32, 1, {M_COUNT}, t->hmet}};
-        char names[512] = "", path[PATH_MAX], err[1024];
-        for (int i = 0; i < M_COUNT; i++) {
-            strcat(names, METRIC_NAMES[i]);
-            if (i + 1 < M_COUNT) strcat(names, ",");
-        }
+            {"x", EBMC_DT_F32, 4, {ebmc_run_batch_size(t), C, H, W}, ebmc_run_batch(t)},
+            {"metrics", EBMC_DT_F32, 1, {np}, vals}};
+        char path[PATH_MAX], err[1024];
         char *cj = ebmc_config_to_json(cfg);
         const char *meta[][2] = {{"impl", im->name}, {"precision", prec_name(im->prec)},
                                  {"metrics", names}, {"config", cj ? cj : "{}"}};
@@ -1176,8 +1165,7 @@ static int gate_iteration(bench_t *b, const bcase *c, int ii, const char *dir) {
         if (ebmc_st_write(path, ts, 2, meta, 4, err, sizeof err)) rc = fail(b, "%s", err);
         free(cj);
     }
-    dm_free(t);
-    free(t);
+    ebmc_run_free(t);
     ebmc_config_free(cfg);
     return rc;
 }
@@ -1188,7 +1176,7 @@ static bool case_selected(const char *name, const char *list);
  * NULL), for every implementation. */
 static int gate_dump(bench_t *b, const char *dir, const char *cases) {
     if (!b->weights) return fail(b, "the gate dumps need --weights DIR (from --export-weights)");
-    if (mkdir_p(dir)) return fail(b, "%s: cannot create: %s", dir, strerror(errno));
+    if (ebmc_mkdir_p(dir)) return fail(b, "%s: cannot create: %s", dir, strerror(errno));
     for (int ii = 0; ii < b->n_impls; ii++) {
         for (int n = 0; n < b->n_nets; n++)
             for (int kind = 0; kind < 2; kind++) {
@@ -1351,10 +1339,7 @@ static void usage(FILE *f) {
 
 static void bench_free(bench_t *b) {
     for (int i = 0; i < N_IMPL_TABLE; i++) {
-        if (b->dm[i]) {
-            dm_free(b->dm[i]);
-            free(b->dm[i]);
-        }
+        ebmc_run_free(b->dm[i]);
         ebmc_config_free(b->dm_cfg[i]);
     }
     for (int p = 0; p < 2; p++) {

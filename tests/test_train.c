@@ -9,7 +9,9 @@
  * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
 #include "ebmc/safetensors.h"
 #include "testutil.h"
-#include "train/train_internal.h"
+#include "ebmc/data.h"
+#include "ebmc/train.h"
+#include "train/dualmcmc.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +34,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int train(const char *const *args, int n) {
-    char *argv[32];
-    for (int i = 0; i < n; i++) argv[i] = (char *)args[i];
-    return ebmc_train_main(n, argv);
-}
+#define train tu_train
 
 /* ---- sampling a trained (or untrained) toy model ---- */
 
@@ -46,20 +44,20 @@ typedef struct {
 } toy_samples;
 
 static toy_samples sample_toy(const char *run_dir, bool load, int n) {
-    int nk;
-    const ebmc_cfg_key *schema = ebmc_dualmcmc_schema(&nk);
-    ebmc_config_t *cfg = ebmc_config_create(schema, nk);
+    const ebmc_recipe *rc = ebmc_recipe_find("dualmcmc");
+    ebmc_config_t *cfg = ebmc_recipe_config_create(rc);
     char err[1024], path[1024];
     snprintf(path, sizeof path, "%s/config.ini", run_dir);
     assert_int_equal(ebmc_config_load(cfg, path, err, sizeof err), EBMC_OK);
-    dm_t t;
-    if (dm_setup(&t, cfg, false, err, sizeof err)) fail_msg("%s", err);
+    ebmc_run_t *run;
+    if (ebmc_run_open(rc, cfg, false, &run, err, sizeof err)) fail_msg("%s", err);
     if (load) {
         char ck[1024];
-        int64_t it, a, b;
-        assert_true(dm_latest_checkpoint(run_dir, ck, sizeof ck) >= 0);
-        if (dm_load(&t, ck, &it, &a, &b, err, sizeof err)) fail_msg("%s", err);
+        int64_t it;
+        assert_true(ebmc_latest_checkpoint(run_dir, ck, sizeof ck) >= 0);
+        if (ebmc_run_load(run, ck, &it, err, sizeof err)) fail_msg("%s", err);
     }
+    dm_t t = *(dm_t *)ebmc_run_state(run); /* a view: the run owns everything it points to */
     ebmc_langevin_params p = ebmc_langevin_dualmcmc_x((float)ebmc_config_float(cfg, "sample", "step_size"),
                                                       (float)ebmc_config_float(cfg, "sample", "noise"),
                                                       (int)ebmc_config_int(cfg, "sample", "steps"));
@@ -76,7 +74,7 @@ static toy_samples sample_toy(const char *run_dir, bool load, int n) {
         assert_int_equal(ebmc_chain_run(t.cx, t.B), EBMC_OK);
         memcpy(s.rev + (size_t)done * 2, xs, (size_t)take * 2 * 4);
     }
-    dm_free(&t);
+    ebmc_run_free(run);
     ebmc_config_free(cfg);
     return s;
 }
@@ -159,35 +157,6 @@ static void test_toy_training_is_measurable(void **state) {
 
 /* ---- exact resume ---- */
 
-static void *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(buf, 1, (size_t)len, f);
-    fclose(f);
-    return buf;
-}
-
-/* tensors of two safetensors files are identical (metadata may differ: the config text) */
-static void assert_same_tensors(const char *a, const char *b) {
-    char err[512];
-    ebmc_st_file *fa, *fb;
-    assert_int_equal(ebmc_st_open(a, &fa, err, sizeof err), EBMC_OK);
-    assert_int_equal(ebmc_st_open(b, &fb, err, sizeof err), EBMC_OK);
-    assert_int_equal(ebmc_st_count(fa), ebmc_st_count(fb));
-    for (int i = 0; i < ebmc_st_count(fa); i++) {
-        const ebmc_st_tensor *x = ebmc_st_at(fa, i), *y = ebmc_st_find(fb, x->name);
-        assert_non_null(y);
-        size_t bytes = (size_t)ebmc_st_numel(x) * ebmc_dtype_size(x->dtype);
-        if (bytes && memcmp(x->data, y->data, bytes)) fail_msg("%s differs from %s in tensor %s", a, b, x->name);
-    }
-    ebmc_st_close(fa);
-    ebmc_st_close(fb);
-}
-
 static void test_resume_is_exact(void **state) {
     char od[600];
     snprintf(od, sizeof od, "run.out_dir=%s", TMP);
@@ -213,31 +182,13 @@ static void test_resume_is_exact(void **state) {
         char pa[800], pb[800];
         snprintf(pa, sizeof pa, "%s/straight/checkpoints/iter_00002000/%s", TMP, files[i]);
         snprintf(pb, sizeof pb, "%s/split/checkpoints/iter_00002000/%s", TMP, files[i]);
-        assert_same_tensors(pa, pb);
+        tu_assert_same_tensors(pa, pb);
     }
     /* every logged iteration agrees too, up to the timing fields at the end of each line */
-    size_t n1, n2;
     char pa[800], pb[800];
     snprintf(pa, sizeof pa, "%s/straight/metrics.jsonl", TMP);
     snprintf(pb, sizeof pb, "%s/split/metrics.jsonl", TMP);
-    char *m1 = read_file(pa, &n1), *m2 = read_file(pb, &n2);
-    assert_non_null(m1);
-    assert_non_null(m2);
-    int lines = 0;
-    for (char *p = m1, *q = m2; p && q && *p && *q; lines++) {
-        char *ps = strstr(p, ",\"sec\""), *qs = strstr(q, ",\"sec\"");
-        assert_non_null(ps);
-        assert_non_null(qs);
-        assert_int_equal(ps - p, qs - q);
-        assert_memory_equal(p, q, (size_t)(ps - p));
-        p = strchr(p, '\n');
-        q = strchr(q, '\n');
-        if (p) p++;
-        if (q) q++;
-    }
-    assert_int_equal(lines, 2000);
-    free(m1);
-    free(m2);
+    tu_assert_same_metrics(pa, pb, 2000);
     printf("  2000 straight == 1000 + resume + 1000: weights, optimiser state and counters identical\n");
 }
 

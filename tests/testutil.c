@@ -1,5 +1,7 @@
 #define _XOPEN_SOURCE 700
 #include "testutil.h"
+#include "ebmc/safetensors.h"
+#include "ebmc/train.h"
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -269,4 +271,63 @@ const char *tu_path(const char *dir, const char *fmt, ...) {
     char *p = buf[k++ % 16];
     snprintf(p, sizeof buf[0], "%s/%s", dir, rel);
     return p;
+}
+
+int tu_train(const char *const *args, int n) {
+    char *argv[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) argv[i] = (char *)args[i];
+    return ebmc_train_main(n, argv);
+}
+
+char *tu_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("%s: cannot open", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((len > 0 ? (size_t)len : 0) + 1);
+    assert_non_null(buf);
+    size_t got = fread(buf, 1, (size_t)len, f);
+    fclose(f);
+    assert_int_equal(got, (size_t)len);
+    buf[got] = 0;
+    if (n) *n = got;
+    return buf;
+}
+
+void tu_assert_same_tensors(const char *a, const char *b) {
+    char err[512];
+    ebmc_st_file *fa, *fb;
+    if (ebmc_st_open(a, &fa, err, sizeof err)) fail_msg("%s", err);
+    if (ebmc_st_open(b, &fb, err, sizeof err)) fail_msg("%s", err);
+    assert_int_equal(ebmc_st_count(fa), ebmc_st_count(fb));
+    for (int i = 0; i < ebmc_st_count(fa); i++) {
+        const ebmc_st_tensor *x = ebmc_st_at(fa, i), *y = ebmc_st_find(fb, x->name);
+        if (!y) fail_msg("%s has no tensor %s", b, x->name);
+        size_t bytes = (size_t)ebmc_st_numel(x) * ebmc_dtype_size(x->dtype);
+        if (y->dtype != x->dtype || ebmc_st_numel(y) != ebmc_st_numel(x) || (bytes && memcmp(x->data, y->data, bytes)))
+            fail_msg("%s differs from %s in tensor %s", a, b, x->name);
+    }
+    ebmc_st_close(fa);
+    ebmc_st_close(fb);
+}
+
+void tu_assert_same_metrics(const char *a, const char *b, int lines) {
+    char *m1 = tu_read_file(a, NULL), *m2 = tu_read_file(b, NULL);
+    int n = 0;
+    for (char *p = m1, *q = m2; p && q && *p && *q; n++) {
+        char *ps = strstr(p, ",\"sec\""), *qs = strstr(q, ",\"sec\"");
+        assert_non_null(ps);
+        assert_non_null(qs);
+        assert_int_equal(ps - p, qs - q);
+        assert_memory_equal(p, q, (size_t)(ps - p));
+        p = strchr(p, '\n');
+        q = strchr(q, '\n');
+        if (p) p++;
+        if (q) q++;
+    }
+    assert_int_equal(n, lines);
+    free(m1);
+    free(m2);
 }

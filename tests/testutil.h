@@ -81,6 +81,17 @@ void tu_tmpdir_remove(const char *dir);
 /* dir/rel, rel printf-style, in one of 16 rotating buffers of 1024 bytes. */
 const char *tu_path(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- runs: `ebmc train` from a test, and comparing what two runs wrote */
+/* ebmc_train_main on a list of arguments; its exit status. */
+int tu_train(const char *const *args, int n);
+/* The whole file (NUL-terminated, malloc'd); fails the test when it cannot be read. */
+char *tu_read_file(const char *path, size_t *n);
+/* Two safetensors files hold the same tensors, bit for bit (metadata may differ). */
+void tu_assert_same_tensors(const char *a, const char *b);
+/* Two metrics.jsonl files agree line by line up to the timing fields that end each line
+ * (from ,"sec" on), and have `lines` lines. */
+void tu_assert_same_metrics(const char *a, const char *b, int lines);
+
 /* sum_i r[i]*y[i] in double: the scalar loss whose gradient w.r.t. y is r. */
 double tu_dot(const float *r, const float *y, size_t n);
 

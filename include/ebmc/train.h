@@ -1,5 +1,5 @@
 /* defines: ebmc_train_main, ebmc_sample_main (the `ebmc train` and `ebmc sample` commands),
- * the Dual-MCMC config schema, and the exit statuses of a run. */
+ * and the exit statuses of a run. The recipes and the run shell: ebmc/recipe.h. */
 #ifndef EBMC_TRAIN_H
 #define EBMC_TRAIN_H
 
@@ -17,9 +17,6 @@ enum {
     EBMC_EXIT_DATA = 65,      /* missing or malformed data, checkpoint or config file */
     EBMC_EXIT_DIVERGED = 4    /* the divergence guard gave up after its recoveries */
 };
-
-/* The Dual-MCMC schema (every key `ebmc train` accepts, with its default and help). */
-const ebmc_cfg_key *ebmc_dualmcmc_schema(int *n);
 
 /* ebmc train CONFIG [section.key=value ...] | ebmc train --resume RUN_DIR [section.key=value]
  * Returns the process exit status. */

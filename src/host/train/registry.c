@@ -1,10 +1,17 @@
-/* The keys `ebmc train` accepts. Defaults are the paper's CIFAR-10 values
- * (specs/teaching.md 1(f)); configs/ override per data set. */
+/* The run shell's config keys, the recipe registry and the composed schemas: a recipe's full
+ * schema is the shell's head keys (run, data, the loop's train keys), the recipe's own keys,
+ * then the shell's tail keys (guard, log). */
+#include "ebmc/recipe.h"
 #include "ebmc/train.h"
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define U 1, 0 /* range unchecked */
 
-static const ebmc_cfg_key SCHEMA[] = {
+static const ebmc_cfg_key SHELL_HEAD[] = {
+    {"run", "recipe", EBMC_CFG_STRING, "dualmcmc", "the training algorithm (a recipe: see ebmc train --help)", U, NULL},
     {"run", "out_dir", EBMC_CFG_STRING, "runs", "parent folder of run directories", U, NULL},
     {"run", "name", EBMC_CFG_STRING, "", "run directory name (empty: <config name>-<date>-<time>)", U, NULL},
     {"run", "seed", EBMC_CFG_INT, "1234", "seed of every random number: weights, data order, chains", 0, 4294967295.0, NULL},
@@ -12,6 +19,7 @@ static const ebmc_cfg_key SCHEMA[] = {
     {"run", "device", EBMC_CFG_INT, "0", "CUDA device ordinal", 0, 64, NULL},
     {"run", "precision", EBMC_CFG_CHOICE, "tf32", "convolution precision on the GPU (fp32: no TF32 tensor cores)", U, "tf32|fp32"},
     {"run", "graphs", EBMC_CFG_BOOL, "true", "capture each Langevin chain once as a CUDA graph and replay it", U, NULL},
+    {"run", "share_tapes", EBMC_CFG_BOOL, "true", "passes that are never live at the same time share activation memory (false: every pass keeps its own, for inspection)", U, NULL},
     {"run", "profile_iters", EBMC_CFG_STRING, "", "W:N: after W iterations of this run, N inside cudaProfilerStart/Stop (nsys --capture-range=cudaProfilerApi); empty: off", U, NULL},
 
     {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d"},
@@ -24,47 +32,13 @@ static const ebmc_cfg_key SCHEMA[] = {
     {"data", "cache", EBMC_CFG_STRING, "", "images: prepared uint8 cache (empty: <path>.ebmc-<size>.cache)", U, NULL},
     {"data", "mnist_pad", EBMC_CFG_INT, "0", "mnist: pad 28x28 images to this size (0: keep)", 0, 64, NULL},
 
-    {"model", "arch", EBMC_CFG_CHOICE, "dualmcmc_cifar10", "architecture of E, G and I", U,
-     "dualmcmc_cifar10|dualmcmc_celeba64|mnist|toy2d"},
-    {"model", "nz", EBMC_CFG_INT, "0", "latent size (0: the architecture's default)", 0, 65536, NULL},
-    {"model", "ngf", EBMC_CFG_INT, "0", "generator width (0: default)", 0, 65536, NULL},
-    {"model", "ndf", EBMC_CFG_INT, "0", "EBM width (0: default)", 0, 65536, NULL},
-    {"model", "nif", EBMC_CFG_INT, "0", "inference-model width (0: default)", 0, 65536, NULL},
-    {"model", "hidden", EBMC_CFG_INT, "0", "toy2d: MLP width (0: default)", 0, 65536, NULL},
-
     {"train", "epochs", EBMC_CFG_INT, "301", "epochs (the learning rates decay once per epoch)", 0, 1e9, NULL},
     {"train", "iterations", EBMC_CFG_INT, "0", "stop after this many iterations (0: epochs x batches per epoch)", 0, 1e12, NULL},
-    {"train", "batch_size", EBMC_CFG_INT, "100", "batch size (also the chains per Langevin run)", 1, 65536, NULL},
-    {"train", "lr_e", EBMC_CFG_FLOAT, "1e-4", "Adam learning rate of E", 0, 1, NULL},
-    {"train", "lr_g", EBMC_CFG_FLOAT, "3e-4", "Adam learning rate of G", 0, 1, NULL},
-    {"train", "lr_i", EBMC_CFG_FLOAT, "1e-4", "Adam learning rate of I", 0, 1, NULL},
-    {"train", "beta1_e", EBMC_CFG_FLOAT, "0", "Adam beta1 of E", 0, 0.999999, NULL},
-    {"train", "beta1_g", EBMC_CFG_FLOAT, "0", "Adam beta1 of G", 0, 0.999999, NULL},
-    {"train", "beta1_i", EBMC_CFG_FLOAT, "0", "Adam beta1 of I", 0, 0.999999, NULL},
-    {"train", "beta2", EBMC_CFG_FLOAT, "0.9", "Adam beta2 of all three", 0, 0.999999, NULL},
-    {"train", "wd_e", EBMC_CFG_FLOAT, "0", "Adam L2 weight decay of E", 0, 1, NULL},
-    {"train", "wd_g", EBMC_CFG_FLOAT, "5e-4", "Adam L2 weight decay of G", 0, 1, NULL},
-    {"train", "wd_i", EBMC_CFG_FLOAT, "5e-4", "Adam L2 weight decay of I", 0, 1, NULL},
-    {"train", "gamma_e", EBMC_CFG_FLOAT, "0.998", "ExponentialLR factor per epoch of E", 0, 1, NULL},
-    {"train", "gamma_g", EBMC_CFG_FLOAT, "0.998", "ExponentialLR factor per epoch of G", 0, 1, NULL},
-    {"train", "gamma_i", EBMC_CFG_FLOAT, "0.998", "ExponentialLR factor per epoch of I", 0, 1, NULL},
-    {"train", "lambda_s", EBMC_CFG_FLOAT, "50", "weight of |G(z) - x~|^2 in G's loss (Sfactor; CelebA: 70)", 0, 1e6, NULL},
-    {"train", "lambda_i", EBMC_CFG_FLOAT, "0.1", "weight of the NLL of z given x~ in I's loss (Ifactor)", 0, 1e6, NULL},
-    {"train", "g_factor", EBMC_CFG_FLOAT, "1", "weight of the data terms of G's and I's losses (Gfactor)", 0, 1e6, NULL},
-    {"train", "use_temp", EBMC_CFG_BOOL, "true", "divide E's loss by T = (noise/step_size)^2 of langevin_x", U, NULL},
-    {"train", "fine_tune", EBMC_CFG_BOOL, "true", "revise samples of the updated G for E's update (the code's fine_tune)", U, NULL},
+    {"train", "batch_size", EBMC_CFG_INT, "100", "data examples per iteration", 1, 65536, NULL},
+};
 
-    {"langevin_x", "steps", EBMC_CFG_INT, "30", "data-space Langevin steps per chain", 1, 100000, NULL},
-    {"langevin_x", "step_size", EBMC_CFG_FLOAT, "0.5", "s: x <- x - (s^2/2) grad E + noise xi (CelebA: 0.3)", 0, 100, NULL},
-    {"langevin_x", "noise", EBMC_CFG_FLOAT, "0.001", "tau, the noise scale", 0, 100, NULL},
-
-    {"langevin_z", "steps", EBMC_CFG_INT, "10", "latent Langevin steps", 1, 100000, NULL},
-    {"langevin_z", "step_size", EBMC_CFG_FLOAT, "0.1", "s_z: z <- z - (s_z^2/2)(grad |x - G(z)|^2/sigma^2 + z/sp^2) + noise xi", 0, 100, NULL},
-    {"langevin_z", "noise", EBMC_CFG_FLOAT, "0.1", "noise scale of the latent chain (the code's n_step_size)", 0, 100, NULL},
-    {"langevin_z", "sigma", EBMC_CFG_FLOAT, "0.3", "sigma of the generator's likelihood", 1e-6, 1e6, NULL},
-    {"langevin_z", "prior_sigma", EBMC_CFG_FLOAT, "1", "prior std of z", 1e-6, 1e6, NULL},
-
-    {"guard", "max_gap", EBMC_CFG_FLOAT, "1e4", "|mean E(data) - mean E(samples)| beyond this is a divergence", 0, 1e30, NULL},
+static const ebmc_cfg_key SHELL_TAIL[] = {
+    {"guard", "max_gap", EBMC_CFG_FLOAT, "1e4", "|the recipe's guarded gap| (Dual-MCMC: mean E(data) - mean E(samples)) beyond this is a divergence", 0, 1e30, NULL},
     {"guard", "max_recoveries", EBMC_CFG_INT, "3", "reloads of the last good checkpoint before giving up (exit 4)", 0, 1000, NULL},
 
     {"log", "grid_every", EBMC_CFG_INT, "500", "write sample grids every N iterations (0: only at the end)", 0, 1e12, NULL},
@@ -75,12 +49,114 @@ static const ebmc_cfg_key SCHEMA[] = {
     {"log", "quiet", EBMC_CFG_BOOL, "false", "no progress output", U, NULL},
 
     {"sample", "n", EBMC_CFG_INT, "100", "samples written by ebmc sample", 1, 1e8, NULL},
-    {"sample", "steps", EBMC_CFG_INT, "70", "test-time Langevin steps (the paper's FID runs: 70)", 0, 100000, NULL},
-    {"sample", "step_size", EBMC_CFG_FLOAT, "0.4", "test-time step size s", 0, 100, NULL},
-    {"sample", "noise", EBMC_CFG_FLOAT, "0.001", "test-time noise tau", 0, 100, NULL},
 };
 
-const ebmc_cfg_key *ebmc_dualmcmc_schema(int *n) {
-    *n = (int)(sizeof SCHEMA / sizeof SCHEMA[0]);
-    return SCHEMA;
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+extern const ebmc_recipe ebmc_recipe_dualmcmc;
+
+enum { MAX_RECIPES = 32 };
+static struct {
+    const ebmc_recipe *r;
+    ebmc_cfg_key *schema; /* composed on first use, kept for the life of the process */
+    int n;
+} g_reg[MAX_RECIPES] = {{&ebmc_recipe_dualmcmc, NULL, 0}};
+static int g_nreg = 1;
+
+const ebmc_recipe *ebmc_recipe_find(const char *name) {
+    for (int i = 0; i < g_nreg; i++)
+        if (!strcmp(g_reg[i].r->name, name)) return g_reg[i].r;
+    return NULL;
+}
+
+bool ebmc_recipe_register(const ebmc_recipe *r) {
+    if (g_nreg >= MAX_RECIPES || !r || !r->name || ebmc_recipe_find(r->name)) return false;
+    g_reg[g_nreg++].r = r;
+    return true;
+}
+
+const char *ebmc_recipe_names(char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < g_nreg && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? "|" : "", g_reg[i].r->name);
+    return buf;
+}
+
+const ebmc_cfg_key *ebmc_recipe_schema(const ebmc_recipe *r, int *n) {
+    for (int i = 0; i < g_nreg; i++) {
+        if (g_reg[i].r != r) continue;
+        if (!g_reg[i].schema) {
+            int total = COUNT(SHELL_HEAD) + r->n_keys + COUNT(SHELL_TAIL);
+            ebmc_cfg_key *s = ebmc_xcalloc((size_t)total, sizeof *s, "schema");
+            memcpy(s, SHELL_HEAD, sizeof SHELL_HEAD);
+            if (r->n_keys) memcpy(s + COUNT(SHELL_HEAD), r->keys, (size_t)r->n_keys * sizeof *s);
+            memcpy(s + COUNT(SHELL_HEAD) + r->n_keys, SHELL_TAIL, sizeof SHELL_TAIL);
+            g_reg[i].schema = s;
+            g_reg[i].n = total;
+        }
+        *n = g_reg[i].n;
+        return g_reg[i].schema;
+    }
+    ebmc_fail("ebmc_recipe_schema", "recipe not registered", __func__, __FILE__, __LINE__);
+}
+
+ebmc_config_t *ebmc_recipe_config_create(const ebmc_recipe *r) {
+    int n;
+    const ebmc_cfg_key *s = ebmc_recipe_schema(r, &n);
+    return ebmc_config_create(s, n);
+}
+
+/* ---- which recipe a config selects: run.recipe in the file (a light scan: the full, strict
+ * parse follows with the recipe's schema), overridden by run.recipe=... on the command line */
+
+typedef struct {
+    char value[128];
+    bool found;
+} peek_t;
+
+static int peek_handler(void *user, const char *section, const char *name, const char *value) {
+    peek_t *p = user;
+    if (!strcmp(section, "run") && !strcmp(name, "recipe")) {
+        size_t n = strlen(value);
+        if (n >= 2 && value[0] == '"' && value[n - 1] == '"') { /* a quoted value */
+            value++;
+            n -= 2;
+        }
+        snprintf(p->value, sizeof p->value, "%.*s", (int)n, value);
+        p->found = true;
+    }
+    return 1;
+}
+
+const ebmc_recipe *ebmc_recipe_select(const char *config_path, int n_args, char *const *args,
+                                      char *err, size_t errlen) {
+    peek_t p = {"dualmcmc", false};
+    const char *where = "the default";
+    if (config_path) {
+        FILE *f = fopen(config_path, "r");
+        if (f) { /* a missing file is reported by the strict load that follows */
+            ini_parse_file(f, peek_handler, &p);
+            fclose(f);
+            if (p.found) where = config_path;
+        }
+    }
+    for (int i = 0; i < n_args; i++)
+        if (!strncmp(args[i], "run.recipe=", 11)) {
+            snprintf(p.value, sizeof p.value, "%s", args[i] + 11);
+            where = "the command line";
+        }
+    const ebmc_recipe *r = ebmc_recipe_find(p.value);
+    if (!r) {
+        char names[512];
+        snprintf(err, errlen, "%s: run.recipe: unknown recipe '%s' (known: %s)", where, p.value,
+                 ebmc_recipe_names(names, sizeof names));
+    }
+    return r;
+}
+
+void ebmc_report_add(ebmc_report *r, const char *name, double value, bool guard) {
+    if (r->n >= EBMC_MAX_METRICS)
+        ebmc_fail(name, "more metrics than EBMC_MAX_METRICS", __func__, __FILE__, __LINE__);
+    r->m[r->n++] = (ebmc_metric){name, value, guard};
 }

@@ -1,12 +1,9 @@
-/* ebmc sample: N samples of a trained Dual-MCMC model with the test-time settings
- * (specs/teaching.md 1(g): z ~ N(0,I) -> G -> 70 Langevin steps of size 0.4, noise 1e-3, in
- * batches of the training batch size because BatchNorm stays in batch-statistics mode). Writes
- * generator-only and EBM-revised samples as PNG grids and as uint8 NHWC .npy arrays. */
+/* ebmc sample: N samples of a trained model at its recipe's test-time settings (the recipe's
+ * sample(): e.g. Dual-MCMC's z ~ N(0,I) -> G -> 70 Langevin steps). Writes each of the recipe's
+ * sample arrays (e.g. generator, revised) as a uint8 NHWC .npy and a PNG grid of the first 100
+ * for images, or as a float32 (N, D) .npy for points. */
+#include "train/shell.h"
 #include "ebmc/image.h"
-#include "ebmc/mcmc.h"
-#include "train/train_internal.h"
-#include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,11 +16,12 @@ static int usage_sample(void) {
             "usage: ebmc sample RUN_DIR|CHECKPOINT_DIR [options] [section.key=value ...]\n"
             "  --n N            number of samples (default: sample.n of the run's config)\n"
             "  --out DIR        where to write (default: RUN_DIR/samples/final-<iteration>)\n"
-            "  --steps K        test-time Langevin steps (default sample.steps, 70)\n"
-            "  --step-size S    test-time step size (default sample.step_size, 0.4)\n"
-            "  --noise T        test-time noise (default sample.noise, 0.001)\n"
+            "  --steps K        test-time Langevin steps (default: the recipe's sample.steps)\n"
+            "  --step-size S    test-time step size (default: the recipe's sample.step_size)\n"
+            "  --noise T        test-time noise (default: the recipe's sample.noise)\n"
             "  --seed S         noise seed (default: run.seed + 1)\n"
-            "writes generator.png, revised.png (first 100), generator.npy, revised.npy (uint8 NHWC)\n");
+            "writes, per array of the recipe (Dual-MCMC: generator, revised), NAME.npy (uint8 NHWC; 2-D\n"
+            "points: float32 (N, 2)) and, for images, NAME.png (the first 100)\n");
     return EBMC_EXIT_USAGE;
 }
 
@@ -31,147 +29,162 @@ static bool parse_num(const char *s, double *v) {
     char *end;
     errno = 0;
     *v = strtod(s, &end);
-    return !errno && end != s && !*end;
+    return !errno && end != s && !*end && isfinite(*v);
 }
 
-int ebmc_sample_main(int argc, char **argv) {
-    if (argc < 1) return usage_sample();
-    const char *in = argv[0], *out = NULL;
-    double n_arg = -1, steps = -1, ssz = -1, noise = -1, seed_arg = -1;
-    int first_override = argc;
+typedef struct {
+    const char *in, *out;
+    double n, steps, step_size, noise, seed;
+    int first_override;
+} sample_args;
+
+static int parse_sample_args(int argc, char **argv, sample_args *a) {
+    *a = (sample_args){argv[0], NULL, -1, -1, -1, -1, -1, argc};
     for (int i = 1; i < argc; i++) {
-        double *dst = !strcmp(argv[i], "--n") ? &n_arg : !strcmp(argv[i], "--steps") ? &steps
-                    : !strcmp(argv[i], "--step-size") ? &ssz : !strcmp(argv[i], "--noise") ? &noise
-                    : !strcmp(argv[i], "--seed") ? &seed_arg : NULL;
+        double *dst = !strcmp(argv[i], "--n") ? &a->n : !strcmp(argv[i], "--steps") ? &a->steps
+                    : !strcmp(argv[i], "--step-size") ? &a->step_size : !strcmp(argv[i], "--noise") ? &a->noise
+                    : !strcmp(argv[i], "--seed") ? &a->seed : NULL;
         if (dst) {
             if (i + 1 >= argc || !parse_num(argv[i + 1], dst) || *dst < 0) {
-                fprintf(stderr, "ebmc sample: %s needs a non-negative number\n", argv[i]);
+                fprintf(stderr, "ebmc sample: %s needs a finite non-negative number\n", argv[i]);
                 return EBMC_EXIT_USAGE;
             }
             i++;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
+            a->out = argv[++i];
         } else if (strchr(argv[i], '=')) {
-            first_override = i;
+            a->first_override = i;
             break;
         } else {
             fprintf(stderr, "ebmc sample: unknown argument '%s'\n", argv[i]);
             return usage_sample();
         }
     }
-    /* a run directory (its newest checkpoint) or a checkpoint directory (run = ../..) */
-    char run_dir[PATH_MAX], ckpt[PATH_MAX], cfgpath[PATH_MAX + 32], err[1024] = "";
-    snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", in);
+    if (a->n > 1e8) {
+        fprintf(stderr, "ebmc sample: --n %.0f: at most 100000000 samples\n", a->n);
+        return EBMC_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* a run directory (its newest checkpoint) or a checkpoint directory (run = ../..) */
+static int locate(const char *in, char *run_dir, char *ckpt, char *cfgpath) {
     struct stat st;
+    snprintf(cfgpath, PATH_MAX + 32, "%s/config.ini", in);
     if (stat(cfgpath, &st) == 0) {
-        snprintf(run_dir, sizeof run_dir, "%s", in);
-        if (dm_latest_checkpoint(run_dir, ckpt, sizeof ckpt) < 0) {
+        snprintf(run_dir, PATH_MAX, "%s", in);
+        if (ebmc_latest_checkpoint(run_dir, ckpt, PATH_MAX) < 0) {
             fprintf(stderr, "ebmc sample: %s has no checkpoint\n", run_dir);
             return EBMC_EXIT_DATA;
         }
     } else {
-        snprintf(ckpt, sizeof ckpt, "%s", in);
-        snprintf(run_dir, sizeof run_dir, "%s/../..", in);
-        snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", run_dir);
+        snprintf(ckpt, PATH_MAX, "%s", in);
+        snprintf(run_dir, PATH_MAX, "%s/../..", in);
+        snprintf(cfgpath, PATH_MAX + 32, "%s/config.ini", run_dir);
     }
-    int nk;
-    const ebmc_cfg_key *schema = ebmc_dualmcmc_schema(&nk);
-    ebmc_config_t *cfg = ebmc_config_create(schema, nk);
-    ebmc_status s = ebmc_config_load(cfg, cfgpath, err, sizeof err);
-    for (int i = first_override; !s && i < argc; i++) s = ebmc_config_set_arg(cfg, argv[i], err, sizeof err);
+    return 0;
+}
+
+/* The recipe's arrays as .npy (+ .png for images) in outdir */
+static ebmc_status write_outputs(const ebmc_recipe *rc, float **arr, int N, int c, int h, int w, int nrow,
+                                 const char *outdir, char *files, size_t flen, char *err, size_t errlen) {
+    char path[PATH_MAX + 128];
+    ebmc_grid_opts o = ebmc_grid_opts_default();
+    o.nrow = nrow;
+    size_t len = 0;
+    files[0] = 0;
+    for (int k = 0; rc->sample_names[k]; k++) {
+        const char *name = rc->sample_names[k];
+        snprintf(path, sizeof path, "%s/%s.npy", outdir, name);
+        if (h == 1 && w == 1) { /* points: float32 (N, C) */
+            int64_t shape[2] = {N, c};
+            EBMC_TRY(ebmc_save_npy_f32(path, arr[k], 2, shape, err, errlen));
+            len += (size_t)snprintf(files + len, flen - len, "%s%s.npy", len ? ", " : "", name);
+            continue;
+        }
+        EBMC_TRY(ebmc_save_npy_u8(path, arr[k], N, c, h, w, -1.0f, 1.0f, err, errlen));
+        snprintf(path, sizeof path, "%s/%s.png", outdir, name);
+        EBMC_TRY(ebmc_save_grid_png(path, arr[k], N < 100 ? N : 100, c, h, w, &o, err, errlen));
+        len += (size_t)snprintf(files + len, flen - len, "%s%s.npy, %s.png", len ? ", " : "", name, name);
+    }
+    return EBMC_OK;
+}
+
+/* Samples with the loaded run into host arrays, checks them and writes them. */
+static int sample_and_write(ebmc_run_t *run, const sample_args *a, const char *ckpt, int64_t it, const char *outdir) {
+    const ebmc_recipe *rc = ebmc_run_recipe(run);
+    const ebmc_config_t *cfg = ebmc_run_config(run);
+    char err[1024] = "", desc[256] = "", files[1024];
+    int c, h, w, n_out = 0;
+    rc->sample_shape(ebmc_run_state(run), &c, &h, &w);
+    ebmc_sample_opts o = {a->n >= 0 ? (int)a->n : (int)ebmc_config_int(cfg, "sample", "n"), a->steps, a->step_size,
+                          a->noise, a->seed >= 0 ? (uint64_t)a->seed : (uint64_t)ebmc_config_int(cfg, "run", "seed") + 1};
+    size_t per = (size_t)o.n * c * h * w;
+    float *arr[8] = {0};
+    ebmc_status s = EBMC_OK;
+    for (; rc->sample_names[n_out] && n_out < 8; n_out++)
+        if (!(arr[n_out] = malloc((per ? per : 1) * sizeof(float)))) {
+            snprintf(err, sizeof err, "out of host memory for %d samples", o.n);
+            s = EBMC_E_NOMEM;
+        }
+    if (!s) s = rc->sample(ebmc_run_state(run), &o, arr, desc, sizeof desc, err, sizeof err);
+    for (int k = 0; !s && k < n_out; k++)
+        for (size_t i = 0; i < per; i++)
+            if (!isfinite(arr[k][i])) {
+                snprintf(err, sizeof err, "%s: the %s samples are not finite (NaN or Inf weights in the checkpoint?)",
+                         ckpt, rc->sample_names[k]);
+                s = EBMC_E_INVALID;
+                break;
+            }
+    if (!s) s = write_outputs(rc, arr, o.n, c, h, w, (int)ebmc_config_int(cfg, "log", "grid_nrow"), outdir, files,
+                              sizeof files, err, sizeof err);
+    if (!s)
+        printf("ebmc sample: %d samples of %s at iteration %" PRId64 " (%s) written to %s: %s\n", o.n, ckpt, it, desc,
+               outdir, files);
+    else
+        fprintf(stderr, "ebmc sample: %s\n", err);
+    for (int k = 0; k < n_out; k++) free(arr[k]);
+    return s ? (s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_ERROR) : EBMC_EXIT_OK;
+}
+
+int ebmc_sample_main(int argc, char **argv) {
+    if (argc < 1) return usage_sample();
+    sample_args a;
+    int rc = parse_sample_args(argc, argv, &a);
+    if (rc) return rc;
+    char run_dir[PATH_MAX], ckpt[PATH_MAX], cfgpath[PATH_MAX + 32], err[1024] = "";
+    if ((rc = locate(a.in, run_dir, ckpt, cfgpath))) return rc;
+    char **over = argv + a.first_override;
+    int n_over = argc - a.first_override;
+    const ebmc_recipe *recipe = ebmc_recipe_select(cfgpath, n_over, over, err, sizeof err);
+    ebmc_config_t *cfg = recipe ? ebmc_recipe_config_create(recipe) : NULL;
+    ebmc_status s = cfg ? ebmc_config_load(cfg, cfgpath, err, sizeof err) : EBMC_E_INVALID;
+    for (int i = 0; !s && i < n_over; i++) s = ebmc_config_set_arg(cfg, over[i], err, sizeof err);
     if (s) {
         fprintf(stderr, "ebmc sample: %s (HINT: pass a run directory or RUN/checkpoints/iter_N)\n", err);
         ebmc_config_free(cfg);
         return s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_CONFIG;
     }
-    dm_t t;
-    s = dm_setup(&t, cfg, false, err, sizeof err);
-    int64_t it = 0, lep, lpos;
-    if (!s) s = dm_load(&t, ckpt, &it, &lep, &lpos, err, sizeof err);
+    ebmc_run_t *run = NULL;
+    int64_t it = 0;
+    s = ebmc_run_open(recipe, cfg, false, &run, err, sizeof err);
+    if (!s) s = ebmc_run_load(run, ckpt, &it, err, sizeof err);
     if (s) {
         fprintf(stderr, "ebmc sample: %s\n", err);
-        dm_free(&t);
+        ebmc_run_free(run);
         ebmc_config_free(cfg);
         return s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_ERROR;
     }
-    int N = n_arg >= 0 ? (int)n_arg : (int)ebmc_config_int(cfg, "sample", "n");
-    ebmc_langevin_params p = ebmc_langevin_dualmcmc_x(
-        ssz >= 0 ? (float)ssz : (float)ebmc_config_float(cfg, "sample", "step_size"),
-        noise >= 0 ? (float)noise : (float)ebmc_config_float(cfg, "sample", "noise"),
-        steps >= 0 ? (int)steps : (int)ebmc_config_int(cfg, "sample", "steps"));
-    uint64_t seed = seed_arg >= 0 ? (uint64_t)seed_arg : t.seed + 1;
     char outdir[PATH_MAX + 64];
-    if (out) snprintf(outdir, sizeof outdir, "%s", out);
+    if (a.out) snprintf(outdir, sizeof outdir, "%s", a.out);
     else snprintf(outdir, sizeof outdir, "%s/samples/final-%08" PRId64, run_dir, it);
-    char cmd_dir[PATH_MAX + 64];
-    snprintf(cmd_dir, sizeof cmd_dir, "%s", outdir);
-    for (char *q = cmd_dir + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            mkdir(cmd_dir, 0755);
-            *q = '/';
-        }
-    if (mkdir(cmd_dir, 0755) && errno != EEXIST) {
+    if (ebmc_mkdir_p(outdir)) {
         fprintf(stderr, "ebmc sample: %s: cannot create: %s\n", outdir, strerror(errno));
-        dm_free(&t);
-        ebmc_config_free(cfg);
-        return EBMC_EXIT_DATA;
+        rc = EBMC_EXIT_DATA;
+    } else {
+        rc = sample_and_write(run, &a, ckpt, it, outdir);
     }
-    int B = t.B;
-    size_t img = t.img;
-    float *gen = malloc((size_t)N * img * sizeof(float)), *rev = malloc((size_t)N * img * sizeof(float));
-    if (!gen || !rev) {
-        fprintf(stderr, "ebmc sample: out of host memory for %d samples\n", N);
-        free(gen);
-        free(rev);
-        dm_free(&t);
-        ebmc_config_free(cfg);
-        return EBMC_EXIT_ERROR;
-    }
-    ebmc_chain_set_params(t.cx, &p);
-    ebmc_chain_set_seed(t.cx, seed);
-    s = ebmc_chain_set_step(t.cx, 0);
-    for (int done = 0; !s && done < N; done += B) {
-        int take = N - done < B ? N - done : B;
-        /* always a full batch: G's BatchNorm uses the statistics of B samples, as in training */
-        ebmc_rng_key kz = {seed, 9, NULL, (uint32_t)(done / B)};
-        s = ebmc_init_normal(t.ctx, t.z, B, (size_t)t.nz, 1.0f, kz);
-        if (!s) s = ebmc_net_forward(t.G, t.tG, B, t.z);
-        float *xs = ebmc_chain_state(t.cx);
-        ebmc_axpby_desc cp = {(size_t)B * img, 1.0f, 0.0f};
-        if (!s) s = ebmc_axpby(t.ctx, &cp, ebmc_tape_output(t.tG, 0), xs);
-        if (!s) s = ebmc_copy(t.ctx, gen + (size_t)done * img, xs, (size_t)take * img * sizeof(float), EBMC_COPY_D2H);
-        if (!s && p.steps > 0) s = ebmc_chain_run(t.cx, B);
-        if (!s) s = ebmc_copy(t.ctx, rev + (size_t)done * img, xs, (size_t)take * img * sizeof(float), EBMC_COPY_D2H);
-    }
-    if (s) snprintf(err, sizeof err, "sampling: %s", ebmc_ctx_error(t.ctx));
-    char path[PATH_MAX + 128];
-    const char *names[2] = {"generator", "revised"};
-    float *arr[2] = {gen, rev};
-    ebmc_grid_opts o = ebmc_grid_opts_default();
-    o.nrow = (int)ebmc_config_int(cfg, "log", "grid_nrow");
-    for (int k = 0; k < 2 && !s; k++) {
-        snprintf(path, sizeof path, "%s/%s.npy", outdir, names[k]);
-        if (t.mc.img_size == 1) { /* 2-D points: float32 (N, C) */
-            int64_t shape[2] = {N, t.mc.img_c};
-            s = ebmc_save_npy_f32(path, arr[k], 2, shape, err, sizeof err);
-        } else {
-            s = ebmc_save_npy_u8(path, arr[k], N, t.mc.img_c, t.mc.img_size, t.mc.img_size, -1.0f, 1.0f, err, sizeof err);
-        }
-        if (!s && t.mc.img_size > 1) {
-            snprintf(path, sizeof path, "%s/%s.png", outdir, names[k]);
-            s = ebmc_save_grid_png(path, arr[k], N < 100 ? N : 100, t.mc.img_c, t.mc.img_size, t.mc.img_size, &o, err, sizeof err);
-        }
-    }
-    if (!s)
-        printf("ebmc sample: %d samples of %s at iteration %" PRId64 " (%d Langevin steps of size %g, noise %g) "
-               "written to %s/{generator,revised}.{png,npy}\n", N, ckpt, it, p.steps, (double)sqrtf(2 * p.a),
-               (double)p.c, outdir);
-    else
-        fprintf(stderr, "ebmc sample: %s\n", err);
-    free(gen);
-    free(rev);
-    dm_free(&t);
+    ebmc_run_free(run);
     ebmc_config_free(cfg);
-    return s ? (s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_ERROR) : EBMC_EXIT_OK;
+    return rc;
 }

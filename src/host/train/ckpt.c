@@ -1,0 +1,268 @@
+/* Checkpoints of a run: a folder <run>/checkpoints/iter_NNNNNNNN with one safetensors file per
+ * network (PyTorch state_dict names) and state.safetensors (optimiser states, counters and
+ * buffers of the recipe, and the shell's iteration, loader position and restart count). A
+ * folder is written as iter_N.tmp and renamed into place, and removed by renaming it to
+ * iter_N.del first: a kill at any point leaves only whole checkpoints under their names. */
+#include "train/shell.h"
+#include "ebmc/checkpoint.h"
+#include "ebmc/optim.h"
+#include "ebmc/safetensors.h"
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { SHELL_ITEMS = 4 }; /* iteration, loader.epoch, loader.pos, restarts */
+
+typedef struct {
+    ebmc_ckpt_item items[EBMC_MAX_CKPT_ITEMS + SHELL_ITEMS];
+    int n;
+    int64_t iteration, epoch, pos, restarts;
+} item_list;
+
+/* the recipe's items, then the shell's own counters */
+static void list_items(ebmc_run_t *r, item_list *L) {
+    L->n = r->recipe->ckpt_items(r->state, L->items, EBMC_MAX_CKPT_ITEMS);
+    L->restarts = r->restarts;
+    L->epoch = L->pos = 0;
+    if (r->loader) ebmc_loader_get_state(r->loader, &L->epoch, &L->pos);
+    ebmc_ckpt_item *it = L->items + L->n;
+    it[0] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "iteration", .ptr = &L->iteration, .lo = 0, .hi = INT64_MAX / 2};
+    it[1] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "loader.epoch", .ptr = &L->epoch, .lo = 0, .hi = INT64_MAX / 2};
+    it[2] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "loader.pos", .ptr = &L->pos, .lo = 0, .hi = INT64_MAX / 2};
+    it[3] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "restarts", .ptr = &L->restarts, .lo = 0, .hi = UINT32_MAX};
+    L->n += SHELL_ITEMS;
+}
+
+static size_t elem_size(ebmc_item_kind k) {
+    return k == EBMC_ITEM_F32 ? 4 : k == EBMC_ITEM_F64 ? 8 : k == EBMC_ITEM_U8 ? 1 : 8;
+}
+
+static ebmc_dtype item_dtype(ebmc_item_kind k) {
+    return k == EBMC_ITEM_F32 ? EBMC_DT_F32 : k == EBMC_ITEM_F64 ? EBMC_DT_F64 : k == EBMC_ITEM_U8 ? EBMC_DT_U8 : EBMC_DT_I64;
+}
+
+/* state.safetensors: every item that is not a network, staged on the host */
+static ebmc_status write_state(ebmc_run_t *r, item_list *L, const char *path, const char *const (*meta)[2],
+                               char *err, size_t errlen) {
+    ebmc_st_tensor st[3 * (EBMC_MAX_CKPT_ITEMS + SHELL_ITEMS)];
+    char (*names)[3][160] = ebmc_xcalloc((size_t)L->n, sizeof *names, "checkpoint");
+    void **host = ebmc_xcalloc((size_t)L->n, sizeof *host, "checkpoint");
+    int64_t *steps = ebmc_xcalloc((size_t)L->n, sizeof *steps, "checkpoint");
+    int n = 0;
+    ebmc_status s = EBMC_OK;
+    for (int i = 0; i < L->n && !s; i++) {
+        const ebmc_ckpt_item *it = &L->items[i];
+        if (it->kind == EBMC_ITEM_NET) continue;
+        if (it->kind == EBMC_ITEM_ADAM) {
+            size_t c = ebmc_adam_state_count(it->ptr);
+            host[i] = ebmc_xmalloc((c ? 2 * c : 1) * sizeof(float), "checkpoint");
+            s = ebmc_adam_state_get(it->ptr, it->name, names[i], host[i], &steps[i], st + n);
+            if (s) snprintf(err, errlen, "%s: %s: %s", path, it->name, ebmc_ctx_error(r->ctx));
+            n += 3;
+        } else if (it->kind == EBMC_ITEM_I64) {
+            st[n++] = (ebmc_st_tensor){it->name, EBMC_DT_I64, 0, {0}, it->ptr};
+        } else {
+            const void *data = it->ptr;
+            if (it->device) {
+                host[i] = ebmc_xmalloc(it->count * elem_size(it->kind) + 1, "checkpoint");
+                s = ebmc_copy(r->ctx, host[i], it->ptr, it->count * elem_size(it->kind), EBMC_COPY_D2H);
+                if (s) snprintf(err, errlen, "%s: %s: %s", path, it->name, ebmc_ctx_error(r->ctx));
+                data = host[i];
+            }
+            st[n++] = (ebmc_st_tensor){it->name, item_dtype(it->kind), 1, {(int64_t)it->count}, data};
+        }
+    }
+    if (!s) s = ebmc_st_write(path, st, n, meta, 2, err, errlen);
+    for (int i = 0; i < L->n; i++) free(host[i]);
+    free(host);
+    free(names);
+    free(steps);
+    return s;
+}
+
+ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, char *err, size_t errlen) {
+    char tmp[PATH_MAX + 8], path[PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    if (ebmc_mkdir_p(tmp)) {
+        snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
+        return EBMC_E_IO;
+    }
+    item_list L;
+    list_items(r, &L);
+    L.iteration = iteration;
+    char *cfg_json = ebmc_config_to_json(r->cfg);
+    char its[32];
+    snprintf(its, sizeof its, "%" PRId64, iteration);
+    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}};
+    ebmc_status s = EBMC_OK;
+    for (int i = 0; i < L.n && !s; i++)
+        if (L.items[i].kind == EBMC_ITEM_NET) {
+            snprintf(path, sizeof path, "%s/%s.safetensors", tmp, L.items[i].name);
+            s = ebmc_net_save(L.items[i].ptr, path, meta, 2, err, errlen);
+        }
+    snprintf(path, sizeof path, "%s/state.safetensors", tmp);
+    if (!s) s = write_state(r, &L, path, meta, err, errlen);
+    free(cfg_json);
+    if (!s && rename(tmp, dir)) {
+        snprintf(err, errlen, "%s: cannot rename into place: %s", dir, strerror(errno));
+        s = EBMC_E_IO;
+    }
+    return s;
+}
+
+/* Reads every state item from f, validated, before anything is copied into the run. */
+static ebmc_status read_state(ebmc_run_t *r, item_list *L, const ebmc_st_file *f, const char *path, char *err,
+                              size_t errlen) {
+    for (int i = 0; i < L->n; i++) { /* validate */
+        const ebmc_ckpt_item *it = &L->items[i];
+        if (it->kind == EBMC_ITEM_NET || it->kind == EBMC_ITEM_ADAM) continue;
+        const ebmc_st_tensor *x = ebmc_st_find(f, it->name);
+        bool scalar = it->kind == EBMC_ITEM_I64;
+        if (!x || x->dtype != item_dtype(it->kind) || x->ndim != (scalar ? 0 : 1) ||
+            (!scalar && x->shape[0] != (int64_t)it->count)) {
+            snprintf(err, errlen, "%s: %s is missing or has the wrong type or shape", path, it->name);
+            return EBMC_E_IO;
+        }
+        if (scalar) {
+            int64_t v;
+            memcpy(&v, x->data, sizeof v);
+            if (v < it->lo || v > it->hi) {
+                snprintf(err, errlen, "%s: %s = %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]", path,
+                         it->name, v, it->lo, it->hi);
+                return EBMC_E_IO;
+            }
+        }
+    }
+    for (int i = 0; i < L->n; i++) {
+        const ebmc_ckpt_item *it = &L->items[i];
+        if (it->kind == EBMC_ITEM_ADAM) EBMC_TRY(ebmc_adam_state_set(it->ptr, it->name, f, err, errlen));
+    }
+    for (int i = 0; i < L->n; i++) {
+        const ebmc_ckpt_item *it = &L->items[i];
+        if (it->kind == EBMC_ITEM_NET || it->kind == EBMC_ITEM_ADAM) continue;
+        const ebmc_st_tensor *x = ebmc_st_find(f, it->name);
+        size_t bytes = (it->kind == EBMC_ITEM_I64 ? 1 : it->count) * elem_size(it->kind);
+        if (it->device) {
+            if (ebmc_copy(r->ctx, it->ptr, x->data, bytes, EBMC_COPY_H2D)) {
+                snprintf(err, errlen, "%s: %s: %s", path, it->name, ebmc_ctx_error(r->ctx));
+                return EBMC_E_DEVICE;
+            }
+        } else {
+            memcpy(it->ptr, x->data, bytes);
+        }
+    }
+    return EBMC_OK;
+}
+
+ebmc_status ebmc_run_load(ebmc_run_t *r, const char *dir, int64_t *iteration, char *err, size_t errlen) {
+    char path[PATH_MAX + 64];
+    item_list L;
+    list_items(r, &L);
+    for (int i = 0; i < L.n; i++)
+        if (L.items[i].kind == EBMC_ITEM_NET) {
+            snprintf(path, sizeof path, "%s/%s.safetensors", dir, L.items[i].name);
+            EBMC_TRY(ebmc_net_load(L.items[i].ptr, path, err, errlen));
+        }
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    ebmc_st_file *f;
+    EBMC_TRY(ebmc_st_open(path, &f, err, errlen));
+    ebmc_status s = read_state(r, &L, f, path, err, errlen);
+    ebmc_st_close(f);
+    if (s) return s;
+    if (r->loader && ebmc_loader_set_state(r->loader, L.epoch, L.pos)) {
+        snprintf(err, errlen, "%s: loader position (epoch %" PRId64 ", batch %" PRId64 "): %s", path, L.epoch, L.pos,
+                 ebmc_loader_error(r->loader));
+        return EBMC_E_IO;
+    }
+    if (r->recipe->loaded) EBMC_TRY(r->recipe->loaded(r->state, err, errlen));
+    *iteration = L.iteration;
+    ebmc_run_set_restarts(r, (uint32_t)L.restarts);
+    return EBMC_OK;
+}
+
+/* ---- the folders */
+
+typedef enum { CK_DONE, CK_TMP, CK_DEL, CK_OTHER } ck_kind;
+
+static ck_kind classify(const char *name, long long *it) {
+    char tail[16];
+    int n = sscanf(name, "iter_%lld%15s", it, tail);
+    if (n == 1) return CK_DONE;
+    if (n == 2 && !strcmp(tail, ".tmp")) return CK_TMP;
+    if (n == 2 && !strcmp(tail, ".del")) return CK_DEL;
+    return CK_OTHER;
+}
+
+int64_t ebmc_latest_checkpoint(const char *run_dir, char *out, size_t outlen) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    long long best = -1, v;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (classify(e->d_name, &v) == CK_DONE && v > best) best = v;
+    closedir(d);
+    if (best >= 0) snprintf(out, outlen, "%s/iter_%08lld", dir, best);
+    return best;
+}
+
+/* A folder and everything in it (checkpoint folders hold only files). */
+static void remove_folder(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    char f[PATH_MAX + 300];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+            unlink(f);
+        }
+    closedir(d);
+    rmdir(path);
+}
+
+void ebmc_ckpt_clean(const char *run_dir) {
+    char dir[PATH_MAX], p[PATH_MAX + 300];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    long long v;
+    while ((e = readdir(d))) {
+        ck_kind k = classify(e->d_name, &v);
+        if (k == CK_TMP || k == CK_DEL) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            remove_folder(p);
+        }
+    }
+    closedir(d);
+}
+
+void ebmc_ckpt_prune(const char *run_dir, int keep) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    for (;;) {
+        DIR *d = opendir(dir);
+        if (!d) return;
+        int count = 0;
+        long long oldest = LLONG_MAX, v;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (classify(e->d_name, &v) == CK_DONE) {
+                count++;
+                if (v < oldest) oldest = v;
+            }
+        closedir(d);
+        if (count <= keep) return;
+        char victim[PATH_MAX + 32], gone[PATH_MAX + 40];
+        snprintf(victim, sizeof victim, "%s/iter_%08lld", dir, oldest);
+        snprintf(gone, sizeof gone, "%s.del", victim);
+        if (rename(victim, gone)) return; /* cannot happen to a folder we own: stop, not loop */
+        remove_folder(gone);
+    }
+}

@@ -1,0 +1,255 @@
+/* ebmc_run_t: one recipe instance with its device context, data set and loader, the part of the
+ * run shell that `ebmc train`, `ebmc sample`, `ebmc bench` and the tests share. The shell's keys
+ * are read here, once; the recipe's keys by its parse(). */
+#include "train/shell.h"
+#include "ebmc/fileio.h"
+#include "ebmc/image.h"
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* data.* -> a data set (the shell's keys: every recipe trains on the same loaders) */
+static ebmc_status open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
+    const char *kind = ebmc_config_str(cfg, "data", "dataset");
+    const char *path = ebmc_config_str(cfg, "data", "path");
+    uint64_t seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
+    int size = (int)ebmc_config_int(cfg, "data", "size");
+    int count = (int)ebmc_config_int(cfg, "data", "count");
+    bool needs_path = !strcmp(kind, "cifar10") || !strcmp(kind, "mnist") || !strcmp(kind, "images");
+    if (needs_path && !*path) {
+        snprintf(err, errlen, "data.path is required for data.dataset = %s (HINT: scripts/download_%s.sh "
+                 "fetches it; then pass data.path=DIR)", kind, !strcmp(kind, "images") ? "celeba" : kind);
+        return EBMC_E_INVALID;
+    }
+    if (!strcmp(kind, "shapes")) return ebmc_data_shapes(count, size, seed, ds, err, errlen);
+    if (!strcmp(kind, "cifar10")) return ebmc_data_cifar10(path, true, ds, err, errlen);
+    if (!strcmp(kind, "mnist"))
+        return ebmc_data_mnist(path, true, (int)ebmc_config_int(cfg, "data", "mnist_pad"), ds, err, errlen);
+    if (!strcmp(kind, "toy2d")) return ebmc_data_toy2d(ebmc_config_str(cfg, "data", "toy"), count, seed, ds, err, errlen);
+    /* images */
+    float box[4];
+    const char *crop = ebmc_config_str(cfg, "data", "crop");
+    bool has_box = *crop != 0;
+    if (has_box && sscanf(crop, "%f,%f,%f,%f", &box[0], &box[1], &box[2], &box[3]) != 4) {
+        snprintf(err, errlen, "data.crop: expected x0,y0,x1,y1, got '%s'", crop);
+        return EBMC_E_INVALID;
+    }
+    char cache[PATH_MAX];
+    const char *c = ebmc_config_str(cfg, "data", "cache");
+    if (*c) snprintf(cache, sizeof cache, "%s", c);
+    else {
+        size_t n = strlen(path);
+        while (n > 1 && path[n - 1] == '/') n--;
+        snprintf(cache, sizeof cache, "%.*s.ebmc-%d.cache", (int)n, path, size);
+    }
+    return ebmc_data_images(path, size, has_box ? box : NULL, cache, false, ds, err, errlen);
+}
+
+static ebmc_status open_ctx(const ebmc_config_t *cfg, ebmc_ctx_t **ctx, char *err, size_t errlen) {
+    ebmc_ctx_opts o = ebmc_ctx_opts_default();
+    const char *be = ebmc_config_str(cfg, "run", "backend");
+    o.kind = !strcmp(be, "cpu") ? EBMC_BACKEND_CPU : !strcmp(be, "cuda") ? EBMC_BACKEND_CUDA : EBMC_BACKEND_AUTO;
+    o.device = (int)ebmc_config_int(cfg, "run", "device");
+    o.precision = !strcmp(ebmc_config_str(cfg, "run", "precision"), "fp32") ? EBMC_PREC_FP32 : EBMC_PREC_TF32;
+    o.deterministic = true; /* as the reference (cudnn.deterministic = True); resume is exact */
+    return ebmc_ctx_create(&o, ctx, err, errlen);
+}
+
+/* The recipe's instance on the run's context; grids' host buffer sized from what it shows. */
+static ebmc_status setup_recipe(ebmc_run_t *r, char *err, size_t errlen) {
+    const ebmc_recipe *rc = r->recipe;
+    if (strcmp(ebmc_config_str(r->cfg, "run", "recipe"), rc->name)) {
+        snprintf(err, errlen, "run.recipe: the config says '%s' but the schema is %s's",
+                 ebmc_config_str(r->cfg, "run", "recipe"), rc->name);
+        return EBMC_E_INVALID;
+    }
+    r->typed = ebmc_xcalloc(1, rc->config_size ? rc->config_size : 1, "recipe config");
+    r->state = ebmc_xcalloc(1, rc->state_size ? rc->state_size : 1, "recipe state");
+    EBMC_TRY(rc->parse(r->cfg, r->typed, err, errlen));
+    ebmc_recipe_env env = {r->ctx, r->seed, r->batch, ebmc_config_bool(r->cfg, "run", "graphs"),
+                           ebmc_config_bool(r->cfg, "run", "share_tapes"), r->ds != NULL, 0, 0, 0, NULL};
+    if (r->ds) {
+        ebmc_data_shape(r->ds, &env.data_c, &env.data_h, &env.data_w);
+        env.data_name = ebmc_data_name(r->ds);
+    }
+    r->set_up = true;
+    EBMC_TRY(rc->setup(r->state, r->typed, &env, err, errlen));
+    ebmc_grid g[EBMC_MAX_GRIDS];
+    int ng = rc->grids ? rc->grids(r->state, g, EBMC_MAX_GRIDS) : 0;
+    size_t most = 1;
+    for (int i = 0; i < ng; i++) {
+        size_t n = (size_t)g[i].n * g[i].c * g[i].h * g[i].w;
+        if (n > most) most = n;
+    }
+    r->host_grid = ebmc_xmalloc(most * sizeof(float), "grid");
+    ebmc_ctx_freeze_workspace(r->ctx); /* planned: from here on nothing allocates */
+    return EBMC_OK;
+}
+
+ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_data, ebmc_run_t **out,
+                          char *err, size_t errlen) {
+    *out = NULL;
+    ebmc_run_t *r = ebmc_xcalloc(1, sizeof *r, "run");
+    r->recipe = rc;
+    r->cfg = cfg;
+    r->seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
+    r->batch = (int)ebmc_config_int(cfg, "train", "batch_size");
+    ebmc_status s = open_ctx(cfg, &r->ctx, err, errlen);
+    if (!s && need_data) {
+        s = open_data(cfg, &r->ds, err, errlen);
+        ebmc_loader_opts lo = {true, ebmc_config_bool(cfg, "data", "hflip"), true};
+        if (!s) s = ebmc_loader_create(r->ds, r->batch, r->seed, lo, &r->loader, err, errlen);
+        if (!s) {
+            int c, h, w;
+            ebmc_data_shape(r->ds, &c, &h, &w);
+            r->host_batch = ebmc_xmalloc((size_t)r->batch * c * h * w * sizeof(float), "batch");
+        }
+    }
+    if (!s) s = setup_recipe(r, err, errlen);
+    if (s) {
+        ebmc_run_free(r);
+        return s;
+    }
+    *out = r;
+    return EBMC_OK;
+}
+
+void ebmc_run_free(ebmc_run_t *r) {
+    if (!r) return;
+    if (r->set_up && r->recipe->destroy) r->recipe->destroy(r->state);
+    free(r->state);
+    free(r->typed);
+    ebmc_loader_free(r->loader);
+    ebmc_data_free(r->ds);
+    free(r->host_batch);
+    free(r->host_grid);
+    if (r->ctx) ebmc_ctx_free(r->ctx);
+    free(r);
+}
+
+const ebmc_recipe *ebmc_run_recipe(const ebmc_run_t *r) { return r->recipe; }
+void *ebmc_run_state(ebmc_run_t *r) { return r->state; }
+ebmc_ctx_t *ebmc_run_ctx(ebmc_run_t *r) { return r->ctx; }
+const ebmc_config_t *ebmc_run_config(const ebmc_run_t *r) { return r->cfg; }
+int ebmc_run_batch_size(const ebmc_run_t *r) { return r->batch; }
+int64_t ebmc_run_batches_per_epoch(const ebmc_run_t *r) { return r->loader ? ebmc_loader_batches_per_epoch(r->loader) : 0; }
+const char *ebmc_run_data_name(const ebmc_run_t *r) { return r->ds ? ebmc_data_name(r->ds) : "no data"; }
+const float *ebmc_run_batch(const ebmc_run_t *r) { return r->host_batch; }
+const ebmc_report *ebmc_run_report(const ebmc_run_t *r) { return &r->report; }
+uint32_t ebmc_run_restarts(const ebmc_run_t *r) { return r->restarts; }
+
+void ebmc_run_set_restarts(ebmc_run_t *r, uint32_t restarts) {
+    r->restarts = restarts;
+    if (r->recipe->reseed) r->recipe->reseed(r->state, restarts);
+}
+
+ebmc_status ebmc_run_next_batch(ebmc_run_t *r, int64_t *epoch, char *err, size_t errlen) {
+    int n;
+    if (!r->loader) {
+        snprintf(err, errlen, "no data set is open");
+        return EBMC_E_INVALID;
+    }
+    ebmc_status s = ebmc_loader_next(r->loader, r->host_batch, &n, epoch);
+    if (s) snprintf(err, errlen, "data: reading a batch failed: %s", ebmc_loader_error(r->loader));
+    return s;
+}
+
+ebmc_status ebmc_run_iteration(ebmc_run_t *r, int64_t it, int64_t epoch, bool grids) {
+    ebmc_status s = r->recipe->iteration(r->state, r->host_batch, it, epoch, grids);
+    memset(&r->report, 0, sizeof r->report);
+    r->report.gap = -1;
+    if (!s) r->recipe->report(r->state, epoch, &r->report);
+    return s;
+}
+
+ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, char *err, size_t errlen) {
+    ebmc_grid g[EBMC_MAX_GRIDS];
+    int ng = r->recipe->grids ? r->recipe->grids(r->state, g, EBMC_MAX_GRIDS) : 0;
+    if (!ng) return EBMC_OK;
+    char dir[PATH_MAX], p[PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s/samples", run_dir);
+    if (ebmc_mkdir_p(dir)) {
+        snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+        return EBMC_E_IO;
+    }
+    ebmc_grid_opts o = ebmc_grid_opts_default();
+    o.nrow = nrow;
+    for (int i = 0; i < ng; i++) {
+        size_t n = (size_t)g[i].n * g[i].c * g[i].h * g[i].w;
+        if (ebmc_copy(r->ctx, r->host_grid, g[i].dev, n * sizeof(float), EBMC_COPY_D2H)) {
+            snprintf(err, errlen, "grid %s: %s", g[i].name, ebmc_ctx_error(r->ctx));
+            return EBMC_E_DEVICE;
+        }
+        snprintf(p, sizeof p, "%s/iter_%08" PRId64 "_%s.png", dir, it, g[i].name);
+        EBMC_TRY(ebmc_save_grid_png(p, r->host_grid, g[i].n, g[i].c, g[i].h, g[i].w, &o, err, errlen));
+    }
+    return EBMC_OK;
+}
+
+/* ---- the memory plan (printed at start, as llm.c does, and written as plan.json) */
+
+static double mib(size_t b) { return (double)b / 1048576.0; }
+
+static cJSON *plan_row_json(const ebmc_plan_row *p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", p->name);
+    const char *k[6] = {"params", "param_bytes", "grad_bytes", "optim_bytes", "tape_bytes", "other_bytes"};
+    size_t v[6] = {p->params, p->param_bytes, p->grad_bytes, p->optim_bytes, p->tape_bytes, p->other_bytes};
+    for (int i = 0; i < 6; i++) cJSON_AddNumberToObject(o, k[i], (double)v[i]);
+    cJSON_AddNumberToObject(o, "passes", p->tapes);
+    cJSON_AddNumberToObject(o, "tape_arenas", p->arenas);
+    return o;
+}
+
+static ebmc_status write_json(cJSON *root, const char *path, char *err, size_t errlen) {
+    char *txt = cJSON_Print(root), tmp[4096];
+    if (!txt) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return EBMC_E_NOMEM;
+    }
+    FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
+    ebmc_status s = EBMC_E_IO;
+    if (f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF) s = ebmc_atomic_commit(f, tmp, path, err, errlen);
+    else if (f) {
+        ebmc_atomic_abort(f, tmp);
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+    }
+    free(txt);
+    return s;
+}
+
+ebmc_status ebmc_run_print_plan(ebmc_run_t *r, FILE *f, const char *json_path, char *err, size_t errlen) {
+    ebmc_plan_row rows[EBMC_MAX_PLAN_ROWS];
+    int n = r->recipe->plan ? r->recipe->plan(r->state, rows, EBMC_MAX_PLAN_ROWS) : 0;
+    size_t ws = ebmc_ctx_workspace_bytes(r->ctx), total = ws, params = 0;
+    const char *be = ebmc_ctx_ops(r->ctx)->name;
+    const char *prec = !strcmp(be, "cpu") || ebmc_ctx_precision(r->ctx) == EBMC_PREC_FP32 ? "fp32" : "tf32";
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "recipe", r->recipe->name);
+    cJSON_AddStringToObject(root, "backend", be);
+    cJSON_AddStringToObject(root, "precision", prec);
+    cJSON_AddNumberToObject(root, "batch", r->batch);
+    cJSON *arr = cJSON_AddArrayToObject(root, "networks");
+    if (f) fprintf(f, "ebmc plan: recipe %s on %s, %s, batch %d; device memory in MiB\n  %-9s %11s %9s %9s %9s %9s "
+                   "%9s %9s  %s\n", r->recipe->name, be, prec, r->batch, "", "params", "weights", "grads", "optim",
+                   "tapes", "other", "total", "passes/arenas");
+    for (int i = 0; i < n; i++) {
+        const ebmc_plan_row *p = &rows[i];
+        size_t row = p->param_bytes + p->grad_bytes + p->optim_bytes + p->tape_bytes + p->other_bytes;
+        total += row;
+        params += p->params;
+        if (f) fprintf(f, "  %-9s %11zu %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f  %d/%d\n", p->name, p->params,
+                       mib(p->param_bytes), mib(p->grad_bytes), mib(p->optim_bytes), mib(p->tape_bytes),
+                       mib(p->other_bytes), mib(row), p->tapes, p->arenas);
+        cJSON_AddItemToArray(arr, plan_row_json(p));
+    }
+    if (f) fprintf(f, "  %-9s %11s %59.1f\n  %-9s %11zu %59.1f\n", "workspace", "", mib(ws), "total", params, mib(total));
+    cJSON_AddNumberToObject(root, "workspace_bytes", (double)ws);
+    cJSON_AddNumberToObject(root, "total_bytes", (double)total);
+    cJSON_AddNumberToObject(root, "params", (double)params);
+    ebmc_status s = json_path ? write_json(root, json_path, err, errlen) : EBMC_OK;
+    cJSON_Delete(root);
+    return s;
+}

@@ -1,0 +1,400 @@
+/* The run shell: `ebmc train`. It owns the loop, metrics.jsonl, the progress line, sample grids,
+ * checkpoint writing, pruning and resume, the divergence guard, signals and the profiler window,
+ * and knows nothing of any recipe's networks, losses or metric names: it calls the recipe
+ * table (include/ebmc/recipe.h). */
+#include "train/shell.h"
+#include "ebmc/log.h"
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t g_stop = 0; /* the one process-wide flag a signal handler may set */
+static void on_signal(int sig) { g_stop = sig; }
+
+/* The shell's keys, read once. */
+typedef struct {
+    int64_t total, grid_every, ckpt_every, prof_w, prof_n;
+    int keep, max_rec, grid_nrow, progress_every;
+    double max_gap;
+    bool quiet;
+} shell_cfg;
+
+/* Everything one `ebmc train` holds while it runs. */
+typedef struct {
+    ebmc_run_t *run;
+    shell_cfg c;
+    const char *run_dir;
+    char mpath[PATH_MAX + 32];
+    ebmc_progress_t *prog;
+    int64_t start, it, last_saved;
+    int recoveries;
+    bool prof_on;
+    char *err;
+    size_t errlen;
+} loop_t;
+
+static int status_exit(ebmc_status s) {
+    return s == EBMC_E_INVALID ? EBMC_EXIT_CONFIG : s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_ERROR;
+}
+
+/* run.profile_iters "W:N" -> *w, *n (0, 0 when empty); false when malformed */
+static bool parse_profile(const char *v, int64_t *w, int64_t *n) {
+    *w = *n = 0;
+    if (!*v) return true;
+    long long a, b;
+    char tail;
+    if (sscanf(v, "%lld:%lld%c", &a, &b, &tail) != 2 || a < 0 || b < 1) return false;
+    *w = a, *n = b;
+    return true;
+}
+
+static ebmc_status read_shell_cfg(const ebmc_config_t *cfg, shell_cfg *c, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    if (!parse_profile(ebmc_config_str(cfg, "run", "profile_iters"), &c->prof_w, &c->prof_n)) {
+        snprintf(err, errlen, "run.profile_iters: expected W:N (W >= 0 warm iterations, then N >= 1 profiled "
+                 "ones), got '%s'", ebmc_config_str(cfg, "run", "profile_iters"));
+        return EBMC_E_INVALID;
+    }
+    c->total = ebmc_config_int(cfg, "train", "iterations");
+    c->grid_every = ebmc_config_int(cfg, "log", "grid_every");
+    c->ckpt_every = ebmc_config_int(cfg, "log", "ckpt_every");
+    c->keep = (int)ebmc_config_int(cfg, "log", "keep");
+    c->grid_nrow = (int)ebmc_config_int(cfg, "log", "grid_nrow");
+    c->progress_every = (int)ebmc_config_int(cfg, "log", "progress_every");
+    c->quiet = ebmc_config_bool(cfg, "log", "quiet");
+    c->max_rec = (int)ebmc_config_int(cfg, "guard", "max_recoveries");
+    c->max_gap = ebmc_config_float(cfg, "guard", "max_gap");
+    return EBMC_OK;
+}
+
+static ebmc_status save_checkpoint(loop_t *L) {
+    char ckpt[PATH_MAX + 64];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoints/iter_%08" PRId64, L->run_dir, L->it);
+    EBMC_TRY(ebmc_run_save(L->run, ckpt, L->it, L->err, L->errlen));
+    L->last_saved = L->it;
+    ebmc_ckpt_prune(L->run_dir, L->c.keep);
+    return EBMC_OK;
+}
+
+/* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"} */
+static void log_metrics(loop_t *L, int64_t next, int64_t epoch, double dt) {
+    const ebmc_report *r = ebmc_run_report(L->run);
+    ebmc_jsonl l;
+    ebmc_jsonl_begin(&l);
+    ebmc_jsonl_int(&l, "iter", next);
+    ebmc_jsonl_int(&l, "epoch", epoch);
+    for (int i = 0; i < r->n; i++) ebmc_jsonl_num(&l, r->m[i].name, r->m[i].value);
+    ebmc_jsonl_num(&l, "sec", dt);
+    ebmc_jsonl_num(&l, "images_per_s", r->images / dt);
+    if (r->chain_steps > 0) ebmc_jsonl_num(&l, "chain_steps_per_s", r->chain_steps / dt);
+    char e[512];
+    if (ebmc_jsonl_append(&l, L->mpath, e, sizeof e))
+        fprintf(stderr, "\nebmc train: metrics not written: %s\n", e);
+}
+
+/* A guarded metric is not finite, or the guarded gap is beyond guard.max_gap: describe it. */
+static bool diverged(const loop_t *L, char *why, size_t n) {
+    const ebmc_report *r = ebmc_run_report(L->run);
+    bool bad = r->gap >= 0 && fabs(r->m[r->gap].value) > L->c.max_gap;
+    for (int i = 0; i < r->n; i++) bad |= r->m[i].guard && !isfinite(r->m[i].value);
+    if (!bad) return false;
+    size_t len = 0;
+    for (int i = 0; i < r->n && len < n; i++)
+        if (r->m[i].guard || i == r->gap)
+            len += (size_t)snprintf(why + len, n - len, "%s%s %.4g", len ? ", " : "", r->m[i].name, r->m[i].value);
+    return true;
+}
+
+/* Reload the last good checkpoint with a new noise stream; non-zero exit status to give up. */
+static int recover(loop_t *L, int64_t next) {
+    char why[512], latest[PATH_MAX];
+    diverged(L, why, sizeof why);
+    L->recoveries++;
+    bool have = ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0;
+    bool give_up = L->recoveries > L->c.max_rec || !have;
+    fprintf(stderr, "\nebmc train: divergence at iteration %" PRId64 " (%s)%s\n", next, why,
+            give_up ? "" : "; reloading the last good checkpoint");
+    const ebmc_report *r = ebmc_run_report(L->run);
+    ebmc_jsonl l;
+    ebmc_jsonl_begin(&l);
+    ebmc_jsonl_str(&l, "event", "divergence");
+    ebmc_jsonl_int(&l, "iter", next);
+    if (r->gap >= 0) ebmc_jsonl_num(&l, r->m[r->gap].name, r->m[r->gap].value);
+    ebmc_jsonl_int(&l, "recovery", L->recoveries);
+    char e[512];
+    ebmc_jsonl_append(&l, L->mpath, e, sizeof e);
+    if (give_up) {
+        snprintf(L->err, L->errlen, "diverged at iteration %" PRId64 " %s", next,
+                 have ? "after the allowed recoveries (guard.max_recoveries)" : "before the first checkpoint");
+        return EBMC_EXIT_DIVERGED;
+    }
+    /* the restart count keeps growing across reloads (the checkpoint holds an older one), so
+     * every recovery draws a noise stream of its own */
+    uint32_t restarts = ebmc_run_restarts(L->run);
+    int64_t rit;
+    if (ebmc_run_load(L->run, latest, &rit, L->err, L->errlen)) return EBMC_EXIT_DATA;
+    uint32_t loaded = ebmc_run_restarts(L->run);
+    ebmc_run_set_restarts(L->run, (restarts > loaded ? restarts : loaded) + 1);
+    L->it = rit;
+    return EBMC_EXIT_OK;
+}
+
+/* cudaProfilerStart/Stop around iterations W+1 .. W+N of this process */
+static void profiler_window(loop_t *L, int64_t next, bool after, bool failed) {
+    ebmc_ctx_t *ctx = ebmc_run_ctx(L->run);
+    if (!after && L->c.prof_n && !L->prof_on && next - L->start == L->c.prof_w + 1) {
+        if (ebmc_profiler_start(ctx) == EBMC_OK) {
+            L->prof_on = true;
+            fprintf(stderr, "\nebmc train: profiler window open for iterations %" PRId64 "..%" PRId64 "\n", next,
+                    next + L->c.prof_n - 1);
+        } else {
+            fprintf(stderr, "\nebmc train: run.profile_iters: %s\n", ebmc_ctx_error(ctx));
+            L->c.prof_n = 0;
+        }
+    }
+    if (after && L->prof_on && (failed || next - L->start == L->c.prof_w + L->c.prof_n)) {
+        ebmc_profiler_stop(ctx);
+        L->prof_on = false;
+        fprintf(stderr, "\nebmc train: profiler window closed after iteration %" PRId64 "\n", next);
+    }
+}
+
+/* One pass of the loop: a batch, an iteration, its log line, the guard, grids, a checkpoint.
+ * Returns an exit status (EBMC_EXIT_OK to go on). */
+static int loop_step(loop_t *L) {
+    int64_t epoch, next = L->it + 1;
+    ebmc_status s = ebmc_run_next_batch(L->run, &epoch, L->err, L->errlen);
+    if (s) return EBMC_EXIT_DATA;
+    bool grid_due = (L->c.grid_every && next % L->c.grid_every == 0) || next == L->c.total;
+    profiler_window(L, next, false, false);
+    double t0 = ebmc_now_s();
+    s = ebmc_run_iteration(L->run, next, epoch, grid_due);
+    double dt = ebmc_now_s() - t0;
+    profiler_window(L, next, true, s != EBMC_OK);
+    if (s) {
+        snprintf(L->err, L->errlen, "iteration %" PRId64 ": %s", next, ebmc_ctx_error(ebmc_run_ctx(L->run)));
+        return EBMC_EXIT_ERROR;
+    }
+    log_metrics(L, next, epoch, dt);
+    char why[8];
+    if (diverged(L, why, sizeof why)) return recover(L, next);
+    L->it = next;
+    ebmc_progress_update(L->prog, L->it, ebmc_run_report(L->run)->progress);
+    if (grid_due && ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->err, L->errlen))
+        return EBMC_EXIT_DATA;
+    if ((L->c.ckpt_every && L->it % L->c.ckpt_every == 0) || L->it == L->c.total)
+        if (save_checkpoint(L)) return EBMC_EXIT_DATA;
+    return EBMC_EXIT_OK;
+}
+
+/* Opens the run (context, data, recipe), resumes from the newest checkpoint, writes the
+ * resolved config and the memory plan. Exit status, or EBMC_EXIT_OK. */
+static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool resume) {
+    ebmc_status s = read_shell_cfg(cfg, &L->c, L->err, L->errlen);
+    if (!s) s = ebmc_run_open(rc, cfg, true, &L->run, L->err, L->errlen);
+    if (s) return status_exit(s);
+    if (ebmc_mkdir_p(L->run_dir)) {
+        snprintf(L->err, L->errlen, "%s: cannot create the run directory: %s", L->run_dir, strerror(errno));
+        return EBMC_EXIT_DATA;
+    }
+    snprintf(L->mpath, sizeof L->mpath, "%s/metrics.jsonl", L->run_dir);
+    ebmc_ckpt_clean(L->run_dir);
+    L->last_saved = -1;
+    if (resume) {
+        char latest[PATH_MAX], e[1024];
+        if (ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) < 0) {
+            snprintf(L->err, L->errlen, "%s has no checkpoint to resume from", L->run_dir);
+            return EBMC_EXIT_DATA;
+        }
+        if (ebmc_run_load(L->run, latest, &L->start, e, sizeof e)) {
+            snprintf(L->err, L->errlen, "resuming from %s: %s", latest, e);
+            return EBMC_EXIT_DATA;
+        }
+        L->last_saved = L->start;
+        fprintf(stderr, "ebmc train: resuming %s at iteration %" PRId64 "\n", L->run_dir, L->start);
+    }
+    L->it = L->start;
+    char cfgpath[PATH_MAX + 32], planpath[PATH_MAX + 32];
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", L->run_dir);
+    snprintf(planpath, sizeof planpath, "%s/plan.json", L->run_dir);
+    if (ebmc_config_write(cfg, cfgpath, L->err, L->errlen)) return EBMC_EXIT_DATA; /* overrides included */
+    if (L->c.total == 0) L->c.total = ebmc_config_int(cfg, "train", "epochs") * ebmc_run_batches_per_epoch(L->run);
+    fprintf(stderr, "ebmc train: run %s: recipe %s on %s (%s), %" PRId64 " iterations of batch %d, %" PRId64
+            " per epoch\n", L->run_dir, rc->name, ebmc_ctx_ops(ebmc_run_ctx(L->run))->name, ebmc_run_data_name(L->run),
+            L->c.total, ebmc_run_batch_size(L->run), ebmc_run_batches_per_epoch(L->run));
+    if (ebmc_run_print_plan(L->run, L->c.quiet ? NULL : stderr, planpath, L->err, L->errlen)) return EBMC_EXIT_DATA;
+    return EBMC_EXIT_OK;
+}
+
+static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_dir, bool resume, char *err,
+                    size_t errlen) {
+    loop_t L = {.run_dir = run_dir, .err = err, .errlen = errlen};
+    int rc_exit = loop_open(&L, rc, cfg, resume);
+    if (rc_exit) {
+        fprintf(stderr, "ebmc train: %s\n", err);
+        ebmc_run_free(L.run);
+        return rc_exit;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    g_stop = 0;
+    L.prog = ebmc_progress_create(L.c.total, L.start, L.c.progress_every, L.c.quiet);
+    double t_run = ebmc_now_s();
+    while (!rc_exit && L.it < L.c.total && !g_stop) rc_exit = loop_step(&L);
+    if (L.prof_on) ebmc_profiler_stop(ebmc_run_ctx(L.run));
+    ebmc_progress_finish(L.prog);
+    ebmc_progress_free(L.prog);
+    if (!rc_exit && g_stop && L.last_saved != L.it) { /* finish cleanly: checkpoint, exit 0 */
+        if (save_checkpoint(&L)) rc_exit = EBMC_EXIT_DATA;
+        else fprintf(stderr, "ebmc train: stopped by signal %d after iteration %" PRId64 "; checkpoint in %s/checkpoints\n",
+                     (int)g_stop, L.it, run_dir);
+    }
+    if (rc_exit) fprintf(stderr, "ebmc train: %s\n", err);
+    else
+        fprintf(stderr, "ebmc train: done: %" PRId64 " iterations in %.1f s; samples in %s/samples, "
+                "checkpoints in %s/checkpoints\n", L.it - L.start, ebmc_now_s() - t_run, run_dir, run_dir);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    ebmc_run_free(L.run);
+    return rc_exit;
+}
+
+/* ------------------------------------------------------------------ the command */
+
+static int usage_train(void) {
+    char names[512];
+    fprintf(stderr,
+            "usage: ebmc train CONFIG [section.key=value ...]\n"
+            "       ebmc train --resume RUN_DIR [section.key=value ...]\n"
+            "       ebmc train --print-config [CONFIG] [section.key=value ...]\n"
+            "recipes (run.recipe): %s\n", ebmc_recipe_names(names, sizeof names));
+    return EBMC_EXIT_USAGE;
+}
+
+static const char *base_name(const char *path, char *buf, size_t n) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(buf, n, "%s", b);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+    return buf;
+}
+
+typedef struct {
+    const char *resume, *config_path;
+    bool print_only;
+    int first_override;
+} train_args;
+
+static int parse_train_args(int argc, char **argv, train_args *a) {
+    memset(a, 0, sizeof *a);
+    a->first_override = argc;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) {
+            if (i + 1 >= argc) return usage_train();
+            a->resume = argv[++i];
+        } else if (!strcmp(argv[i], "--print-config")) {
+            a->print_only = true;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage_train();
+            return -1;
+        } else if (strchr(argv[i], '=')) {
+            a->first_override = i;
+            break;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ebmc train: unknown option '%s'\n", argv[i]);
+            return usage_train();
+        } else if (!a->config_path) {
+            a->config_path = argv[i];
+        } else {
+            fprintf(stderr, "ebmc train: unexpected argument '%s'\n", argv[i]);
+            return usage_train();
+        }
+    }
+    if (!a->config_path && !a->resume && !a->print_only) return usage_train();
+    return 0;
+}
+
+/* The recipe the config selects, its schema's config loaded with the overrides applied. */
+static int load_config(const char *path, int n_over, char **over, const ebmc_recipe **rc, ebmc_config_t **out,
+                       char *err, size_t errlen) {
+    *out = NULL;
+    *rc = ebmc_recipe_select(path, n_over, over, err, errlen);
+    if (!*rc) return EBMC_EXIT_CONFIG;
+    ebmc_config_t *cfg = ebmc_recipe_config_create(*rc);
+    ebmc_status s = path ? ebmc_config_load(cfg, path, err, errlen) : EBMC_OK;
+    for (int i = 0; !s && i < n_over; i++) s = ebmc_config_set_arg(cfg, over[i], err, errlen);
+    if (!s) s = ebmc_config_check_required(cfg, err, errlen);
+    if (s) {
+        ebmc_config_free(cfg);
+        return s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_CONFIG;
+    }
+    *out = cfg;
+    return EBMC_EXIT_OK;
+}
+
+/* run.out_dir/run.name (or <config name>-<date>-<time>), which must not hold a run yet */
+static int new_run_dir(const ebmc_config_t *cfg, const char *config_path, char *run_dir, size_t n) {
+    const char *name = ebmc_config_str(cfg, "run", "name");
+    char nb[256], tmp[PATH_MAX];
+    if (!*name) {
+        time_t now = time(NULL);
+        struct tm tmv;
+        localtime_r(&now, &tmv);
+        char stamp[64];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tmv);
+        snprintf(nb, sizeof nb, "%.100s-%.60s", config_path ? base_name(config_path, tmp, sizeof tmp) : "run", stamp);
+        name = nb;
+    }
+    if (snprintf(run_dir, n, "%s/%s", ebmc_config_str(cfg, "run", "out_dir"), name) >= (int)n) {
+        fprintf(stderr, "ebmc train: run.out_dir/run.name is too long\n");
+        return EBMC_EXIT_CONFIG;
+    }
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/config.ini", run_dir);
+    if (access(probe, F_OK) == 0) {
+        fprintf(stderr, "ebmc train: %s already holds a run (HINT: ebmc train --resume %s, or another run.name)\n",
+                run_dir, run_dir);
+        return EBMC_EXIT_USAGE;
+    }
+    return EBMC_EXIT_OK;
+}
+
+int ebmc_train_main(int argc, char **argv) {
+    char err[1024] = "";
+    train_args a;
+    int rc = parse_train_args(argc, argv, &a);
+    if (rc) return rc < 0 ? EBMC_EXIT_OK : rc;
+    char run_dir[PATH_MAX] = "", cfgfile[PATH_MAX + 32];
+    if (a.resume) {
+        snprintf(run_dir, sizeof run_dir, "%s", a.resume);
+        snprintf(cfgfile, sizeof cfgfile, "%s/config.ini", a.resume);
+        a.config_path = cfgfile;
+    }
+    const ebmc_recipe *recipe;
+    ebmc_config_t *cfg;
+    rc = load_config(a.config_path, argc - a.first_override, argv + a.first_override, &recipe, &cfg, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "ebmc train: %s\n", err);
+        return rc;
+    }
+    if (a.print_only) {
+        char *ini = ebmc_config_to_ini(cfg);
+        printf("# recipe %s: %s\n", recipe->name, recipe->summary);
+        fputs(ini ? ini : "", stdout);
+        free(ini);
+    } else {
+        rc = a.resume ? EBMC_EXIT_OK : new_run_dir(cfg, a.config_path, run_dir, sizeof run_dir);
+        if (!rc) rc = run_loop(recipe, cfg, run_dir, a.resume != NULL, err, sizeof err);
+    }
+    ebmc_config_free(cfg);
+    return rc;
+}
