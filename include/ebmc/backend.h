@@ -1,5 +1,5 @@
-/* defines: ebmc_op, op descriptors, ebmc_backend_ops (the op table), ebmc_ctx_t and the checked
- * op wrappers ebmc_<op>() that every caller uses.
+/* defines: EBMC_OPS (the one list of ops), ebmc_op, op descriptors, ebmc_backend_ops (the op
+ * table), ebmc_ctx_t and the checked op wrappers ebmc_<op>() that every caller uses.
  *
  * Layout conventions (all float32, row-major, contiguous):
  *   images           (N,C,H,W)
