@@ -6,7 +6,7 @@
  * the training default). Outputs are NaN-poisoned before each call (so a beta == 0 path that
  * reads its output fails) and guarded by sentinels (so an out-of-bounds write fails). Also: bad
  * calls on a CUDA context return an error, and workspace_size() is enough for a frozen
- * workspace.
+ * workspace. First of all, with or without a device: every op of EBMC_OPS has a row.
  *
  * Without a CUDA device the whole executable prints one line and exits 77 (ctest: skipped).
  * Run one group of rows with `test_ops_cuda --filter SUBSTRING` (matched against the printed
@@ -1071,9 +1071,35 @@ static int group_teardown(void **state) {
     return 0;
 }
 
+/* Every op of the table (EBMC_OPS, include/ebmc/backend.h) has a parity row, and every row
+ * builds a case (buffers and a label). Checked first, on any machine, with or without a device:
+ * an op added to the list without a row fails here. Returns the number of problems. */
+static int check_row_coverage(void) {
+    int bad = 0;
+    for (int op = 0; op < EBMC_OP_COUNT; op++) {
+        bool has = false;
+        for (int i = 0; i < NROWS && !has; i++) has = ROWS[i].op == (ebmc_op)op;
+        if (!has) {
+            printf("test_ops_cuda: op %s has no parity row in ROWS\n", ebmc_op_name((ebmc_op)op));
+            bad++;
+        }
+    }
+    for (int i = 0; i < NROWS; i++) {
+        pcase pc;
+        build_case(&ROWS[i], &pc);
+        if (pc.nb == 0 || !pc.label[0]) {
+            printf("test_ops_cuda: row %d (%s) builds no case: add it to build_case/call_op\n", i,
+                   ebmc_op_name(ROWS[i].op));
+            bad++;
+        }
+    }
+    return bad;
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--filter")) g_filter = argv[i + 1];
+    if (check_row_coverage() != 0) return 1;
     if (ebmc_cuda_device_count() <= 0) {
         /* the reason, in the backend's words */
         char reason[512] = "ebmc_cuda_device_count() is 0";

@@ -125,8 +125,27 @@ static void test_context_options(void **state) {
     }
 }
 
+/* The op list (EBMC_OPS): every op has its own name, an unknown op none; the CPU backend has
+ * an entry for every op; a NULL descriptor is refused with the op's name. */
+static void test_op_list(void **state) {
+    const ebmc_backend_ops *ops = ebmc_ctx_ops(CTX);
+#define CPU_HAS_(OP, id, ...) assert_non_null(ops->id);
+    EBMC_OPS(CPU_HAS_)
+#undef CPU_HAS_
+    for (int a = 0; a < EBMC_OP_COUNT; a++) {
+        const char *na = ebmc_op_name((ebmc_op)a);
+        assert_string_not_equal(na, "unknown_op");
+        for (int b = 0; b < a; b++) assert_string_not_equal(na, ebmc_op_name((ebmc_op)b));
+        assert_false(ebmc_supports(CTX, (ebmc_op)a, NULL));
+        assert_non_null(strstr(ebmc_ctx_error(CTX), na));
+    }
+    assert_string_equal(ebmc_op_name(EBMC_OP_COUNT), "unknown_op");
+    assert_string_equal(ebmc_op_name((ebmc_op)-1), "unknown_op");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_op_list),
         cmocka_unit_test(test_conv_shapes),
         cmocka_unit_test(test_null_pointers),
         cmocka_unit_test(test_other_descriptors),

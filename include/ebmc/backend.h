@@ -1,5 +1,5 @@
-/* defines: ebmc_op, op descriptors, ebmc_backend_ops (the op table), ebmc_ctx_t and the checked
- * op wrappers ebmc_<op>() that every caller uses.
+/* defines: EBMC_OPS (the one list of ops), ebmc_op, op descriptors, ebmc_backend_ops (the op
+ * table), ebmc_ctx_t and the checked op wrappers ebmc_<op>() that every caller uses.
  *
  * Layout conventions (all float32, row-major, contiguous):
  *   images           (N,C,H,W)
@@ -32,44 +32,140 @@ typedef enum {
     EBMC_PREC_TF32 = 1  /* convolutions and GEMMs may use TF32 tensor cores, fp32 accumulate */
 } ebmc_precision;
 
+/* ---- the ops: one list ----
+ * Every op of the table is declared here, once, and only here: the list generates the ebmc_op
+ * enum (EBMC_OP_<OP>, in this order: nn.c and the tests rely on it), the op names
+ * (ebmc_op_name), the op table's entries (ebmc_backend_ops.<id>), the checked wrappers'
+ * declarations and definitions (src/host/backend/backend.c), the backends' table slots and the
+ * tests' "every op has a parity row" check. Adding an op is: a line here, cpu_<id> in
+ * src/host/backend/cpu/backend_cpu.c, cuda_<id> in src/host/backend/cuda/ (with its kernel),
+ * and its rows in tests/test_ops_cuda.c (and a gradient check in tests/test_ops_grad.c when it
+ * has a backward). An op with a new descriptor type also needs that type above and its
+ * validation check_<type>() in backend.c (the build says so).
+ *
+ * Columns: X(OP, id, wrapper, desc, params, args, required, noop_if)
+ *   OP        enum suffix: EBMC_OP_<OP>
+ *   id        the op's name (ebmc_op_name), its table entry ebmc_backend_ops.<id> and the
+ *             backends' functions cpu_<id> / cuda_<id>
+ *   wrapper   the checked public function
+ *   desc      its descriptor type (validated by check_<desc> in backend.c)
+ *   params    the parameters after (ctx, desc), in parentheses
+ *   args      their names, in parentheses
+ *   required  the pointers that must not be NULL (an expression; may read the descriptor d)
+ *   noop_if   an expression of the descriptor d under which the call returns EBMC_OK at once
+ *             (empty tensors), or 0
+ * Backward ops take `beta`: out = computed + beta*out (see the top of this file). */
+#define EBMC_OPS(X)                                                                              \
+    X(CONV2D_FWD, conv2d_fwd, ebmc_conv2d_fwd, ebmc_conv_desc,                                   \
+      (const float *x, const float *w, float *y), (x, w, y), x && w && y, 0)                     \
+    X(CONV2D_BWD_DATA, conv2d_bwd_data, ebmc_conv2d_bwd_data, ebmc_conv_desc,                    \
+      (const float *dy, const float *w, float *dx, float beta), (dy, w, dx, beta),               \
+      dy && w && dx, 0)                                                                          \
+    X(CONV2D_BWD_FILTER, conv2d_bwd_filter, ebmc_conv2d_bwd_filter, ebmc_conv_desc,              \
+      (const float *x, const float *dy, float *dw, float beta), (x, dy, dw, beta),               \
+      x && dy && dw, 0)                                                                          \
+    X(CONVT2D_FWD, convt2d_fwd, ebmc_convt2d_fwd, ebmc_conv_desc,                                \
+      (const float *x, const float *w, float *y), (x, w, y), x && w && y, 0)                     \
+    X(CONVT2D_BWD_DATA, convt2d_bwd_data, ebmc_convt2d_bwd_data, ebmc_conv_desc,                 \
+      (const float *dy, const float *w, float *dx, float beta), (dy, w, dx, beta),               \
+      dy && w && dx, 0)                                                                          \
+    X(CONVT2D_BWD_FILTER, convt2d_bwd_filter, ebmc_convt2d_bwd_filter, ebmc_conv_desc,           \
+      (const float *x, const float *dy, float *dw, float beta), (x, dy, dw, beta),               \
+      x && dy && dw, 0)                                                                          \
+    /* y = x W^T + b (b nullable) / dx = dy W + beta dx / dW = dy^T x + beta dW, db likewise */  \
+    X(LINEAR_FWD, linear_fwd, ebmc_linear_fwd, ebmc_linear_desc,                                 \
+      (const float *x, const float *w, const float *b, float *y), (x, w, b, y), x && w && y, 0)  \
+    X(LINEAR_BWD_DATA, linear_bwd_data, ebmc_linear_bwd_data, ebmc_linear_desc,                  \
+      (const float *dy, const float *w, float *dx, float beta), (dy, w, dx, beta),               \
+      dy && w && dx, 0)                                                                          \
+    X(LINEAR_BWD_FILTER, linear_bwd_filter, ebmc_linear_bwd_filter, ebmc_linear_desc,            \
+      (const float *x, const float *dy, float *dw, float *db, float beta),                       \
+      (x, dy, dw, db, beta), x && dy && dw, 0)                                                   \
+    /* y[n,c,:,:] += b[c] (in place) / db[c] = beta*db[c] + sum_{n,h,w} dy */                    \
+    X(BIAS_FWD, bias_fwd, ebmc_bias_fwd, ebmc_t4_desc, (const float *b, float *y), (b, y),       \
+      b && y, 0)                                                                                 \
+    X(BIAS_BWD, bias_bwd, ebmc_bias_bwd, ebmc_t4_desc, (const float *dy, float *db, float beta), \
+      (dy, db, beta), dy && db, 0)                                                               \
+    /* y = f(x) (y == x allowed) / dx = beta*dx + f'(x)*dy; x and y are the forward's input and  \
+     * output (tanh uses y, the others x); dx == dy allowed. */                                  \
+    X(ACT_FWD, act_fwd, ebmc_act_fwd, ebmc_act_desc, (const float *x, float *y), (x, y), x && y, \
+      d->count == 0)                                                                             \
+    X(ACT_BWD, act_bwd, ebmc_act_bwd, ebmc_act_desc,                                             \
+      (const float *x, const float *y, const float *dy, float *dx, float beta),                  \
+      (x, y, dy, dx, beta),                                                                      \
+      dy && dx && (d->kind == EBMC_ACT_TANH || x) && (d->kind != EBMC_ACT_TANH || y),            \
+      d->count == 0)                                                                             \
+    /* save_mean, save_invstd (C): batch mean and 1/sqrt(var_biased + eps), for the backward.    \
+     * running_mean/running_var nullable (both or neither). */                                   \
+    X(BN_FWD, bn_fwd, ebmc_bn_fwd, ebmc_bn_desc,                                                 \
+      (const float *x, const float *gamma, const float *beta, float *y, float *save_mean,        \
+       float *save_invstd, float *running_mean, float *running_var),                             \
+      (x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var),                    \
+      x && gamma && beta && y && save_mean && save_invstd && (!running_mean) == (!running_var),  \
+      0)                                                                                         \
+    X(BN_BWD, bn_bwd, ebmc_bn_bwd, ebmc_bn_desc,                                                 \
+      (const float *x, const float *dy, const float *gamma, const float *save_mean,              \
+       const float *save_invstd, float *dx, float *dgamma, float *dbeta, float beta_dx,          \
+       float beta_param),                                                                        \
+      (x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, beta_dx, beta_param),            \
+      x && dy && gamma && save_mean && save_invstd && dx && dgamma && dbeta, 0)                  \
+    /* u (rows), v (cols) updated in place; sigma (1 element) and w_sn (rows*cols) written. */   \
+    X(SN_POWER, sn_power, ebmc_sn_power, ebmc_sn_desc,                                           \
+      (const float *w, float *u, float *v, float *sigma, float *w_sn), (w, u, v, sigma, w_sn),   \
+      w && u && v && sigma && w_sn, 0)                                                           \
+    /* dW = beta*dW + dW_sn/sigma - (sum(dW_sn .* W)/sigma^2) u v^T  (u, v held constant) */     \
+    X(SN_BWD, sn_bwd, ebmc_sn_bwd, ebmc_sn_desc,                                                 \
+      (const float *w, const float *u, const float *v, const float *sigma, const float *dw_sn,   \
+       float *dw, float beta),                                                                   \
+      (w, u, v, sigma, dw_sn, dw, beta), w && u && v && sigma && dw_sn && dw, 0)                 \
+    X(UPSAMPLE_FWD, upsample_fwd, ebmc_upsample_fwd, ebmc_upsample_desc,                         \
+      (const float *x, float *y), (x, y), x && y, 0)                                             \
+    X(UPSAMPLE_BWD, upsample_bwd, ebmc_upsample_bwd, ebmc_upsample_desc,                         \
+      (const float *dy, float *dx, float beta), (dy, dx, beta), dy && dx, 0)                     \
+    /* 2x2 average pool, stride 2, floor (odd trailing row/column dropped), as avg_pool2d(2). */ \
+    X(AVGPOOL2_FWD, avgpool2_fwd, ebmc_avgpool2_fwd, ebmc_t4_desc, (const float *x, float *y),   \
+      (x, y), x && y, 0)                                                                         \
+    X(AVGPOOL2_BWD, avgpool2_bwd, ebmc_avgpool2_bwd, ebmc_t4_desc,                               \
+      (const float *dy, float *dx, float beta), (dy, dx, beta), dy && dx, 0)                     \
+    X(GPOOL_FWD, gpool_fwd, ebmc_gpool_fwd, ebmc_gpool_desc, (const float *x, float *y), (x, y), \
+      x && y, 0)                                                                                 \
+    X(GPOOL_BWD, gpool_bwd, ebmc_gpool_bwd, ebmc_gpool_desc,                                     \
+      (const float *dy, float *dx, float beta), (dy, dx, beta), dy && dx, 0)                     \
+    X(AXPBY, axpby, ebmc_axpby, ebmc_axpby_desc, (const float *x, float *y), (x, y), x && y,     \
+      d->count == 0)                                                                             \
+    X(FILL, fill, ebmc_fill, ebmc_fill_desc, (float *y), (y), y != NULL, d->count == 0)          \
+    X(REDUCE, reduce, ebmc_reduce, ebmc_reduce_desc, (const float *x, float *out), (x, out),     \
+      x && out, 0)                                                                               \
+    X(ADAM, adam, ebmc_adam, ebmc_adam_desc,                                                     \
+      (float *param, const float *grad, float *m, float *v), (param, grad, m, v),                \
+      param && grad && m && v, d->count == 0)                                                    \
+    X(LANGEVIN, langevin, ebmc_langevin, ebmc_langevin_desc, (float *x, const float *g), (x, g), \
+      x && g, 0)                                                                                 \
+    X(RNG, rng, ebmc_rng, ebmc_rng_desc, (float *y), (y), y != NULL, 0)                          \
+    X(REPARAM, reparam, ebmc_reparam, ebmc_reparam_desc,                                         \
+      (const float *mu, const float *s, float *z), (mu, s, z), mu && s && z, 0)                  \
+    X(SCALED_DIFF, scaled_diff, ebmc_scaled_diff, ebmc_scaled_diff_desc,                         \
+      (const float *a, const float *b, float *out), (a, b, out), a && b && out, d->count == 0)   \
+    X(COUNTER_ADD, counter_add, ebmc_counter_add, ebmc_counter_desc, (uint32_t *counter),        \
+      (counter), counter != NULL, 0)                                                             \
+    X(REPLAY_SAMPLE, replay_sample, ebmc_replay_sample_op, ebmc_replay_desc,                     \
+      (const void *buffer, float *x), (buffer, x), buffer && x, 0)                               \
+    X(REPLAY_PUSH, replay_push, ebmc_replay_push_op, ebmc_replay_desc,                           \
+      (void *buffer, const float *x), (buffer, x), buffer && x, 0)                               \
+    /* loss (rows) nullable */                                                                   \
+    X(GAUSS_NLL, gauss_nll, ebmc_gauss_nll, ebmc_gauss_nll_desc,                                 \
+      (const float *z, const float *mu, const float *s, float *loss, float *dmu, float *ds),     \
+      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0)
+
+/* (a, b) -> a, b: unwraps a params or args column */
+#define EBMC_UNPAREN(...) __VA_ARGS__
+
+#define EBMC_OP_ENUM_(OP, ...) EBMC_OP_##OP,
 typedef enum {
-    EBMC_OP_CONV2D_FWD = 0,
-    EBMC_OP_CONV2D_BWD_DATA,
-    EBMC_OP_CONV2D_BWD_FILTER,
-    EBMC_OP_CONVT2D_FWD,
-    EBMC_OP_CONVT2D_BWD_DATA,
-    EBMC_OP_CONVT2D_BWD_FILTER,
-    EBMC_OP_LINEAR_FWD,
-    EBMC_OP_LINEAR_BWD_DATA,
-    EBMC_OP_LINEAR_BWD_FILTER,
-    EBMC_OP_BIAS_FWD,
-    EBMC_OP_BIAS_BWD,
-    EBMC_OP_ACT_FWD,
-    EBMC_OP_ACT_BWD,
-    EBMC_OP_BN_FWD,
-    EBMC_OP_BN_BWD,
-    EBMC_OP_SN_POWER,
-    EBMC_OP_SN_BWD,
-    EBMC_OP_UPSAMPLE_FWD,
-    EBMC_OP_UPSAMPLE_BWD,
-    EBMC_OP_AVGPOOL2_FWD,
-    EBMC_OP_AVGPOOL2_BWD,
-    EBMC_OP_GPOOL_FWD,
-    EBMC_OP_GPOOL_BWD,
-    EBMC_OP_AXPBY,
-    EBMC_OP_FILL,
-    EBMC_OP_REDUCE,
-    EBMC_OP_ADAM,
-    EBMC_OP_LANGEVIN,
-    EBMC_OP_RNG,
-    EBMC_OP_REPARAM,
-    EBMC_OP_SCALED_DIFF,
-    EBMC_OP_COUNTER_ADD,
-    EBMC_OP_REPLAY_SAMPLE,
-    EBMC_OP_REPLAY_PUSH,
-    EBMC_OP_GAUSS_NLL,
+    EBMC_OPS(EBMC_OP_ENUM_)
     EBMC_OP_COUNT
 } ebmc_op;
+#undef EBMC_OP_ENUM_
 
 const char *ebmc_op_name(ebmc_op op);
 
@@ -312,88 +408,12 @@ typedef struct ebmc_backend_ops {
                         ebmc_copy_kind kind);
     ebmc_status (*sync)(ebmc_ctx_t *ctx);
 
-    ebmc_status (*conv2d_fwd)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                              const float *w, float *y);
-    ebmc_status (*conv2d_bwd_data)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
-                                   const float *w, float *dx, float beta);
-    ebmc_status (*conv2d_bwd_filter)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                                     const float *dy, float *dw, float beta);
-    ebmc_status (*convt2d_fwd)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                               const float *w, float *y);
-    ebmc_status (*convt2d_bwd_data)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
-                                    const float *w, float *dx, float beta);
-    ebmc_status (*convt2d_bwd_filter)(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                                      const float *dy, float *dw, float beta);
-
-    ebmc_status (*linear_fwd)(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
-                              const float *w, const float *b /* nullable */, float *y);
-    ebmc_status (*linear_bwd_data)(ebmc_ctx_t *, const ebmc_linear_desc *, const float *dy,
-                                   const float *w, float *dx, float beta);
-    ebmc_status (*linear_bwd_filter)(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
-                                     const float *dy, float *dw, float *db /* nullable */,
-                                     float beta);
-
-    /* y[n,c,:,:] += b[c] (in place) / db[c] = beta*db[c] + sum_{n,h,w} dy */
-    ebmc_status (*bias_fwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *b, float *y);
-    ebmc_status (*bias_bwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *db,
-                            float beta);
-
-    /* y = f(x) (y == x allowed) / dx = beta*dx + f'(x)*dy; x and y are the forward's input and
-     * output (tanh uses y, the others x); dx == dy allowed. */
-    ebmc_status (*act_fwd)(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, float *y);
-    ebmc_status (*act_bwd)(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, const float *y,
-                           const float *dy, float *dx, float beta);
-
-    /* save_mean, save_invstd (C): batch mean and 1/sqrt(var_biased + eps), for the backward.
-     * running_mean/running_var nullable. */
-    ebmc_status (*bn_fwd)(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *gamma,
-                          const float *beta, float *y, float *save_mean, float *save_invstd,
-                          float *running_mean, float *running_var);
-    ebmc_status (*bn_bwd)(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *dy,
-                          const float *gamma, const float *save_mean, const float *save_invstd,
-                          float *dx, float *dgamma, float *dbeta, float beta_dx,
-                          float beta_param);
-
-    /* u (rows), v (cols) updated in place; sigma (1 element) and w_sn (rows*cols) written. */
-    ebmc_status (*sn_power)(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, float *u,
-                            float *v, float *sigma, float *w_sn);
-    /* dW = beta*dW + dW_sn/sigma - (sum(dW_sn .* W)/sigma^2) u v^T  (u, v held constant) */
-    ebmc_status (*sn_bwd)(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, const float *u,
-                          const float *v, const float *sigma, const float *dw_sn, float *dw,
-                          float beta);
-
-    ebmc_status (*upsample_fwd)(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *x,
-                                float *y);
-    ebmc_status (*upsample_bwd)(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *dy,
-                                float *dx, float beta);
-    /* 2x2 average pool, stride 2, floor (odd trailing row/column dropped), as avg_pool2d(2). */
-    ebmc_status (*avgpool2_fwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *x, float *y);
-    ebmc_status (*avgpool2_bwd)(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *dx,
-                                float beta);
-    ebmc_status (*gpool_fwd)(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *x, float *y);
-    ebmc_status (*gpool_bwd)(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *dy, float *dx,
-                             float beta);
-
-    ebmc_status (*axpby)(ebmc_ctx_t *, const ebmc_axpby_desc *, const float *x, float *y);
-    ebmc_status (*fill)(ebmc_ctx_t *, const ebmc_fill_desc *, float *y);
-    ebmc_status (*reduce)(ebmc_ctx_t *, const ebmc_reduce_desc *, const float *x, float *out);
-    ebmc_status (*adam)(ebmc_ctx_t *, const ebmc_adam_desc *, float *param, const float *grad,
-                        float *m, float *v);
-
-    ebmc_status (*langevin)(ebmc_ctx_t *, const ebmc_langevin_desc *, float *x, const float *g);
-    ebmc_status (*rng)(ebmc_ctx_t *, const ebmc_rng_desc *, float *y);
-    ebmc_status (*reparam)(ebmc_ctx_t *, const ebmc_reparam_desc *, const float *mu,
-                           const float *s, float *z);
-    ebmc_status (*scaled_diff)(ebmc_ctx_t *, const ebmc_scaled_diff_desc *, const float *a,
-                               const float *b, float *out);
-    ebmc_status (*counter_add)(ebmc_ctx_t *, const ebmc_counter_desc *, uint32_t *counter);
-    ebmc_status (*replay_sample)(ebmc_ctx_t *, const ebmc_replay_desc *, const void *buffer,
-                                 float *x);
-    ebmc_status (*replay_push)(ebmc_ctx_t *, const ebmc_replay_desc *, void *buffer,
-                               const float *x);
-
-    ebmc_status (*gauss_nll)(ebmc_ctx_t *, const ebmc_gauss_nll_desc *, const float *z,
-                             const float *mu, const float *s, float *loss, float *dmu, float *ds);
+    /* one entry per op of EBMC_OPS: ebmc_status (*<id>)(ctx, const <desc> *d, <params>); NULL
+     * where the backend does not run the op (then supports() says no) */
+#define EBMC_OP_ENTRY_(OP, id, wrapper, desc, params, ...)                                        \
+    ebmc_status (*id)(ebmc_ctx_t *ctx, const desc *d, EBMC_UNPAREN params);
+    EBMC_OPS(EBMC_OP_ENTRY_)
+#undef EBMC_OP_ENTRY_
 
     /* Stream capture of a sequence of ops into a replayable graph (CUDA graphs). A backend
      * without graphs leaves these NULL; ebmc_graph_supported() tells. Capture fails with an
@@ -459,70 +479,13 @@ ebmc_status ebmc_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t bytes,
                       ebmc_copy_kind kind);
 ebmc_status ebmc_sync(ebmc_ctx_t *ctx);
 
-ebmc_status ebmc_conv2d_fwd(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                            const float *w, float *y);
-ebmc_status ebmc_conv2d_bwd_data(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
-                                 const float *w, float *dx, float beta);
-ebmc_status ebmc_conv2d_bwd_filter(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                                   const float *dy, float *dw, float beta);
-ebmc_status ebmc_convt2d_fwd(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                             const float *w, float *y);
-ebmc_status ebmc_convt2d_bwd_data(ebmc_ctx_t *, const ebmc_conv_desc *, const float *dy,
-                                  const float *w, float *dx, float beta);
-ebmc_status ebmc_convt2d_bwd_filter(ebmc_ctx_t *, const ebmc_conv_desc *, const float *x,
-                                    const float *dy, float *dw, float beta);
-ebmc_status ebmc_linear_fwd(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
-                            const float *w, const float *b, float *y);
-ebmc_status ebmc_linear_bwd_data(ebmc_ctx_t *, const ebmc_linear_desc *, const float *dy,
-                                 const float *w, float *dx, float beta);
-ebmc_status ebmc_linear_bwd_filter(ebmc_ctx_t *, const ebmc_linear_desc *, const float *x,
-                                   const float *dy, float *dw, float *db, float beta);
-ebmc_status ebmc_bias_fwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *b, float *y);
-ebmc_status ebmc_bias_bwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *db,
-                          float beta);
-ebmc_status ebmc_act_fwd(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, float *y);
-ebmc_status ebmc_act_bwd(ebmc_ctx_t *, const ebmc_act_desc *, const float *x, const float *y,
-                         const float *dy, float *dx, float beta);
-ebmc_status ebmc_bn_fwd(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *gamma,
-                        const float *beta, float *y, float *save_mean, float *save_invstd,
-                        float *running_mean, float *running_var);
-ebmc_status ebmc_bn_bwd(ebmc_ctx_t *, const ebmc_bn_desc *, const float *x, const float *dy,
-                        const float *gamma, const float *save_mean, const float *save_invstd,
-                        float *dx, float *dgamma, float *dbeta, float beta_dx, float beta_param);
-ebmc_status ebmc_sn_power(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, float *u, float *v,
-                          float *sigma, float *w_sn);
-ebmc_status ebmc_sn_bwd(ebmc_ctx_t *, const ebmc_sn_desc *, const float *w, const float *u,
-                        const float *v, const float *sigma, const float *dw_sn, float *dw,
-                        float beta);
-ebmc_status ebmc_upsample_fwd(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *x,
-                              float *y);
-ebmc_status ebmc_upsample_bwd(ebmc_ctx_t *, const ebmc_upsample_desc *, const float *dy,
-                              float *dx, float beta);
-ebmc_status ebmc_avgpool2_fwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *x, float *y);
-ebmc_status ebmc_avgpool2_bwd(ebmc_ctx_t *, const ebmc_t4_desc *, const float *dy, float *dx,
-                              float beta);
-ebmc_status ebmc_gpool_fwd(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *x, float *y);
-ebmc_status ebmc_gpool_bwd(ebmc_ctx_t *, const ebmc_gpool_desc *, const float *dy, float *dx,
-                           float beta);
-ebmc_status ebmc_axpby(ebmc_ctx_t *, const ebmc_axpby_desc *, const float *x, float *y);
-ebmc_status ebmc_fill(ebmc_ctx_t *, const ebmc_fill_desc *, float *y);
-ebmc_status ebmc_reduce(ebmc_ctx_t *, const ebmc_reduce_desc *, const float *x, float *out);
-ebmc_status ebmc_adam(ebmc_ctx_t *, const ebmc_adam_desc *, float *param, const float *grad,
-                      float *m, float *v);
+/* one per op of EBMC_OPS: ebmc_status <wrapper>(ctx, const <desc> *d, <params>), e.g.
+ * ebmc_conv2d_fwd(ctx, &d, x, w, y) */
+#define EBMC_OP_WRAPPER_(OP, id, wrapper, desc, params, ...)                                      \
+    ebmc_status wrapper(ebmc_ctx_t *ctx, const desc *d, EBMC_UNPAREN params);
+EBMC_OPS(EBMC_OP_WRAPPER_)
+#undef EBMC_OP_WRAPPER_
 
-ebmc_status ebmc_langevin(ebmc_ctx_t *, const ebmc_langevin_desc *, float *x, const float *g);
-ebmc_status ebmc_rng(ebmc_ctx_t *, const ebmc_rng_desc *, float *y);
-ebmc_status ebmc_reparam(ebmc_ctx_t *, const ebmc_reparam_desc *, const float *mu, const float *s,
-                         float *z);
-ebmc_status ebmc_scaled_diff(ebmc_ctx_t *, const ebmc_scaled_diff_desc *, const float *a,
-                             const float *b, float *out);
-ebmc_status ebmc_counter_add(ebmc_ctx_t *, const ebmc_counter_desc *, uint32_t *counter);
-ebmc_status ebmc_replay_sample_op(ebmc_ctx_t *, const ebmc_replay_desc *, const void *buffer,
-                               float *x);
-ebmc_status ebmc_replay_push_op(ebmc_ctx_t *, const ebmc_replay_desc *, void *buffer,
-                             const float *x);
-ebmc_status ebmc_gauss_nll(ebmc_ctx_t *, const ebmc_gauss_nll_desc *, const float *z,
-                           const float *mu, const float *s, float *loss, float *dmu, float *ds);
 bool ebmc_graph_supported(const ebmc_ctx_t *ctx);
 ebmc_status ebmc_graph_begin(ebmc_ctx_t *ctx);
 ebmc_status ebmc_graph_end(ebmc_ctx_t *ctx, void **graph);

@@ -9,43 +9,18 @@
 #define EBMC_MAX_STRIDE 4
 #define EBMC_MAX_ELEMS ((size_t)INT_MAX) /* per tensor: kernels index with 32-bit ints */
 
-static const char *const op_names[EBMC_OP_COUNT] = {
-    [EBMC_OP_CONV2D_FWD] = "conv2d_fwd",
-    [EBMC_OP_CONV2D_BWD_DATA] = "conv2d_bwd_data",
-    [EBMC_OP_CONV2D_BWD_FILTER] = "conv2d_bwd_filter",
-    [EBMC_OP_CONVT2D_FWD] = "convt2d_fwd",
-    [EBMC_OP_CONVT2D_BWD_DATA] = "convt2d_bwd_data",
-    [EBMC_OP_CONVT2D_BWD_FILTER] = "convt2d_bwd_filter",
-    [EBMC_OP_LINEAR_FWD] = "linear_fwd",
-    [EBMC_OP_LINEAR_BWD_DATA] = "linear_bwd_data",
-    [EBMC_OP_LINEAR_BWD_FILTER] = "linear_bwd_filter",
-    [EBMC_OP_BIAS_FWD] = "bias_fwd",
-    [EBMC_OP_BIAS_BWD] = "bias_bwd",
-    [EBMC_OP_ACT_FWD] = "act_fwd",
-    [EBMC_OP_ACT_BWD] = "act_bwd",
-    [EBMC_OP_BN_FWD] = "bn_fwd",
-    [EBMC_OP_BN_BWD] = "bn_bwd",
-    [EBMC_OP_SN_POWER] = "sn_power",
-    [EBMC_OP_SN_BWD] = "sn_bwd",
-    [EBMC_OP_UPSAMPLE_FWD] = "upsample_fwd",
-    [EBMC_OP_UPSAMPLE_BWD] = "upsample_bwd",
-    [EBMC_OP_AVGPOOL2_FWD] = "avgpool2_fwd",
-    [EBMC_OP_AVGPOOL2_BWD] = "avgpool2_bwd",
-    [EBMC_OP_GPOOL_FWD] = "gpool_fwd",
-    [EBMC_OP_GPOOL_BWD] = "gpool_bwd",
-    [EBMC_OP_AXPBY] = "axpby",
-    [EBMC_OP_FILL] = "fill",
-    [EBMC_OP_REDUCE] = "reduce",
-    [EBMC_OP_ADAM] = "adam",
-    [EBMC_OP_LANGEVIN] = "langevin",
-    [EBMC_OP_RNG] = "rng",
-    [EBMC_OP_REPARAM] = "reparam",
-    [EBMC_OP_SCALED_DIFF] = "scaled_diff",
-    [EBMC_OP_COUNTER_ADD] = "counter_add",
-    [EBMC_OP_REPLAY_SAMPLE] = "replay_sample",
-    [EBMC_OP_REPLAY_PUSH] = "replay_push",
-    [EBMC_OP_GAUSS_NLL] = "gauss_nll",
-};
+/* nn.c computes EBMC_OP_CONV2D_FWD + k (+ 3 for the transposed ones), test_ops_cuda.c takes the
+ * ops up to LINEAR_BWD_FILTER as the matrix products: the first entries of EBMC_OPS stay so. */
+_Static_assert(EBMC_OP_CONV2D_FWD == 0 && EBMC_OP_CONV2D_BWD_DATA == 1 &&
+                   EBMC_OP_CONV2D_BWD_FILTER == 2 && EBMC_OP_CONVT2D_FWD == 3 &&
+                   EBMC_OP_CONVT2D_BWD_DATA == 4 && EBMC_OP_CONVT2D_BWD_FILTER == 5 &&
+                   EBMC_OP_LINEAR_FWD == 6 && EBMC_OP_LINEAR_BWD_DATA == 7 &&
+                   EBMC_OP_LINEAR_BWD_FILTER == 8,
+               "the convolution and linear ops open EBMC_OPS, in this order");
+
+#define OP_NAME_(OP, id, ...) [EBMC_OP_##OP] = #id,
+static const char *const op_names[EBMC_OP_COUNT] = {EBMC_OPS(OP_NAME_)};
+#undef OP_NAME_
 
 const char *ebmc_op_name(ebmc_op op) {
     return (op >= 0 && op < EBMC_OP_COUNT && op_names[op]) ? op_names[op] : "unknown_op";
@@ -140,8 +115,8 @@ static ebmc_status check_t4(ebmc_ctx_t *ctx, const char *op, int n, int c, int h
     return EBMC_OK;
 }
 
-static ebmc_status check_conv(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
-    const char *nm = ebmc_op_name(op);
+static ebmc_status check_ebmc_conv_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                        const ebmc_conv_desc *d) {
     bool want_t = op == EBMC_OP_CONVT2D_FWD || op == EBMC_OP_CONVT2D_BWD_DATA ||
                   op == EBMC_OP_CONVT2D_BWD_FILTER;
     if ((d->transposed != 0) != want_t)
@@ -180,149 +155,181 @@ static ebmc_status check_conv(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc 
     return EBMC_OK;
 }
 
+static ebmc_status check_ebmc_linear_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                          const ebmc_linear_desc *d) {
+    if (!elems_ok(d->n, d->in, 1, 1) || !elems_ok(d->n, d->out, 1, 1) || !elems_ok(d->in, d->out, 1, 1))
+        return BAD("%s: bad shape n=%d in=%d out=%d", nm, d->n, d->in, d->out);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_t4_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                      const ebmc_t4_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+    if (s) return s;
+    if ((op == EBMC_OP_AVGPOOL2_FWD || op == EBMC_OP_AVGPOOL2_BWD) && (d->h < 2 || d->w < 2))
+        return BAD("%s: a 2x2 pool needs H,W >= 2, got %dx%d", nm, d->h, d->w);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_act_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                       const ebmc_act_desc *d) {
+    if (d->kind < EBMC_ACT_IDENTITY || d->kind > EBMC_ACT_SILU)
+        return BAD("%s: unknown activation %d", nm, (int)d->kind);
+    if (!isfinite(d->slope)) return BAD("%s: slope is not finite", nm);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_bn_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                      const ebmc_bn_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+    if (s) return s;
+    if ((long)d->n * d->h * d->w < 2)
+        return BAD("%s: batch statistics need more than one value per channel (N*H*W=%ld)",
+                   nm, (long)d->n * d->h * d->w);
+    if (!(d->eps > 0) || !(d->momentum >= 0 && d->momentum <= 1))
+        return BAD("%s: eps=%g must be > 0 and momentum=%g in [0,1]", nm, d->eps, d->momentum);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_sn_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                      const ebmc_sn_desc *d) {
+    if (!elems_ok(d->rows, d->cols, 1, 1)) return BAD("%s: bad matrix %dx%d", nm, d->rows, d->cols);
+    if (d->n_power_iter < 0 || !(d->eps > 0))
+        return BAD("%s: n_power_iter=%d must be >= 0 and eps=%g > 0", nm, d->n_power_iter, d->eps);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_upsample_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                            const ebmc_upsample_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c, 2 * d->h, 2 * d->w);
+    if (s) return s;
+    if (d->mode != EBMC_UPSAMPLE_BILINEAR_AC && d->mode != EBMC_UPSAMPLE_NEAREST)
+        return BAD("%s: unknown mode %d", nm, (int)d->mode);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_gpool_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                         const ebmc_gpool_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+    if (s) return s;
+    if (d->mode != EBMC_GPOOL_AVG && d->mode != EBMC_GPOOL_SUM)
+        return BAD("%s: unknown mode %d", nm, (int)d->mode);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_axpby_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                         const ebmc_axpby_desc *d) {
+    if (!isfinite(d->a) || !isfinite(d->b)) return BAD("%s: a, b must be finite", nm);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_fill_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                        const ebmc_fill_desc *d) {
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_reduce_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                          const ebmc_reduce_desc *d) {
+    if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS * 4)
+        return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
+    if (d->mode != EBMC_REDUCE_SUM && d->mode != EBMC_REDUCE_SUMSQ)
+        return BAD("%s: unknown mode %d", nm, (int)d->mode);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_adam_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                        const ebmc_adam_desc *d) {
+    if (d->step < 1) return BAD("%s: step=%ld must be >= 1", nm, d->step);
+    if (!(d->lr >= 0) || !(d->beta1 >= 0 && d->beta1 < 1) || !(d->beta2 >= 0 && d->beta2 < 1) ||
+        !(d->eps > 0) || !(d->weight_decay >= 0))
+        return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 "
+                   "(got lr=%g betas=(%g,%g) eps=%g wd=%g)", nm, d->lr, d->beta1, d->beta2,
+                   d->eps, d->weight_decay);
+    return EBMC_OK;
+}
+
+/* n_chains x chain_elems samples, at most 2^31-1 of them */
+static ebmc_status check_chains(ebmc_ctx_t *ctx, const char *nm, int n_chains, size_t chain_elems) {
+    if (n_chains < 1 || chain_elems < 1 || (double)n_chains * chain_elems > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, n_chains, chain_elems);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_langevin_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                            const ebmc_langevin_desc *d) {
+    ebmc_status s = check_chains(ctx, nm, d->n_chains, d->chain_elems);
+    if (s) return s;
+    if (!isfinite(d->a) || !isfinite(d->b) || !isfinite(d->c) || !(d->clip >= 0) || !isfinite(d->clip))
+        return BAD("%s: a=%g b=%g c=%g must be finite and clip=%g >= 0", nm, d->a, d->b, d->c, d->clip);
+    if (d->clamp && !(d->lo < d->hi)) return BAD("%s: clamp range [%g, %g] is empty", nm, d->lo, d->hi);
+    if (d->noise < EBMC_NOISE_OFF || d->noise > EBMC_NOISE_NEXT) return BAD("%s: unknown noise mode %d", nm, (int)d->noise);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_rng_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                       const ebmc_rng_desc *d) {
+    ebmc_status s = check_chains(ctx, nm, d->n_chains, d->chain_elems);
+    if (s) return s;
+    if (d->dist != EBMC_RNG_NORMAL && d->dist != EBMC_RNG_UNIFORM) return BAD("%s: unknown distribution %d", nm, (int)d->dist);
+    if (!isfinite(d->p0) || !isfinite(d->p1) || (d->dist == EBMC_RNG_UNIFORM && !(d->p0 < d->p1)) ||
+        (d->dist == EBMC_RNG_NORMAL && d->p1 < 0))
+        return BAD("%s: bad parameters (%g, %g)", nm, d->p0, d->p1);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_reparam_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                           const ebmc_reparam_desc *d) {
+    ebmc_status s = check_chains(ctx, nm, d->n_chains, d->chain_elems);
+    if (s) return s;
+    if (!isfinite(d->k)) return BAD("%s: k must be finite", nm);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_scaled_diff_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                               const ebmc_scaled_diff_desc *d) {
+    if (!isfinite(d->alpha) || !isfinite(d->beta)) return BAD("%s: alpha, beta must be finite", nm);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_counter_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                           const ebmc_counter_desc *d) {
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_replay_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                          const ebmc_replay_desc *d) {
+    if (d->n_chains < 1 || d->chain_elems < 1 || d->capacity < 1 ||
+        (double)d->capacity * d->chain_elems > 1e12 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape n_chains=%d chain_elems=%zu capacity=%d", nm, d->n_chains, d->chain_elems, d->capacity);
+    if (d->count < 0 || d->count > d->capacity || d->head < 0 || d->head >= d->capacity)
+        return BAD("%s: count=%d and head=%d must lie in the capacity %d", nm, d->count, d->head, d->capacity);
+    if (op == EBMC_OP_REPLAY_PUSH && d->n_chains > d->capacity)
+        return BAD("%s: pushing %d entries into a buffer of %d", nm, d->n_chains, d->capacity);
+    if (!(d->lo < d->hi) || !(d->p_reuse >= 0 && d->p_reuse <= 1))
+        return BAD("%s: need lo < hi and 0 <= p_reuse <= 1 (got [%g, %g], %g)", nm, d->lo, d->hi, d->p_reuse);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_gauss_nll_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                             const ebmc_gauss_nll_desc *d) {
+    if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
+    if (!(d->eps >= 0) || !isfinite(d->scale) || !isfinite(d->beta))
+        return BAD("%s: eps=%g must be >= 0, scale and beta finite", nm, d->eps);
+    return EBMC_OK;
+}
+
+/* Every op is validated by the check of its descriptor type (the desc column of EBMC_OPS). */
 static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
-    const char *nm = ebmc_op_name(op);
     if (!ctx) return EBMC_E_INVALID;
     if (op < 0 || op >= EBMC_OP_COUNT) return BAD("unknown op %d", (int)op);
+    const char *nm = ebmc_op_name(op);
     if (!desc) return BAD("%s: NULL descriptor", nm);
     switch (op) {
-    case EBMC_OP_CONV2D_FWD: case EBMC_OP_CONV2D_BWD_DATA: case EBMC_OP_CONV2D_BWD_FILTER:
-    case EBMC_OP_CONVT2D_FWD: case EBMC_OP_CONVT2D_BWD_DATA: case EBMC_OP_CONVT2D_BWD_FILTER:
-        return check_conv(ctx, op, desc);
-    case EBMC_OP_LINEAR_FWD: case EBMC_OP_LINEAR_BWD_DATA: case EBMC_OP_LINEAR_BWD_FILTER: {
-        const ebmc_linear_desc *d = desc;
-        if (!elems_ok(d->n, d->in, 1, 1) || !elems_ok(d->n, d->out, 1, 1) || !elems_ok(d->in, d->out, 1, 1))
-            return BAD("%s: bad shape n=%d in=%d out=%d", nm, d->n, d->in, d->out);
-        return EBMC_OK;
-    }
-    case EBMC_OP_BIAS_FWD: case EBMC_OP_BIAS_BWD: case EBMC_OP_AVGPOOL2_FWD:
-    case EBMC_OP_AVGPOOL2_BWD: {
-        const ebmc_t4_desc *d = desc;
-        ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
-        if (s) return s;
-        if ((op == EBMC_OP_AVGPOOL2_FWD || op == EBMC_OP_AVGPOOL2_BWD) && (d->h < 2 || d->w < 2))
-            return BAD("%s: a 2x2 pool needs H,W >= 2, got %dx%d", nm, d->h, d->w);
-        return EBMC_OK;
-    }
-    case EBMC_OP_ACT_FWD: case EBMC_OP_ACT_BWD: {
-        const ebmc_act_desc *d = desc;
-        if (d->kind < EBMC_ACT_IDENTITY || d->kind > EBMC_ACT_SILU)
-            return BAD("%s: unknown activation %d", nm, (int)d->kind);
-        if (!isfinite(d->slope)) return BAD("%s: slope is not finite", nm);
-        return EBMC_OK;
-    }
-    case EBMC_OP_BN_FWD: case EBMC_OP_BN_BWD: {
-        const ebmc_bn_desc *d = desc;
-        ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
-        if (s) return s;
-        if ((long)d->n * d->h * d->w < 2)
-            return BAD("%s: batch statistics need more than one value per channel (N*H*W=%ld)",
-                       nm, (long)d->n * d->h * d->w);
-        if (!(d->eps > 0) || !(d->momentum >= 0 && d->momentum <= 1))
-            return BAD("%s: eps=%g must be > 0 and momentum=%g in [0,1]", nm, d->eps, d->momentum);
-        return EBMC_OK;
-    }
-    case EBMC_OP_SN_POWER: case EBMC_OP_SN_BWD: {
-        const ebmc_sn_desc *d = desc;
-        if (!elems_ok(d->rows, d->cols, 1, 1)) return BAD("%s: bad matrix %dx%d", nm, d->rows, d->cols);
-        if (d->n_power_iter < 0 || !(d->eps > 0))
-            return BAD("%s: n_power_iter=%d must be >= 0 and eps=%g > 0", nm, d->n_power_iter, d->eps);
-        return EBMC_OK;
-    }
-    case EBMC_OP_UPSAMPLE_FWD: case EBMC_OP_UPSAMPLE_BWD: {
-        const ebmc_upsample_desc *d = desc;
-        ebmc_status s = check_t4(ctx, nm, d->n, d->c, 2 * d->h, 2 * d->w);
-        if (s) return s;
-        if (d->mode != EBMC_UPSAMPLE_BILINEAR_AC && d->mode != EBMC_UPSAMPLE_NEAREST)
-            return BAD("%s: unknown mode %d", nm, (int)d->mode);
-        return EBMC_OK;
-    }
-    case EBMC_OP_GPOOL_FWD: case EBMC_OP_GPOOL_BWD: {
-        const ebmc_gpool_desc *d = desc;
-        ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
-        if (s) return s;
-        if (d->mode != EBMC_GPOOL_AVG && d->mode != EBMC_GPOOL_SUM)
-            return BAD("%s: unknown mode %d", nm, (int)d->mode);
-        return EBMC_OK;
-    }
-    case EBMC_OP_AXPBY: {
-        const ebmc_axpby_desc *d = desc;
-        if (!isfinite(d->a) || !isfinite(d->b)) return BAD("%s: a, b must be finite", nm);
-        return EBMC_OK;
-    }
-    case EBMC_OP_FILL: return EBMC_OK;
-    case EBMC_OP_REDUCE: {
-        const ebmc_reduce_desc *d = desc;
-        if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS * 4)
-            return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
-        if (d->mode != EBMC_REDUCE_SUM && d->mode != EBMC_REDUCE_SUMSQ)
-            return BAD("%s: unknown mode %d", nm, (int)d->mode);
-        return EBMC_OK;
-    }
-    case EBMC_OP_ADAM: {
-        const ebmc_adam_desc *d = desc;
-        if (d->step < 1) return BAD("%s: step=%ld must be >= 1", nm, d->step);
-        if (!(d->lr >= 0) || !(d->beta1 >= 0 && d->beta1 < 1) || !(d->beta2 >= 0 && d->beta2 < 1) ||
-            !(d->eps > 0) || !(d->weight_decay >= 0))
-            return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 "
-                       "(got lr=%g betas=(%g,%g) eps=%g wd=%g)", nm, d->lr, d->beta1, d->beta2,
-                       d->eps, d->weight_decay);
-        return EBMC_OK;
-    }
-    case EBMC_OP_LANGEVIN: {
-        const ebmc_langevin_desc *d = desc;
-        if (d->n_chains < 1 || d->chain_elems < 1 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
-            return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, d->n_chains, d->chain_elems);
-        if (!isfinite(d->a) || !isfinite(d->b) || !isfinite(d->c) || !(d->clip >= 0) || !isfinite(d->clip))
-            return BAD("%s: a=%g b=%g c=%g must be finite and clip=%g >= 0", nm, d->a, d->b, d->c, d->clip);
-        if (d->clamp && !(d->lo < d->hi)) return BAD("%s: clamp range [%g, %g] is empty", nm, d->lo, d->hi);
-        if (d->noise < EBMC_NOISE_OFF || d->noise > EBMC_NOISE_NEXT) return BAD("%s: unknown noise mode %d", nm, (int)d->noise);
-        return EBMC_OK;
-    }
-    case EBMC_OP_RNG: {
-        const ebmc_rng_desc *d = desc;
-        if (d->n_chains < 1 || d->chain_elems < 1 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
-            return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, d->n_chains, d->chain_elems);
-        if (d->dist != EBMC_RNG_NORMAL && d->dist != EBMC_RNG_UNIFORM) return BAD("%s: unknown distribution %d", nm, (int)d->dist);
-        if (!isfinite(d->p0) || !isfinite(d->p1) || (d->dist == EBMC_RNG_UNIFORM && !(d->p0 < d->p1)) ||
-            (d->dist == EBMC_RNG_NORMAL && d->p1 < 0))
-            return BAD("%s: bad parameters (%g, %g)", nm, d->p0, d->p1);
-        return EBMC_OK;
-    }
-    case EBMC_OP_REPARAM: {
-        const ebmc_reparam_desc *d = desc;
-        if (d->n_chains < 1 || d->chain_elems < 1 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
-            return BAD("%s: bad shape n_chains=%d chain_elems=%zu", nm, d->n_chains, d->chain_elems);
-        if (!isfinite(d->k)) return BAD("%s: k must be finite", nm);
-        return EBMC_OK;
-    }
-    case EBMC_OP_SCALED_DIFF: {
-        const ebmc_scaled_diff_desc *d = desc;
-        if (!isfinite(d->alpha) || !isfinite(d->beta)) return BAD("%s: alpha, beta must be finite", nm);
-        return EBMC_OK;
-    }
-    case EBMC_OP_COUNTER_ADD: return EBMC_OK;
-    case EBMC_OP_REPLAY_SAMPLE: case EBMC_OP_REPLAY_PUSH: {
-        const ebmc_replay_desc *d = desc;
-        if (d->n_chains < 1 || d->chain_elems < 1 || d->capacity < 1 ||
-            (double)d->capacity * d->chain_elems > 1e12 || (double)d->n_chains * d->chain_elems > (double)EBMC_MAX_ELEMS)
-            return BAD("%s: bad shape n_chains=%d chain_elems=%zu capacity=%d", nm, d->n_chains, d->chain_elems, d->capacity);
-        if (d->count < 0 || d->count > d->capacity || d->head < 0 || d->head >= d->capacity)
-            return BAD("%s: count=%d and head=%d must lie in the capacity %d", nm, d->count, d->head, d->capacity);
-        if (op == EBMC_OP_REPLAY_PUSH && d->n_chains > d->capacity)
-            return BAD("%s: pushing %d entries into a buffer of %d", nm, d->n_chains, d->capacity);
-        if (!(d->lo < d->hi) || !(d->p_reuse >= 0 && d->p_reuse <= 1))
-            return BAD("%s: need lo < hi and 0 <= p_reuse <= 1 (got [%g, %g], %g)", nm, d->lo, d->hi, d->p_reuse);
-        return EBMC_OK;
-    }
-    case EBMC_OP_GAUSS_NLL: {
-        const ebmc_gauss_nll_desc *d = desc;
-        if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS)
-            return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
-        if (!(d->eps >= 0) || !isfinite(d->scale) || !isfinite(d->beta))
-            return BAD("%s: eps=%g must be >= 0, scale and beta finite", nm, d->eps);
-        return EBMC_OK;
-    }
+#define CHECK_OP_(OP, id, wrapper, desc_t, ...)                                                  \
+    case EBMC_OP_##OP: return check_##desc_t(ctx, op, nm, desc);
+        EBMC_OPS(CHECK_OP_)
+#undef CHECK_OP_
     case EBMC_OP_COUNT: break;
     }
     return BAD("unknown op %d", (int)op);
@@ -347,21 +354,6 @@ static ebmc_status op_check(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
                                ebmc_op_name(op), ctx->ops->name);
     return EBMC_OK;
 }
-
-/* Validate, then dispatch. `ptrs_ok` lists the pointers that must not be NULL. */
-#define EBMC_DISPATCH(op, desc, ptrs_ok, fn, ...)                                               \
-    do {                                                                                        \
-        if (!ctx) return EBMC_E_INVALID;                                                        \
-        ebmc_status s_ = op_check(ctx, op, desc);                                               \
-        if (s_) return s_;                                                                      \
-        if (!(ptrs_ok))                                                                         \
-            return BAD("%s: NULL tensor pointer (required: %s)", ebmc_op_name(op), #ptrs_ok);  \
-        if (!ctx->ops->fn)                                                                      \
-            return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED, "%s: not implemented by the %s "    \
-                                   "backend", ebmc_op_name(op), ctx->ops->name);               \
-        ctx->err[0] = 0;                                                                        \
-        return ctx->ops->fn(ctx, desc, __VA_ARGS__);                                            \
-    } while (0)
 
 ebmc_status ebmc_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
     if (!ctx || !ptr) return EBMC_E_INVALID;
@@ -388,154 +380,35 @@ ebmc_status ebmc_sync(ebmc_ctx_t *ctx) {
     return ctx->ops->sync(ctx);
 }
 
-ebmc_status ebmc_conv2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
-                            const float *w, float *y) {
-    EBMC_DISPATCH(EBMC_OP_CONV2D_FWD, d, x && w && y, conv2d_fwd, x, w, y);
-}
-ebmc_status ebmc_conv2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
-                                 const float *w, float *dx, float beta) {
-    EBMC_DISPATCH(EBMC_OP_CONV2D_BWD_DATA, d, dy && w && dx, conv2d_bwd_data, dy, w, dx, beta);
-}
-ebmc_status ebmc_conv2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
-                                   const float *dy, float *dw, float beta) {
-    EBMC_DISPATCH(EBMC_OP_CONV2D_BWD_FILTER, d, x && dy && dw, conv2d_bwd_filter, x, dy, dw, beta);
-}
-ebmc_status ebmc_convt2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
-                             const float *w, float *y) {
-    EBMC_DISPATCH(EBMC_OP_CONVT2D_FWD, d, x && w && y, convt2d_fwd, x, w, y);
-}
-ebmc_status ebmc_convt2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
-                                  const float *w, float *dx, float beta) {
-    EBMC_DISPATCH(EBMC_OP_CONVT2D_BWD_DATA, d, dy && w && dx, convt2d_bwd_data, dy, w, dx, beta);
-}
-ebmc_status ebmc_convt2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
-                                    const float *dy, float *dw, float beta) {
-    EBMC_DISPATCH(EBMC_OP_CONVT2D_BWD_FILTER, d, x && dy && dw, convt2d_bwd_filter, x, dy, dw, beta);
-}
-ebmc_status ebmc_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x,
-                            const float *w, const float *b, float *y) {
-    EBMC_DISPATCH(EBMC_OP_LINEAR_FWD, d, x && w && y, linear_fwd, x, w, b, y);
-}
-ebmc_status ebmc_linear_bwd_data(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *dy,
-                                 const float *w, float *dx, float beta) {
-    EBMC_DISPATCH(EBMC_OP_LINEAR_BWD_DATA, d, dy && w && dx, linear_bwd_data, dy, w, dx, beta);
-}
-ebmc_status ebmc_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x,
-                                   const float *dy, float *dw, float *db, float beta) {
-    EBMC_DISPATCH(EBMC_OP_LINEAR_BWD_FILTER, d, x && dy && dw, linear_bwd_filter, x, dy, dw, db, beta);
-}
-ebmc_status ebmc_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *b, float *y) {
-    EBMC_DISPATCH(EBMC_OP_BIAS_FWD, d, b && y, bias_fwd, b, y);
-}
-ebmc_status ebmc_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy, float *db,
-                          float beta) {
-    EBMC_DISPATCH(EBMC_OP_BIAS_BWD, d, dy && db, bias_bwd, dy, db, beta);
-}
-ebmc_status ebmc_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
-    if (d && d->count == 0) return EBMC_OK;
-    EBMC_DISPATCH(EBMC_OP_ACT_FWD, d, x && y, act_fwd, x, y);
-}
-ebmc_status ebmc_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, const float *y,
-                         const float *dy, float *dx, float beta) {
-    if (d && d->count == 0) return EBMC_OK;
-    bool need_y = d && d->kind == EBMC_ACT_TANH, need_x = d && d->kind != EBMC_ACT_TANH;
-    EBMC_DISPATCH(EBMC_OP_ACT_BWD, d, dy && dx && (!need_x || x) && (!need_y || y), act_bwd, x, y,
-                  dy, dx, beta);
-}
-ebmc_status ebmc_bn_fwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const float *x, const float *gamma,
-                        const float *beta, float *y, float *save_mean, float *save_invstd,
-                        float *running_mean, float *running_var) {
-    EBMC_DISPATCH(EBMC_OP_BN_FWD, d,
-                  x && gamma && beta && y && save_mean && save_invstd &&
-                      (!running_mean) == (!running_var),
-                  bn_fwd, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var);
-}
-ebmc_status ebmc_bn_bwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const float *x, const float *dy,
-                        const float *gamma, const float *save_mean, const float *save_invstd,
-                        float *dx, float *dgamma, float *dbeta, float beta_dx, float beta_param) {
-    EBMC_DISPATCH(EBMC_OP_BN_BWD, d,
-                  x && dy && gamma && save_mean && save_invstd && dx && dgamma && dbeta, bn_bwd,
-                  x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, beta_dx, beta_param);
-}
-ebmc_status ebmc_sn_power(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w, float *u,
-                          float *v, float *sigma, float *w_sn) {
-    EBMC_DISPATCH(EBMC_OP_SN_POWER, d, w && u && v && sigma && w_sn, sn_power, w, u, v, sigma, w_sn);
-}
-ebmc_status ebmc_sn_bwd(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w, const float *u,
-                        const float *v, const float *sigma, const float *dw_sn, float *dw,
-                        float beta) {
-    EBMC_DISPATCH(EBMC_OP_SN_BWD, d, w && u && v && sigma && dw_sn && dw, sn_bwd, w, u, v, sigma,
-                  dw_sn, dw, beta);
-}
-ebmc_status ebmc_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
-                              float *y) {
-    EBMC_DISPATCH(EBMC_OP_UPSAMPLE_FWD, d, x && y, upsample_fwd, x, y);
-}
-ebmc_status ebmc_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *dy,
-                              float *dx, float beta) {
-    EBMC_DISPATCH(EBMC_OP_UPSAMPLE_BWD, d, dy && dx, upsample_bwd, dy, dx, beta);
-}
-ebmc_status ebmc_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x, float *y) {
-    EBMC_DISPATCH(EBMC_OP_AVGPOOL2_FWD, d, x && y, avgpool2_fwd, x, y);
-}
-ebmc_status ebmc_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy, float *dx,
-                              float beta) {
-    EBMC_DISPATCH(EBMC_OP_AVGPOOL2_BWD, d, dy && dx, avgpool2_bwd, dy, dx, beta);
-}
-ebmc_status ebmc_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *x, float *y) {
-    EBMC_DISPATCH(EBMC_OP_GPOOL_FWD, d, x && y, gpool_fwd, x, y);
-}
-ebmc_status ebmc_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *dy, float *dx,
-                           float beta) {
-    EBMC_DISPATCH(EBMC_OP_GPOOL_BWD, d, dy && dx, gpool_bwd, dy, dx, beta);
-}
-ebmc_status ebmc_axpby(ebmc_ctx_t *ctx, const ebmc_axpby_desc *d, const float *x, float *y) {
-    if (d && d->count == 0) return EBMC_OK;
-    EBMC_DISPATCH(EBMC_OP_AXPBY, d, x && y, axpby, x, y);
-}
-ebmc_status ebmc_fill(ebmc_ctx_t *ctx, const ebmc_fill_desc *d, float *y) {
-    if (d && d->count == 0) return EBMC_OK;
-    EBMC_DISPATCH(EBMC_OP_FILL, d, y != NULL, fill, y);
-}
-ebmc_status ebmc_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const float *x, float *out) {
-    EBMC_DISPATCH(EBMC_OP_REDUCE, d, x && out, reduce, x, out);
-}
-ebmc_status ebmc_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param, const float *grad,
-                      float *m, float *v) {
-    if (d && d->count == 0) return EBMC_OK;
-    EBMC_DISPATCH(EBMC_OP_ADAM, d, param && grad && m && v, adam, param, grad, m, v);
-}
+/* The checked wrappers, one per op of EBMC_OPS: an empty call (noop_if) returns at once; else
+ * validate the descriptor, ask supports(), check the required pointers, then dispatch. */
+#define WRAPPER_(OP, id, wrapper, desc_t, params, args, required, noop_if)                         \
+    ebmc_status wrapper(ebmc_ctx_t *ctx, const desc_t *d, EBMC_UNPAREN params) {                \
+        if (d && (noop_if)) return EBMC_OK;                                                    \
+        if (!ctx) return EBMC_E_INVALID;                                                       \
+        ebmc_status s_ = op_check(ctx, EBMC_OP_##OP, d);                                       \
+        if (s_) return s_;                                                                     \
+        if (!(required))                                                                       \
+            return BAD("%s: NULL tensor pointer (required: %s)", ebmc_op_name(EBMC_OP_##OP),   \
+                       #required);                                                             \
+        if (!ctx->ops->id)                                                                     \
+            return ebmc_ctx_seterr(ctx, EBMC_E_UNSUPPORTED, "%s: not implemented by the %s "   \
+                                   "backend", ebmc_op_name(EBMC_OP_##OP), ctx->ops->name);     \
+        ctx->err[0] = 0;                                                                       \
+        return ctx->ops->id(ctx, d, EBMC_UNPAREN args);                                        \
+    }
+EBMC_OPS(WRAPPER_)
+#undef WRAPPER_
 
-ebmc_status ebmc_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x, const float *g) {
-    EBMC_DISPATCH(EBMC_OP_LANGEVIN, d, x && g, langevin, x, g);
-}
-ebmc_status ebmc_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
-    EBMC_DISPATCH(EBMC_OP_RNG, d, y != NULL, rng, y);
-}
-ebmc_status ebmc_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu, const float *s,
-                         float *z) {
-    EBMC_DISPATCH(EBMC_OP_REPARAM, d, mu && s && z, reparam, mu, s, z);
-}
-ebmc_status ebmc_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc *d, const float *a,
-                             const float *b, float *out) {
-    if (d && d->count == 0) return EBMC_OK;
-    EBMC_DISPATCH(EBMC_OP_SCALED_DIFF, d, a && b && out, scaled_diff, a, b, out);
-}
-ebmc_status ebmc_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d, uint32_t *counter) {
-    EBMC_DISPATCH(EBMC_OP_COUNTER_ADD, d, counter != NULL, counter_add, counter);
-}
-ebmc_status ebmc_replay_sample_op(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, const void *buffer,
-                               float *x) {
-    EBMC_DISPATCH(EBMC_OP_REPLAY_SAMPLE, d, buffer && x, replay_sample, buffer, x);
-}
-ebmc_status ebmc_replay_push_op(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, void *buffer,
-                             const float *x) {
-    EBMC_DISPATCH(EBMC_OP_REPLAY_PUSH, d, buffer && x, replay_push, buffer, x);
-}
-
-ebmc_status ebmc_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, const float *z,
-                           const float *mu, const float *s, float *loss, float *dmu, float *ds) {
-    EBMC_DISPATCH(EBMC_OP_GAUSS_NLL, d, z && mu && s && dmu && ds, gauss_nll, z, mu, s, loss, dmu, ds);
+bool ebmc_op_in_table(const ebmc_backend_ops *ops, ebmc_op op) {
+    switch (op) {
+#define IN_TABLE_(OP, id, ...)                                                                     \
+    case EBMC_OP_##OP: return ops->id != NULL;
+        EBMC_OPS(IN_TABLE_)
+#undef IN_TABLE_
+    case EBMC_OP_COUNT: break;
+    }
+    return false;
 }
 
 bool ebmc_graph_supported(const ebmc_ctx_t *ctx) {

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 ebmc_ctx_opts ebmc_ctx_opts_default(void) {
     ebmc_ctx_opts o = {.kind = EBMC_BACKEND_AUTO,
@@ -112,4 +115,21 @@ ebmc_status ebmc_ctx_workspace(ebmc_ctx_t *ctx, size_t bytes, void **ws) {
     if (s != EBMC_OK) return s;
     *ws = ctx->workspace;
     return EBMC_OK;
+}
+
+void ebmc_print_build_info(FILE *f) {
+    fprintf(f, "ebmc %s\n", EBMC_VERSION_STRING);
+#if defined(__clang__)
+    fprintf(f, "C compiler: clang %s\n", __clang_version__);
+#elif defined(__GNUC__)
+    fprintf(f, "C compiler: gcc %s\n", __VERSION__);
+#else
+    fprintf(f, "C compiler: unknown\n");
+#endif
+#ifdef _OPENMP
+    fprintf(f, "OpenMP: %d (max threads %d)\n", _OPENMP, omp_get_max_threads());
+#else
+    fprintf(f, "OpenMP: not built\n");
+#endif
+    ebmc_cuda_print_build_info(f); /* the CUDA versions and devices, or "not built" */
 }

@@ -1,4 +1,5 @@
-/* defines: struct ebmc_ctx (private to backends), ebmc_ctx_seterr, ebmc_ctx_workspace */
+/* defines: struct ebmc_ctx (private to backends), ebmc_ctx_seterr, ebmc_ctx_workspace,
+ * ebmc_op_in_table */
 #ifndef EBMC_CTX_INTERNAL_H
 #define EBMC_CTX_INTERNAL_H
 
@@ -26,7 +27,14 @@ ebmc_status ebmc_ctx_seterr(ebmc_ctx_t *ctx, ebmc_status status, const char *fmt
 /* A workspace of at least `bytes` for the op running now: grows it while not frozen. */
 ebmc_status ebmc_ctx_workspace(ebmc_ctx_t *ctx, size_t bytes, void **ws);
 
-/* The CUDA backend's profiler window (src/host/profiler_cuda.c; CUDA builds only): the
+/* Whether the table has an entry for op (its slot is not NULL); false for an unknown op. */
+bool ebmc_op_in_table(const ebmc_backend_ops *ops, ebmc_op op);
+
+/* The CUDA part of ebmc_print_build_info (context.c prints the rest): cuda/device.c, or
+ * cuda/backend_cuda_none.c in a build without CUDA. */
+void ebmc_cuda_print_build_info(FILE *f);
+
+/* The CUDA backend's profiler window (src/host/backend/cuda/profiler.c; CUDA builds only): the
  * profiler_start / profiler_stop entries of ebmc_cuda_ops. */
 ebmc_status ebmc_cuda_profiler_start(ebmc_ctx_t *ctx);
 ebmc_status ebmc_cuda_profiler_stop(ebmc_ctx_t *ctx);

@@ -758,7 +758,7 @@ static ebmc_status cpu_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, 
 /* ---- table ---- */
 
 static bool cpu_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
-    return op >= 0 && op < EBMC_OP_COUNT; /* every op; descriptors are validated by the caller */
+    return ebmc_op_in_table(&ebmc_cpu_ops, op); /* every op; descriptors are validated by the caller */
 }
 
 static size_t cpu_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
@@ -786,40 +786,8 @@ const ebmc_backend_ops ebmc_cpu_ops = {
     .free = cpu_free,
     .copy = cpu_copy,
     .sync = cpu_sync,
-    .conv2d_fwd = cpu_conv2d_fwd,
-    .conv2d_bwd_data = cpu_conv2d_bwd_data,
-    .conv2d_bwd_filter = cpu_conv2d_bwd_filter,
-    .convt2d_fwd = cpu_convt2d_fwd,
-    .convt2d_bwd_data = cpu_convt2d_bwd_data,
-    .convt2d_bwd_filter = cpu_convt2d_bwd_filter,
-    .linear_fwd = cpu_linear_fwd,
-    .linear_bwd_data = cpu_linear_bwd_data,
-    .linear_bwd_filter = cpu_linear_bwd_filter,
-    .bias_fwd = cpu_bias_fwd,
-    .bias_bwd = cpu_bias_bwd,
-    .act_fwd = cpu_act_fwd,
-    .act_bwd = cpu_act_bwd,
-    .bn_fwd = cpu_bn_fwd,
-    .bn_bwd = cpu_bn_bwd,
-    .sn_power = cpu_sn_power,
-    .sn_bwd = cpu_sn_bwd,
-    .upsample_fwd = cpu_upsample_fwd,
-    .upsample_bwd = cpu_upsample_bwd,
-    .avgpool2_fwd = cpu_avgpool2_fwd,
-    .avgpool2_bwd = cpu_avgpool2_bwd,
-    .gpool_fwd = cpu_gpool_fwd,
-    .gpool_bwd = cpu_gpool_bwd,
-    .axpby = cpu_axpby,
-    .fill = cpu_fill,
-    .reduce = cpu_reduce,
-    .adam = cpu_adam,
-    .langevin = cpu_langevin,
-    .rng = cpu_rng,
-    .reparam = cpu_reparam,
-    .scaled_diff = cpu_scaled_diff,
-    .counter_add = cpu_counter_add,
-    .replay_sample = cpu_replay_sample,
-    .replay_push = cpu_replay_push,
-    .gauss_nll = cpu_gauss_nll,
+#define CPU_ENTRY_(OP, id, ...) .id = cpu_##id,
+    EBMC_OPS(CPU_ENTRY_) /* every op: cpu_<id> above */
+#undef CPU_ENTRY_
     /* no graphs: the CPU runs chains eagerly */
 };

@@ -1,13 +1,11 @@
-/* The CUDA backend of a build without CUDA (-DEBMC_CUDA=OFF): the same symbols as
- * backend_cuda.c, so callers need no #ifdef. Creating a CUDA context fails with a clear message;
- * supports() says no to everything; no device is ever counted. Includes no CUDA header. */
+/* The CUDA backend of a build without CUDA (-DEBMC_CUDA=OFF): the same public symbols as the
+ * files of src/host/backend/cuda/, so callers need no #ifdef. Creating a CUDA context fails with
+ * a clear message; supports() says no to everything; no device is ever counted. Includes no CUDA
+ * header. */
 #include "backend/ctx_internal.h"
 #include "ebmc/backend.h"
 
 #include <stdio.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define NO_CUDA_MSG "this ebmc was built without the CUDA backend (EBMC_CUDA=OFF)"
 
@@ -61,20 +59,7 @@ const ebmc_backend_ops ebmc_cuda_ops = {
 
 int ebmc_cuda_device_count(void) { return 0; }
 
-void ebmc_print_build_info(FILE *f) {
-    fprintf(f, "ebmc %s\n", EBMC_VERSION_STRING);
-#if defined(__clang__)
-    fprintf(f, "C compiler: clang %s\n", __clang_version__);
-#elif defined(__GNUC__)
-    fprintf(f, "C compiler: gcc %s\n", __VERSION__);
-#else
-    fprintf(f, "C compiler: unknown\n");
-#endif
-#ifdef _OPENMP
-    fprintf(f, "OpenMP: %d (max threads %d)\n", _OPENMP, omp_get_max_threads());
-#else
-    fprintf(f, "OpenMP: not built\n");
-#endif
+void ebmc_cuda_print_build_info(FILE *f) {
     fprintf(f, "CUDA: not built (configured with -DEBMC_CUDA=OFF)\n");
     fprintf(f, "backend: cpu\n");
 }

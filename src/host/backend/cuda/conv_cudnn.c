@@ -1,0 +1,491 @@
+/* The CUDA backend's convolutions: cuDNN (legacy API) plans, their cache in cuda_priv, and the
+ * six convolution ops of the op table.
+ *
+ * Every conv/transposed-conv op is run as one cuDNN call on a convolution "P":
+ *   conv2d fwd / bwd-data / bwd-filter     -> P = the descriptor's convolution,
+ *                                             cudnnConvolutionForward / BackwardData / Filter
+ *   convt2d fwd      -> BackwardData of P   with P the convolution whose adjoint the transposed
+ *   convt2d bwd-data -> Forward of P        conv is: input (N,Cout,Ho,Wo), weight (Cin,Cout,KH,KW)
+ *   convt2d bwd-filt -> BackwardFilter of P read as a conv weight (K=Cin, C=Cout), output
+ *                       (input = dy,        (N,Cin,H,W), pads top pad_t, bottom pad_b-out_pad_h,
+ *                        grad-out = x)      left pad_l, right pad_r-out_pad_w.
+ * cuDNN pads symmetrically and not negatively, so P's pads (t,b,l,r) are split into a symmetric
+ * part ph = max(0, min(t,b)) that cuDNN applies and an explicit remainder (t-ph top, b-ph bottom;
+ * a negative remainder crops) applied by pad2d_copy into the workspace: forward/bwd-filter pad
+ * the input before the call, bwd-data computes the gradient of the padded input in the
+ * workspace and crops it back (adding beta*dx). Symmetric non-negative pads take the native path
+ * with no copy. A plan (descriptors, algorithm, workspace bytes, the geometry above) is built
+ * once per (op, descriptor, precision, determinism) and cached in priv. */
+#include "backend/cuda/cuda_internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pad.h"
+
+/* cuDNN algorithms asking for more workspace than this are skipped (a faster algorithm is not
+ * worth a gigabyte of device memory on every plan). */
+#define CONV_MAX_ALGO_WS ((size_t)1 << 30)
+/* workspace sub-buffers start on 256-byte boundaries (cudaMalloc's alignment) */
+#define WS_ALIGN(b) (((b) + (size_t)255) & ~(size_t)255)
+#define PERF_MAX 16
+
+typedef enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 } conv_kind;
+
+typedef struct {
+    int op;                     /* ebmc_op */
+    ebmc_conv_desc d;           /* compared field by field (conv_key_eq) */
+    int precision;              /* ebmc_precision */
+    int deterministic;
+} conv_key;
+
+struct conv_plan {
+    conv_key key;
+    conv_kind kind;             /* the cuDNN call */
+    /* P: input (n,c,h,w), filter (k,c,kh,kw), stride (sh,sw), output (n,k,ho,wo). cuDNN sees
+     * the input as (n,c,hp,wp) = X shifted down/right by (off_top,off_left), zero-filled or
+     * cropped, with symmetric pads (ph,pw). */
+    int n, c, h, w, k, kh, kw, sh, sw;
+    int hp, wp, off_top, off_left, ph, pw, ho, wo;
+    bool explicit_pad;          /* (hp,wp,off_top,off_left) != (h,w,0,0): pad2d_copy needed */
+    size_t pad_bytes;           /* the (n,c,hp,wp) buffer in the workspace; 0 if native */
+    size_t algo_bytes;          /* cuDNN workspace of algo */
+    int algo;                   /* cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t */
+    cudnnMathType_t math;       /* set on cd; FP32: always CUDNN_FMA_MATH */
+    cudnnTensorDescriptor_t xd; /* (n,c,hp,wp) */
+    cudnnTensorDescriptor_t yd; /* (n,k,ho,wo) */
+    cudnnFilterDescriptor_t wd; /* (k,c,kh,kw) */
+    cudnnConvolutionDescriptor_t cd;
+};
+
+static void conv_plan_destroy(conv_plan *pl) {
+    if (!pl) return;
+    /* destroy calls on valid descriptors cannot fail short of a corrupted cuDNN; checked anyway */
+    if (pl->xd) CUDNN_CHECK(cudnnDestroyTensorDescriptor(pl->xd));
+    if (pl->yd) CUDNN_CHECK(cudnnDestroyTensorDescriptor(pl->yd));
+    if (pl->wd) CUDNN_CHECK(cudnnDestroyFilterDescriptor(pl->wd));
+    if (pl->cd) CUDNN_CHECK(cudnnDestroyConvolutionDescriptor(pl->cd));
+    free(pl);
+}
+
+static bool op_is_convt(ebmc_op op) {
+    return op == EBMC_OP_CONVT2D_FWD || op == EBMC_OP_CONVT2D_BWD_DATA ||
+           op == EBMC_OP_CONVT2D_BWD_FILTER;
+}
+
+bool cuda_op_is_conv(ebmc_op op) {
+    return op == EBMC_OP_CONV2D_FWD || op == EBMC_OP_CONV2D_BWD_DATA ||
+           op == EBMC_OP_CONV2D_BWD_FILTER || op_is_convt(op);
+}
+
+static bool conv_key_eq(const conv_key *a, const conv_key *b) {
+    const ebmc_conv_desc *x = &a->d, *y = &b->d;
+    return a->op == b->op && a->precision == b->precision &&
+           a->deterministic == b->deterministic && x->n == y->n && x->c_in == y->c_in &&
+           x->h == y->h && x->w == y->w && x->c_out == y->c_out && x->kh == y->kh &&
+           x->kw == y->kw && x->stride_h == y->stride_h && x->stride_w == y->stride_w &&
+           x->pad_t == y->pad_t && x->pad_b == y->pad_b && x->pad_l == y->pad_l &&
+           x->pad_r == y->pad_r && x->out_pad_h == y->out_pad_h && x->out_pad_w == y->out_pad_w &&
+           x->transposed == y->transposed && x->has_bias == y->has_bias;
+}
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* Fills the geometry of pl (everything but the cuDNN objects) from (op, d). */
+static ebmc_status conv_geometry(ebmc_op op, const ebmc_conv_desc *d, conv_plan *pl, char *err,
+                                 size_t errlen) {
+    int t, b, l, r;
+    if (d->n < 1 || d->c_in < 1 || d->c_out < 1 || d->h < 1 || d->w < 1 || d->kh < 1 ||
+        d->kw < 1 || d->stride_h < 1 || d->stride_w < 1) {
+        snprintf(err, errlen, "non-positive size in the descriptor");
+        return EBMC_E_INVALID;
+    }
+    if (!op_is_convt(op)) {
+        pl->n = d->n, pl->c = d->c_in, pl->h = d->h, pl->w = d->w, pl->k = d->c_out;
+        t = d->pad_t, b = d->pad_b, l = d->pad_l, r = d->pad_r;
+    } else {
+        /* P's input is the transposed conv's output (N,Cout,Ho,Wo) */
+        const long long ho = (long long)(d->h - 1) * d->stride_h - d->pad_t - d->pad_b + d->kh +
+                             d->out_pad_h;
+        const long long wo = (long long)(d->w - 1) * d->stride_w - d->pad_l - d->pad_r + d->kw +
+                             d->out_pad_w;
+        if (ho < 1 || wo < 1 || ho > INT_MAX || wo > INT_MAX) {
+            snprintf(err, errlen, "transposed convolution output %lldx%lld is empty or too large",
+                     ho, wo);
+            return EBMC_E_INVALID;
+        }
+        pl->n = d->n, pl->c = d->c_out, pl->h = (int)ho, pl->w = (int)wo, pl->k = d->c_in;
+        t = d->pad_t, b = d->pad_b - d->out_pad_h, l = d->pad_l, r = d->pad_r - d->out_pad_w;
+    }
+    pl->kind = (op == EBMC_OP_CONV2D_FWD || op == EBMC_OP_CONVT2D_BWD_DATA) ? CONV_FWD
+               : (op == EBMC_OP_CONV2D_BWD_DATA || op == EBMC_OP_CONVT2D_FWD) ? CONV_BWD_DATA
+                                                                               : CONV_BWD_FILTER;
+    pl->kh = d->kh, pl->kw = d->kw, pl->sh = d->stride_h, pl->sw = d->stride_w;
+    pl->ph = imax(0, imin(t, b));
+    pl->pw = imax(0, imin(l, r));
+    pl->off_top = t - pl->ph;
+    pl->off_left = l - pl->pw;
+    const long long hp = (long long)pl->h + (t - pl->ph) + (b - pl->ph);
+    const long long wp = (long long)pl->w + (l - pl->pw) + (r - pl->pw);
+    if (hp < 1 || wp < 1 || hp > INT_MAX || wp > INT_MAX) {
+        snprintf(err, errlen, "padded input %lldx%lld is empty or too large", hp, wp);
+        return EBMC_E_INVALID;
+    }
+    pl->hp = (int)hp, pl->wp = (int)wp;
+    if (hp + 2LL * pl->ph < pl->kh || wp + 2LL * pl->pw < pl->kw) {
+        snprintf(err, errlen, "kernel %dx%d larger than the padded input %lldx%lld", pl->kh,
+                 pl->kw, hp + 2LL * pl->ph, wp + 2LL * pl->pw);
+        return EBMC_E_INVALID;
+    }
+    pl->ho = (int)((hp + 2LL * pl->ph - pl->kh) / pl->sh + 1);
+    pl->wo = (int)((wp + 2LL * pl->pw - pl->kw) / pl->sw + 1);
+    if (op_is_convt(op) && (pl->ho != d->h || pl->wo != d->w)) {
+        /* cannot happen for a valid descriptor (the division above is exact); a guard */
+        snprintf(err, errlen,
+                 "transposed convolution geometry: equivalent convolution gives %dx%d, not %dx%d",
+                 pl->ho, pl->wo, d->h, d->w);
+        return EBMC_E_INVALID;
+    }
+    pl->explicit_pad =
+        pl->hp != pl->h || pl->wp != pl->w || pl->off_top != 0 || pl->off_left != 0;
+    /* legacy cuDNN tensors hold fewer than 2^31 elements */
+    const double xs = (double)pl->n * pl->c * pl->hp * pl->wp;
+    const double ys = (double)pl->n * pl->k * pl->ho * pl->wo;
+    const double ws = (double)pl->k * pl->c * pl->kh * pl->kw;
+    const double xs0 = (double)pl->n * pl->c * pl->h * pl->w;
+    if (xs > INT_MAX || ys > INT_MAX || ws > INT_MAX || xs0 > INT_MAX) {
+        snprintf(err, errlen, "tensor of 2^31 elements or more (cuDNN's legacy API limit)");
+        return EBMC_E_UNSUPPORTED;
+    }
+    pl->pad_bytes = pl->explicit_pad ? (size_t)xs * sizeof(float) : 0;
+    return EBMC_OK;
+}
+
+static bool math_ok(cudnnMathType_t m, ebmc_precision prec) {
+    if (prec == EBMC_PREC_FP32) return m == CUDNN_FMA_MATH; /* never TF32 tensor cores */
+    return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;    /* never down-convert to fp16 */
+}
+
+#define PLAN_TRY(call)                                                                          \
+    do {                                                                                        \
+        cudnnStatus_t s_ = (call);                                                              \
+        if (s_ != CUDNN_STATUS_SUCCESS) {                                                       \
+            snprintf(err, errlen, "%s: %s", #call, cudnnGetErrorString(s_));                    \
+            return EBMC_E_UNSUPPORTED;                                                          \
+        }                                                                                       \
+    } while (0)
+
+/* Picks the algorithm: the first heuristic result (cuDNN's v7 heuristics, fastest first) that
+ * succeeded, is deterministic when asked, has an acceptable math type and a workspace within
+ * CONV_MAX_ALGO_WS; else the first of a short list of classic deterministic algorithms that
+ * cuDNN accepts for this problem. Sets pl->algo, pl->math (also on cd), pl->algo_bytes. */
+static ebmc_status conv_choose_algo(cudnnHandle_t h, conv_plan *pl, ebmc_precision prec, bool det,
+                                    char *err, size_t errlen) {
+    const cudnnMathType_t base = prec == EBMC_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+    int req = 0, got = 0;
+    size_t ws = 0;
+    switch (pl->kind) {
+    case CONV_FWD: {
+        cudnnConvolutionFwdAlgoPerf_t perf[PERF_MAX];
+        PLAN_TRY(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &req));
+        req = imax(1, imin(req, PERF_MAX));
+        PLAN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, pl->xd, pl->wd, pl->cd, pl->yd, req,
+                                                        &got, perf));
+        for (int i = 0; i < got; i++) {
+            if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+            if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+            if (!math_ok(perf[i].mathType, prec) || perf[i].memory > CONV_MAX_ALGO_WS) continue;
+            PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, perf[i].mathType));
+            if (cudnnGetConvolutionForwardWorkspaceSize(h, pl->xd, pl->wd, pl->cd, pl->yd,
+                                                        perf[i].algo, &ws) != CUDNN_STATUS_SUCCESS)
+                continue;
+            pl->algo = (int)perf[i].algo, pl->math = perf[i].mathType, pl->algo_bytes = ws;
+            return EBMC_OK;
+        }
+        static const cudnnConvolutionFwdAlgo_t fallback[] = {
+            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
+        PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
+        for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++) {
+            if (cudnnGetConvolutionForwardWorkspaceSize(h, pl->xd, pl->wd, pl->cd, pl->yd,
+                                                        fallback[i], &ws) != CUDNN_STATUS_SUCCESS)
+                continue;
+            pl->algo = (int)fallback[i], pl->math = base, pl->algo_bytes = ws;
+            return EBMC_OK;
+        }
+        break;
+    }
+    case CONV_BWD_DATA: {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[PERF_MAX];
+        PLAN_TRY(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &req));
+        req = imax(1, imin(req, PERF_MAX));
+        PLAN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl->wd, pl->yd, pl->cd, pl->xd,
+                                                             req, &got, perf));
+        for (int i = 0; i < got; i++) {
+            if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+            if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+            if (!math_ok(perf[i].mathType, prec) || perf[i].memory > CONV_MAX_ALGO_WS) continue;
+            PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, perf[i].mathType));
+            if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl->wd, pl->yd, pl->cd, pl->xd,
+                                                             perf[i].algo,
+                                                             &ws) != CUDNN_STATUS_SUCCESS)
+                continue;
+            pl->algo = (int)perf[i].algo, pl->math = perf[i].mathType, pl->algo_bytes = ws;
+            return EBMC_OK;
+        }
+        PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
+        if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl->wd, pl->yd, pl->cd, pl->xd,
+                                                         CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                                                         &ws) == CUDNN_STATUS_SUCCESS) {
+            pl->algo = (int)CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, pl->math = base;
+            pl->algo_bytes = ws;
+            return EBMC_OK;
+        }
+        break;
+    }
+    case CONV_BWD_FILTER: {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[PERF_MAX];
+        PLAN_TRY(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &req));
+        req = imax(1, imin(req, PERF_MAX));
+        PLAN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl->xd, pl->yd, pl->cd, pl->wd,
+                                                               req, &got, perf));
+        for (int i = 0; i < got; i++) {
+            if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+            if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+            if (!math_ok(perf[i].mathType, prec) || perf[i].memory > CONV_MAX_ALGO_WS) continue;
+            PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, perf[i].mathType));
+            if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->xd, pl->yd, pl->cd, pl->wd,
+                                                               perf[i].algo,
+                                                               &ws) != CUDNN_STATUS_SUCCESS)
+                continue;
+            pl->algo = (int)perf[i].algo, pl->math = perf[i].mathType, pl->algo_bytes = ws;
+            return EBMC_OK;
+        }
+        PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
+        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->xd, pl->yd, pl->cd, pl->wd,
+                                                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                                           &ws) == CUDNN_STATUS_SUCCESS) {
+            pl->algo = (int)CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, pl->math = base;
+            pl->algo_bytes = ws;
+            return EBMC_OK;
+        }
+        break;
+    }
+    }
+    snprintf(err, errlen, "cuDNN offers no %s%s algorithm for this shape",
+             det ? "deterministic " : "", prec == EBMC_PREC_FP32 ? "FP32 (FMA math)" : "FP32/TF32");
+    return EBMC_E_UNSUPPORTED;
+}
+
+/* Creates the cuDNN objects of a plan whose geometry is filled, and chooses its algorithm.
+ * Failures are returned (planning runs inside supports()); pl keeps what was created so that
+ * conv_plan_destroy releases it. */
+static ebmc_status conv_plan_build(cudnnHandle_t h, conv_plan *pl, ebmc_precision prec, bool det,
+                                   char *err, size_t errlen) {
+    PLAN_TRY(cudnnCreateTensorDescriptor(&pl->xd));
+    PLAN_TRY(cudnnCreateTensorDescriptor(&pl->yd));
+    PLAN_TRY(cudnnCreateFilterDescriptor(&pl->wd));
+    PLAN_TRY(cudnnCreateConvolutionDescriptor(&pl->cd));
+    PLAN_TRY(cudnnSetTensor4dDescriptor(pl->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, pl->n, pl->c,
+                                        pl->hp, pl->wp));
+    PLAN_TRY(cudnnSetFilter4dDescriptor(pl->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, pl->k, pl->c,
+                                        pl->kh, pl->kw));
+    PLAN_TRY(cudnnSetConvolution2dDescriptor(pl->cd, pl->ph, pl->pw, pl->sh, pl->sw, 1, 1,
+                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    PLAN_TRY(cudnnSetConvolutionMathType(
+        pl->cd, prec == EBMC_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    int on = 0, oc = 0, oh = 0, ow = 0;
+    PLAN_TRY(cudnnGetConvolution2dForwardOutputDim(pl->cd, pl->xd, pl->wd, &on, &oc, &oh, &ow));
+    if (on != pl->n || oc != pl->k || oh != pl->ho || ow != pl->wo) {
+        snprintf(err, errlen, "cuDNN output (%d,%d,%d,%d) differs from the expected (%d,%d,%d,%d)",
+                 on, oc, oh, ow, pl->n, pl->k, pl->ho, pl->wo);
+        return EBMC_E_INVALID;
+    }
+    PLAN_TRY(cudnnSetTensor4dDescriptor(pl->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, pl->n, pl->k,
+                                        pl->ho, pl->wo));
+    return conv_choose_algo(h, pl, prec, det, err, errlen);
+}
+
+/* The cached plan of (op, d) under the context's precision and determinism; built on first use.
+ * Takes priv and opts (not the context) so that the const supports()/workspace_size() can plan. */
+static ebmc_status conv_plan_get(cuda_priv *p, const ebmc_ctx_opts *o, ebmc_op op,
+                                 const ebmc_conv_desc *d, const conv_plan **out, char *err,
+                                 size_t errlen) {
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.op = (int)op;
+    key.d = *d;
+    key.precision = (int)o->precision;
+    key.deterministic = o->deterministic ? 1 : 0;
+    for (int i = 0; i < p->n_plans; i++)
+        if (conv_key_eq(&p->plans[i]->key, &key)) {
+            *out = p->plans[i];
+            return EBMC_OK;
+        }
+    if (d->transposed != (op_is_convt(op) ? 1 : 0)) {
+        snprintf(err, errlen, "descriptor has transposed=%d for %s", d->transposed,
+                 ebmc_op_name(op));
+        return EBMC_E_INVALID;
+    }
+    conv_plan *pl = calloc(1, sizeof *pl);
+    if (!pl) {
+        snprintf(err, errlen, "out of host memory for a convolution plan");
+        return EBMC_E_NOMEM;
+    }
+    pl->key = key;
+    ebmc_status st = conv_geometry(op, d, pl, err, errlen);
+    if (st == EBMC_OK) {
+        /* A shape first seen inside a graph capture (e.g. a chain run on fewer chains than its
+         * tape was planned for) is planned here, during the capture. cuDNN's heuristic queries
+         * run on the host and enqueue nothing on the stream, but are not documented as
+         * capture-safe: this thread's capture mode is relaxed around them, so that an internal
+         * "potentially unsafe" call cannot invalidate the capture. (Its workspace must still fit:
+         * cuda_get_workspace refuses to grow during a capture.) */
+        const bool relax = cuda_stream_capturing(p);
+        enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+        if (relax) CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+        st = conv_plan_build(p->cudnn, pl, o->precision, o->deterministic, err, errlen);
+        if (relax) CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode)); /* restores it */
+    }
+    if (st == EBMC_OK && p->n_plans == p->cap_plans) {
+        const int cap = p->cap_plans ? 2 * p->cap_plans : 16;
+        conv_plan **np = realloc(p->plans, (size_t)cap * sizeof *np);
+        if (!np) {
+            snprintf(err, errlen, "out of host memory for the plan cache");
+            st = EBMC_E_NOMEM;
+        } else {
+            p->plans = np;
+            p->cap_plans = cap;
+        }
+    }
+    if (st != EBMC_OK) {
+        conv_plan_destroy(pl);
+        return st;
+    }
+    p->plans[p->n_plans++] = pl;
+    *out = pl;
+    return EBMC_OK;
+}
+
+static size_t conv_plan_ws(const conv_plan *pl) {
+    return (pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : 0) + pl->algo_bytes;
+}
+
+/* Runs P's cuDNN call:
+ *   CONV_FWD:        a = X (n,c,h,w),  b = W (k,c,kh,kw),  out = Y (n,k,ho,wo)   = conv + beta*out
+ *   CONV_BWD_DATA:   a = dY (n,k,ho,wo), b = W,            out = dX (n,c,h,w)    = adj + beta*out
+ *   CONV_BWD_FILTER: a = X,            b = dY,             out = dW (k,c,kh,kw)  = corr + beta*out
+ * beta == 0 never reads out (cuDNN documents that it does not read the output then). */
+static ebmc_status conv_exec(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d, const float *a,
+                             const float *b, float *out, float beta) {
+    cuda_priv *p = cpriv(ctx);
+    const conv_plan *pl = NULL;
+    char err[512];
+    ebmc_status st = conv_plan_get(p, &ctx->opts, op, d, &pl, err, sizeof err);
+    if (st != EBMC_OK) return ebmc_ctx_seterr(ctx, st, "%s: %s", ebmc_op_name(op), err);
+    void *ws = NULL;
+    st = cuda_get_workspace(ctx, conv_plan_ws(pl), &ws);
+    if (st != EBMC_OK) return st;
+    float *xp = pl->explicit_pad ? (float *)ws : NULL; /* (n,c,hp,wp) */
+    void *algo_ws = pl->algo_bytes ? (char *)ws + (pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : 0)
+                                   : NULL;
+    const int nc = pl->n * pl->c;
+    const float one = 1.f, zero = 0.f;
+    EBMC_NVTX_PUSH(ebmc_op_name(op));
+    switch (pl->kind) {
+    case CONV_FWD: {
+        const float *x = a;
+        if (pl->explicit_pad) {
+            pad2d_copy(a, nc, pl->h, pl->w, xp, pl->hp, pl->wp, pl->off_top, pl->off_left,
+                       0.f, p->stream);
+            x = xp;
+        }
+        CUDNN_CHECK(cudnnConvolutionForward(p->cudnn, &one, pl->xd, x, pl->wd, b, pl->cd,
+                                            (cudnnConvolutionFwdAlgo_t)pl->algo, algo_ws,
+                                            pl->algo_bytes, &beta, pl->yd, out));
+        break;
+    }
+    case CONV_BWD_DATA:
+        if (pl->explicit_pad) {
+            CUDNN_CHECK(cudnnConvolutionBackwardData(p->cudnn, &one, pl->wd, b, pl->yd, a, pl->cd,
+                                                     (cudnnConvolutionBwdDataAlgo_t)pl->algo,
+                                                     algo_ws, pl->algo_bytes, &zero, pl->xd, xp));
+            /* crop (or zero-extend) the padded input's gradient back:
+             * dX[i,j] = dXp[i+off_top, j+off_left] + beta*dX[i,j] */
+            pad2d_copy(xp, nc, pl->hp, pl->wp, out, pl->h, pl->w, -pl->off_top, -pl->off_left,
+                       beta, p->stream);
+        } else {
+            CUDNN_CHECK(cudnnConvolutionBackwardData(p->cudnn, &one, pl->wd, b, pl->yd, a, pl->cd,
+                                                     (cudnnConvolutionBwdDataAlgo_t)pl->algo,
+                                                     algo_ws, pl->algo_bytes, &beta, pl->xd, out));
+        }
+        break;
+    case CONV_BWD_FILTER: {
+        const float *x = a;
+        if (pl->explicit_pad) {
+            pad2d_copy(a, nc, pl->h, pl->w, xp, pl->hp, pl->wp, pl->off_top, pl->off_left,
+                       0.f, p->stream);
+            x = xp;
+        }
+        CUDNN_CHECK(cudnnConvolutionBackwardFilter(p->cudnn, &one, pl->xd, x, pl->yd, b, pl->cd,
+                                                   (cudnnConvolutionBwdFilterAlgo_t)pl->algo,
+                                                   algo_ws, pl->algo_bytes, &beta, pl->wd, out));
+        break;
+    }
+    }
+    EBMC_NVTX_POP();
+    return EBMC_OK;
+}
+
+/* conv2d: P is the descriptor's convolution */
+ebmc_status cuda_conv2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                            const float *w, float *y) {
+    return conv_exec(ctx, EBMC_OP_CONV2D_FWD, d, x, w, y, 0.f);
+}
+ebmc_status cuda_conv2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
+                                 const float *w, float *dx, float beta) {
+    return conv_exec(ctx, EBMC_OP_CONV2D_BWD_DATA, d, dy, w, dx, beta);
+}
+ebmc_status cuda_conv2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                                   const float *dy, float *dw, float beta) {
+    return conv_exec(ctx, EBMC_OP_CONV2D_BWD_FILTER, d, x, dy, dw, beta);
+}
+/* transposed: x (N,Cin,H,W) is P's output side, y (N,Cout,Ho,Wo) P's input side */
+ebmc_status cuda_convt2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                             const float *w, float *y) {
+    return conv_exec(ctx, EBMC_OP_CONVT2D_FWD, d, x, w, y, 0.f); /* P bwd-data, dY = x */
+}
+ebmc_status cuda_convt2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy,
+                                  const float *w, float *dx, float beta) {
+    return conv_exec(ctx, EBMC_OP_CONVT2D_BWD_DATA, d, dy, w, dx, beta); /* P fwd, X = dy */
+}
+ebmc_status cuda_convt2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x,
+                                    const float *dy, float *dw, float beta) {
+    /* P bwd-filter with P's input = dy and P's output gradient = x */
+    return conv_exec(ctx, EBMC_OP_CONVT2D_BWD_FILTER, d, dy, x, dw, beta);
+}
+
+/* ---- for the op table: supports(), workspace_size(), fini ---- */
+
+bool cuda_conv_supports(const ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
+    const conv_plan *pl = NULL;
+    char err[512];
+    return conv_plan_get(cpriv(ctx), &ctx->opts, op, d, &pl, err, sizeof err) == EBMC_OK;
+}
+
+size_t cuda_conv_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
+    const conv_plan *pl = NULL;
+    char err[512];
+    if (conv_plan_get(cpriv(ctx), &ctx->opts, op, d, &pl, err, sizeof err) != EBMC_OK) return 0;
+    return conv_plan_ws(pl);
+}
+
+void cuda_conv_plans_release(cuda_priv *p) {
+    for (int i = 0; i < p->n_plans; i++) conv_plan_destroy(p->plans[i]);
+    free(p->plans);
+    p->plans = NULL;
+    p->n_plans = p->cap_plans = 0;
+}
