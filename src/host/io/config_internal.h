@@ -35,6 +35,9 @@ typedef struct {
     size_t len, cap;
 } sbuf;
 
+/* hidden: the split made these extern; they stay out of libebmc.so's exported symbols */
+#pragma GCC visibility push(hidden)
+
 char *cfg_xstrdup(const char *s);
 /* vsnprintf into err (nothing when err is NULL or errlen is 0) */
 void cfg_set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -58,5 +61,7 @@ void cfg_val_copy(cfg_val *dst, const cfg_val *src);
  * in why; `comments`: an inline comment may follow the value (config_parse.c) */
 bool cfg_parse_value(const ebmc_cfg_key *k, const char *raw, bool comments, cfg_val *out,
                      char *why, size_t whylen);
+
+#pragma GCC visibility pop
 
 #endif

@@ -17,6 +17,9 @@
 
 #define MAX_JSON_INT 9007199254740991.0 /* 2^53 - 1: the largest integer a double holds exactly */
 
+/* hidden: the split made these extern; they stay out of libebmc.so's exported symbols */
+#pragma GCC visibility push(hidden)
+
 /* "PATH: [tensor 'NAME': ]message" into err */
 void st_err(char *err, size_t errlen, const char *path, const char *tensor, const char *fmt, ...);
 /* Length of the valid UTF-8 prefix of s[0..n): n when all of it is valid. Strict: no overlong
@@ -27,5 +30,7 @@ bool st_tensor_bytes(const int64_t *shape, int ndim, size_t dsize, uint64_t *out
 /* qsort comparators: (const ebmc_st_tensor *) by name, (const char *) bytewise */
 int st_cmp_name_ptr(const void *a, const void *b);
 int st_cmp_str_ptr(const void *a, const void *b);
+
+#pragma GCC visibility pop
 
 #endif
