@@ -21,7 +21,8 @@ typedef enum {
     EBMC_E_WORKSPACE = 3,   /* the planned workspace is too small for this call */
     EBMC_E_DEVICE = 4,      /* no usable device, or a device call failed */
     EBMC_E_NOMEM = 5,       /* allocation failed */
-    EBMC_E_IO = 6           /* file missing, truncated or malformed */
+    EBMC_E_IO = 6,          /* file missing, truncated or malformed */
+    EBMC_E_INTERRUPTED = 7  /* stopped part-way at the user's request (ebmc_interrupt_level() >= 2) */
 } ebmc_status;
 
 const char *ebmc_status_str(ebmc_status s);
@@ -63,6 +64,12 @@ void *ebmc_xcalloc(size_t count, size_t size, const char *what);
         ebmc_status s_ = (call);                                                                \
         if (s_ != EBMC_OK) return s_;                                                           \
     } while (0)
+
+/* The user's request to stop (set from a signal handler: async-signal-safe): 0 none, 1 stop
+ * after this iteration, 2 stop at once. Long loops (Langevin chains run eagerly) check it
+ * between steps and return EBMC_E_INTERRUPTED at level 2. */
+void ebmc_interrupt_set(int level);
+int ebmc_interrupt_level(void);
 
 /* Seconds on the monotonic clock. */
 double ebmc_now_s(void);

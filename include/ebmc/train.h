@@ -15,7 +15,9 @@ enum {
     EBMC_EXIT_USAGE = 2,      /* bad command line */
     EBMC_EXIT_CONFIG = 64,    /* bad configuration (unknown key, wrong type, range) */
     EBMC_EXIT_DATA = 65,      /* missing or malformed data, checkpoint or config file */
-    EBMC_EXIT_DIVERGED = 4    /* the divergence guard gave up after its recoveries */
+    EBMC_EXIT_DIVERGED = 4,   /* the divergence guard gave up after its recoveries */
+    EBMC_EXIT_INTERRUPTED = 5 /* a second SIGINT/SIGTERM stopped the run part-way through an
+                                 iteration; the last checkpoint is kept as it was */
 };
 
 /* ebmc train CONFIG [section.key=value ...] | ebmc train --resume RUN_DIR [section.key=value]

@@ -1,5 +1,6 @@
 #include "ebmc/common.h"
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ const char *ebmc_status_str(ebmc_status s) {
     case EBMC_E_DEVICE: return "device error";
     case EBMC_E_NOMEM: return "out of memory";
     case EBMC_E_IO: return "i/o error";
+    case EBMC_E_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }
@@ -64,3 +66,7 @@ int ebmc_mkdir_p(const char *path) {
     if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
     return 0;
 }
+
+static volatile sig_atomic_t g_interrupt = 0;
+void ebmc_interrupt_set(int level) { g_interrupt = level; }
+int ebmc_interrupt_level(void) { return g_interrupt; }

@@ -336,8 +336,9 @@ ebmc_status ebmc_chain_set_step(ebmc_chain_t *c, uint32_t step) {
     return EBMC_OK;
 }
 
-/* The K steps as op calls on the stream, reading the noise step from the device counter. */
-static ebmc_status chain_sequence(ebmc_chain_t *c, int n) {
+/* The K steps as op calls on the stream, reading the noise step from the device counter. Run
+ * eagerly (not under capture), it stops between steps when the user asks to stop at once. */
+static ebmc_status chain_sequence(ebmc_chain_t *c, int n, bool eager) {
     ebmc_potential *pot = c->pot;
     const ebmc_langevin_params *p = &c->p;
     ebmc_rng_key key = {c->seed, c->stream, c->counter, 0};
@@ -347,6 +348,9 @@ static ebmc_status chain_sequence(ebmc_chain_t *c, int n) {
         TRY(ebmc_rng(c->ctx, &r, c->state));
     }
     for (int k = 0; k < p->steps; k++) {
+        if (eager && ebmc_interrupt_level() >= 2)
+            return ebmc_ctx_seterr(c->ctx, EBMC_E_INTERRUPTED, "chain: stopped after %d of %d steps at the user's "
+                                   "request", k, p->steps);
         TRY(pot->grad(pot, n, c->state, c->grad));
         ebmc_langevin_desc d = {n, pot->elems, p->a, p->b, p->c, p->clip, p->clamp, p->lo, p->hi,
                                 p->noise, key};
@@ -379,7 +383,7 @@ static ebmc_status chain_run(ebmc_chain_t *c, int n) {
     }
     ebmc_status s = EBMC_OK; /* a replay (graph already captured) reaches the launch with it */
     if (!c->use_graph) {
-        s = chain_sequence(c, n);
+        s = chain_sequence(c, n, true);
     } else {
         bool captured = false; /* the capture ran chain_sequence's host code once already */
         int slot = -1, free_slot = -1;
@@ -395,7 +399,7 @@ static ebmc_status chain_run(ebmc_chain_t *c, int n) {
             }
             s = ebmc_graph_begin(c->ctx);
             if (!s) {
-                ebmc_status body = chain_sequence(c, n);
+                ebmc_status body = chain_sequence(c, n, false);
                 void *g = NULL;
                 s = ebmc_graph_end(c->ctx, &g);
                 if (body) s = body;

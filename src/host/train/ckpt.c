@@ -5,6 +5,7 @@
  * iter_N.del first: a kill at any point leaves only whole checkpoints under their names. */
 #include "train/shell.h"
 #include "ebmc/checkpoint.h"
+#include "ebmc/fileio.h"
 #include "ebmc/optim.h"
 #include "ebmc/safetensors.h"
 #include <dirent.h>
@@ -15,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { SHELL_ITEMS = 4 }; /* iteration, loader.epoch, loader.pos, restarts */
+enum { SHELL_ITEMS = 4 };
+
+static void remove_folder(const char *path); /* iteration, loader.epoch, loader.pos, restarts */
 
 typedef struct {
     ebmc_ckpt_item items[EBMC_MAX_CKPT_ITEMS + SHELL_ITEMS];
@@ -30,7 +33,7 @@ static void list_items(ebmc_run_t *r, item_list *L) {
     L->epoch = L->pos = 0;
     if (r->loader) ebmc_loader_get_state(r->loader, &L->epoch, &L->pos);
     ebmc_ckpt_item *it = L->items + L->n;
-    it[0] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "iteration", .ptr = &L->iteration, .lo = 0, .hi = INT64_MAX / 2};
+    it[0] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "iteration", .ptr = &L->iteration, .lo = 0, .hi = 1000000000000};
     it[1] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "loader.epoch", .ptr = &L->epoch, .lo = 0, .hi = INT64_MAX / 2};
     it[2] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "loader.pos", .ptr = &L->pos, .lo = 0, .hi = INT64_MAX / 2};
     it[3] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "restarts", .ptr = &L->restarts, .lo = 0, .hi = UINT32_MAX};
@@ -107,6 +110,7 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     snprintf(path, sizeof path, "%s/state.safetensors", tmp);
     if (!s) s = write_state(r, &L, path, meta, err, errlen);
     free(cfg_json);
+    if (s) remove_folder(tmp); /* nothing half-written stays behind */
     if (!s && rename(tmp, dir)) {
         snprintf(err, errlen, "%s: cannot rename into place: %s", dir, strerror(errno));
         s = EBMC_E_IO;
@@ -241,6 +245,97 @@ void ebmc_ckpt_clean(const char *run_dir) {
         }
     }
     closedir(d);
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* the iterations of the run's checkpoint folders, newest first (malloc'd); their count */
+static int list_done(const char *run_dir, int64_t **out) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0, cap = 0;
+    long long v;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (classify(e->d_name, &v) == CK_DONE) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                int64_t *g = realloc(*out, (size_t)cap * sizeof **out);
+                if (!g) break; /* out of host memory: the newest found so far */
+                *out = g;
+            }
+            (*out)[n++] = v;
+        }
+    closedir(d);
+    if (n) qsort(*out, (size_t)n, sizeof **out, cmp_desc);
+    return n;
+}
+
+ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *it, char *path, size_t n,
+                                  char *err, size_t errlen) {
+    int64_t *its;
+    int count = list_done(run_dir, &its);
+    char first[1024] = "";
+    for (int i = 0; i < count; i++) {
+        char e[1024];
+        snprintf(path, n, "%s/checkpoints/iter_%08" PRId64, run_dir, its[i]);
+        ebmc_status s = ebmc_run_load(r, path, it, e, sizeof e);
+        if (!s && *it != its[i]) {
+            snprintf(e, sizeof e, "its state says iteration %" PRId64, *it);
+            s = EBMC_E_IO;
+        }
+        if (!s) {
+            free(its);
+            return EBMC_OK;
+        }
+        /* moved aside, not deleted: the run goes on from an older one and will write this
+         * iteration again; the user can still inspect it */
+        char aside[PATH_MAX + 48];
+        snprintf(aside, sizeof aside, "%s.unusable", path);
+        bool moved = rename(path, aside) == 0;
+        fprintf(stderr, "ebmc: checkpoint %s is unusable (%s)%s%s%s\n", path, e, moved ? "; moved to " : "",
+                moved ? aside : "", i + 1 < count ? "; trying the one before it" : "");
+        if (!first[0]) snprintf(first, sizeof first, "%s", e);
+    }
+    free(its);
+    if (count == 0) snprintf(err, errlen, "%s has no checkpoint", run_dir);
+    else snprintf(err, errlen, "no checkpoint of %s loads (the newest: %s)", run_dir, first);
+    return EBMC_E_IO;
+}
+
+ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, size_t errlen) {
+    FILE *in = fopen(path, "r");
+    if (!in) return EBMC_OK;
+    char tmp[PATH_MAX + 32];
+    FILE *out = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
+    if (!out) {
+        fclose(in);
+        return EBMC_E_IO;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    bool ok = true;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        long long v;
+        bool record = sscanf(line, "{\"iter\":%lld", &v) == 1; /* event lines start {"event": */
+        if (record && v > last) continue;
+        ok &= fwrite(line, 1, (size_t)len, out) == (size_t)len;
+    }
+    free(line);
+    fclose(in);
+    if (!ok) {
+        ebmc_atomic_abort(out, tmp);
+        snprintf(err, errlen, "%s: cannot rewrite: %s", path, strerror(errno));
+        return EBMC_E_IO;
+    }
+    return ebmc_atomic_commit(out, tmp, path, err, errlen);
 }
 
 void ebmc_ckpt_prune(const char *run_dir, int keep) {

@@ -114,7 +114,7 @@ static ebmc_status write_outputs(const ebmc_recipe *rc, float **arr, int N, int 
 static int sample_and_write(ebmc_run_t *run, const sample_args *a, const char *ckpt, int64_t it, const char *outdir) {
     const ebmc_recipe *rc = ebmc_run_recipe(run);
     const ebmc_config_t *cfg = ebmc_run_config(run);
-    char err[1024] = "", desc[256] = "", files[1024];
+    char err[PATH_MAX + 1024] = "", desc[256] = "", files[1024];
     int c, h, w, n_out = 0;
     rc->sample_shape(ebmc_run_state(run), &c, &h, &w);
     ebmc_sample_opts o = {a->n >= 0 ? (int)a->n : (int)ebmc_config_int(cfg, "sample", "n"), a->steps, a->step_size,

@@ -4,6 +4,7 @@
  * table (include/ebmc/recipe.h). */
 #include "train/shell.h"
 #include "ebmc/log.h"
+#include <ctype.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -13,8 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t g_stop = 0; /* the one process-wide flag a signal handler may set */
-static void on_signal(int sig) { g_stop = sig; }
+/* The first SIGINT/SIGTERM asks to stop after the current iteration (with a checkpoint); a
+ * second one to stop at once (chains check between steps), keeping the last checkpoint. */
+static volatile sig_atomic_t g_stop = 0;
+static void on_signal(int sig) {
+    ebmc_interrupt_set(g_stop ? 2 : 1);
+    g_stop = sig;
+}
 
 /* The shell's keys, read once. */
 typedef struct {
@@ -81,8 +87,16 @@ static ebmc_status save_checkpoint(loop_t *L) {
     return EBMC_OK;
 }
 
-/* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"} */
-static void log_metrics(loop_t *L, int64_t next, int64_t epoch, double dt) {
+/* Back to the newest checkpoint that loads; metrics.jsonl forgets the iterations after it. */
+static ebmc_status reload(loop_t *L, int64_t *it) {
+    char path[PATH_MAX + 32];
+    EBMC_TRY(ebmc_ckpt_load_newest(L->run, L->run_dir, it, path, sizeof path, L->err, L->errlen));
+    return ebmc_metrics_truncate(L->mpath, *it, L->err, L->errlen);
+}
+
+/* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"};
+ * a line that cannot be written (a full disk) stops the run */
+static ebmc_status log_metrics(loop_t *L, int64_t next, int64_t epoch, double dt) {
     const ebmc_report *r = ebmc_run_report(L->run);
     ebmc_jsonl l;
     ebmc_jsonl_begin(&l);
@@ -92,9 +106,7 @@ static void log_metrics(loop_t *L, int64_t next, int64_t epoch, double dt) {
     ebmc_jsonl_num(&l, "sec", dt);
     ebmc_jsonl_num(&l, "images_per_s", r->images / dt);
     if (r->chain_steps > 0) ebmc_jsonl_num(&l, "chain_steps_per_s", r->chain_steps / dt);
-    char e[512];
-    if (ebmc_jsonl_append(&l, L->mpath, e, sizeof e))
-        fprintf(stderr, "\nebmc train: metrics not written: %s\n", e);
+    return ebmc_jsonl_append(&l, L->mpath, L->err, L->errlen);
 }
 
 /* A guarded metric is not finite, or the guarded gap is beyond guard.max_gap: describe it. */
@@ -116,6 +128,7 @@ static int recover(loop_t *L, int64_t next) {
     diverged(L, why, sizeof why);
     L->recoveries++;
     bool have = ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0;
+    uint32_t restarts = ebmc_run_restarts(L->run);
     bool give_up = L->recoveries > L->c.max_rec || !have;
     fprintf(stderr, "\nebmc train: divergence at iteration %" PRId64 " (%s)%s\n", next, why,
             give_up ? "" : "; reloading the last good checkpoint");
@@ -126,6 +139,7 @@ static int recover(loop_t *L, int64_t next) {
     ebmc_jsonl_int(&l, "iter", next);
     if (r->gap >= 0) ebmc_jsonl_num(&l, r->m[r->gap].name, r->m[r->gap].value);
     ebmc_jsonl_int(&l, "recovery", L->recoveries);
+    ebmc_jsonl_int(&l, "restarts", (int64_t)restarts + 1);
     char e[512];
     ebmc_jsonl_append(&l, L->mpath, e, sizeof e);
     if (give_up) {
@@ -135,9 +149,8 @@ static int recover(loop_t *L, int64_t next) {
     }
     /* the restart count keeps growing across reloads (the checkpoint holds an older one), so
      * every recovery draws a noise stream of its own */
-    uint32_t restarts = ebmc_run_restarts(L->run);
     int64_t rit;
-    if (ebmc_run_load(L->run, latest, &rit, L->err, L->errlen)) return EBMC_EXIT_DATA;
+    if (reload(L, &rit)) return EBMC_EXIT_DATA;
     uint32_t loaded = ebmc_run_restarts(L->run);
     ebmc_run_set_restarts(L->run, (restarts > loaded ? restarts : loaded) + 1);
     L->it = rit;
@@ -176,19 +189,25 @@ static int loop_step(loop_t *L) {
     s = ebmc_run_iteration(L->run, next, epoch, grid_due);
     double dt = ebmc_now_s() - t0;
     profiler_window(L, next, true, s != EBMC_OK);
+    if (s == EBMC_E_INTERRUPTED) {
+        snprintf(L->err, L->errlen, "stopped by a second signal during iteration %" PRId64 "; the last checkpoint "
+                 "(iteration %" PRId64 ") is kept", next, L->last_saved);
+        return EBMC_EXIT_INTERRUPTED;
+    }
     if (s) {
         snprintf(L->err, L->errlen, "iteration %" PRId64 ": %s", next, ebmc_ctx_error(ebmc_run_ctx(L->run)));
         return EBMC_EXIT_ERROR;
     }
-    log_metrics(L, next, epoch, dt);
+    if (log_metrics(L, next, epoch, dt)) return EBMC_EXIT_ERROR;
     char why[8];
     if (diverged(L, why, sizeof why)) return recover(L, next);
     L->it = next;
     ebmc_progress_update(L->prog, L->it, ebmc_run_report(L->run)->progress);
+    /* writing outputs is a run-time failure (a full disk), not bad input */
     if (grid_due && ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->err, L->errlen))
-        return EBMC_EXIT_DATA;
+        return EBMC_EXIT_ERROR;
     if ((L->c.ckpt_every && L->it % L->c.ckpt_every == 0) || L->it == L->c.total)
-        if (save_checkpoint(L)) return EBMC_EXIT_DATA;
+        if (save_checkpoint(L)) return EBMC_EXIT_ERROR;
     return EBMC_EXIT_OK;
 }
 
@@ -203,18 +222,11 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
         return EBMC_EXIT_DATA;
     }
     snprintf(L->mpath, sizeof L->mpath, "%s/metrics.jsonl", L->run_dir);
-    ebmc_ckpt_clean(L->run_dir);
+    ebmc_ckpt_clean(L->run_dir); /* what a killed process left half-made or half-deleted */
+    ebmc_ckpt_prune(L->run_dir, L->c.keep);
     L->last_saved = -1;
     if (resume) {
-        char latest[PATH_MAX], e[1024];
-        if (ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) < 0) {
-            snprintf(L->err, L->errlen, "%s has no checkpoint to resume from", L->run_dir);
-            return EBMC_EXIT_DATA;
-        }
-        if (ebmc_run_load(L->run, latest, &L->start, e, sizeof e)) {
-            snprintf(L->err, L->errlen, "resuming from %s: %s", latest, e);
-            return EBMC_EXIT_DATA;
-        }
+        if (reload(L, &L->start)) return EBMC_EXIT_DATA;
         L->last_saved = L->start;
         fprintf(stderr, "ebmc train: resuming %s at iteration %" PRId64 "\n", L->run_dir, L->start);
     }
@@ -222,30 +234,36 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
     char cfgpath[PATH_MAX + 32], planpath[PATH_MAX + 32];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", L->run_dir);
     snprintf(planpath, sizeof planpath, "%s/plan.json", L->run_dir);
-    if (ebmc_config_write(cfg, cfgpath, L->err, L->errlen)) return EBMC_EXIT_DATA; /* overrides included */
+    if (ebmc_config_write(cfg, cfgpath, L->err, L->errlen)) return EBMC_EXIT_ERROR; /* overrides included */
     if (L->c.total == 0) L->c.total = ebmc_config_int(cfg, "train", "epochs") * ebmc_run_batches_per_epoch(L->run);
+    if (resume && L->start >= L->c.total)
+        fprintf(stderr, "ebmc train: the checkpoint is at iteration %" PRId64 " and the run has %" PRId64 " in all: "
+                "nothing to do (HINT: train.iterations=N extends it)\n", L->start, L->c.total);
     fprintf(stderr, "ebmc train: run %s: recipe %s on %s (%s), %" PRId64 " iterations of batch %d, %" PRId64
             " per epoch\n", L->run_dir, rc->name, ebmc_ctx_ops(ebmc_run_ctx(L->run))->name, ebmc_run_data_name(L->run),
             L->c.total, ebmc_run_batch_size(L->run), ebmc_run_batches_per_epoch(L->run));
-    if (ebmc_run_print_plan(L->run, L->c.quiet ? NULL : stderr, planpath, L->err, L->errlen)) return EBMC_EXIT_DATA;
+    if (ebmc_run_print_plan(L->run, L->c.quiet ? NULL : stderr, planpath, L->err, L->errlen)) return EBMC_EXIT_ERROR;
     return EBMC_EXIT_OK;
 }
 
 static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_dir, bool resume, char *err,
                     size_t errlen) {
     loop_t L = {.run_dir = run_dir, .err = err, .errlen = errlen};
-    int rc_exit = loop_open(&L, rc, cfg, resume);
-    if (rc_exit) {
-        fprintf(stderr, "ebmc train: %s\n", err);
-        ebmc_run_free(L.run);
-        return rc_exit;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    g_stop = 0;
+    ebmc_interrupt_set(0);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    g_stop = 0;
+    int rc_exit = loop_open(&L, rc, cfg, resume);
+    if (rc_exit) {
+        fprintf(stderr, "ebmc train: %s\n", err);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        ebmc_run_free(L.run);
+        return rc_exit;
+    }
     L.prog = ebmc_progress_create(L.c.total, L.start, L.c.progress_every, L.c.quiet);
     double t_run = ebmc_now_s();
     while (!rc_exit && L.it < L.c.total && !g_stop) rc_exit = loop_step(&L);
@@ -253,7 +271,7 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
     ebmc_progress_finish(L.prog);
     ebmc_progress_free(L.prog);
     if (!rc_exit && g_stop && L.last_saved != L.it) { /* finish cleanly: checkpoint, exit 0 */
-        if (save_checkpoint(&L)) rc_exit = EBMC_EXIT_DATA;
+        if (save_checkpoint(&L)) rc_exit = EBMC_EXIT_ERROR;
         else fprintf(stderr, "ebmc train: stopped by signal %d after iteration %" PRId64 "; checkpoint in %s/checkpoints\n",
                      (int)g_stop, L.it, run_dir);
     }
@@ -263,6 +281,7 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
                 "checkpoints in %s/checkpoints\n", L.it - L.start, ebmc_now_s() - t_run, run_dir, run_dir);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    ebmc_interrupt_set(0);
     ebmc_run_free(L.run);
     return rc_exit;
 }
@@ -282,7 +301,9 @@ static int usage_train(void) {
 static const char *base_name(const char *path, char *buf, size_t n) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
-    snprintf(buf, n, "%s", b);
+    size_t len = strlen(b) < n - 1 ? strlen(b) : n - 1;
+    memcpy(buf, b, len);
+    buf[len] = 0;
     char *dot = strrchr(buf, '.');
     if (dot && dot != buf) *dot = 0;
     return buf;
@@ -341,6 +362,28 @@ static int load_config(const char *path, int n_over, char **over, const ebmc_rec
     return EBMC_EXIT_OK;
 }
 
+/* Values that parse but make no sense for a run: train.iterations = 0 given by the user (the
+ * default 0 means train.epochs epochs; a resumed run's config.ini holds that default, so there
+ * only a command-line 0 counts), a run.name that is not a plain folder name. */
+static int check_run_keys(const ebmc_config_t *cfg, bool resume, int n_over, char **over, char *err, size_t errlen) {
+    bool zero = ebmc_config_int(cfg, "train", "iterations") == 0;
+    bool given = !resume && ebmc_config_is_set(cfg, "train", "iterations");
+    for (int i = 0; i < n_over; i++) given |= !strncmp(over[i], "train.iterations=", 17);
+    if (zero && given) {
+        snprintf(err, errlen, "train.iterations = 0: nothing to train (HINT: leave it out to train train.epochs "
+                 "epochs, or give a positive count)");
+        return EBMC_EXIT_CONFIG;
+    }
+    const char *name = ebmc_config_str(cfg, "run", "name");
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (!(isalnum(*p) || *p == '.' || *p == '_' || *p == '-' || *p == '+' || *p == '=') || !strcmp(name, ".") ||
+            !strcmp(name, "..")) {
+            snprintf(err, errlen, "run.name '%s': use letters, digits and . _ - + = only (it names a folder)", name);
+            return EBMC_EXIT_CONFIG;
+        }
+    return EBMC_EXIT_OK;
+}
+
 /* run.out_dir/run.name (or <config name>-<date>-<time>), which must not hold a run yet */
 static int new_run_dir(const ebmc_config_t *cfg, const char *config_path, char *run_dir, size_t n) {
     const char *name = ebmc_config_str(cfg, "run", "name");
@@ -382,6 +425,10 @@ int ebmc_train_main(int argc, char **argv) {
     const ebmc_recipe *recipe;
     ebmc_config_t *cfg;
     rc = load_config(a.config_path, argc - a.first_override, argv + a.first_override, &recipe, &cfg, err, sizeof err);
+    if (!rc && !a.print_only) {
+        rc = check_run_keys(cfg, a.resume != NULL, argc - a.first_override, argv + a.first_override, err, sizeof err);
+        if (rc) ebmc_config_free(cfg);
+    }
     if (rc) {
         fprintf(stderr, "ebmc train: %s\n", err);
         return rc;

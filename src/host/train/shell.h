@@ -35,5 +35,13 @@ ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it,
  * by renaming it away first, so it disappears whole. */
 void ebmc_ckpt_clean(const char *run_dir);
 void ebmc_ckpt_prune(const char *run_dir, int keep);
+/* Loads the newest checkpoint of run_dir that loads whole, trying older ones when a newer one is
+ * unusable (each skipped one is reported on stderr with the reason). *it: its iteration;
+ * path (n bytes): its folder. EBMC_E_IO when none loads (err: the newest one's problem). */
+ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *it, char *path, size_t n,
+                                  char *err, size_t errlen);
+/* Rewrites metrics.jsonl without the iteration records after `last` (a resumed or recovered
+ * run repeats them); event lines are kept. A missing file is fine. */
+ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, size_t errlen);
 
 #endif
