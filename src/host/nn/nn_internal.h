@@ -127,10 +127,15 @@ struct ebmc_tape {
     bool ran;
 };
 
+/* hidden: the split made these extern; they stay out of libebmc.so's exported symbols */
+#pragma GCC visibility push(hidden)
+
 /* Records the net's first error ("<name>: ...") in net->err and marks it failed; returns -1. */
 int nn_fail(ebmc_net_t *net, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* n rounded up to a multiple of 64 floats (arena and tape offsets) */
 size_t nn_align64(size_t n);
+
+#pragma GCC visibility pop
 
 #endif
