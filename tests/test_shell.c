@@ -12,6 +12,7 @@
  * - a corrupt newest checkpoint: --resume falls back to the one before it, saying why;
  * - nonsense refused: train.iterations=0, a run.name that is no folder name, a checkpoint
  *   whose iteration is out of range. */
+#include "ebmc/image.h"
 #include "ebmc/recipe.h"
 #include "ebmc/safetensors.h"
 #include "ebmc/train.h"
@@ -316,6 +317,36 @@ static int64_t set_counter(const char *path, const char *name, int64_t v) {
     return old;
 }
 
+/* A model/data size mismatch is reported before the image cache is built. */
+static void test_shape_checked_before_data_is_read(void **state) {
+    char dir[700], p[800];
+    snprintf(dir, sizeof dir, "%s/imgs", TMP);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    float img[3 * 70 * 70];
+    for (int i = 0; i < 3 * 70 * 70; i++) img[i] = (float)(i % 7) / 7.0f;
+    ebmc_grid_opts o = ebmc_grid_opts_default();
+    o.padding = 0;
+    char err[512];
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%d.png", dir, k);
+        assert_int_equal(ebmc_save_grid_png(p, img, 1, 3, 70, 70, &o, err, sizeof err), EBMC_OK);
+    }
+    char dp[800];
+    snprintf(dp, sizeof dp, "data.path=%s", dir);
+    const char *a[] = {CFG, OD, "run.name=shape", "run.recipe=dualmcmc", "data.dataset=images", dp, "data.size=64",
+                       "model.arch=dualmcmc_cifar10"};
+    char cfg2[700]; /* a config of its own: CFG holds mle2d's keys, unknown to dualmcmc */
+    snprintf(cfg2, sizeof cfg2, "%s/shape.ini", TMP);
+    FILE *f = fopen(cfg2, "w");
+    assert_non_null(f);
+    fputs("[run]\nbackend = cpu\n[log]\nquiet = true\n", f);
+    fclose(f);
+    a[0] = cfg2;
+    assert_int_equal(tu_train(a, 8), EBMC_EXIT_CONFIG);
+    snprintf(p, sizeof p, "%s.ebmc-64.cache", dir);
+    assert_int_not_equal(access(p, F_OK), 0); /* no cache was built */
+}
+
 static void test_nonsense_refused(void **state) {
     const char *a[] = {CFG, OD, "run.name=zero", "train.iterations=0"};
     assert_int_equal(tu_train(a, 4), EBMC_EXIT_CONFIG);
@@ -349,6 +380,7 @@ static void test_nonsense_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nonsense_refused),
+        cmocka_unit_test(test_shape_checked_before_data_is_read),
         cmocka_unit_test(test_guard_recoveries_draw_new_noise),
         cmocka_unit_test(test_corrupt_newest_falls_back),
         cmocka_unit_test(test_full_disk_loses_nothing),

@@ -125,6 +125,10 @@ typedef struct ebmc_recipe {
     size_t state_size;       /* sizeof the state struct (zeroed by the shell) */
     /* cfg -> typed config (every recipe key read once, validated). EBMC_E_INVALID + err. */
     ebmc_status (*parse)(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen);
+    /* Optional: the example shape (C,H,W) the recipe needs from the data, known from the typed
+     * config alone; the shell compares it with what data.* will give before reading any data
+     * (a mismatch is reported before, say, an image cache is built). */
+    void (*data_shape)(const void *typed, int *c, int *h, int *w);
     /* Builds the instance; on failure returns non-OK with err set (destroy is still called). */
     ebmc_status (*setup)(void *state, const void *typed, const ebmc_recipe_env *env, char *err,
                          size_t errlen);

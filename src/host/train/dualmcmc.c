@@ -111,6 +111,11 @@ static ebmc_status dm_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     return EBMC_OK;
 }
 
+static void dm_data_shape(const void *typed, int *c, int *h, int *w) {
+    const ebmc_model_cfg *mc = &((const dm_cfg *)typed)->mc;
+    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
+}
+
 static void dm_destroy(void *state) {
     dm_t *t = state;
     ebmc_chain_free(t->cx);
@@ -540,6 +545,7 @@ const ebmc_recipe ebmc_recipe_dualmcmc = {
     .config_size = sizeof(dm_cfg),
     .state_size = sizeof(dm_t),
     .parse = dm_parse,
+    .data_shape = dm_data_shape,
     .setup = dm_setup,
     .iteration = dm_iteration,
     .report = dm_report,

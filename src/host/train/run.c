@@ -47,6 +47,39 @@ static ebmc_status open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char
     return ebmc_data_images(path, size, has_box ? box : NULL, cache, false, ds, err, errlen);
 }
 
+/* The example shape data.* gives, known before anything is read. */
+static void declared_shape(const ebmc_config_t *cfg, int *c, int *h, int *w) {
+    const char *kind = ebmc_config_str(cfg, "data", "dataset");
+    int size = (int)ebmc_config_int(cfg, "data", "size"), pad = (int)ebmc_config_int(cfg, "data", "mnist_pad");
+    if (!strcmp(kind, "cifar10")) *c = 3, *h = *w = 32;
+    else if (!strcmp(kind, "mnist")) *c = 1, *h = *w = pad ? pad : 28;
+    else if (!strcmp(kind, "toy2d")) *c = 2, *h = *w = 1;
+    else *c = 3, *h = *w = size; /* shapes, images */
+}
+
+/* The recipe's typed config, and its data shape checked against data.* before any data is read */
+static ebmc_status parse_recipe(ebmc_run_t *r, bool need_data, char *err, size_t errlen) {
+    const ebmc_recipe *rc = r->recipe;
+    if (strcmp(ebmc_config_str(r->cfg, "run", "recipe"), rc->name)) {
+        snprintf(err, errlen, "run.recipe: the config says '%s' but the schema is %s's",
+                 ebmc_config_str(r->cfg, "run", "recipe"), rc->name);
+        return EBMC_E_INVALID;
+    }
+    r->typed = ebmc_xcalloc(1, rc->config_size ? rc->config_size : 1, "recipe config");
+    EBMC_TRY(rc->parse(r->cfg, r->typed, err, errlen));
+    if (!need_data || !rc->data_shape) return EBMC_OK;
+    int c, h, w, dc, dh, dw;
+    rc->data_shape(r->typed, &c, &h, &w);
+    declared_shape(r->cfg, &dc, &dh, &dw);
+    if (c != dc || h != dh || w != dw) {
+        snprintf(err, errlen, "data.dataset = %s gives %dx%dx%d examples but recipe %s (its model) needs %dx%dx%d "
+                 "(HINT: data.size, data.mnist_pad, or another model.arch)", ebmc_config_str(r->cfg, "data", "dataset"),
+                 dc, dh, dw, rc->name, c, h, w);
+        return EBMC_E_INVALID;
+    }
+    return EBMC_OK;
+}
+
 static ebmc_status open_ctx(const ebmc_config_t *cfg, ebmc_ctx_t **ctx, char *err, size_t errlen) {
     ebmc_ctx_opts o = ebmc_ctx_opts_default();
     const char *be = ebmc_config_str(cfg, "run", "backend");
@@ -60,14 +93,7 @@ static ebmc_status open_ctx(const ebmc_config_t *cfg, ebmc_ctx_t **ctx, char *er
 /* The recipe's instance on the run's context; grids' host buffer sized from what it shows. */
 static ebmc_status setup_recipe(ebmc_run_t *r, char *err, size_t errlen) {
     const ebmc_recipe *rc = r->recipe;
-    if (strcmp(ebmc_config_str(r->cfg, "run", "recipe"), rc->name)) {
-        snprintf(err, errlen, "run.recipe: the config says '%s' but the schema is %s's",
-                 ebmc_config_str(r->cfg, "run", "recipe"), rc->name);
-        return EBMC_E_INVALID;
-    }
-    r->typed = ebmc_xcalloc(1, rc->config_size ? rc->config_size : 1, "recipe config");
     r->state = ebmc_xcalloc(1, rc->state_size ? rc->state_size : 1, "recipe state");
-    EBMC_TRY(rc->parse(r->cfg, r->typed, err, errlen));
     ebmc_recipe_env env = {r->ctx, r->seed, r->batch, ebmc_config_bool(r->cfg, "run", "graphs"),
                            ebmc_config_bool(r->cfg, "run", "share_tapes"), r->ds != NULL, 0, 0, 0, NULL};
     if (r->ds) {
@@ -96,7 +122,8 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
     r->cfg = cfg;
     r->seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
     r->batch = (int)ebmc_config_int(cfg, "train", "batch_size");
-    ebmc_status s = open_ctx(cfg, &r->ctx, err, errlen);
+    ebmc_status s = parse_recipe(r, need_data, err, errlen);
+    if (!s) s = open_ctx(cfg, &r->ctx, err, errlen);
     if (!s && need_data) {
         s = open_data(cfg, &r->ds, err, errlen);
         ebmc_loader_opts lo = {true, ebmc_config_bool(cfg, "data", "hflip"), true};
