@@ -8,6 +8,7 @@
 #include "ebmc/train.h"
 #include "testutil.h"
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,11 +144,52 @@ static void test_resume_is_exact(void **state) {
     tu_assert_same_metrics(ma, mb, 40);
 }
 
+/* ebmc sample refuses nonsense: non-finite or huge options, and NaN weights (no .npy written) */
+static void test_sample_refuses_nonsense(void **state) {
+    const char *a[] = {CFG, OD, "run.name=nan", "train.iterations=10"};
+    assert_int_equal(tu_train(a, 4), EBMC_EXIT_OK);
+    char run[700], out[800], p[900];
+    snprintf(run, sizeof run, "%s/nan", TMP);
+    snprintf(out, sizeof out, "%s/nan_out", TMP);
+    char *s1[] = {run, "--step-size", "nan", "--out", out};
+    assert_int_equal(ebmc_sample_main(5, s1), EBMC_EXIT_USAGE);
+    char *s2[] = {run, "--n", "1000000000000", "--out", out};
+    assert_int_equal(ebmc_sample_main(5, s2), EBMC_EXIT_USAGE);
+    char *s3[] = {run, "--n", "inf", "--out", out};
+    assert_int_equal(ebmc_sample_main(5, s3), EBMC_EXIT_USAGE);
+    /* NaN in every weight of the energy's first tensor */
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000010/energy.safetensors", run);
+    size_t n;
+    char *b = tu_read_file(p, &n), err[512];
+    ebmc_st_file *f;
+    assert_int_equal(ebmc_st_open(p, &f, err, sizeof err), EBMC_OK);
+    const ebmc_st_tensor *first = NULL;
+    for (int i = 0; i < ebmc_st_count(f) && !first; i++)
+        if (ebmc_st_at(f, i)->dtype == EBMC_DT_F32) first = ebmc_st_at(f, i);
+    assert_non_null(first);
+    uint64_t hlen;
+    memcpy(&hlen, b, 8);
+    size_t off = 8 + (size_t)hlen + (size_t)((const char *)first->data - (const char *)ebmc_st_at(f, 0)->data);
+    float qnan = NAN;
+    for (int64_t i = 0; i < ebmc_st_numel(first); i++) memcpy(b + off + 4 * i, &qnan, 4);
+    ebmc_st_close(f);
+    FILE *o = fopen(p, "wb");
+    assert_non_null(o);
+    assert_int_equal(fwrite(b, 1, n, o), n);
+    fclose(o);
+    free(b);
+    char *s4[] = {run, "--n", "20", "--out", out};
+    assert_int_not_equal(ebmc_sample_main(5, s4), EBMC_EXIT_OK);
+    snprintf(p, sizeof p, "%s/samples.npy", out);
+    assert_int_not_equal(access(p, F_OK), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_recipe_and_print_config),
         cmocka_unit_test(test_trains_checkpoints_prunes),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_sample_refuses_nonsense),
     };
     return cmocka_run_group_tests_name("recipe", tests, setup, teardown);
 }

@@ -277,8 +277,8 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
     }
     if (rc_exit) fprintf(stderr, "ebmc train: %s\n", err);
     else
-        fprintf(stderr, "ebmc train: done: %" PRId64 " iterations in %.1f s; samples in %s/samples, "
-                "checkpoints in %s/checkpoints\n", L.it - L.start, ebmc_now_s() - t_run, run_dir, run_dir);
+        fprintf(stderr, "ebmc train: done: %" PRId64 " iterations in %.1f s; metrics, grids and checkpoints in %s\n",
+                L.it - L.start, ebmc_now_s() - t_run, run_dir);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     ebmc_interrupt_set(0);
