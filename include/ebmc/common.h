@@ -71,6 +71,9 @@ void *ebmc_xcalloc(size_t count, size_t size, const char *what);
 void ebmc_interrupt_set(int level);
 int ebmc_interrupt_level(void);
 
+/* printf into a caller's message buffer (err may be NULL or errlen 0: nothing is written). */
+void ebmc_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Seconds on the monotonic clock. */
 double ebmc_now_s(void);
 /* mkdir -p: every missing folder of path (mode 0755). 0, or -1 with errno set. */

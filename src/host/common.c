@@ -1,6 +1,7 @@
 #include "ebmc/common.h"
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,3 +71,11 @@ int ebmc_mkdir_p(const char *path) {
 static volatile sig_atomic_t g_interrupt = 0;
 void ebmc_interrupt_set(int level) { g_interrupt = level; }
 int ebmc_interrupt_level(void) { return g_interrupt; }
+
+void ebmc_set_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}

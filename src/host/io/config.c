@@ -23,14 +23,6 @@ char *cfg_xstrdup(const char *s) {
     return p;
 }
 
-void cfg_set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 bool cfg_valid_name(const char *s) {
     if (!*s) return false;
     for (; *s; s++)

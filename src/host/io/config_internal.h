@@ -40,8 +40,7 @@ typedef struct {
 
 char *cfg_xstrdup(const char *s);
 /* vsnprintf into err (nothing when err is NULL or errlen is 0) */
-void cfg_set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define cfg_set_err ebmc_set_err /* the one error setter (ebmc/common.h) */
 bool cfg_valid_name(const char *s); /* [a-z0-9_]+ */
 
 void cfg_sb_reserve(sbuf *b, size_t extra);

@@ -11,36 +11,28 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 FILE *ebmc_atomic_open(const char *path, char *tmp_path, size_t tmp_len, char *err,
                        size_t errlen) {
     if (tmp_path && tmp_len > 0) tmp_path[0] = '\0';
     if (!path || !*path) {
-        set_err(err, errlen, "(null): no file name given");
+        ebmc_set_err(err, errlen, "(null): no file name given");
         return NULL;
     }
     if (!tmp_path || tmp_len == 0) {
-        set_err(err, errlen, "%s: no room for the temporary file name", path);
+        ebmc_set_err(err, errlen, "%s: no room for the temporary file name", path);
         return NULL;
     }
     int n = snprintf(tmp_path, tmp_len, "%s.tmp.%ld", path, (long)getpid());
     if (n < 0 || (size_t)n >= tmp_len) {
         tmp_path[0] = '\0';
-        set_err(err, errlen, "%s: temporary file name too long (%zu bytes available)", path,
+        ebmc_set_err(err, errlen, "%s: temporary file name too long (%zu bytes available)", path,
                 tmp_len);
         return NULL;
     }
     FILE *f = fopen(tmp_path, "wb");
     if (!f) {
         int e = errno;
-        set_err(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp_path,
+        ebmc_set_err(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp_path,
                 strerror(e));
         tmp_path[0] = '\0';
         return NULL;
@@ -88,7 +80,7 @@ static int fsync_parent_dir(const char *path, int *err_out) {
 ebmc_status ebmc_atomic_commit(FILE *f, const char *tmp_path, const char *path, char *err,
                                size_t errlen) {
     if (!f || !tmp_path || !*tmp_path || !path || !*path) {
-        set_err(err, errlen, "%s: ebmc_atomic_commit: missing file, temporary or target name",
+        ebmc_set_err(err, errlen, "%s: ebmc_atomic_commit: missing file, temporary or target name",
                 path ? path : "(null)");
         ebmc_atomic_abort(f, tmp_path);
         return EBMC_E_INVALID;
@@ -106,27 +98,27 @@ ebmc_status ebmc_atomic_commit(FILE *f, const char *tmp_path, const char *path, 
         e = errno;
     }
     if (step) {
-        set_err(err, errlen, "%s: %s of temporary file %s failed: %s", path, step, tmp_path,
+        ebmc_set_err(err, errlen, "%s: %s of temporary file %s failed: %s", path, step, tmp_path,
                 strerror(e));
         ebmc_atomic_abort(f, tmp_path);
         return EBMC_E_IO;
     }
     if (fclose(f) != 0) {
         e = errno;
-        set_err(err, errlen, "%s: closing temporary file %s failed: %s", path, tmp_path,
+        ebmc_set_err(err, errlen, "%s: closing temporary file %s failed: %s", path, tmp_path,
                 strerror(e));
         remove(tmp_path);
         return EBMC_E_IO;
     }
     if (rename(tmp_path, path) != 0) {
         e = errno;
-        set_err(err, errlen, "%s: cannot rename temporary file %s onto it: %s", path, tmp_path,
+        ebmc_set_err(err, errlen, "%s: cannot rename temporary file %s onto it: %s", path, tmp_path,
                 strerror(e));
         remove(tmp_path);
         return EBMC_E_IO;
     }
     if (fsync_parent_dir(path, &e) != 0) {
-        set_err(err, errlen,
+        ebmc_set_err(err, errlen,
                 "%s: written completely, but fsync of its directory failed: %s (the file may "
                 "not survive a crash)",
                 path, strerror(e));

@@ -14,14 +14,6 @@
 #define GRID_MAX_BYTES ((int64_t)1 << 30) /* stb_image_write works in int sizes */
 #define NPY_MAX_NDIM 8
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static void clear_err(char *err, size_t errlen) {
     if (err && errlen > 0) err[0] = '\0';
 }
@@ -93,15 +85,15 @@ ebmc_status ebmc_grid_size(int n, int h, int w, int nrow, int padding, int *out_
 static ebmc_status check_images(const char *path, const float *imgs, int n, int c, int h, int w,
                                 char *err, size_t errlen) {
     if (!path || !*path) {
-        set_err(err, errlen, "(null): no file name given");
+        ebmc_set_err(err, errlen, "(null): no file name given");
         return EBMC_E_INVALID;
     }
     if (!imgs) {
-        set_err(err, errlen, "%s: no image data (NULL)", path);
+        ebmc_set_err(err, errlen, "%s: no image data (NULL)", path);
         return EBMC_E_INVALID;
     }
     if (n < 1 || h < 1 || w < 1 || (c != 1 && c != 3)) {
-        set_err(err, errlen,
+        ebmc_set_err(err, errlen,
                 "%s: images must be (n, c, h, w) with n, h, w >= 1 and c = 1 or 3 (got %d, %d, "
                 "%d, %d)",
                 path, n, c, h, w);
@@ -112,7 +104,7 @@ static ebmc_status check_images(const char *path, const float *imgs, int n, int 
 
 static ebmc_status check_range(const char *path, float lo, float hi, char *err, size_t errlen) {
     if (!isfinite(lo) || !isfinite(hi) || !(lo < hi)) {
-        set_err(err, errlen, "%s: value range must be finite with lo < hi (got [%g, %g])", path,
+        ebmc_set_err(err, errlen, "%s: value range must be finite with lo < hi (got [%g, %g])", path,
                 (double)lo, (double)hi);
         return EBMC_E_INVALID;
     }
@@ -121,7 +113,7 @@ static ebmc_status check_range(const char *path, float lo, float hi, char *err, 
 
 static void nan_warning(const char *path, int64_t nans, char *err, size_t errlen) {
     if (nans > 0)
-        set_err(err, errlen, "%s: %lld NaN value%s written as 0", path, (long long)nans,
+        ebmc_set_err(err, errlen, "%s: %lld NaN value%s written as 0", path, (long long)nans,
                 nans == 1 ? "" : "s");
     else
         clear_err(err, errlen);
@@ -145,18 +137,18 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
     ebmc_status st = check_images(path, imgs, n, c, h, w, err, errlen);
     if (st != EBMC_OK) return st;
     if (!o) {
-        set_err(err, errlen, "%s: no grid options (NULL)", path);
+        ebmc_set_err(err, errlen, "%s: no grid options (NULL)", path);
         return EBMC_E_INVALID;
     }
     if (o->nrow < 1 || o->padding < 0) {
-        set_err(err, errlen, "%s: grid needs nrow >= 1 and padding >= 0 (got %d, %d)", path,
+        ebmc_set_err(err, errlen, "%s: grid needs nrow >= 1 and padding >= 0 (got %d, %d)", path,
                 o->nrow, o->padding);
         return EBMC_E_INVALID;
     }
     if (o->normalize && (st = check_range(path, o->lo, o->hi, err, errlen)) != EBMC_OK) return st;
     int gh, gw;
     if (ebmc_grid_size(n, h, w, o->nrow, o->padding, &gh, &gw) != EBMC_OK) {
-        set_err(err, errlen, "%s: a grid of %d images of %dx%d (nrow %d, padding %d) is too large",
+        ebmc_set_err(err, errlen, "%s: a grid of %d images of %dx%d (nrow %d, padding %d) is too large",
                 path, n, h, w, o->nrow, o->padding);
         return EBMC_E_INVALID;
     }
@@ -164,7 +156,7 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
     size_t row_bytes = (size_t)gw * 3;
     uint8_t *canvas = malloc(row_bytes * (size_t)gh);
     if (!canvas) {
-        set_err(err, errlen, "%s: out of memory for a %dx%d grid", path, gw, gh);
+        ebmc_set_err(err, errlen, "%s: out of memory for a %dx%d grid", path, gw, gh);
         return EBMC_E_NOMEM;
     }
     int64_t nans = 0;
@@ -205,7 +197,7 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
     int ok = stbi_write_png_to_func(png_write_cb, &sink, gw, gh, 3, canvas, (int)row_bytes);
     free(canvas);
     if (!ok || sink.failed) {
-        set_err(err, errlen, "%s: %s", path,
+        ebmc_set_err(err, errlen, "%s: %s", path,
                 !ok ? "PNG encoding failed (stb_image_write: out of memory?)"
                     : "writing the PNG to the temporary file failed");
         ebmc_atomic_abort(f, tmp);
@@ -262,13 +254,13 @@ static ebmc_status npy_begin(const char *path, const char *descr, int ndim, cons
     char hdr[1024];
     size_t hn = npy_header(hdr, sizeof hdr, descr, ndim, shape);
     if (hn == 0) {
-        set_err(err, errlen, "%s: .npy header does not fit", path);
+        ebmc_set_err(err, errlen, "%s: .npy header does not fit", path);
         return EBMC_E_INVALID;
     }
     FILE *f = ebmc_atomic_open(path, tmp, tmplen, err, errlen);
     if (!f) return EBMC_E_IO;
     if (fwrite(hdr, 1, hn, f) != hn) {
-        set_err(err, errlen, "%s: writing the .npy header failed", path);
+        ebmc_set_err(err, errlen, "%s: writing the .npy header failed", path);
         ebmc_atomic_abort(f, tmp);
         return EBMC_E_IO;
     }
@@ -285,7 +277,7 @@ ebmc_status ebmc_save_npy_u8(const char *path, const float *imgs, int n, int c, 
     size_t row = (size_t)w * (size_t)c;
     uint8_t *buf = malloc(row);
     if (!buf) {
-        set_err(err, errlen, "%s: out of memory", path);
+        ebmc_set_err(err, errlen, "%s: out of memory", path);
         return EBMC_E_NOMEM;
     }
     char tmp[4096];
@@ -311,7 +303,7 @@ ebmc_status ebmc_save_npy_u8(const char *path, const float *imgs, int n, int c, 
             }
             if (fwrite(buf, 1, row, f) != row) {
                 free(buf);
-                set_err(err, errlen, "%s: writing the array data failed", path);
+                ebmc_set_err(err, errlen, "%s: writing the array data failed", path);
                 ebmc_atomic_abort(f, tmp);
                 return EBMC_E_IO;
             }
@@ -326,25 +318,25 @@ ebmc_status ebmc_save_npy_u8(const char *path, const float *imgs, int n, int c, 
 ebmc_status ebmc_save_npy_f32(const char *path, const float *data, int ndim, const int64_t *shape,
                               char *err, size_t errlen) {
     if (!path || !*path) {
-        set_err(err, errlen, "(null): no file name given");
+        ebmc_set_err(err, errlen, "(null): no file name given");
         return EBMC_E_INVALID;
     }
     if (ndim < 0 || ndim > NPY_MAX_NDIM || (ndim > 0 && !shape)) {
-        set_err(err, errlen, "%s: .npy rank must be 0..%d with a shape (got %d)", path,
+        ebmc_set_err(err, errlen, "%s: .npy rank must be 0..%d with a shape (got %d)", path,
                 NPY_MAX_NDIM, ndim);
         return EBMC_E_INVALID;
     }
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0 || (shape[i] > 0 && numel > (INT64_MAX / 4) / shape[i])) {
-            set_err(err, errlen, "%s: bad .npy shape (dimension %d is %lld)", path, i,
+            ebmc_set_err(err, errlen, "%s: bad .npy shape (dimension %d is %lld)", path, i,
                     (long long)shape[i]);
             return EBMC_E_INVALID;
         }
         numel *= shape[i];
     }
     if (numel > 0 && !data) {
-        set_err(err, errlen, "%s: no data (NULL)", path);
+        ebmc_set_err(err, errlen, "%s: no data (NULL)", path);
         return EBMC_E_INVALID;
     }
     char tmp[4096];
@@ -363,7 +355,7 @@ ebmc_status ebmc_save_npy_f32(const char *path, const float *data, int ndim, con
             chunk[4 * m + 3] = (uint8_t)(u >> 24);
         }
         if (fwrite(chunk, 4, m, f) != m) {
-            set_err(err, errlen, "%s: writing the array data failed", path);
+            ebmc_set_err(err, errlen, "%s: writing the array data failed", path);
             ebmc_atomic_abort(f, tmp);
             return EBMC_E_IO;
         }

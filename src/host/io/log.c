@@ -12,14 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || errlen == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- JSONL */
 
 /* Room kept at the end of buf for "}\n" and the NUL, so that a record that has no overflow
@@ -178,16 +170,16 @@ static bool write_all(int fd, const char *s, size_t n) {
 
 ebmc_status ebmc_jsonl_append(ebmc_jsonl *l, const char *path, char *err, size_t errlen) {
     if (!path || !*path) {
-        set_err(err, errlen, "(null): no file name given");
+        ebmc_set_err(err, errlen, "(null): no file name given");
         return EBMC_E_INVALID;
     }
     if (!l || l->len == 0 || l->len > JSONL_CAP || l->buf[0] != '{') {
-        set_err(err, errlen, "%s: JSONL record was never begun (ebmc_jsonl_begin); not written",
+        ebmc_set_err(err, errlen, "%s: JSONL record was never begun (ebmc_jsonl_begin); not written",
                 path);
         return EBMC_E_INVALID;
     }
     if (l->overflow) {
-        set_err(err, errlen,
+        ebmc_set_err(err, errlen,
                 "%s: JSONL record longer than %zu bytes: fields were dropped, line not written",
                 path, JSONL_CAP);
         return EBMC_E_INVALID;
@@ -207,7 +199,7 @@ ebmc_status ebmc_jsonl_append(ebmc_jsonl *l, const char *path, char *err, size_t
         fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     }
     if (fd < 0) {
-        set_err(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
+        ebmc_set_err(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
         return EBMC_E_IO;
     }
     /* An earlier crash may have cut the last line: start on a line of our own. */
@@ -220,11 +212,11 @@ ebmc_status ebmc_jsonl_append(ebmc_jsonl *l, const char *path, char *err, size_t
     if (!write_all(fd, line + skip, n - skip)) {
         int e = errno;
         close(fd);
-        set_err(err, errlen, "%s: append failed: %s", path, strerror(e));
+        ebmc_set_err(err, errlen, "%s: append failed: %s", path, strerror(e));
         return EBMC_E_IO;
     }
     if (close(fd) != 0) {
-        set_err(err, errlen, "%s: closing after append failed: %s", path, strerror(errno));
+        ebmc_set_err(err, errlen, "%s: closing after append failed: %s", path, strerror(errno));
         return EBMC_E_IO;
     }
     return EBMC_OK;

@@ -36,12 +36,6 @@ ebmc_langevin_params ebmc_langevin_igebm(float step, float clip, float noise, in
 
 /* ------------------------------------------------------------------ potentials */
 
-#define TRY(call)                                                                               \
-    do {                                                                                        \
-        ebmc_status s_ = (call);                                                                \
-        if (s_ != EBMC_OK) return s_;                                                           \
-    } while (0)
-
 void ebmc_potential_free(ebmc_potential *p) {
     if (p && p->free) p->free(p);
 }
@@ -77,9 +71,9 @@ ebmc_status ebmc_potential_energy_trace(ebmc_potential *p, int max_evals) {
     q->trace = NULL;
     q->trace_cap = 0;
     if (max_evals <= 0) return EBMC_OK;
-    TRY(ebmc_alloc(p->ctx, (void **)&q->trace, (size_t)max_evals * sizeof(float)));
+    EBMC_TRY(ebmc_alloc(p->ctx, (void **)&q->trace, (size_t)max_evals * sizeof(float)));
     ebmc_fill_desc f = {(size_t)max_evals, 0.0f};
-    TRY(ebmc_fill(p->ctx, &f, q->trace));
+    EBMC_TRY(ebmc_fill(p->ctx, &f, q->trace));
     q->trace_cap = max_evals;
     return EBMC_OK;
 }
@@ -94,10 +88,10 @@ static void netpot_replayed(ebmc_potential *p, int steps) {
 
 static ebmc_status energy_grad(ebmc_potential *p, int n, const float *x, float *g) {
     net_potential *q = (net_potential *)p;
-    TRY(ebmc_net_forward(q->net, q->tape, n, x));
+    EBMC_TRY(ebmc_net_forward(q->net, q->tape, n, x));
     if (q->trace && q->trace_i < q->trace_cap) {
         ebmc_reduce_desc r = {1, (size_t)n, EBMC_REDUCE_SUM, 0.0f};
-        TRY(ebmc_reduce(p->ctx, &r, ebmc_tape_output(q->tape, 0), q->trace + q->trace_i));
+        EBMC_TRY(ebmc_reduce(p->ctx, &r, ebmc_tape_output(q->tape, 0), q->trace + q->trace_i));
         q->trace_i++;
     }
     const float *dy[1] = {q->dy};
@@ -106,10 +100,10 @@ static ebmc_status energy_grad(ebmc_potential *p, int n, const float *x, float *
 
 static ebmc_status latent_grad(ebmc_potential *p, int n, const float *z, float *g) {
     net_potential *q = (net_potential *)p;
-    TRY(ebmc_net_forward(q->net, q->tape, n, z));
+    EBMC_TRY(ebmc_net_forward(q->net, q->tape, n, z));
     /* d/dG (k/2)|G - x|^2 = k (G - x): the residual, fused */
     ebmc_scaled_diff_desc d = {(size_t)n * q->out_elems, q->k, 0.0f};
-    TRY(ebmc_scaled_diff(p->ctx, &d, ebmc_tape_output(q->tape, 0), q->target, q->dy));
+    EBMC_TRY(ebmc_scaled_diff(p->ctx, &d, ebmc_tape_output(q->tape, 0), q->target, q->dy));
     const float *dy[1] = {q->dy};
     return ebmc_net_backward(q->net, q->tape, dy, EBMC_GRAD_INPUT, g, 0.0f);
 }
@@ -146,7 +140,7 @@ static ebmc_status netpot_create(ebmc_net_t *net, int max_batch, net_potential *
 ebmc_status ebmc_potential_energy(ebmc_net_t *E, int max_batch, float scale, ebmc_potential **out) {
     net_potential *q;
     *out = NULL;
-    TRY(netpot_create(E, max_batch, &q));
+    EBMC_TRY(netpot_create(E, max_batch, &q));
     if (q->out_elems != 1) {
         ebmc_status s = ebmc_ctx_seterr(q->base.ctx, EBMC_E_INVALID,
                                         "%s: an energy net must output one value per sample, not %zu",
@@ -170,7 +164,7 @@ ebmc_status ebmc_potential_energy(ebmc_net_t *E, int max_batch, float scale, ebm
 ebmc_status ebmc_potential_latent(ebmc_net_t *G, int max_batch, float k, ebmc_potential **out) {
     net_potential *q;
     *out = NULL;
-    TRY(netpot_create(G, max_batch, &q));
+    EBMC_TRY(netpot_create(G, max_batch, &q));
     q->base.grad = latent_grad;
     q->base.name = "langevin_z";
     q->k = k;
@@ -331,7 +325,7 @@ void ebmc_chain_set_seed(ebmc_chain_t *c, uint64_t seed) {
 }
 
 ebmc_status ebmc_chain_set_step(ebmc_chain_t *c, uint32_t step) {
-    TRY(ebmc_copy(c->ctx, c->counter, &step, sizeof step, EBMC_COPY_H2D));
+    EBMC_TRY(ebmc_copy(c->ctx, c->counter, &step, sizeof step, EBMC_COPY_H2D));
     c->host_step = step;
     return EBMC_OK;
 }
@@ -345,19 +339,19 @@ static ebmc_status chain_sequence(ebmc_chain_t *c, int n, bool eager) {
     if (pot->begin) pot->begin(pot);
     if (p->noise == EBMC_NOISE_NEXT && p->c != 0.0f) { /* the first step's noise, before its gradient */
         ebmc_rng_desc r = {n, pot->elems, EBMC_RNG_NORMAL, 0.0f, p->c, true, key};
-        TRY(ebmc_rng(c->ctx, &r, c->state));
+        EBMC_TRY(ebmc_rng(c->ctx, &r, c->state));
     }
     for (int k = 0; k < p->steps; k++) {
         if (eager && ebmc_interrupt_level() >= 2)
             return ebmc_ctx_seterr(c->ctx, EBMC_E_INTERRUPTED, "chain: stopped after %d of %d steps at the user's "
                                    "request", k, p->steps);
-        TRY(pot->grad(pot, n, c->state, c->grad));
+        EBMC_TRY(pot->grad(pot, n, c->state, c->grad));
         ebmc_langevin_desc d = {n, pot->elems, p->a, p->b, p->c, p->clip, p->clamp, p->lo, p->hi,
                                 p->noise, key};
         d.rng.step_offset = (uint32_t)k;
         if (p->c == 0.0f || (p->noise == EBMC_NOISE_NEXT && k == p->steps - 1))
             d.noise = EBMC_NOISE_OFF;
-        TRY(ebmc_langevin(c->ctx, &d, c->state, c->grad));
+        EBMC_TRY(ebmc_langevin(c->ctx, &d, c->state, c->grad));
     }
     /* NEXT draws steps 0..K-1 as well: K steps of noise either way */
     ebmc_counter_desc cd = {(uint32_t)p->steps};
@@ -498,7 +492,7 @@ ebmc_status ebmc_replay_sample(ebmc_replay_t *r, float *x, int n, ebmc_rng_key k
 ebmc_status ebmc_replay_push(ebmc_replay_t *r, const float *x, int n) {
     ebmc_rng_key none = {0, 0, NULL, 0};
     ebmc_replay_desc d = replay_desc(r, n, none);
-    TRY(ebmc_replay_push_op(r->ctx, &d, r->storage, x));
+    EBMC_TRY(ebmc_replay_push_op(r->ctx, &d, r->storage, x));
     r->head = (r->head + n) % r->capacity;
     r->count = r->count + n > r->capacity ? r->capacity : r->count + n;
     return EBMC_OK;

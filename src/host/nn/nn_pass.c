@@ -9,12 +9,6 @@
 
 /* ------------------------------------------------------------------ forward */
 
-#define TRY(call)                                                                               \
-    do {                                                                                        \
-        ebmc_status s_ = (call);                                                                \
-        if (s_ != EBMC_OK) return s_;                                                           \
-    } while (0)
-
 static float *P(ebmc_net_t *net, int t) { return t < 0 ? NULL : net->tensors[t].pub.data; }
 static float *G(ebmc_net_t *net, int t) { return t < 0 ? NULL : net->tensors[t].pub.grad; }
 
@@ -27,9 +21,9 @@ static ebmc_status copy_dev(ebmc_ctx_t *ctx, float *dst, const float *src, size_
 static ebmc_status sn_forward(ebmc_net_t *net, ebmc_tape_t *t, const nn_node *nd) {
     tape_sn *s = &t->sn[nd->slot];
     ebmc_sn_desc d = {nd->sn_rows, nd->sn_cols, net->sn_iters, 1e-12f};
-    TRY(ebmc_sn_power(net->ctx, &d, P(net, nd->t_w), P(net, nd->t_u), P(net, nd->t_v), s->sigma,
+    EBMC_TRY(ebmc_sn_power(net->ctx, &d, P(net, nd->t_w), P(net, nd->t_u), P(net, nd->t_v), s->sigma,
                       s->w_sn));
-    TRY(copy_dev(net->ctx, s->u, P(net, nd->t_u), (size_t)nd->sn_rows));
+    EBMC_TRY(copy_dev(net->ctx, s->u, P(net, nd->t_u), (size_t)nd->sn_rows));
     return copy_dev(net->ctx, s->v, P(net, nd->t_v), (size_t)nd->sn_cols);
 }
 
@@ -65,14 +59,14 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
             d.n = n;
             const float *w = P(net, nd->t_w);
             if (nd->sn) {
-                TRY(sn_forward(net, t, nd));
+                EBMC_TRY(sn_forward(net, t, nd));
                 w = t->sn[nd->slot].w_sn;
             }
-            if (nd->kind == N_CONV) TRY(ebmc_conv2d_fwd(ctx, &d, xin, w, y));
-            else TRY(ebmc_convt2d_fwd(ctx, &d, xin, w, y));
+            if (nd->kind == N_CONV) EBMC_TRY(ebmc_conv2d_fwd(ctx, &d, xin, w, y));
+            else EBMC_TRY(ebmc_convt2d_fwd(ctx, &d, xin, w, y));
             if (nd->bias) {
                 ebmc_t4_desc b = {n, vo.c, vo.h, vo.w};
-                TRY(ebmc_bias_fwd(ctx, &b, P(net, nd->t_b), y));
+                EBMC_TRY(ebmc_bias_fwd(ctx, &b, P(net, nd->t_b), y));
             }
             break;
         }
@@ -80,20 +74,20 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
             ebmc_linear_desc d = {n, nd->lin_in, nd->lin_out};
             const float *w = P(net, nd->t_w);
             if (nd->sn) {
-                TRY(sn_forward(net, t, nd));
+                EBMC_TRY(sn_forward(net, t, nd));
                 w = t->sn[nd->slot].w_sn;
             }
-            TRY(ebmc_linear_fwd(ctx, &d, xin, w, P(net, nd->t_b), y));
+            EBMC_TRY(ebmc_linear_fwd(ctx, &d, xin, w, P(net, nd->t_b), y));
             break;
         }
         case N_ACT: {
             ebmc_act_desc d = {nd->act, nd->slope, cnt};
-            TRY(ebmc_act_fwd(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_act_fwd(ctx, &d, xin, y));
             break;
         }
         case N_BN: {
             ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, nd->bn_eps, nd->bn_momentum};
-            TRY(ebmc_bn_fwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), y,
+            EBMC_TRY(ebmc_bn_fwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), y,
                             t->bn[nd->slot].mean, t->bn[nd->slot].invstd, P(net, nd->t_rm),
                             P(net, nd->t_rv)));
             break;
@@ -101,31 +95,31 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
         case N_UPSAMPLE: {
             nn_val vi = net->vals[nd->in0];
             ebmc_upsample_desc d = {n, vi.c, vi.h, vi.w, nd->up};
-            TRY(ebmc_upsample_fwd(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_upsample_fwd(ctx, &d, xin, y));
             break;
         }
         case N_AVGPOOL2: {
             nn_val vi = net->vals[nd->in0];
             ebmc_t4_desc d = {n, vi.c, vi.h, vi.w};
-            TRY(ebmc_avgpool2_fwd(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_avgpool2_fwd(ctx, &d, xin, y));
             break;
         }
         case N_GPOOL: {
             nn_val vi = net->vals[nd->in0];
             ebmc_gpool_desc d = {n, vi.c, vi.h, vi.w, nd->gp};
-            TRY(ebmc_gpool_fwd(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_gpool_fwd(ctx, &d, xin, y));
             break;
         }
         case N_ADD: {
             ebmc_axpby_desc d = {cnt, 1.0f, 0.0f};
-            TRY(ebmc_axpby(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_axpby(ctx, &d, xin, y));
             d.b = 1.0f;
-            TRY(ebmc_axpby(ctx, &d, t->val[nd->in1], y));
+            EBMC_TRY(ebmc_axpby(ctx, &d, t->val[nd->in1], y));
             break;
         }
         case N_SCALE: {
             ebmc_axpby_desc d = {cnt, nd->scale, 0.0f};
-            TRY(ebmc_axpby(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_axpby(ctx, &d, xin, y));
             break;
         }
         case N_RESHAPE: break; /* a view */
@@ -182,7 +176,7 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
         float *g = grad_target(t, v, NULL, 0, &beta);
         if (!g) continue;
         ebmc_axpby_desc d = {(size_t)n * ebmc_net_value_count(net, v), 1.0f, beta};
-        TRY(ebmc_axpby(ctx, &d, dy[i], g));
+        EBMC_TRY(ebmc_axpby(ctx, &d, dy[i], g));
     }
     for (int i = net->n_nodes - 1; i >= 0; i--) {
         nn_node *nd = &net->nodes[i];
@@ -204,23 +198,23 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
             if (full) {
                 if (nd->bias) {
                     ebmc_t4_desc b = {n, vo.c, vo.h, vo.w};
-                    TRY(ebmc_bias_bwd(ctx, &b, g, G(net, nd->t_b), 1.0f));
+                    EBMC_TRY(ebmc_bias_bwd(ctx, &b, g, G(net, nd->t_b), 1.0f));
                 }
                 float *dw = nd->sn ? t->sn[nd->slot].dw_sn : G(net, nd->t_w);
                 float bw = nd->sn ? 0.0f : 1.0f;
-                if (tr) TRY(ebmc_convt2d_bwd_filter(ctx, &d, xin, g, dw, bw));
-                else TRY(ebmc_conv2d_bwd_filter(ctx, &d, xin, g, dw, bw));
+                if (tr) EBMC_TRY(ebmc_convt2d_bwd_filter(ctx, &d, xin, g, dw, bw));
+                else EBMC_TRY(ebmc_conv2d_bwd_filter(ctx, &d, xin, g, dw, bw));
                 if (nd->sn) {
                     tape_sn *s = &t->sn[nd->slot];
                     ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 0, 1e-12f};
-                    TRY(ebmc_sn_bwd(ctx, &sd, P(net, nd->t_w), s->u, s->v, s->sigma, s->dw_sn,
+                    EBMC_TRY(ebmc_sn_bwd(ctx, &sd, P(net, nd->t_w), s->u, s->v, s->sigma, s->dw_sn,
                                     G(net, nd->t_w), 1.0f));
                 }
             }
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             if (gx) {
-                if (tr) TRY(ebmc_convt2d_bwd_data(ctx, &d, g, w, gx, beta));
-                else TRY(ebmc_conv2d_bwd_data(ctx, &d, g, w, gx, beta));
+                if (tr) EBMC_TRY(ebmc_convt2d_bwd_data(ctx, &d, g, w, gx, beta));
+                else EBMC_TRY(ebmc_conv2d_bwd_data(ctx, &d, g, w, gx, beta));
             }
             break;
         }
@@ -230,25 +224,25 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
             if (full) {
                 if (nd->bias) {
                     ebmc_t4_desc b = {n, nd->lin_out, 1, 1};
-                    TRY(ebmc_bias_bwd(ctx, &b, g, G(net, nd->t_b), 1.0f));
+                    EBMC_TRY(ebmc_bias_bwd(ctx, &b, g, G(net, nd->t_b), 1.0f));
                 }
                 float *dw = nd->sn ? t->sn[nd->slot].dw_sn : G(net, nd->t_w);
-                TRY(ebmc_linear_bwd_filter(ctx, &d, xin, g, dw, NULL, nd->sn ? 0.0f : 1.0f));
+                EBMC_TRY(ebmc_linear_bwd_filter(ctx, &d, xin, g, dw, NULL, nd->sn ? 0.0f : 1.0f));
                 if (nd->sn) {
                     tape_sn *s = &t->sn[nd->slot];
                     ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 0, 1e-12f};
-                    TRY(ebmc_sn_bwd(ctx, &sd, P(net, nd->t_w), s->u, s->v, s->sigma, s->dw_sn,
+                    EBMC_TRY(ebmc_sn_bwd(ctx, &sd, P(net, nd->t_w), s->u, s->v, s->sigma, s->dw_sn,
                                     G(net, nd->t_w), 1.0f));
                 }
             }
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
-            if (gx) TRY(ebmc_linear_bwd_data(ctx, &d, g, w, gx, beta));
+            if (gx) EBMC_TRY(ebmc_linear_bwd_data(ctx, &d, g, w, gx, beta));
             break;
         }
         case N_ACT: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             ebmc_act_desc d = {nd->act, nd->slope, cnt};
-            if (gx) TRY(ebmc_act_bwd(ctx, &d, xin, t->val[nd->out], g, gx, beta));
+            if (gx) EBMC_TRY(ebmc_act_bwd(ctx, &d, xin, t->val[nd->out], g, gx, beta));
             break;
         }
         case N_BN: {
@@ -262,14 +256,14 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
                  * for) it goes to the input's gradient buffer, which nobody reads */
                 float *dxt = gx ? gx : t->grad[nd->in0];
                 if (full && !learn_g) { /* gamma fixed: its gradient goes to scratch, beta's not */
-                    TRY(ebmc_bn_bwd(ctx, &d, xin, g, P(net, nd->t_w), t->bn[nd->slot].mean,
+                    EBMC_TRY(ebmc_bn_bwd(ctx, &d, xin, g, P(net, nd->t_w), t->bn[nd->slot].mean,
                                     t->bn[nd->slot].invstd, dxt, dg, t->scratch + vo.c,
                                     gx ? beta : 0.0f, 0.0f));
                     ebmc_axpby_desc acc = {(size_t)vo.c, 1.0f, 1.0f};
-                    TRY(ebmc_axpby(ctx, &acc, t->scratch + vo.c, db));
+                    EBMC_TRY(ebmc_axpby(ctx, &acc, t->scratch + vo.c, db));
                     break;
                 }
-                TRY(ebmc_bn_bwd(ctx, &d, xin, g, P(net, nd->t_w), t->bn[nd->slot].mean,
+                EBMC_TRY(ebmc_bn_bwd(ctx, &d, xin, g, P(net, nd->t_w), t->bn[nd->slot].mean,
                                 t->bn[nd->slot].invstd, dxt, dg, db, gx ? beta : 0.0f,
                                 full ? 1.0f : 0.0f));
             }
@@ -278,19 +272,19 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
         case N_UPSAMPLE: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             ebmc_upsample_desc d = {n, vi.c, vi.h, vi.w, nd->up};
-            if (gx) TRY(ebmc_upsample_bwd(ctx, &d, g, gx, beta));
+            if (gx) EBMC_TRY(ebmc_upsample_bwd(ctx, &d, g, gx, beta));
             break;
         }
         case N_AVGPOOL2: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             ebmc_t4_desc d = {n, vi.c, vi.h, vi.w};
-            if (gx) TRY(ebmc_avgpool2_bwd(ctx, &d, g, gx, beta));
+            if (gx) EBMC_TRY(ebmc_avgpool2_bwd(ctx, &d, g, gx, beta));
             break;
         }
         case N_GPOOL: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             ebmc_gpool_desc d = {n, vi.c, vi.h, vi.w, nd->gp};
-            if (gx) TRY(ebmc_gpool_bwd(ctx, &d, g, gx, beta));
+            if (gx) EBMC_TRY(ebmc_gpool_bwd(ctx, &d, g, gx, beta));
             break;
         }
         case N_ADD: {
@@ -298,14 +292,14 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
                 int in = k ? nd->in1 : nd->in0;
                 float *gx = grad_target(t, in, dx, dx_beta, &beta);
                 ebmc_axpby_desc d = {cnt, 1.0f, beta};
-                if (gx) TRY(ebmc_axpby(ctx, &d, g, gx));
+                if (gx) EBMC_TRY(ebmc_axpby(ctx, &d, g, gx));
             }
             break;
         }
         case N_SCALE: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             ebmc_axpby_desc d = {cnt, nd->scale, beta};
-            if (gx) TRY(ebmc_axpby(ctx, &d, g, gx));
+            if (gx) EBMC_TRY(ebmc_axpby(ctx, &d, g, gx));
             break;
         }
         }
@@ -315,10 +309,10 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
         size_t cnt = (size_t)n * ebmc_net_value_count(net, 0);
         if (dx_beta == 0.0f) {
             ebmc_fill_desc f = {cnt, 0.0f};
-            TRY(ebmc_fill(ctx, &f, dx));
+            EBMC_TRY(ebmc_fill(ctx, &f, dx));
         } else if (dx_beta != 1.0f) {
             ebmc_axpby_desc d = {cnt, dx_beta, 0.0f};
-            TRY(ebmc_axpby(ctx, &d, dx, dx));
+            EBMC_TRY(ebmc_axpby(ctx, &d, dx, dx));
         }
     }
     return EBMC_OK;
