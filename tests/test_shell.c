@@ -16,6 +16,7 @@
 #include "ebmc/recipe.h"
 #include "ebmc/safetensors.h"
 #include "ebmc/train.h"
+#include "fixtures/recipe_mle2d.h"
 #include "testutil.h"
 #include <dirent.h>
 #include <signal.h>
@@ -28,32 +29,13 @@
 #include <time.h>
 #include <unistd.h>
 
-extern const ebmc_recipe test_recipe_mle2d;
-struct test_mle2d_log {
-    int n_reseed;
-    uint32_t restarts[64];
-    uint64_t seeds[64];
-    int n_first;
-    double first_e_neg[64];
-    uint32_t first_restarts[64];
-};
-extern struct test_mle2d_log test_mle2d_log;
 
-static char TMP[256], CFG[512], OD[600];
+static mle2d_fixture FX;
+#define TMP FX.tmp
+#define CFG FX.cfg
+#define OD FX.od
 
-static int setup(void **state) {
-    if (tu_tmpdir_create(TMP, sizeof TMP, "test_shell")) return -1;
-    if (!ebmc_recipe_register(&test_recipe_mle2d)) return -1;
-    snprintf(CFG, sizeof CFG, "%s/mle2d.ini", TMP);
-    FILE *f = fopen(CFG, "w");
-    if (!f) return -1;
-    fputs("[run]\nrecipe = mle2d\nbackend = cpu\n[data]\ndataset = toy2d\ncount = 2000\n"
-          "[train]\nbatch_size = 32\niterations = 40\n[mle2d]\nhidden = 16\nsteps = 5\n"
-          "[log]\nquiet = true\nckpt_every = 10\nkeep = 2\n", f);
-    fclose(f);
-    snprintf(OD, sizeof OD, "run.out_dir=%s", TMP);
-    return 0;
-}
+static int setup(void **state) { return mle2d_fixture_setup(&FX, "test_shell", 40); }
 
 static int teardown(void **state) {
     tu_tmpdir_remove(TMP);
