@@ -18,12 +18,23 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+mkdir -p build
+# one line per step; each step's own output goes to a log in build/, shown only when it fails
+step() { # step "what" LOG command...
+  local what=$1 log=$2; shift 2
+  echo "ebmc setup: $what (log: $log)"
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "ebmc setup: $what failed (the end of $log is above)" >&2
+    exit 1
+  fi
+}
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "ebmc setup: installing Debian packages: ${missing[*]}"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  step "updating the Debian package lists" build/setup-apt.log $SUDO apt-get update
+  step "installing ${#missing[@]} Debian packages: ${missing[*]}" build/setup-apt.log \
+    env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # nvcc is often installed outside PATH
@@ -41,10 +52,8 @@ fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 [ "$jobs" -gt 8 ] && jobs=8
-mkdir -p build
 tests_flag=-DEBMC_TESTS=OFF
 [ $want_tests = 1 ] && tests_flag=-DEBMC_TESTS=ON
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$cuda_flag" "$tests_flag" >build/configure.log \
-  || { cat build/configure.log; echo "ebmc setup: cmake configure failed (log above)" >&2; exit 1; }
-grep -E "^-- ebmc" build/configure.log || true
-cmake --build build -j "$jobs"
+step "configuring" build/configure.log cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$cuda_flag" "$tests_flag"
+grep -E "^-- ebmc" build/configure.log | sed 's/^-- ebmc: */ebmc setup: /' || true
+step "building with $jobs jobs" build/build.log cmake --build build -j "$jobs"
