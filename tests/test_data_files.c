@@ -88,6 +88,15 @@ static void test_cifar_errors(void **state) {
                 "missing");
     EXPECT_FAIL(ebmc_data_cifar10_ex(d, false, 3, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
                 tp("cifar/bad/test_batch.bin"), "missing");
+    /* a folder or a FIFO in a batch file's place: named as such, never read */
+    mkdirs(b4);
+    EXPECT_FAIL(ebmc_data_cifar10_ex(d, true, 3, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, b4,
+                "is a directory");
+    assert_int_equal(rmdir(b4), 0);
+    assert_int_equal(mkfifo(b4, 0600), 0);
+    EXPECT_FAIL(ebmc_data_cifar10_ex(d, true, 3, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, b4,
+                "is not a regular file (a FIFO)");
+    assert_int_equal(remove(b4), 0);
     /* a label out of range: not CIFAR-10 */
     write_cifar(d, true, 3);
     const char *b2 = tp("cifar/bad/data_batch_2.bin");
@@ -247,6 +256,37 @@ static void test_mnist_errors(void **state) {
     write_bytes(imgz, z, zn / 2);
     free(z);
     EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz, NULL);
+    /* a corrupt gzip file is named so, with zlib's message, even when the damage made the
+     * stream decode to more bytes than the header announces: the error then lies past the
+     * announced end (here a bad CRC after 130 images where 100 are announced; large enough
+     * that zlib's first buffer does not reach it; the reader said "trailing data") */
+    uint8_t *big = malloc(16 + 130 * 784);
+    assert_non_null(big);
+    size_t blen = make_idx(big, 0x803, 100, 28, 28, true, 130 * 784, 0);
+    write_gz(imgz, big, blen);
+    z = read_file(imgz, &zn);
+    z[zn - 8] ^= 0x40; /* the CRC-32 in the gzip trailer */
+    write_bytes(imgz, z, zn);
+    free(z);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                "corrupt gzip data");
+    check_word("incorrect data check");
+    /* the same at the announced length: the CRC is checked at the end of the stream */
+    blen = make_idx(big, 0x803, 130, 28, 28, true, 130 * 784, 0);
+    write_gz(imgz, big, blen);
+    z = read_file(imgz, &zn);
+    z[zn - 8] ^= 0x40;
+    write_bytes(imgz, z, zn);
+    free(z);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                "corrupt gzip data");
+    check_word("incorrect data check");
+    /* a sound gzip file with more data than announced is still "trailing data" */
+    blen = make_idx(big, 0x803, 100, 28, 28, true, 130 * 784, 0);
+    write_gz(imgz, big, blen);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                "trailing data");
+    free(big);
     /* a good image file with a bad labels file */
     write_gz(imgz, IDX, len);
     const char *lab = tp("mnist/bad/train-labels-idx1-ubyte");
@@ -256,6 +296,29 @@ static void test_mnist_errors(void **state) {
     len = make_idx(IDX, 0x803, 3, 0, 0, false, 3, 0);
     write_bytes(lab, IDX, len);
     EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, lab, "magic");
+    /* not a regular file where the images should be: named as such, never read (a FIFO
+     * would block, /dev/zero never ends) */
+    remove(lab);
+    remove(imgz);
+    mkdirs(img);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, img,
+                "is a directory");
+    assert_int_equal(rmdir(img), 0);
+    assert_int_equal(mkfifo(img, 0600), 0);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, img,
+                "is not a regular file (a FIFO)");
+    remove(img);
+    assert_int_equal(symlink("/dev/zero", imgz), 0);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                "is not a regular file (a character device)");
+    remove(imgz);
+    /* the same for the labels */
+    len = make_idx(IDX, 0x803, 3, 28, 28, true, 3 * 784, 0);
+    write_bytes(img, IDX, len);
+    mkdirs(lab);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, lab,
+                "is a directory");
+    assert_int_equal(rmdir(lab), 0);
     /* bad pad_to */
     EXPECT_FAIL(ebmc_data_mnist(d, true, 20, &ds, ERR, sizeof ERR), ds, EBMC_E_INVALID, d, "pad_to");
 }
