@@ -3,7 +3,7 @@
  * counted), links, truncated and gzip'd tars. Every expected error is checked to name the file.
  * CIFAR-10/MNIST are tested in test_data_files.c, the synthetic sets and the loader in
  * test_data_synth.c; the shared fixtures are in testutil_data.c. */
-#define _GNU_SOURCE /* symlink, truncate */
+#define _GNU_SOURCE /* symlink, link, truncate */
 #include "testutil_data.h"
 
 #include <stb/stb_image_write.h>
@@ -165,6 +165,33 @@ static void test_images_folder_tar(void **state) {
     assert_memory_equal(ebmc_data_u8(ds), ebmc_data_u8(dt), 4 * 3 * 64);
     ebmc_data_free(ds);
     ebmc_data_free(dt);
+
+    /* links: a folder linking to itself and one linking to its parent (loops), a second link
+     * to a folder, a link and a hard link to a file: each real file is listed once, by its
+     * first name in sorted order (the walk does not depend on readdir's order) */
+    char lk[1024], to[1024];
+    snprintf(lk, sizeof lk, "%s/self", src);
+    assert_int_equal(symlink(".", lk), 0);
+    EXPECT_OK(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR));
+    check_sources(ds, 8); /* was 164 images: self/self/... until stat's ELOOP, 40 links deep */
+    ebmc_data_free(ds);
+    snprintf(lk, sizeof lk, "%s/a/up", src);
+    assert_int_equal(symlink("..", lk), 0);
+    snprintf(lk, sizeof lk, "%s/c", src);
+    assert_int_equal(symlink("a", lk), 0);
+    snprintf(lk, sizeof lk, "%s/b/red_again.png", src);
+    assert_int_equal(symlink("../a/red.png", lk), 0);
+    snprintf(lk, sizeof lk, "%s/zz_grey_hard.png", src);
+    snprintf(to, sizeof to, "%s/grey.png", src);
+    assert_int_equal(link(to, lk), 0);
+    EXPECT_OK(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR));
+    check_sources(ds, 8);
+    ebmc_data_free(ds);
+    const char *lnk[] = {"self", "a/up", "c", "b/red_again.png", "zz_grey_hard.png"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(lk, sizeof lk, "%s/%s", src, lnk[i]);
+        assert_int_equal(remove(lk), 0);
+    }
 
     /* a fractional box: constant images stay constant; the gradient follows the box */
     const float box[4] = {1.5f, 2.5f, 13.5f, 14.5f};

@@ -59,7 +59,9 @@ ebmc_status ebmc_data_mnist(const char *dir, bool train, int pad_to, ebmc_datase
  * cache_path (NULL = no cache): the prepared data are written there atomically (header below,
  * then uint8 NCHW) and read back on later calls whose hash matches; a missing, stale or damaged
  * cache is rebuilt with a notice on stderr. The hash covers the sorted list of (relative path,
- * file size), the box, size, skip_bad and the cache version.
+ * file size), the box, size, skip_bad and the cache version. A folder is walked following
+ * symbolic links, each folder and each file (by device and inode) once: a link loop does not
+ * multiply the images, a second name of a file does not count it twice.
  *
  * An unreadable or undecodable image, or one the box does not fit, is EBMC_E_IO naming it
  * ("DIR/a/b.jpg: ..." or "ARCHIVE.tar:member.jpg: ..."), unless skip_bad: then it is left out,

@@ -23,6 +23,48 @@ typedef struct {
     uint64_t off;  /* tar: offset of the data */
 } src_item;
 
+/* A set of files or folders by (device, inode): a folder walk visits each folder once (a
+ * symbolic link loop, or a second link to a folder, is not walked again) and lists each file
+ * once (a second link or name of a file is left out). Open addressing, linear probing. */
+typedef struct {
+    uint64_t *k; /* (cap, 2): dev, ino; ino 0 marks a free slot (no file has inode 0) */
+    size_t n, cap;
+} inode_set;
+
+static uint64_t inode_slot(uint64_t dev, uint64_t ino) {
+    uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ ino;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 29);
+}
+
+/* 1: added, 0: already there, -1: out of memory */
+static int inode_add(inode_set *S, uint64_t dev, uint64_t ino) {
+    if (ino == 0) return 1;
+    if (2 * (S->n + 1) > S->cap) {
+        size_t nc = S->cap ? 2 * S->cap : 256;
+        uint64_t *k = calloc(nc, 2 * sizeof *k);
+        if (!k) return -1;
+        for (size_t i = 0; i < S->cap; i++) {
+            if (!S->k[2 * i + 1]) continue;
+            size_t j = inode_slot(S->k[2 * i], S->k[2 * i + 1]) & (nc - 1);
+            while (k[2 * j + 1]) j = (j + 1) & (nc - 1);
+            k[2 * j] = S->k[2 * i];
+            k[2 * j + 1] = S->k[2 * i + 1];
+        }
+        free(S->k);
+        S->k = k;
+        S->cap = nc;
+    }
+    size_t j = inode_slot(dev, ino) & (S->cap - 1);
+    for (; S->k[2 * j + 1]; j = (j + 1) & (S->cap - 1))
+        if (S->k[2 * j] == dev && S->k[2 * j + 1] == ino) return 0;
+    S->k[2 * j] = dev;
+    S->k[2 * j + 1] = ino;
+    S->n++;
+    return 1;
+}
+
 typedef struct {
     src_item *v;
     size_t n, cap;
@@ -71,44 +113,94 @@ static bool wanted_name(const char *relpath) {
 
 #define MAX_DEPTH 64
 
-static ebmc_status scan_dir(const char *root, const char *rel, int depth, src_list *L, char *err,
-                            size_t errlen) {
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The visible entries of folder `full` (malloc'd names, sorted), so that the walk, and with it
+ * which of two names of one file is kept, does not depend on the order of readdir. */
+static ebmc_status list_folder(const char *full, char ***names, size_t *count, char *err,
+                               size_t errlen) {
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(full);
+    if (!d) return ebmc_data_err(EBMC_E_IO, err, errlen, full, "cannot open folder (%s)", strerror(errno));
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    ebmc_status st = EBMC_OK;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue; /* ".", "..", hidden files and folders */
+        char *s = NULL;
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            char **w = realloc(v, nc * sizeof *w);
+            if (w) v = w, cap = nc;
+        }
+        if (n == cap || !(s = strdup(de->d_name))) {
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, full, "out of memory listing images");
+            break;
+        }
+        v[n++] = s;
+    }
+    closedir(d);
+    if (st != EBMC_OK) {
+        for (size_t i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return st;
+    }
+    if (n) qsort(v, n, sizeof *v, name_cmp);
+    *names = v;
+    *count = n;
+    return EBMC_OK;
+}
+
+/* Lists the images under root/rel, following symbolic links, but visiting each folder and
+ * listing each file once (by device and inode, in `seen`): a link loop (a folder linking to
+ * itself or to a parent) does not multiply the images, nor does a second link to a folder. */
+static ebmc_status scan_dir(const char *root, const char *rel, int depth, src_list *L,
+                            inode_set *seen, char *err, size_t errlen) {
     char full[4096];
     int k = rel[0] ? snprintf(full, sizeof full, "%s/%s", root, rel)
                    : snprintf(full, sizeof full, "%s", root);
     if (k < 0 || (size_t)k >= sizeof full)
         return ebmc_data_err(EBMC_E_IO, err, errlen, root, "path of '%s' too long", rel);
     if (depth > MAX_DEPTH)
-        return ebmc_data_err(EBMC_E_IO, err, errlen, full,
-                             "folders nested more than %d deep (a symbolic link loop?)", MAX_DEPTH);
-    DIR *d = opendir(full);
-    if (!d) return ebmc_data_err(EBMC_E_IO, err, errlen, full, "cannot open folder (%s)", strerror(errno));
-    ebmc_status st = EBMC_OK;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue; /* ".", "..", hidden files and folders */
+        return ebmc_data_err(EBMC_E_IO, err, errlen, full, "folders nested more than %d deep",
+                             MAX_DEPTH);
+    char **names;
+    size_t count;
+    ebmc_status st = list_folder(full, &names, &count, err, errlen);
+    if (st != EBMC_OK) return st;
+    for (size_t e = 0; e < count && st == EBMC_OK; e++) {
+        const char *name = names[e];
         char crel[4096], cfull[4096];
-        k = rel[0] ? snprintf(crel, sizeof crel, "%s/%s", rel, de->d_name)
-                   : snprintf(crel, sizeof crel, "%s", de->d_name);
+        k = rel[0] ? snprintf(crel, sizeof crel, "%s/%s", rel, name)
+                   : snprintf(crel, sizeof crel, "%s", name);
         int k2 = snprintf(cfull, sizeof cfull, "%s/%s", root, crel);
         if (k < 0 || (size_t)k >= sizeof crel || k2 < 0 || (size_t)k2 >= sizeof cfull) {
-            st = ebmc_data_err(EBMC_E_IO, err, errlen, full, "path of '%s' too long", de->d_name);
+            st = ebmc_data_err(EBMC_E_IO, err, errlen, full, "path of '%s' too long", name);
             break;
         }
         struct stat sb;
         if (stat(cfull, &sb) != 0) {
             /* a dangling link or a file that vanished: an image that cannot be read (reported,
              * or skipped, when it is decoded) */
-            if (wanted_name(crel) && (st = list_add(L, crel, 0, 0, root, err, errlen))) break;
+            if (wanted_name(crel)) st = list_add(L, crel, 0, 0, root, err, errlen);
             continue;
         }
-        if (S_ISDIR(sb.st_mode)) {
-            if ((st = scan_dir(root, crel, depth + 1, L, err, errlen))) break;
-        } else if (S_ISREG(sb.st_mode) && wanted_name(crel)) {
-            if ((st = list_add(L, crel, (uint64_t)sb.st_size, 0, root, err, errlen))) break;
-        }
+        bool dir = S_ISDIR(sb.st_mode);
+        if (!dir && !(S_ISREG(sb.st_mode) && wanted_name(crel))) continue;
+        int fresh = inode_add(seen, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino);
+        if (fresh < 0)
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, root, "out of memory listing images");
+        else if (fresh && dir)
+            st = scan_dir(root, crel, depth + 1, L, seen, err, errlen);
+        else if (fresh)
+            st = list_add(L, crel, (uint64_t)sb.st_size, 0, root, err, errlen);
     }
-    closedir(d);
+    for (size_t e = 0; e < count; e++) free(names[e]);
+    free(names);
     return st;
 }
 
@@ -492,7 +584,12 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
     uint8_t *hwc = NULL;
     ebmc_status st = EBMC_OK;
     if (S_ISDIR(sb.st_mode)) {
-        st = scan_dir(path, "", 0, &L, err, errlen);
+        inode_set seen = {0};
+        if (inode_add(&seen, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino) < 0)
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "out of memory");
+        else
+            st = scan_dir(path, "", 0, &L, &seen, err, errlen);
+        free(seen.k);
     } else if (S_ISREG(sb.st_mode)) {
         S.tar = fopen(path, "rb");
         if (!S.tar)
