@@ -362,6 +362,11 @@ static ebmc_status scan_tar(const char *path, FILE *f, src_list *L, char *err, s
 
 /* ------------------------------------------------------------ hash and cache */
 
+typedef struct {
+    const char *root;  /* folder or tar path */
+    FILE *tar;         /* open tar, or NULL for a folder */
+} src_ctx;
+
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++) {
@@ -377,15 +382,78 @@ static uint64_t fnv_u64(uint64_t h, uint64_t v) {
     return fnv1a(h, b, 8);
 }
 
-static uint64_t source_hash(const src_list *L, const float *box, int size, bool skip_bad) {
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* A 64-bit hash of n bytes (xxHash64's round and final mix, one lane): fast enough that hashing
+ * every image costs little next to decoding it. Change detection, not cryptography. */
+static uint64_t bytes_hash(uint64_t h, const uint8_t *p, size_t n) {
+    const uint64_t P1 = 0x9e3779b185ebca87ull, P2 = 0xc2b2ae3d27d4eb4full;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = 0;
+        for (int b = 0; b < 8; b++) w |= (uint64_t)p[i + b] << (8 * b);
+        h = rotl64(h + w * P2, 31) * P1;
+    }
+    for (; i < n; i++) h = rotl64(h ^ (p[i] * 0x27d4eb2f165667c5ull), 11) * P1;
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    return h;
+}
+
+/* The hash of item it's bytes, read in chunks (a folder's file, or a tar member's data); an
+ * item that cannot be read hashes as such ("unreadable" and its error), so that it counts as
+ * changed once it can be read. */
+static uint64_t item_hash(const src_ctx *S, const src_item *it, uint8_t *buf, size_t cap) {
+    uint64_t h = 0x27d4eb2f165667c5ull;
+    FILE *f = S->tar;
+    uint64_t left = it->size;
+    int e = 0;
+    if (f) {
+        if (fseeko(f, (off_t)it->off, SEEK_SET) != 0) e = errno ? errno : EIO;
+    } else {
+        char full[4200];
+        snprintf(full, sizeof full, "%s/%s", S->root, it->rel);
+        if (!(f = fopen(full, "rb"))) e = errno ? errno : EIO;
+        left = UINT64_MAX; /* to its end: the size listed may be stale */
+    }
+    while (!e && left > 0) {
+        size_t want = left < cap ? (size_t)left : cap;
+        size_t got = fread(buf, 1, want, f);
+        h = bytes_hash(h, buf, got);
+        if (got < want) {
+            if (ferror(f)) e = errno ? errno : EIO;
+            else if (S->tar) e = EIO; /* the tar shrank */
+            break;
+        }
+        left -= got;
+    }
+    if (f && !S->tar) fclose(f);
+    if (e) h = fnv_u64(fnv1a(h, "unreadable", 10), (uint64_t)e);
+    return h;
+}
+
+/* The cache key. It covers the sorted list of images (relative path or member name, size and
+ * the hash of every byte of the file or member), the box, size, skip_bad and the cache version:
+ * an image replaced by another of the same size (even in place, with its old modification time
+ * put back) invalidates the cache; a copy of the same files elsewhere does not. It costs a read
+ * of every image, far less than decoding and resizing them. *nomem: out of memory. */
+static uint64_t source_hash(const src_ctx *S, const src_list *L, const float *box, int size,
+                            bool skip_bad, bool *nomem) {
     uint64_t h = 0xcbf29ce484222325ull;
+    const size_t cap = (size_t)1 << 20;
+    uint8_t *buf = malloc(cap);
+    *nomem = !buf;
+    if (!buf) return 0;
     h = fnv1a(h, "ebmc-images", 11);
     h = fnv_u64(h, EBMC_IMAGE_CACHE_VERSION);
     h = fnv_u64(h, L->n);
     for (size_t i = 0; i < L->n; i++) {
         h = fnv1a(h, L->v[i].rel, strlen(L->v[i].rel) + 1);
         h = fnv_u64(h, L->v[i].size);
+        h = fnv_u64(h, item_hash(S, &L->v[i], buf, cap));
     }
+    free(buf);
     h = fnv_u64(h, box ? 1 : 0);
     for (int i = 0; box && i < 4; i++) {
         uint32_t u;
@@ -455,11 +523,6 @@ static int cache_load(const char *cpath, uint64_t hash, int size, ebmc_dataset_t
 }
 
 /* ------------------------------------------------------------ decoding */
-
-typedef struct {
-    const char *root;  /* folder or tar path */
-    FILE *tar;         /* open tar, or NULL for a folder */
-} src_ctx;
 
 /* The bytes of item it (malloc'd) or NULL with a reason in why. */
 static uint8_t *read_item(const src_ctx *S, const src_item *it, size_t *len, char *why, size_t wlen) {
@@ -619,8 +682,14 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
     ds->c = 3;
     ds->h = ds->w = size;
 
-    const uint64_t hash = source_hash(&L, box, size, skip_bad);
+    uint64_t hash = 0;
     if (cache_path) {
+        bool nomem = false;
+        hash = source_hash(&S, &L, box, size, skip_bad, &nomem);
+        if (nomem) {
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "out of memory");
+            goto done;
+        }
         char why[512];
         if (cache_load(cache_path, hash, size, ds, why, sizeof why)) {
             if (ds->skipped)
