@@ -6,7 +6,7 @@
 #define EBMC_FUZZ_UTIL_H
 
 #define _GNU_SOURCE
-#include <dirent.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,20 +15,12 @@
 
 static char fz_dir_[256];
 
-static void fz_cleanup_(void) {
-    DIR *d = opendir(fz_dir_);
-    if (d) {
-        struct dirent *de;
-        char p[512];
-        while ((de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", fz_dir_, de->d_name);
-                unlink(p);
-            }
-        closedir(d);
-    }
-    rmdir(fz_dir_);
+static int fz_rm_(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
 }
+
+static void fz_cleanup_(void) { nftw(fz_dir_, fz_rm_, 8, FTW_DEPTH | FTW_PHYS); }
 
 /* The scratch folder (made on first use). */
 static const char *fz_dir(void) {
