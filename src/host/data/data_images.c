@@ -238,7 +238,11 @@ static char *pax_path(const char *buf, size_t n) {
     while (i < n) {
         size_t len = 0, j = i;
         while (j < n && buf[j] >= '0' && buf[j] <= '9') len = len * 10 + (size_t)(buf[j++] - '0');
-        if (j >= n || buf[j] != ' ' || len == 0 || i + len > n) return NULL;
+        /* "LEN KEY=VALUE\n": LEN counts the whole record, itself included, so it ends past
+         * the space, at a '\n'; a shorter one (fuzzing found "3 path=...") would make the
+         * value's length negative */
+        if (j >= n || buf[j] != ' ' || len < j - i + 2 || len > n - i || buf[i + len - 1] != '\n')
+            return NULL;
         const char *kv = buf + j + 1, *end = buf + i + len - 1; /* *end == '\n' */
         if ((size_t)(end - kv) > 5 && !strncmp(kv, "path=", 5)) {
             size_t m = (size_t)(end - kv) - 5;
