@@ -383,6 +383,14 @@ static void test_images_errors(void **state) {
     /* ... and a cache made with skip_bad is not reused without it */
     EXPECT_FAIL(ebmc_data_images(src, 8, NULL, cache, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
                 bad, "decode");
+    /* named .png but another format stb_image also reads: a 0x0 PGM decoded and aborted
+     * stb_image_resize (fuzzing); a BMP is not what the name says either */
+    write_bytes(bad, "P5 0 0 255\n", 11);
+    EXPECT_FAIL(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
+                bad, "not a JPEG or PNG file");
+    write_bytes(bad, "BM\0\0\0\0", 6);
+    EXPECT_FAIL(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
+                bad, "not a JPEG or PNG file");
     /* an empty file, and a dangling link */
     write_bytes(bad, "", 0);
     EXPECT_FAIL(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,

@@ -581,7 +581,22 @@ static bool prepare_one(const uint8_t *bytes, size_t len, const float *box, int 
         snprintf(why, wlen, "cannot decode: empty file");
         return false;
     }
+    /* stb_image also reads PNM, BMP, GIF, PSD, TGA, HDR and PIC, and took a 0x0 PGM (which then
+     * aborted stb_image_resize): only the formats the name promises go to it, and no empty
+     * image (stb_image itself refuses PNGs over 1 GiB decoded) */
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    bool png = len >= 8 && !memcmp(bytes, png_sig, 8), jpg = len >= 3 && bytes[0] == 0xff &&
+                                                              bytes[1] == 0xd8 && bytes[2] == 0xff;
+    if (!png && !jpg) {
+        snprintf(why, wlen, "cannot decode: not a JPEG or PNG file (it starts with neither signature)");
+        return false;
+    }
     uint8_t *px = stbi_load_from_memory(bytes, (int)len, &w, &h, &comp, 3);
+    if (px && (w < 1 || h < 1)) {
+        stbi_image_free(px);
+        snprintf(why, wlen, "cannot decode: the image is %dx%d pixels", w, h);
+        return false;
+    }
     if (!px) {
         const char *r = stbi_failure_reason();
         snprintf(why, wlen, "cannot decode as JPEG or PNG (stb_image: %s)", r ? r : "unknown error");
