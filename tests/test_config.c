@@ -194,6 +194,22 @@ static void test_syntax_details(void **state) {
     assert_string_equal(ebmc_config_str(c, "log", "tag"), "indented");
     ebmc_config_free(c);
 
+    /* CR-only line ends (classic Mac OS) are line breaks too, not one long comment line; line
+     * numbers count them, and "\r\n" is one break, not two */
+    c = make();
+    assert_int_equal(load_text(c, "cr.ini", "# made on a Mac\r[train]\rsteps = 6\r\r[log]\rtag = cr\r",
+                               err, sizeof err),
+                     EBMC_OK);
+    assert_int_equal(ebmc_config_int(c, "train", "steps"), 6);
+    assert_string_equal(ebmc_config_str(c, "log", "tag"), "cr");
+    ebmc_config_free(c);
+    c = make();
+    assert_int_equal(load_text(c, "cr2.ini", "# x\r[train]\r\nsteps = 6\n\rstepz = 1\r", err,
+                               sizeof err),
+                     EBMC_E_INVALID);
+    assert_contains(err, "cr2.ini:5: unknown key 'stepz' in [train]");
+    ebmc_config_free(c);
+
     /* a 1000-character value on line 2, then an error on line 4 */
     char longv[1001];
     memset(longv, 'x', 1000);

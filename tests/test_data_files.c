@@ -16,6 +16,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* the readers under test, with the arguments of the error tests */
+static ebmc_status load_cifar3(const char *dir, ebmc_dataset_t **ds) {
+    return ebmc_data_cifar10_ex(dir, true, 3, ds, ERR, sizeof ERR);
+}
+static ebmc_status load_mnist(const char *dir, ebmc_dataset_t **ds) {
+    return ebmc_data_mnist(dir, true, 0, ds, ERR, sizeof ERR);
+}
+
+/* A folder, then a FIFO, where `load` wants the file `at`: refused, named as such, never read
+ * (a FIFO would block). */
+static void check_not_regular(const char *dir, const char *at,
+                              ebmc_status (*load)(const char *, ebmc_dataset_t **)) {
+    ebmc_dataset_t *ds = NULL;
+    mkdirs(at);
+    EXPECT_FAIL(load(dir, &ds), ds, EBMC_E_IO, at, "is a directory");
+    assert_int_equal(rmdir(at), 0);
+    assert_int_equal(mkfifo(at, 0600), 0);
+    EXPECT_FAIL(load(dir, &ds), ds, EBMC_E_IO, at, "is not a regular file (a FIFO)");
+    assert_int_equal(remove(at), 0);
+}
+
 /* ================================================================ CIFAR-10 */
 
 static void check_cifar(const ebmc_dataset_t *ds, bool train, int rec) {
@@ -88,6 +109,7 @@ static void test_cifar_errors(void **state) {
                 "missing");
     EXPECT_FAIL(ebmc_data_cifar10_ex(d, false, 3, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
                 tp("cifar/bad/test_batch.bin"), "missing");
+    check_not_regular(d, b4, load_cifar3);
     /* a label out of range: not CIFAR-10 */
     write_cifar(d, true, 3);
     const char *b2 = tp("cifar/bad/data_batch_2.bin");
@@ -247,6 +269,31 @@ static void test_mnist_errors(void **state) {
     write_bytes(imgz, z, zn / 2);
     free(z);
     EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz, NULL);
+    /* a corrupt gzip file is named so, with zlib's message, even when the damage made the
+     * stream decode to more bytes than the header announces: the error then lies past the
+     * announced end (here a bad CRC after 130 images where 100 are announced; large enough
+     * that zlib's first buffer does not reach it; the reader said "trailing data") */
+    uint8_t *big = malloc(16 + 130 * 784);
+    assert_non_null(big);
+    size_t blen;
+    for (int announced = 100; announced <= 130; announced += 30) {
+        /* 130: the same at the announced length (the CRC is checked at the stream's end) */
+        blen = make_idx(big, 0x803, (uint32_t)announced, 28, 28, true, 130 * 784, 0);
+        write_gz(imgz, big, blen);
+        z = read_file(imgz, &zn);
+        z[zn - 8] ^= 0x40; /* the CRC-32 in the gzip trailer */
+        write_bytes(imgz, z, zn);
+        free(z);
+        EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                    "corrupt gzip data");
+        check_word("incorrect data check");
+    }
+    /* a sound gzip file with more data than announced is still "trailing data" */
+    blen = make_idx(big, 0x803, 100, 28, 28, true, 130 * 784, 0);
+    write_gz(imgz, big, blen);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                "trailing data");
+    free(big);
     /* a good image file with a bad labels file */
     write_gz(imgz, IDX, len);
     const char *lab = tp("mnist/bad/train-labels-idx1-ubyte");
@@ -256,6 +303,19 @@ static void test_mnist_errors(void **state) {
     len = make_idx(IDX, 0x803, 3, 0, 0, false, 3, 0);
     write_bytes(lab, IDX, len);
     EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, lab, "magic");
+    /* not a regular file where the images should be: named as such, never read (a FIFO
+     * would block, /dev/zero never ends) */
+    remove(lab);
+    remove(imgz);
+    check_not_regular(d, img, load_mnist);
+    assert_int_equal(symlink("/dev/zero", imgz), 0);
+    EXPECT_FAIL(ebmc_data_mnist(d, true, 0, &ds, ERR, sizeof ERR), ds, EBMC_E_IO, imgz,
+                "is not a regular file (a character device)");
+    remove(imgz);
+    /* the same for the labels */
+    len = make_idx(IDX, 0x803, 3, 28, 28, true, 3 * 784, 0);
+    write_bytes(img, IDX, len);
+    check_not_regular(d, lab, load_mnist);
     /* bad pad_to */
     EXPECT_FAIL(ebmc_data_mnist(d, true, 20, &ds, ERR, sizeof ERR), ds, EBMC_E_INVALID, d, "pad_to");
 }

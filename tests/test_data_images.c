@@ -3,12 +3,13 @@
  * counted), links, truncated and gzip'd tars. Every expected error is checked to name the file.
  * CIFAR-10/MNIST are tested in test_data_files.c, the synthetic sets and the loader in
  * test_data_synth.c; the shared fixtures are in testutil_data.c. */
-#define _GNU_SOURCE /* symlink, truncate */
+#define _GNU_SOURCE /* symlink, link, truncate, utimensat */
 #include "testutil_data.h"
 
 #include <stb/stb_image_write.h>
 
 #include <errno.h>
+#include <fcntl.h> /* AT_FDCWD */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,33 @@ static void test_images_folder_tar(void **state) {
     ebmc_data_free(ds);
     ebmc_data_free(dt);
 
+    /* links: a folder linking to itself and one linking to its parent (loops), a second link
+     * to a folder, a link and a hard link to a file: each real file is listed once, by its
+     * first name in sorted order (the walk does not depend on readdir's order) */
+    char lk[1024], to[1024];
+    snprintf(lk, sizeof lk, "%s/self", src);
+    assert_int_equal(symlink(".", lk), 0);
+    EXPECT_OK(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR));
+    check_sources(ds, 8); /* was 164 images: self/self/... until stat's ELOOP, 40 links deep */
+    ebmc_data_free(ds);
+    snprintf(lk, sizeof lk, "%s/a/up", src);
+    assert_int_equal(symlink("..", lk), 0);
+    snprintf(lk, sizeof lk, "%s/c", src);
+    assert_int_equal(symlink("a", lk), 0);
+    snprintf(lk, sizeof lk, "%s/b/red_again.png", src);
+    assert_int_equal(symlink("../a/red.png", lk), 0);
+    snprintf(lk, sizeof lk, "%s/zz_grey_hard.png", src);
+    snprintf(to, sizeof to, "%s/grey.png", src);
+    assert_int_equal(link(to, lk), 0);
+    EXPECT_OK(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR));
+    check_sources(ds, 8);
+    ebmc_data_free(ds);
+    const char *lnk[] = {"self", "a/up", "c", "b/red_again.png", "zz_grey_hard.png"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(lk, sizeof lk, "%s/%s", src, lnk[i]);
+        assert_int_equal(remove(lk), 0);
+    }
+
     /* a fractional box: constant images stay constant; the gradient follows the box */
     const float box[4] = {1.5f, 2.5f, 13.5f, 14.5f};
     EXPECT_OK(ebmc_data_images(src, 8, box, NULL, false, &ds, ERR, sizeof ERR));
@@ -278,6 +306,41 @@ static void test_images_cache(void **state) {
     assert_int_equal(ebmc_data_count(ds), 5);
     ebmc_data_free(ds);
     remove(p);
+    /* ... and by an image replaced with another of the same byte size, written in place (same
+     * inode) with its old modification time put back: the key covers the files' bytes */
+    EXPECT_OK(ebmc_data_images(src, 8, NULL, cache, false, &ds, ERR, sizeof ERR));
+    ebmc_data_free(ds);
+    snprintf(p, sizeof p, "%s/a/red.png", src);
+    struct stat sr;
+    stat_of(p, &sr);
+    size_t rn, gn;
+    unsigned char *red = read_file(p, &rn);
+    const char *green = tp("cache/green.png");
+    uint8_t gpx[20 * 16 * 3];
+    for (int i = 0; i < 20 * 16; i++) gpx[3 * i] = 30, gpx[3 * i + 1] = 200, gpx[3 * i + 2] = 40;
+    assert_true(stbi_write_png(green, 20, 16, 3, gpx, 20 * 3));
+    unsigned char *gb = read_file(green, &gn);
+    assert_true(gn <= rn); /* padded after IEND (ignored by decoders) to the old size */
+    unsigned char *same = calloc(rn, 1);
+    assert_non_null(same);
+    memcpy(same, gb, gn);
+    f = fopen(p, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(same, 1, rn, f), rn);
+    assert_int_equal(fclose(f), 0);
+    const struct timespec times[2] = {sr.st_atim, sr.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, p, times, 0), 0);
+    stat_of(p, &s2);
+    assert_int_equal(s2.st_size, sr.st_size);
+    assert_true(s2.st_ino == sr.st_ino && s2.st_mtim.tv_nsec == sr.st_mtim.tv_nsec);
+    EXPECT_OK(ebmc_data_images(src, 8, NULL, cache, false, &ds, ERR, sizeof ERR));
+    const int green_rgb[3] = {30, 200, 40};
+    check_constant(ds, IM_RED, green_rgb, 2);
+    ebmc_data_free(ds);
+    write_bytes(p, red, rn); /* back as it was */
+    free(red);
+    free(gb);
+    free(same);
     /* a damaged cache is rebuilt, not an error */
     EXPECT_OK(ebmc_data_images(src, 8, NULL, cache, false, &ds, ERR, sizeof ERR));
     ebmc_data_free(ds);
@@ -320,6 +383,14 @@ static void test_images_errors(void **state) {
     /* ... and a cache made with skip_bad is not reused without it */
     EXPECT_FAIL(ebmc_data_images(src, 8, NULL, cache, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
                 bad, "decode");
+    /* named .png but another format stb_image also reads: a 0x0 PGM decoded and aborted
+     * stb_image_resize (fuzzing); a BMP is not what the name says either */
+    write_bytes(bad, "P5 0 0 255\n", 11);
+    EXPECT_FAIL(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
+                bad, "not a JPEG or PNG file");
+    write_bytes(bad, "BM\0\0\0\0", 6);
+    EXPECT_FAIL(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
+                bad, "not a JPEG or PNG file");
     /* an empty file, and a dangling link */
     write_bytes(bad, "", 0);
     EXPECT_FAIL(ebmc_data_images(src, 8, NULL, NULL, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,

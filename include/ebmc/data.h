@@ -59,7 +59,11 @@ ebmc_status ebmc_data_mnist(const char *dir, bool train, int pad_to, ebmc_datase
  * cache_path (NULL = no cache): the prepared data are written there atomically (header below,
  * then uint8 NCHW) and read back on later calls whose hash matches; a missing, stale or damaged
  * cache is rebuilt with a notice on stderr. The hash covers the sorted list of (relative path,
- * file size), the box, size, skip_bad and the cache version.
+ * file size, a 64-bit hash of the file's bytes), the box, size, skip_bad and the cache version:
+ * an image replaced by another of the same size is noticed (each image is read once more to
+ * hash it, only when there is a cache). A folder is walked following symbolic links, each
+ * folder and each file (by device and inode) once: a link loop does not multiply the images,
+ * a second name of a file does not count it twice.
  *
  * An unreadable or undecodable image, or one the box does not fit, is EBMC_E_IO naming it
  * ("DIR/a/b.jpg: ..." or "ARCHIVE.tar:member.jpg: ..."), unless skip_bad: then it is left out,
@@ -77,7 +81,7 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
  *  32  u32      images skipped as bad
  *  36  u32      0 (reserved)
  *  40  u8[N*3*size*size]  (N,3,size,size)  */
-#define EBMC_IMAGE_CACHE_VERSION 1u
+#define EBMC_IMAGE_CACHE_VERSION 2u /* 2: the hash covers the images' bytes */
 /* Images left out as bad by the last ebmc_data_images that made or reused ds (0 otherwise). */
 int ebmc_data_images_skipped(const ebmc_dataset_t *ds);
 

@@ -20,6 +20,16 @@ static bool is_dir(const char *p) {
     return S_ISDIR(sb.st_mode);
 }
 
+/* What a path that is not a regular file is, for "PATH: is a directory" and the like. */
+static const char *not_regular(mode_t m) {
+    if (S_ISDIR(m)) return "is a directory";
+    if (S_ISFIFO(m)) return "is not a regular file (a FIFO)";
+    if (S_ISCHR(m)) return "is not a regular file (a character device)";
+    if (S_ISBLK(m)) return "is not a regular file (a block device)";
+    if (S_ISSOCK(m)) return "is not a regular file (a socket)";
+    return "is not a regular file";
+}
+
 /* ---------------------------------------------------------------- CIFAR-10 */
 
 ebmc_status ebmc_data_cifar10(const char *dir, bool train, ebmc_dataset_t **out, char *err,
@@ -71,7 +81,7 @@ ebmc_status ebmc_data_cifar10_ex(const char *dir, bool train, int records_per_fi
                                  train ? "training" : "test", strerror(errno),
                                  sub ? "" : " (also looked for a cifar-10-batches-bin/ subfolder)");
         if (!S_ISREG(sb.st_mode))
-            return ebmc_data_err(EBMC_E_IO, err, errlen, paths[f], "not a regular file");
+            return ebmc_data_err(EBMC_E_IO, err, errlen, paths[f], "%s", not_regular(sb.st_mode));
         if ((long long)sb.st_size != expect)
             return ebmc_data_err(EBMC_E_IO, err, errlen, paths[f],
                                  "wrong size: found %lld bytes, expected %lld (%d records of "
@@ -142,10 +152,32 @@ done:
 
 static const char *gz_msg(gzFile g, const char *path, int *zerr);
 
+/* The error of a failed gzread (r < 0, or 0 with a zlib error) after n bytes. */
+static ebmc_status gz_fail(gzFile g, const char *path, size_t n, char *err, size_t errlen) {
+    int zerr = Z_OK;
+    const char *msg = gz_msg(g, path, &zerr);
+    if (zerr == Z_ERRNO)
+        return ebmc_data_err(EBMC_E_IO, err, errlen, path, "read error after %zu bytes (%s)", n,
+                             strerror(errno));
+    if (zerr == Z_BUF_ERROR) /* zlib: "unexpected end of file" */
+        return ebmc_data_err(EBMC_E_IO, err, errlen, path,
+                             "truncated gzip file: %s after %zu bytes of data", msg, n);
+    if (zerr == Z_MEM_ERROR)
+        return ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "zlib: %s", msg);
+    return ebmc_data_err(EBMC_E_IO, err, errlen, path,
+                         "corrupt gzip data: %s (zlib, after %zu bytes of data)", msg, n);
+}
+
+#define GZ_CHECK_MAX ((size_t)1 << 30) /* the most data decoded past the limit, to check it */
+
 /* Reads a plain or gzip'd file (zlib reads both) whole, up to max_bytes + 1 bytes (so that
- * trailing data can be noticed without reading it all). */
-static ebmc_status read_gz(const char *path, size_t max_bytes, uint8_t **data, size_t *len,
-                           char *err, size_t errlen) {
+ * trailing data can be noticed without keeping it all). With check_rest, a gzip stream that
+ * goes on past max_bytes is decoded on (into a scratch buffer, at most GZ_CHECK_MAX bytes) to
+ * its end: damage often makes a stream decode to more bytes than announced, and its error (a
+ * bad code, a bad CRC) lies past them; it is reported as corrupt gzip data rather than as
+ * trailing data. The caller stats the path first: a FIFO or a device is never opened here. */
+static ebmc_status read_gz(const char *path, size_t max_bytes, bool check_rest, uint8_t **data,
+                           size_t *len, char *err, size_t errlen) {
     *data = NULL;
     *len = 0;
     gzFile g = gzopen(path, "rb");
@@ -172,24 +204,28 @@ static ebmc_status read_gz(const char *path, size_t max_bytes, uint8_t **data, s
         size_t want = cap - n;
         if (want > (1u << 24)) want = 1u << 24;
         int r = gzread(g, p + n, (unsigned)want);
-        if (r < 0) {
-            int zerr = 0;
-            const char *msg = gz_msg(g, path, &zerr);
-            st = ebmc_data_err(EBMC_E_IO, err, errlen, path,
-                               "read error after %zu bytes: %s (corrupt gzip data?)", n,
-                               zerr == Z_ERRNO ? strerror(errno) : msg);
+        int zerr = Z_OK;
+        if (r < 0 || (r == 0 && (gz_msg(g, path, &zerr), zerr != Z_OK && zerr != Z_STREAM_END))) {
+            st = gz_fail(g, path, n, err, errlen);
             break;
         }
-        if (r == 0) {
-            int zerr = Z_OK;
-            const char *msg = gz_msg(g, path, &zerr);
-            if (zerr != Z_OK && zerr != Z_STREAM_END)
-                st = ebmc_data_err(EBMC_E_IO, err, errlen, path,
-                                   "read error after %zu bytes: %s (a truncated gzip file?)", n,
-                                   msg);
-            break;
-        }
+        if (r == 0) break;
         n += (size_t)r;
+    }
+    if (st == EBMC_OK && n == limit && check_rest && !gzdirect(g)) {
+        const unsigned chunk = 1u << 16;
+        uint8_t *scratch = malloc(chunk);
+        size_t more = 0;
+        int r = 0;
+        while (scratch && more < GZ_CHECK_MAX && (r = gzread(g, scratch, chunk)) > 0)
+            more += (size_t)r;
+        free(scratch);
+        int zerr = Z_OK;
+        if (!scratch)
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "out of memory");
+        else if (more < GZ_CHECK_MAX &&
+                 (r < 0 || (gz_msg(g, path, &zerr), zerr != Z_OK && zerr != Z_STREAM_END)))
+            st = gz_fail(g, path, n + more, err, errlen);
     }
     gzclose(g);
     if (st != EBMC_OK) {
@@ -213,15 +249,20 @@ static uint32_t be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* dir/name or dir/name.gz, whichever exists (plain first); false when neither. */
-static bool find_idx(const char *dir, const char *name, char *path, size_t len) {
+/* dir/name or dir/name.gz, the first that exists (plain first): 1 when it is a regular file;
+ * 0 when neither exists (path: "dir/name[.gz]"); -1 when it is something else (a folder, a FIFO,
+ * a device; *mode says what), which is never opened: a FIFO would block, /dev/zero never ends. */
+static int find_idx(const char *dir, const char *name, char *path, size_t len, mode_t *mode) {
     struct stat sb;
-    snprintf(path, len, "%s/%s", dir, name);
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return true;
-    snprintf(path, len, "%s/%s.gz", dir, name);
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) return true;
+    for (int gz = 0; gz < 2; gz++) {
+        snprintf(path, len, "%s/%s%s", dir, name, gz ? ".gz" : "");
+        if (stat(path, &sb) == 0) {
+            *mode = sb.st_mode;
+            return S_ISREG(sb.st_mode) ? 1 : -1;
+        }
+    }
     snprintf(path, len, "%s/%s[.gz]", dir, name);
-    return false;
+    return 0;
 }
 
 #define MNIST_SIDE 28
@@ -246,21 +287,25 @@ ebmc_status ebmc_data_mnist(const char *dir, bool train, int pad_to, ebmc_datase
     const char *img_name = train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte";
     const char *lab_name = train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte";
     char path[4200];
-    if (!find_idx(dir, img_name, path, sizeof path))
+    mode_t mode = 0;
+    int found = find_idx(dir, img_name, path, sizeof path, &mode);
+    if (found == 0)
         return ebmc_data_err(EBMC_E_IO, err, errlen, path,
                              "MNIST %s images missing; HINT: scripts/download_mnist.sh",
                              train ? "training" : "test");
+    if (found < 0)
+        return ebmc_data_err(EBMC_E_IO, err, errlen, path, "%s", not_regular(mode));
 
     /* the header first, so that the whole read can stop one byte past what it announces */
     uint8_t *raw = NULL;
     size_t len = 0;
-    ebmc_status st = read_gz(path, 15, &raw, &len, err, errlen);
+    ebmc_status st = read_gz(path, 15, false, &raw, &len, err, errlen);
     if (st != EBMC_OK) return st;
     if (len == 16 && be32(raw) == 0x00000803u && be32(raw + 4) >= 1 &&
         be32(raw + 4) <= MNIST_MAX_COUNT) {
         const size_t announced = 16 + (size_t)be32(raw + 4) * MNIST_PIXELS;
         free(raw);
-        st = read_gz(path, announced, &raw, &len, err, errlen);
+        st = read_gz(path, announced, true, &raw, &len, err, errlen);
         if (st != EBMC_OK) return st;
     }
     ebmc_dataset_t *ds = NULL;
@@ -326,9 +371,14 @@ ebmc_status ebmc_data_mnist(const char *dir, bool train, int pad_to, ebmc_datase
 
     /* labels: optional, validated when present */
     char lpath[4200];
-    if (find_idx(dir, lab_name, lpath, sizeof lpath)) {
+    found = find_idx(dir, lab_name, lpath, sizeof lpath, &mode);
+    if (found < 0) {
+        st = ebmc_data_err(EBMC_E_IO, err, errlen, lpath, "%s", not_regular(mode));
+        goto done;
+    }
+    if (found > 0) {
         size_t llen = 0;
-        st = read_gz(lpath, 8 + (size_t)count, &lraw, &llen, err, errlen);
+        st = read_gz(lpath, 8 + (size_t)count, true, &lraw, &llen, err, errlen);
         if (st != EBMC_OK) goto done;
         if (llen < 8) {
             st = ebmc_data_err(EBMC_E_IO, err, errlen, lpath,

@@ -23,6 +23,48 @@ typedef struct {
     uint64_t off;  /* tar: offset of the data */
 } src_item;
 
+/* A set of files or folders by (device, inode): a folder walk visits each folder once (a
+ * symbolic link loop, or a second link to a folder, is not walked again) and lists each file
+ * once (a second link or name of a file is left out). Open addressing, linear probing. */
+typedef struct {
+    uint64_t *k; /* (cap, 2): dev, ino; ino 0 marks a free slot (no file has inode 0) */
+    size_t n, cap;
+} inode_set;
+
+static uint64_t inode_slot(uint64_t dev, uint64_t ino) {
+    uint64_t h = (dev * 0x9e3779b97f4a7c15ull) ^ ino;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 29);
+}
+
+/* 1: added, 0: already there, -1: out of memory */
+static int inode_add(inode_set *S, uint64_t dev, uint64_t ino) {
+    if (ino == 0) return 1;
+    if (2 * (S->n + 1) > S->cap) {
+        size_t nc = S->cap ? 2 * S->cap : 256;
+        uint64_t *k = calloc(nc, 2 * sizeof *k);
+        if (!k) return -1;
+        for (size_t i = 0; i < S->cap; i++) {
+            if (!S->k[2 * i + 1]) continue;
+            size_t j = inode_slot(S->k[2 * i], S->k[2 * i + 1]) & (nc - 1);
+            while (k[2 * j + 1]) j = (j + 1) & (nc - 1);
+            k[2 * j] = S->k[2 * i];
+            k[2 * j + 1] = S->k[2 * i + 1];
+        }
+        free(S->k);
+        S->k = k;
+        S->cap = nc;
+    }
+    size_t j = inode_slot(dev, ino) & (S->cap - 1);
+    for (; S->k[2 * j + 1]; j = (j + 1) & (S->cap - 1))
+        if (S->k[2 * j] == dev && S->k[2 * j + 1] == ino) return 0;
+    S->k[2 * j] = dev;
+    S->k[2 * j + 1] = ino;
+    S->n++;
+    return 1;
+}
+
 typedef struct {
     src_item *v;
     size_t n, cap;
@@ -71,44 +113,94 @@ static bool wanted_name(const char *relpath) {
 
 #define MAX_DEPTH 64
 
-static ebmc_status scan_dir(const char *root, const char *rel, int depth, src_list *L, char *err,
-                            size_t errlen) {
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The visible entries of folder `full` (malloc'd names, sorted), so that the walk, and with it
+ * which of two names of one file is kept, does not depend on the order of readdir. */
+static ebmc_status list_folder(const char *full, char ***names, size_t *count, char *err,
+                               size_t errlen) {
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(full);
+    if (!d) return ebmc_data_err(EBMC_E_IO, err, errlen, full, "cannot open folder (%s)", strerror(errno));
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    ebmc_status st = EBMC_OK;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue; /* ".", "..", hidden files and folders */
+        char *s = NULL;
+        if (n == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            char **w = realloc(v, nc * sizeof *w);
+            if (w) v = w, cap = nc;
+        }
+        if (n == cap || !(s = strdup(de->d_name))) {
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, full, "out of memory listing images");
+            break;
+        }
+        v[n++] = s;
+    }
+    closedir(d);
+    if (st != EBMC_OK) {
+        for (size_t i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return st;
+    }
+    if (n) qsort(v, n, sizeof *v, name_cmp);
+    *names = v;
+    *count = n;
+    return EBMC_OK;
+}
+
+/* Lists the images under root/rel, following symbolic links, but visiting each folder and
+ * listing each file once (by device and inode, in `seen`): a link loop (a folder linking to
+ * itself or to a parent) does not multiply the images, nor does a second link to a folder. */
+static ebmc_status scan_dir(const char *root, const char *rel, int depth, src_list *L,
+                            inode_set *seen, char *err, size_t errlen) {
     char full[4096];
     int k = rel[0] ? snprintf(full, sizeof full, "%s/%s", root, rel)
                    : snprintf(full, sizeof full, "%s", root);
     if (k < 0 || (size_t)k >= sizeof full)
         return ebmc_data_err(EBMC_E_IO, err, errlen, root, "path of '%s' too long", rel);
     if (depth > MAX_DEPTH)
-        return ebmc_data_err(EBMC_E_IO, err, errlen, full,
-                             "folders nested more than %d deep (a symbolic link loop?)", MAX_DEPTH);
-    DIR *d = opendir(full);
-    if (!d) return ebmc_data_err(EBMC_E_IO, err, errlen, full, "cannot open folder (%s)", strerror(errno));
-    ebmc_status st = EBMC_OK;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue; /* ".", "..", hidden files and folders */
+        return ebmc_data_err(EBMC_E_IO, err, errlen, full, "folders nested more than %d deep",
+                             MAX_DEPTH);
+    char **names;
+    size_t count;
+    ebmc_status st = list_folder(full, &names, &count, err, errlen);
+    if (st != EBMC_OK) return st;
+    for (size_t e = 0; e < count && st == EBMC_OK; e++) {
+        const char *name = names[e];
         char crel[4096], cfull[4096];
-        k = rel[0] ? snprintf(crel, sizeof crel, "%s/%s", rel, de->d_name)
-                   : snprintf(crel, sizeof crel, "%s", de->d_name);
+        k = rel[0] ? snprintf(crel, sizeof crel, "%s/%s", rel, name)
+                   : snprintf(crel, sizeof crel, "%s", name);
         int k2 = snprintf(cfull, sizeof cfull, "%s/%s", root, crel);
         if (k < 0 || (size_t)k >= sizeof crel || k2 < 0 || (size_t)k2 >= sizeof cfull) {
-            st = ebmc_data_err(EBMC_E_IO, err, errlen, full, "path of '%s' too long", de->d_name);
+            st = ebmc_data_err(EBMC_E_IO, err, errlen, full, "path of '%s' too long", name);
             break;
         }
         struct stat sb;
         if (stat(cfull, &sb) != 0) {
             /* a dangling link or a file that vanished: an image that cannot be read (reported,
              * or skipped, when it is decoded) */
-            if (wanted_name(crel) && (st = list_add(L, crel, 0, 0, root, err, errlen))) break;
+            if (wanted_name(crel)) st = list_add(L, crel, 0, 0, root, err, errlen);
             continue;
         }
-        if (S_ISDIR(sb.st_mode)) {
-            if ((st = scan_dir(root, crel, depth + 1, L, err, errlen))) break;
-        } else if (S_ISREG(sb.st_mode) && wanted_name(crel)) {
-            if ((st = list_add(L, crel, (uint64_t)sb.st_size, 0, root, err, errlen))) break;
-        }
+        bool dir = S_ISDIR(sb.st_mode);
+        if (!dir && !(S_ISREG(sb.st_mode) && wanted_name(crel))) continue;
+        int fresh = inode_add(seen, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino);
+        if (fresh < 0)
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, root, "out of memory listing images");
+        else if (fresh && dir)
+            st = scan_dir(root, crel, depth + 1, L, seen, err, errlen);
+        else if (fresh)
+            st = list_add(L, crel, (uint64_t)sb.st_size, 0, root, err, errlen);
     }
-    closedir(d);
+    for (size_t e = 0; e < count; e++) free(names[e]);
+    free(names);
     return st;
 }
 
@@ -146,7 +238,11 @@ static char *pax_path(const char *buf, size_t n) {
     while (i < n) {
         size_t len = 0, j = i;
         while (j < n && buf[j] >= '0' && buf[j] <= '9') len = len * 10 + (size_t)(buf[j++] - '0');
-        if (j >= n || buf[j] != ' ' || len == 0 || i + len > n) return NULL;
+        /* "LEN KEY=VALUE\n": LEN counts the whole record, itself included, so it ends past
+         * the space, at a '\n'; a shorter one (fuzzing found "3 path=...") would make the
+         * value's length negative */
+        if (j >= n || buf[j] != ' ' || len < j - i + 2 || len > n - i || buf[i + len - 1] != '\n')
+            return NULL;
         const char *kv = buf + j + 1, *end = buf + i + len - 1; /* *end == '\n' */
         if ((size_t)(end - kv) > 5 && !strncmp(kv, "path=", 5)) {
             size_t m = (size_t)(end - kv) - 5;
@@ -270,6 +366,11 @@ static ebmc_status scan_tar(const char *path, FILE *f, src_list *L, char *err, s
 
 /* ------------------------------------------------------------ hash and cache */
 
+typedef struct {
+    const char *root;  /* folder or tar path */
+    FILE *tar;         /* open tar, or NULL for a folder */
+} src_ctx;
+
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
     for (size_t i = 0; i < n; i++) {
@@ -285,15 +386,78 @@ static uint64_t fnv_u64(uint64_t h, uint64_t v) {
     return fnv1a(h, b, 8);
 }
 
-static uint64_t source_hash(const src_list *L, const float *box, int size, bool skip_bad) {
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+/* A 64-bit hash of n bytes (xxHash64's round and final mix, one lane): fast enough that hashing
+ * every image costs little next to decoding it. Change detection, not cryptography. */
+static uint64_t bytes_hash(uint64_t h, const uint8_t *p, size_t n) {
+    const uint64_t P1 = 0x9e3779b185ebca87ull, P2 = 0xc2b2ae3d27d4eb4full;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = 0;
+        for (int b = 0; b < 8; b++) w |= (uint64_t)p[i + b] << (8 * b);
+        h = rotl64(h + w * P2, 31) * P1;
+    }
+    for (; i < n; i++) h = rotl64(h ^ (p[i] * 0x27d4eb2f165667c5ull), 11) * P1;
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    return h;
+}
+
+/* The hash of item it's bytes, read in chunks (a folder's file, or a tar member's data); an
+ * item that cannot be read hashes as such ("unreadable" and its error), so that it counts as
+ * changed once it can be read. */
+static uint64_t item_hash(const src_ctx *S, const src_item *it, uint8_t *buf, size_t cap) {
+    uint64_t h = 0x27d4eb2f165667c5ull;
+    FILE *f = S->tar;
+    uint64_t left = it->size;
+    int e = 0;
+    if (f) {
+        if (fseeko(f, (off_t)it->off, SEEK_SET) != 0) e = errno ? errno : EIO;
+    } else {
+        char full[4200];
+        snprintf(full, sizeof full, "%s/%s", S->root, it->rel);
+        if (!(f = fopen(full, "rb"))) e = errno ? errno : EIO;
+        left = UINT64_MAX; /* to its end: the size listed may be stale */
+    }
+    while (!e && left > 0) {
+        size_t want = left < cap ? (size_t)left : cap;
+        size_t got = fread(buf, 1, want, f);
+        h = bytes_hash(h, buf, got);
+        if (got < want) {
+            if (ferror(f)) e = errno ? errno : EIO;
+            else if (S->tar) e = EIO; /* the tar shrank */
+            break;
+        }
+        left -= got;
+    }
+    if (f && !S->tar) fclose(f);
+    if (e) h = fnv_u64(fnv1a(h, "unreadable", 10), (uint64_t)e);
+    return h;
+}
+
+/* The cache key. It covers the sorted list of images (relative path or member name, size and
+ * the hash of every byte of the file or member), the box, size, skip_bad and the cache version:
+ * an image replaced by another of the same size (even in place, with its old modification time
+ * put back) invalidates the cache; a copy of the same files elsewhere does not. It costs a read
+ * of every image, far less than decoding and resizing them. *nomem: out of memory. */
+static uint64_t source_hash(const src_ctx *S, const src_list *L, const float *box, int size,
+                            bool skip_bad, bool *nomem) {
     uint64_t h = 0xcbf29ce484222325ull;
+    const size_t cap = (size_t)1 << 20;
+    uint8_t *buf = malloc(cap);
+    *nomem = !buf;
+    if (!buf) return 0;
     h = fnv1a(h, "ebmc-images", 11);
     h = fnv_u64(h, EBMC_IMAGE_CACHE_VERSION);
     h = fnv_u64(h, L->n);
     for (size_t i = 0; i < L->n; i++) {
         h = fnv1a(h, L->v[i].rel, strlen(L->v[i].rel) + 1);
         h = fnv_u64(h, L->v[i].size);
+        h = fnv_u64(h, item_hash(S, &L->v[i], buf, cap));
     }
+    free(buf);
     h = fnv_u64(h, box ? 1 : 0);
     for (int i = 0; box && i < 4; i++) {
         uint32_t u;
@@ -364,11 +528,6 @@ static int cache_load(const char *cpath, uint64_t hash, int size, ebmc_dataset_t
 
 /* ------------------------------------------------------------ decoding */
 
-typedef struct {
-    const char *root;  /* folder or tar path */
-    FILE *tar;         /* open tar, or NULL for a folder */
-} src_ctx;
-
 /* The bytes of item it (malloc'd) or NULL with a reason in why. */
 static uint8_t *read_item(const src_ctx *S, const src_item *it, size_t *len, char *why, size_t wlen) {
     *len = 0;
@@ -422,7 +581,22 @@ static bool prepare_one(const uint8_t *bytes, size_t len, const float *box, int 
         snprintf(why, wlen, "cannot decode: empty file");
         return false;
     }
+    /* stb_image also reads PNM, BMP, GIF, PSD, TGA, HDR and PIC, and took a 0x0 PGM (which then
+     * aborted stb_image_resize): only the formats the name promises go to it, and no empty
+     * image (stb_image itself refuses PNGs over 1 GiB decoded) */
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    bool png = len >= 8 && !memcmp(bytes, png_sig, 8), jpg = len >= 3 && bytes[0] == 0xff &&
+                                                              bytes[1] == 0xd8 && bytes[2] == 0xff;
+    if (!png && !jpg) {
+        snprintf(why, wlen, "cannot decode: not a JPEG or PNG file (it starts with neither signature)");
+        return false;
+    }
     uint8_t *px = stbi_load_from_memory(bytes, (int)len, &w, &h, &comp, 3);
+    if (px && (w < 1 || h < 1)) {
+        stbi_image_free(px);
+        snprintf(why, wlen, "cannot decode: the image is %dx%d pixels", w, h);
+        return false;
+    }
     if (!px) {
         const char *r = stbi_failure_reason();
         snprintf(why, wlen, "cannot decode as JPEG or PNG (stb_image: %s)", r ? r : "unknown error");
@@ -492,7 +666,12 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
     uint8_t *hwc = NULL;
     ebmc_status st = EBMC_OK;
     if (S_ISDIR(sb.st_mode)) {
-        st = scan_dir(path, "", 0, &L, err, errlen);
+        inode_set seen = {0};
+        if (inode_add(&seen, (uint64_t)sb.st_dev, (uint64_t)sb.st_ino) < 0)
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "out of memory");
+        else
+            st = scan_dir(path, "", 0, &L, &seen, err, errlen);
+        free(seen.k);
     } else if (S_ISREG(sb.st_mode)) {
         S.tar = fopen(path, "rb");
         if (!S.tar)
@@ -522,8 +701,14 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
     ds->c = 3;
     ds->h = ds->w = size;
 
-    const uint64_t hash = source_hash(&L, box, size, skip_bad);
+    uint64_t hash = 0;
     if (cache_path) {
+        bool nomem = false;
+        hash = source_hash(&S, &L, box, size, skip_bad, &nomem);
+        if (nomem) {
+            st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "out of memory");
+            goto done;
+        }
         char why[512];
         if (cache_load(cache_path, hash, size, ds, why, sizeof why)) {
             if (ds->skipped)

@@ -9,12 +9,12 @@
  * text after `]`, indented lines as continuations of the previous value, only ` ;` as an inline
  * comment, no quotes, and it splits lines longer than 199 bytes in two (shifting every later line
  * number). So the file is read here and handed to ini_parse_stream through a reader that gives
- * inih exactly one physical line per call, counts the lines (inih calls the handler for a line
- * before it asks for the next one, so the reader's count is the handler's line), checks each line
- * against ebmc's stricter syntax, and passes on a normalised form: "" for blanks and comments,
- * "[name]" for a section, "key=" for a key line. inih tracks the current section and calls the
- * handler; the handler takes the key and the raw value text from the reader's state and parses
- * the value by ebmc's rules. The first error stops the parse (the reader then returns NULL).
+ * inih exactly one physical line per call (ended by LF, CRLF or a lone CR), counts the lines
+ * (inih calls the handler for a line before it asks for the next one, so the reader's count is
+ * the handler's line), checks each line against ebmc's stricter syntax, and passes on a
+ * normalised form: "" for blanks and comments, "[name]" for a section, "key=" for a key line.
+ * inih tracks the current section and calls the handler; the handler takes the key and the raw
+ * value text from the reader's state and parses the value by ebmc's rules. The first error stops the parse (the reader then returns NULL).
  * inih's runtime option globals are left untouched. */
 #include "config_internal.h"
 #include "ebmc/fileio.h"
@@ -379,10 +379,13 @@ static char *cfg_reader(char *str, int num, void *stream) {
         load_fail(st, "inih's line buffer is too small (%d bytes)", num);
         return NULL;
     }
+    /* a line ends at "\n", "\r\n" or a lone "\r" (classic Mac OS): without the last, a file
+     * with CR-only line ends would be one line, all of it a comment when it starts with one */
     char *line = st->buf + st->pos;
-    char *nl = memchr(line, '\n', st->size - st->pos);
-    size_t len = nl ? (size_t)(nl - line) : st->size - st->pos;
-    st->pos += len + (nl != NULL);
+    size_t len = strcspn(line, "\r\n"); /* the buffer holds no NUL before st->size */
+    size_t brk = 0;
+    if (st->pos + len < st->size) brk = (line[len] == '\r' && line[len + 1] == '\n') ? 2 : 1;
+    st->pos += len + brk;
     line[len] = '\0';
     st->lineno++;
     st->key = st->value = NULL;
@@ -532,7 +535,8 @@ ebmc_status ebmc_config_load(ebmc_config_t *c, const char *path, char *err, size
     const char *nul = memchr(buf, '\0', size);
     if (nul) {
         int line = 1;
-        for (const char *q = buf; q < nul; q++) line += *q == '\n';
+        for (const char *q = buf; q < nul; q++) /* LF, CRLF and a lone CR, as the reader */
+            line += *q == '\n' || (*q == '\r' && q[1] != '\n');
         cfg_set_err(err, errlen, "%s:%d: contains a NUL byte (not a text file?)", path, line);
         free(buf);
         return EBMC_E_INVALID;
