@@ -111,23 +111,28 @@ typedef struct {
 } gchain;
 
 static gchain gauss_chain(ebmc_ctx_t *ctx, bool graph) {
-    float mu[E], x0[N * E];
+    float v[E + N * E]; /* the mean mu (E), then the chains' start (N, E) */
     tu_rng r;
     tu_rng_seed(&r, 11);
-    tu_fill_normal(&r, mu, E, 1.0f);
-    tu_fill_normal(&r, x0, N * E, 1.0f);
+    tu_fill_normal(&r, v, E + N * E, 1.0f);
     const ebmc_langevin_params p = {.steps = K, .a = 0.1f, .c = 0.3f, .noise = EBMC_NOISE_AFTER};
     gchain g = {ctx, NULL, NULL};
-    OKC(ctx, ebmc_potential_gaussian(ctx, E, N, mu, 0.5f, &g.pot));
+    OKC(ctx, ebmc_potential_gaussian(ctx, E, N, v, 0.5f, &g.pot));
     OKC(ctx, ebmc_chain_create(g.pot, &p, N, 99, 2, &g.ch));
-    memcpy(ebmc_chain_state(g.ch), x0, sizeof x0);
+    memcpy(ebmc_chain_state(g.ch), v + E, (size_t)N * E * sizeof(float));
     ebmc_chain_set_graph(g.ch, graph);
     return g;
 }
 
-static void gchain_free(gchain *g) {
-    ebmc_chain_free(g->ch);
-    ebmc_potential_free(g->pot);
+/* Frees the chain under test and its eager reference, with their contexts. */
+static void pair_free(gchain *g, gchain *ref) {
+    ebmc_ctx_t *ctxs[2] = {g->ctx, ref->ctx};
+    gchain *both[2] = {g, ref};
+    for (int i = 0; i < 2; i++) {
+        ebmc_chain_free(both[i]->ch);
+        ebmc_potential_free(both[i]->pot);
+        ebmc_ctx_free(ctxs[i]);
+    }
 }
 
 static void expect_same_state(gchain *a, gchain *b, int n) {
@@ -171,10 +176,7 @@ static void test_eager_first_then_capture(void **state) {
     assert_int_equal(LOG.freed, 2);
     OKC(ctx, ebmc_chain_run(g.ch, N));
     assert_int_equal(LOG.begin, 3);
-    gchain_free(&g);
-    gchain_free(&ref);
-    ebmc_ctx_free(ctx);
-    ebmc_ctx_free(ref_ctx);
+    pair_free(&g, &ref);
 }
 
 /* mode: 0 end fails, 1 begin fails, 2 a device call inside the capture fails */
@@ -206,10 +208,7 @@ static void fallback_case(int mode) {
     ebmc_chain_set_graph(g.ch, true);
     OKC(ctx, ebmc_chain_run(g.ch, N));
     assert_int_equal(LOG.launch, 1);
-    gchain_free(&g);
-    gchain_free(&ref);
-    ebmc_ctx_free(ctx);
-    ebmc_ctx_free(ref_ctx);
+    pair_free(&g, &ref);
 }
 
 static void test_failed_end_falls_back(void **state) {
