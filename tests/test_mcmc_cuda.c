@@ -9,7 +9,7 @@
  *     each K, relative to the chain's drift (its move minus the Philox noise it added, which the
  *     host recomputes): see TOL_SMOOTH / TOL_KINK for the bounds.
  * (b) CUDA graph vs eager: the same chains on two identically loaded copies of each net, one run
- *     eagerly and one captured and replayed, agree BITWISE after every run (all kernels are
+ *     eagerly and one with graphs (run 1 eager, run 2 captured, 3 and 4 replayed), agree BITWISE after every run (all kernels are
  *     deterministic and the context asks cuDNN for deterministic algorithms), and keep the same
  *     BatchNorm batch counter.
  * (c) Replays advance the device step counter: two replays of one captured graph draw different
@@ -55,6 +55,21 @@
  *             of 0) but possible, so the bound is 5e-2: still far below a real bug. */
 #define TOL_SMOOTH 1e-3
 #define TOL_KINK 5e-2
+/* (a') the same chains in TF32 (the training default) against the strict-FP32 CPU. TF32 rounds
+ * both operands of every convolution/GEMM product to 10 mantissa bits (u_tf32 = 2^-11 ~ 4.9e-4)
+ * and accumulates in FP32: each product is off by up to 2 u_tf32 relative, independently, so a
+ * sum of many terms is off by ~u_tf32 relative (sqrt(2/3) u_tf32 ~ 4e-4 rms, test_ops_cuda's
+ * TOL_TF32 is its nmse, 1e-5), whatever its length. The chain's drift passes ~12 layers forward
+ * and ~12 backward per step; independent per-layer errors add in quadrature: sqrt(24) * 4e-4 ~
+ * 2e-3 relative to the drift, and K <= 5 steps feed each other's errors back only through the
+ * small step size (a = s^2/2). Bound TOL_TF32_SMOOTH = 2e-2: ~10x that estimate (not yet
+ * measured on a GPU; the first GPU run prints the headroom: see scripts/gpu-check.sh). With
+ * kinks, TF32 moves pre-activations by ~4e-4 relative instead of FP32's ~1e-7, so ~1000x more
+ * units can flip sides of a ReLU (still a small fraction): each flip is an O(1/sqrt(units))
+ * change of the gradient; TOL_TF32_KINK = 1e-1, twice TOL_KINK, still far below a real bug's
+ * err ~ 1. */
+#define TOL_TF32_SMOOTH 2e-2
+#define TOL_TF32_KINK 1e-1
 /* (c): the CPU and the device draw the same Philox words; Box-Muller's double log/sin/cos may
  * round an element 1 ulp apart; the chain adds K such terms: 1e-6 relative is 10x that. */
 #define TOL_NOISE 1e-6
@@ -65,7 +80,8 @@
 #define STREAM_X 1
 #define STREAM_Z 2
 
-static ebmc_ctx_t *CPU, *GPU; /* GPU: strict FP32, deterministic cuDNN */
+static ebmc_ctx_t *CPU, *GPU;  /* GPU: strict FP32, deterministic cuDNN */
+static ebmc_ctx_t *GPU_TF32;   /* TF32 (the training default), deterministic cuDNN */
 
 #define OKC(ctx, call)                                                                         \
     do {                                                                                       \
@@ -240,13 +256,13 @@ static size_t count_diff(const float *a, const float *b, size_t n) {
 
 /* ---- (a) CPU vs CUDA, step by step ---- */
 
-static void parity_case(ebmc_net_role role, bool smooth, double tol) {
+static void parity_case(ebmc_ctx_t *gpu, ebmc_net_role role, bool smooth, double tol) {
     char path[600];
     snprintf(path, sizeof path, "%s/ebmc_test_mcmc_cuda_%d_%s%s.safetensors", tmp_dir(),
              (int)getpid(), role == EBMC_NET_E ? "E" : "G", smooth ? "_smooth" : "");
     save_reference(role, smooth, path);
     chain_set c = chain_make(CPU, role, smooth, path, 1),
-              g = chain_make(GPU, role, smooth, path, 1);
+              g = chain_make(gpu, role, smooth, path, 1);
     ebmc_chain_set_graph(g.ch, false); /* eager here; graphs are (b)'s subject */
     chain_init ci = init_of(&c);
     const size_t n = N_CHAINS * ci.elems;
@@ -268,9 +284,10 @@ static void parity_case(ebmc_net_role role, bool smooth, double tol) {
                      drift = drift_norm(&p, role == EBMC_NET_E ? STREAM_X : STREAM_Z, ci.x0, xc,
                                         ci.elems, K),
                      err = norm_diff(xg, xc, n) / drift;
-        printf("  %s chain%s, K = %d: moved %.4g, drift %.4g (L2); |cuda - cpu| / drift = %.3g "
+        printf("  %s%s chain%s, K = %d: moved %.4g, drift %.4g (L2); |cuda - cpu| / drift = %.3g "
                "(tol %.0e), %zu of %zu elements differ in any bit\n",
-               role == EBMC_NET_E ? "data-space" : "latent", smooth ? " (SiLU nets)" : "", K,
+               gpu == GPU ? "" : "TF32 ", role == EBMC_NET_E ? "data-space" : "latent",
+               smooth ? " (SiLU nets)" : "", K,
                moved, drift, err, tol, count_diff(xg, xc, n), n);
         /* the drift must stand out of the float rounding of the state (|x| <~ 1: ulp <= 6e-8):
          * 1e-6 per element on average at least (the data chain's is ~1e-5, the latent's ~0.3) */
@@ -291,14 +308,78 @@ static void parity_case(ebmc_net_role role, bool smooth, double tol) {
 
 static void test_parity_data_chain(void **state) {
     (void)state;
-    parity_case(EBMC_NET_E, true, TOL_SMOOTH);
-    parity_case(EBMC_NET_E, false, TOL_KINK);
+    parity_case(GPU, EBMC_NET_E, true, TOL_SMOOTH);
+    parity_case(GPU, EBMC_NET_E, false, TOL_KINK);
 }
 
 static void test_parity_latent_chain(void **state) {
     (void)state;
-    parity_case(EBMC_NET_G, true, TOL_SMOOTH);
-    parity_case(EBMC_NET_G, false, TOL_KINK);
+    parity_case(GPU, EBMC_NET_G, true, TOL_SMOOTH);
+    parity_case(GPU, EBMC_NET_G, false, TOL_KINK);
+}
+
+/* (a') the same in TF32, the training default (ebmc_ctx_opts_default; deterministic algorithms
+ * here): both chains, smooth and real nets, against the strict-FP32 CPU. */
+static void test_parity_chains_tf32(void **state) {
+    (void)state;
+    parity_case(GPU_TF32, EBMC_NET_E, true, TOL_TF32_SMOOTH);
+    parity_case(GPU_TF32, EBMC_NET_E, false, TOL_TF32_KINK);
+    parity_case(GPU_TF32, EBMC_NET_G, true, TOL_TF32_SMOOTH);
+    parity_case(GPU_TF32, EBMC_NET_G, false, TOL_TF32_KINK);
+}
+
+/* (f) a capture that fails falls back to eager: a potential whose gradient synchronises with
+ * the host (refused inside a capture) runs eagerly first, its capture on the second run fails
+ * and is discarded, that run and the next ones are eager, with eager's result, reported once. */
+typedef struct {
+    ebmc_potential base;
+    ebmc_potential *inner;
+} sync_potential;
+
+static ebmc_status sync_grad(ebmc_potential *p, int n, const float *x, float *g) {
+    sync_potential *q = (sync_potential *)p;
+    ebmc_status s = ebmc_sync(p->ctx); /* fine eagerly; breaks a capture */
+    return s ? s : q->inner->grad(q->inner, n, x, g);
+}
+
+static void test_capture_failure_falls_back(void **state) {
+    (void)state;
+    enum { E = 29, N = 4, K = 3 };
+    float mu[E], x0[N * E];
+    tu_rng r;
+    tu_rng_seed(&r, 17);
+    tu_fill_normal(&r, mu, E, 1.0f);
+    tu_fill_normal(&r, x0, N * E, 1.0f);
+    const ebmc_langevin_params p = {.steps = K, .a = 0.1f, .c = 0.2f, .noise = EBMC_NOISE_AFTER};
+    ebmc_potential *inner[2];
+    sync_potential sp[2];
+    ebmc_chain_t *ch[2];
+    for (int i = 0; i < 2; i++) {
+        OKC(GPU, ebmc_potential_gaussian(GPU, E, N, mu, 0.5f, &inner[i]));
+        sp[i] = (sync_potential){.base = *inner[i], .inner = inner[i]};
+        sp[i].base.grad = sync_grad;
+        sp[i].base.free = NULL;
+        OKC(GPU, ebmc_chain_create(&sp[i].base, &p, N, 31, 2, &ch[i]));
+        upload(GPU, ebmc_chain_state(ch[i]), x0, N * E);
+        ebmc_chain_set_graph(ch[i], i == 0);
+    }
+    float a[N * E], b[N * E];
+    for (int run = 1; run <= 3; run++) {
+        for (int i = 0; i < 2; i++) OKC(GPU, ebmc_chain_run(ch[i], N));
+        download(GPU, a, ebmc_chain_state(ch[0]), N * E);
+        download(GPU, b, ebmc_chain_state(ch[1]), N * E);
+        printf("  run %d: graphs %s, %zu elements differ from eager; failure: %s\n", run,
+               ebmc_chain_graph_active(ch[0]) ? "on" : "off", count_diff(a, b, N * E),
+               ebmc_chain_graph_failure(ch[0]));
+        assert_memory_equal(a, b, sizeof a);
+        assert_true(ebmc_chain_graph_active(ch[0]) == (run == 1));
+    }
+    assert_non_null(strstr(ebmc_chain_graph_failure(ch[0]), "ebmc_sync"));
+    assert_int_equal(ebmc_chain_step(ch[0]), 3 * K);
+    for (int i = 0; i < 2; i++) {
+        ebmc_chain_free(ch[i]);
+        ebmc_potential_free(inner[i]);
+    }
 }
 
 /* ---- (b) graph vs eager on the GPU, bitwise ---- */
@@ -320,7 +401,7 @@ static void graph_case(ebmc_net_role role) {
     chain_reset(&g, &ci);
     const size_t n = N_CHAINS * ci.elems;
     float *xe = tu_malloc(n), *xg = tu_malloc(n);
-    for (int run = 1; run <= 3; run++) { /* run 1 captures and launches, runs 2, 3 replay */
+    for (int run = 1; run <= 4; run++) { /* 1 eager, 2 captures and launches, 3, 4 replay */
         chain_run(&e);
         chain_run(&g);
         chain_state(&e, xe);
@@ -329,7 +410,8 @@ static void graph_case(ebmc_net_role role) {
         printf("  %s chain, run %d (%s): %zu of %zu elements differ (max |diff| %.3g), "
                "steps %u/%u, BN batches %lld/%lld\n",
                role == EBMC_NET_E ? "data-space" : "latent", run,
-               run == 1 ? "capture + launch" : "replay", nd, n, tu_max_abs(xg, xe, n),
+               run == 1 ? "eager first" : run == 2 ? "capture + launch" : "replay", nd, n,
+               tu_max_abs(xg, xe, n),
                ebmc_chain_step(g.ch), ebmc_chain_step(e.ch), (long long)ebmc_net_bn_batches(g.net),
                (long long)ebmc_net_bn_batches(e.net));
         assert_int_equal(nd, 0);
@@ -338,6 +420,7 @@ static void graph_case(ebmc_net_role role) {
         assert_true(ebmc_net_bn_batches(g.net) == ebmc_net_bn_batches(e.net));
     }
     assert_true(ebmc_chain_graph_active(g.ch));
+    assert_string_equal(ebmc_chain_graph_failure(g.ch), "");
     free(xe);
     free(xg);
     chain_init_free(&ci);
@@ -376,9 +459,9 @@ static void test_replay_advances_counter(void **state) {
     ebmc_chain_set_graph(ch[0], true); /* 0: graph, 1: eager, 2: the CPU */
     ebmc_chain_set_graph(ch[1], false);
     assert_true(ebmc_chain_graph_active(ch[0]));
-    float x[3][3][N * E]; /* [chain][after run 0..2][...] */
+    float x[3][4][N * E]; /* [chain][after run 0..3][...]: run 1 eager, 2 capture, 3 replay */
     for (int i = 0; i < 3; i++) memcpy(x[i][0], x0, sizeof x0);
-    for (int run = 1; run <= 2; run++)
+    for (int run = 1; run <= 3; run++)
         for (int i = 0; i < 3; i++) {
             OKC(ctxs[i], ebmc_chain_run(ch[i], N));
             download(ctxs[i], x[i][run], ebmc_chain_state(ch[i]), N * E);
@@ -386,21 +469,22 @@ static void test_replay_advances_counter(void **state) {
     /* the second replay drew new noise: its increment is not the first one's */
     float d1[N * E], d2[N * E];
     for (int i = 0; i < N * E; i++) {
-        d1[i] = x[0][1][i] - x[0][0][i];
-        d2[i] = x[0][2][i] - x[0][1][i];
+        d1[i] = x[0][2][i] - x[0][1][i];
+        d2[i] = x[0][3][i] - x[0][2][i];
     }
     const double rel = tu_rel_l2(d2, d1, N * E);
     printf("  replays 1 and 2: increments differ by %.3g (relative L2); graph vs eager: %zu, %zu "
            "elements differ; graph vs CPU: %.3g, %.3g relative\n",
-           rel, count_diff(x[0][1], x[1][1], N * E), count_diff(x[0][2], x[1][2], N * E),
-           tu_rel_l2(x[0][1], x[2][1], N * E), tu_rel_l2(x[0][2], x[2][2], N * E));
+           rel, count_diff(x[0][2], x[1][2], N * E), count_diff(x[0][3], x[1][3], N * E),
+           tu_rel_l2(x[0][2], x[2][2], N * E), tu_rel_l2(x[0][3], x[2][3], N * E));
     assert_true(rel > 0.1); /* independent noise: ~sqrt(2) */
-    assert_memory_equal(x[0][1], x[1][1], sizeof x0);
-    assert_memory_equal(x[0][2], x[1][2], sizeof x0);
-    assert_true(tu_rel_l2(x[0][1], x[2][1], N * E) <= TOL_NOISE);
-    assert_true(tu_rel_l2(x[0][2], x[2][2], N * E) <= TOL_NOISE);
-    assert_int_equal(ebmc_chain_step(ch[0]), 2 * K);
-    /* the step lives on the device: reset it, replay from x0: run 1 again, bit for bit */
+    for (int run = 1; run <= 3; run++) {
+        assert_memory_equal(x[0][run], x[1][run], sizeof x0);
+        assert_true(tu_rel_l2(x[0][run], x[2][run], N * E) <= TOL_NOISE);
+    }
+    assert_int_equal(ebmc_chain_step(ch[0]), 3 * K);
+    /* the step lives on the device: reset it, replay the graph from x0: run 1's result again,
+     * bit for bit (run 1 was eager: graph and eager agree) */
     OKC(GPU, ebmc_chain_set_step(ch[0], 0));
     upload(GPU, ebmc_chain_state(ch[0]), x0, N * E);
     OKC(GPU, ebmc_chain_run(ch[0], N));
@@ -534,7 +618,9 @@ static void test_graph_smaller_batch(void **state) {
     chain_reset(&e, &ci);
     chain_reset(&g, &ci);
     const int n = N_CHAINS / 2;
-    const ebmc_status s = ebmc_chain_run(g.ch, n);
+    /* the first run for n is eager (plans built, workspace grown), the second is captured */
+    ebmc_status s = ebmc_chain_run(g.ch, n);
+    if (s == EBMC_OK) s = ebmc_chain_run(g.ch, n);
     if (s == EBMC_E_WORKSPACE) {
         /* a limitation, not a wrong result: the smaller shape's cuDNN algorithms want more
          * workspace than the tape reserved for the planned batch */
@@ -543,6 +629,8 @@ static void test_graph_smaller_batch(void **state) {
     } else {
         if (s != EBMC_OK) fail_msg("graph run on %d chains: %s", n, ebmc_chain_error(g.ch));
         OKC(GPU, ebmc_chain_run(e.ch, n));
+        OKC(GPU, ebmc_chain_run(e.ch, n));
+        assert_string_equal(ebmc_chain_graph_failure(g.ch), "");
         const size_t cnt = (size_t)N_CHAINS * ci.elems;
         float *xe = tu_malloc(cnt), *xg = tu_malloc(cnt);
         chain_state(&e, xe);
@@ -565,11 +653,13 @@ static int setup(void **state) {
     (void)state;
     CPU = tu_ctx_cpu();
     GPU = tu_ctx_cuda(EBMC_PREC_FP32); /* deterministic cuDNN algorithms */
-    return GPU ? 0 : -1;
+    GPU_TF32 = tu_ctx_cuda(EBMC_PREC_TF32);
+    return GPU && GPU_TF32 ? 0 : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
+    ebmc_ctx_free(GPU_TF32);
     ebmc_ctx_free(GPU);
     ebmc_ctx_free(CPU);
     return 0;
@@ -586,10 +676,12 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parity_data_chain),
         cmocka_unit_test(test_parity_latent_chain),
+        cmocka_unit_test(test_parity_chains_tf32),
         cmocka_unit_test(test_graph_vs_eager),
         cmocka_unit_test(test_replay_advances_counter),
         cmocka_unit_test(test_capture_fails_loudly),
         cmocka_unit_test(test_graph_smaller_batch),
+        cmocka_unit_test(test_capture_failure_falls_back),
     };
     return cmocka_run_group_tests_name("mcmc_cuda", tests, setup, teardown);
 }

@@ -37,8 +37,26 @@ _Noreturn
 #endif
 void ebmc_fail(const char *stmt, const char *err, const char *func, const char *file, int line);
 
-/* Sets the device named in ebmc_fail's messages (-1: none). */
+/* Sets the device named in ebmc_fail's messages on this thread (-1: none). */
 void ebmc_fail_set_device(int device);
+
+/* The sink of the CUDA check family (CUDA_CHECK, CUDNN_CHECK, ... in backend/cuda_check.h):
+ * ebmc_fail, except on a thread inside a graph capture (between ebmc_fail_defer_begin and
+ * ebmc_fail_defer_end), where nothing has run on the device yet: there the first failure is
+ * recorded and the call returns, so that the capture can be ended cleanly and reported (and the
+ * work run eagerly) instead of killing the process. Memory and assertion failures stay fatal. */
+void ebmc_fail_device(const char *stmt, const char *err, const char *func, const char *file,
+                      int line);
+/* Starts deferring this thread's device failures (nests; the outermost begin clears the record). */
+void ebmc_fail_defer_begin(void);
+/* Stops deferring (at the outermost end); true when a failure was recorded since the outermost
+ * begin, its message then in msg (may be NULL). */
+bool ebmc_fail_defer_end(char *msg, size_t len);
+
+/* Debug lines on stderr ("ebmc: debug: ..."), on when the environment variable EBMC_DEBUG is set
+ * to anything but "" or "0" (read once). */
+bool ebmc_debug_enabled(void);
+void ebmc_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define EBMC_CHECK_GEN(T, call, ok, str)                                                        \
     do {                                                                                        \

@@ -55,6 +55,9 @@ struct ebmc_potential {
     void (*replayed)(ebmc_potential *self, int steps);
     /* called before the first gradient evaluation of a chain run (in capture order too) */
     void (*begin)(ebmc_potential *self);
+    /* called when a capture's host-side pass (since its begin) was discarded (the capture
+     * failed; the same run follows eagerly): undoes that pass's host bookkeeping. NULL: none */
+    void (*capture_discarded)(ebmc_potential *self);
     void (*free)(ebmc_potential *self);
     ebmc_ctx_t *ctx;
     size_t elems;       /* per chain */
@@ -94,11 +97,18 @@ ebmc_status ebmc_chain_create(ebmc_potential *pot, const ebmc_langevin_params *p
                               uint64_t seed, uint32_t stream, ebmc_chain_t **out);
 void ebmc_chain_free(ebmc_chain_t *c);
 float *ebmc_chain_state(ebmc_chain_t *c); /* (max_batch, elems) device */
-/* K steps on the first n chains. Eager, or (when enabled and the backend has graphs) one CUDA
- * graph captured on the first run for this n and replayed after: no host synchronisation. */
+/* K steps on the first n chains. Eager, or (when enabled and the backend has graphs): the first
+ * run for this n eagerly (cuDNN's first execution of each plan, lazy loading, never inside a
+ * capture), the second captured as one CUDA graph and launched, later ones replayed: no host
+ * synchronisation. A capture that fails (begin, a call inside it, end, instantiation) is ended
+ * cleanly and discarded, reported once on stderr and by ebmc_chain_graph_failure, the run is done
+ * eagerly, and the chain stays eager from then on (graphs off; ebmc_chain_set_graph turns them
+ * on again). */
 ebmc_status ebmc_chain_run(ebmc_chain_t *c, int n);
 void ebmc_chain_set_graph(ebmc_chain_t *c, bool use_graph);
 bool ebmc_chain_graph_active(const ebmc_chain_t *c);
+/* Why this chain's graphs were turned off by a failed capture ("" if they never were). */
+const char *ebmc_chain_graph_failure(const ebmc_chain_t *c);
 void ebmc_chain_set_params(ebmc_chain_t *c, const ebmc_langevin_params *p); /* drops graphs */
 uint32_t ebmc_chain_step(const ebmc_chain_t *c);           /* noise steps drawn so far */
 void ebmc_chain_set_seed(ebmc_chain_t *c, uint64_t seed);  /* drops graphs */

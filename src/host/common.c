@@ -2,15 +2,59 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <string.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 
-static int g_fail_device = -1; /* only for the message of the process-wide fatal sink */
+/* the device named in the fatal sink's message: per thread, as CUDA's current device is */
+static _Thread_local int g_fail_device = -1;
+/* deferred device failures of this thread's running graph capture (ebmc_fail_defer_begin) */
+static _Thread_local int g_defer_depth;
+static _Thread_local char g_defer_msg[512];
 
 void ebmc_fail_set_device(int device) { g_fail_device = device; }
+
+void ebmc_fail_device(const char *stmt, const char *err, const char *func, const char *file,
+                      int line) {
+    if (g_defer_depth <= 0) ebmc_fail(stmt, err, func, file, line);
+    if (!g_defer_msg[0])
+        snprintf(g_defer_msg, sizeof g_defer_msg, "%s: %s (in %s, %s:%d)", stmt, err ? err : "?",
+                 func, file, line);
+}
+
+void ebmc_fail_defer_begin(void) {
+    if (g_defer_depth++ == 0) g_defer_msg[0] = 0;
+}
+
+bool ebmc_fail_defer_end(char *msg, size_t len) {
+    if (g_defer_depth > 0) g_defer_depth--;
+    const bool failed = g_defer_msg[0] != 0;
+    if (msg && len) snprintf(msg, len, "%s", g_defer_msg);
+    if (g_defer_depth == 0) g_defer_msg[0] = 0;
+    return failed;
+}
+
+bool ebmc_debug_enabled(void) {
+    static int on = -1; /* a benign race: every thread computes the same value */
+    if (on < 0) {
+        const char *v = getenv("EBMC_DEBUG");
+        on = v && v[0] && strcmp(v, "0") != 0;
+    }
+    return on;
+}
+
+void ebmc_debug(const char *fmt, ...) {
+    if (!ebmc_debug_enabled()) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "ebmc: debug: %s\n", line);
+}
 
 void ebmc_fail(const char *stmt, const char *err, const char *func, const char *file, int line) {
     fflush(stdout);

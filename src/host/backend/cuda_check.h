@@ -16,10 +16,18 @@ const char *ebmc_curand_status_str(int status);
 }
 #endif
 
-#define CUDA_CHECK(c) EBMC_CHECK_GEN(cudaError_t, c, cudaSuccess, cudaGetErrorString)
-#define CUDNN_CHECK(c) EBMC_CHECK_GEN(cudnnStatus_t, c, CUDNN_STATUS_SUCCESS, cudnnGetErrorString)
-#define CUBLAS_CHECK(c) EBMC_CHECK_GEN(int, (int)(c), 0, ebmc_cublas_status_str)
-#define CURAND_CHECK(c) EBMC_CHECK_GEN(int, (int)(c), 0, ebmc_curand_status_str)
+/* EBMC_CHECK_GEN with the device sink: fatal, except inside a graph capture on this thread,
+ * where the first failure is recorded for graph_end to report (ebmc_fail_device, common.h). */
+#define EBMC_DEVICE_CHECK_GEN(T, call, ok, str)                                                 \
+    do {                                                                                        \
+        T r_ = (call);                                                                          \
+        if (r_ != (ok)) ebmc_fail_device(#call, str(r_), __func__, __FILE__, __LINE__);         \
+    } while (0)
+#define CUDA_CHECK(c) EBMC_DEVICE_CHECK_GEN(cudaError_t, c, cudaSuccess, cudaGetErrorString)
+#define CUDNN_CHECK(c)                                                                          \
+    EBMC_DEVICE_CHECK_GEN(cudnnStatus_t, c, CUDNN_STATUS_SUCCESS, cudnnGetErrorString)
+#define CUBLAS_CHECK(c) EBMC_DEVICE_CHECK_GEN(int, (int)(c), 0, ebmc_cublas_status_str)
+#define CURAND_CHECK(c) EBMC_DEVICE_CHECK_GEN(int, (int)(c), 0, ebmc_curand_status_str)
 
 #include <nvtx3/nvToolsExt.h>
 #define EBMC_NVTX_PUSH(name) nvtxRangePushA(name)

@@ -51,6 +51,7 @@ typedef struct {
     bool has_bn, is_energy;
     float *trace;   /* energy: sum of outputs per gradient evaluation */
     int trace_cap, trace_i;
+    int64_t bn_at_begin; /* BatchNorm's batch counter when the run began (capture_discarded) */
 } net_potential;
 
 static void netpot_free(ebmc_potential *p) {
@@ -62,7 +63,17 @@ static void netpot_free(ebmc_potential *p) {
     free(q);
 }
 
-static void netpot_begin(ebmc_potential *p) { ((net_potential *)p)->trace_i = 0; }
+static void netpot_begin(ebmc_potential *p) {
+    net_potential *q = (net_potential *)p;
+    q->trace_i = 0;
+    q->bn_at_begin = ebmc_net_bn_batches(q->net);
+}
+
+static void netpot_discarded(ebmc_potential *p) {
+    net_potential *q = (net_potential *)p;
+    /* the discarded capture's forwards counted BatchNorm batches that never ran */
+    if (q->has_bn) ebmc_net_set_bn_batches(q->net, q->bn_at_begin);
+}
 
 ebmc_status ebmc_potential_energy_trace(ebmc_potential *p, int max_evals) {
     net_potential *q = (net_potential *)p;
@@ -123,6 +134,7 @@ static ebmc_status netpot_create(ebmc_net_t *net, int max_batch, net_potential *
     q->base.free = netpot_free;
     q->base.replayed = netpot_replayed;
     q->base.begin = netpot_begin;
+    q->base.capture_discarded = netpot_discarded;
     q->out_elems = ebmc_net_value_count(net, ebmc_net_output_value(net, 0));
     for (int i = 0; i < ebmc_net_tensor_count(net); i++)
         q->has_bn = q->has_bn || ebmc_net_tensor_at(net, i)->is_counter;
@@ -247,6 +259,8 @@ struct ebmc_chain {
         int n;
         void *graph;
     } graphs[MAX_GRAPHS];
+    int eager_n[MAX_GRAPHS];  /* batch sizes already run eagerly with graphs on (0: free) */
+    char graph_failure[512];  /* why a failed capture turned graphs off ("" if never) */
     char name[48];         /* NVTX range of a run */
     char err[512];
 };
@@ -257,6 +271,7 @@ static void drop_graphs(ebmc_chain_t *c) {
         c->graphs[i].graph = NULL;
         c->graphs[i].n = 0;
     }
+    /* new parameters or seed keep the plans: the batch sizes run eagerly stay warm */
 }
 
 ebmc_status ebmc_chain_create(ebmc_potential *pot, const ebmc_langevin_params *p, int max_batch,
@@ -313,6 +328,7 @@ void ebmc_chain_set_graph(ebmc_chain_t *c, bool use_graph) {
 }
 
 bool ebmc_chain_graph_active(const ebmc_chain_t *c) { return c->use_graph; }
+const char *ebmc_chain_graph_failure(const ebmc_chain_t *c) { return c->graph_failure; }
 
 void ebmc_chain_set_params(ebmc_chain_t *c, const ebmc_langevin_params *p) {
     drop_graphs(c); /* the coefficients are baked into captured graphs */
@@ -370,46 +386,80 @@ ebmc_status ebmc_chain_run(ebmc_chain_t *c, int n) {
     return s;
 }
 
+/* Whether batch size n has run eagerly since graphs were on; marks it when mark. */
+static bool eager_seen(ebmc_chain_t *c, int n, bool mark) {
+    for (int i = 0; i < MAX_GRAPHS; i++)
+        if (c->eager_n[i] == n) return true;
+    if (mark) {
+        memmove(c->eager_n + 1, c->eager_n, (MAX_GRAPHS - 1) * sizeof c->eager_n[0]);
+        c->eager_n[0] = n; /* the oldest falls out: it is run eagerly once more */
+    }
+    return false;
+}
+
+/* A capture failed: report it once, turn graphs off for this chain (the caller runs eagerly). */
+static void graph_fallback(ebmc_chain_t *c, const char *why) {
+    snprintf(c->graph_failure, sizeof c->graph_failure, "%s", why);
+    fprintf(stderr, "ebmc: warning: %s: capturing %d Langevin steps as a CUDA graph failed (%s); "
+            "this chain runs eagerly from now on\n", c->name, c->p.steps, why);
+    drop_graphs(c);
+    c->use_graph = false;
+}
+
+/* Captures the K steps on n chains as a graph into a free slot; on failure, ends the capture,
+ * discards it and undoes its host-side pass. Returns the slot, or -1 (why in c->err). */
+static int chain_capture(ebmc_chain_t *c, int n) {
+    int free_slot = -1;
+    for (int i = 0; i < MAX_GRAPHS && free_slot < 0; i++)
+        if (!c->graphs[i].graph) free_slot = i;
+    if (free_slot < 0) { /* evict the first */
+        ebmc_graph_free(c->ctx, c->graphs[0].graph);
+        c->graphs[0].graph = NULL;
+        free_slot = 0;
+    }
+    ebmc_status s = ebmc_graph_begin(c->ctx);
+    if (s) {
+        snprintf(c->err, sizeof c->err, "graph_begin: %s", ebmc_ctx_error(c->ctx));
+        return -1;
+    }
+    ebmc_status body = chain_sequence(c, n, false);
+    char body_err[sizeof c->err] = "";
+    if (body) snprintf(body_err, sizeof body_err, "%s", ebmc_ctx_error(c->ctx));
+    void *g = NULL;
+    s = ebmc_graph_end(c->ctx, &g); /* always ends the capture */
+    if (body || s) {
+        ebmc_graph_free(c->ctx, g);
+        snprintf(c->err, sizeof c->err, "%s", body ? body_err : ebmc_ctx_error(c->ctx));
+        if (c->pot->capture_discarded) c->pot->capture_discarded(c->pot);
+        return -1;
+    }
+    c->graphs[free_slot].graph = g;
+    c->graphs[free_slot].n = n;
+    return free_slot;
+}
+
 static ebmc_status chain_run(ebmc_chain_t *c, int n) {
     if (n < 1 || n > c->max_batch) {
         snprintf(c->err, sizeof c->err, "chain: run on %d chains of %d", n, c->max_batch);
         return ebmc_ctx_seterr(c->ctx, EBMC_E_INVALID, "%s", c->err);
     }
-    ebmc_status s = EBMC_OK; /* a replay (graph already captured) reaches the launch with it */
-    if (!c->use_graph) {
-        s = chain_sequence(c, n, true);
-    } else {
-        bool captured = false; /* the capture ran chain_sequence's host code once already */
-        int slot = -1, free_slot = -1;
-        for (int i = 0; i < MAX_GRAPHS; i++) {
-            if (c->graphs[i].graph && c->graphs[i].n == n) slot = i;
-            if (!c->graphs[i].graph && free_slot < 0) free_slot = i;
-        }
+    ebmc_status s = EBMC_OK;
+    int slot = -1;
+    for (int i = 0; c->use_graph && i < MAX_GRAPHS; i++)
+        if (c->graphs[i].graph && c->graphs[i].n == n) slot = i;
+    bool captured = false; /* the capture ran chain_sequence's host code once already */
+    if (c->use_graph && slot < 0 && eager_seen(c, n, true)) {
+        slot = chain_capture(c, n);
+        captured = slot >= 0;
         if (slot < 0) {
-            if (free_slot < 0) { /* evict the first */
-                ebmc_graph_free(c->ctx, c->graphs[0].graph);
-                c->graphs[0].graph = NULL;
-                free_slot = 0;
-            }
-            s = ebmc_graph_begin(c->ctx);
-            if (!s) {
-                ebmc_status body = chain_sequence(c, n, false);
-                void *g = NULL;
-                s = ebmc_graph_end(c->ctx, &g);
-                if (body) s = body;
-                if (s) {
-                    ebmc_graph_free(c->ctx, g);
-                    snprintf(c->err, sizeof c->err, "chain: capturing %d steps as a graph failed: %s",
-                             c->p.steps, ebmc_ctx_error(c->ctx));
-                    return s;
-                }
-                c->graphs[free_slot].graph = g;
-                c->graphs[free_slot].n = n;
-                slot = free_slot;
-                captured = true;
-            }
+            graph_fallback(c, c->err);
+            c->err[0] = 0;
         }
-        if (!s) s = ebmc_graph_launch(c->ctx, c->graphs[slot].graph);
+    }
+    if (slot < 0) {
+        s = chain_sequence(c, n, true); /* graphs off, the first run for n, or a failed capture */
+    } else {
+        s = ebmc_graph_launch(c->ctx, c->graphs[slot].graph);
         /* host bookkeeping (BatchNorm's batch counter) of a replay; the launch right after a
          * capture is already counted by the capture's host-side pass */
         if (!s && !captured && c->pot->replayed) c->pot->replayed(c->pot, c->p.steps);

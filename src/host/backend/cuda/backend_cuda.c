@@ -150,6 +150,7 @@ fail:
 static void cuda_fini(ebmc_ctx_t *ctx) {
     cuda_priv *p = cpriv(ctx);
     if (!p) return;
+    cuda_bind(ctx);
     cuda_release(p);
     ctx->priv = NULL;
 }
@@ -160,6 +161,7 @@ static void cuda_fini(ebmc_ctx_t *ctx) {
 static ebmc_status cuda_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
     *ptr = NULL;
     if (bytes == 0) return EBMC_OK;
+    cuda_bind(ctx);
     if (cuda_stream_capturing(cpriv(ctx)))
         return cuda_capture_refuse(ctx, EBMC_E_INVALID,
                                    "allocation of %zu bytes inside a graph capture (between "
@@ -185,6 +187,7 @@ static ebmc_status cuda_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
 static void cuda_free(ebmc_ctx_t *ctx, void *ptr) {
     if (!ptr) return;
     cuda_priv *p = ctx ? cpriv(ctx) : NULL;
+    cuda_bind(ctx);
     if (cuda_stream_capturing(p)) {
         /* captured work may use ptr: release it after the capture, and fail the capture (a
          * graph whose memory is freed while it exists would be a dangling graph) */
@@ -206,6 +209,7 @@ static ebmc_status cuda_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t
                              ebmc_copy_kind kind) {
     if (bytes == 0) return EBMC_OK;
     cuda_priv *p = cpriv(ctx);
+    cuda_bind(ctx);
     if (kind != EBMC_COPY_D2D && cuda_stream_capturing(p)) /* D2D is asynchronous: it is captured */
         return cuda_capture_refuse(ctx, EBMC_E_INVALID,
                                    "copy of %zu bytes %s inside a graph capture (between "
@@ -232,6 +236,7 @@ static ebmc_status cuda_copy(ebmc_ctx_t *ctx, void *dst, const void *src, size_t
 }
 
 static ebmc_status cuda_sync(ebmc_ctx_t *ctx) {
+    cuda_bind(ctx);
     if (cuda_stream_capturing(cpriv(ctx)))
         return cuda_capture_refuse(ctx, EBMC_E_INVALID,
                                    "ebmc_sync inside a graph capture (between ebmc_graph_begin "
@@ -505,12 +510,14 @@ ebmc_status cuda_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, const 
  * is supported when the table has an entry for it. */
 static bool cuda_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     if (!cpriv(ctx) || !desc) return false;
+    cuda_bind(ctx); /* planning calls cuDNN on the context's handle */
     if (cuda_op_is_conv(op)) return cuda_conv_supports(ctx, op, desc);
     return ebmc_op_in_table(&ebmc_cuda_ops, op);
 }
 
 static size_t cuda_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     if (!cpriv(ctx) || !desc) return 0;
+    cuda_bind(ctx);
     if (cuda_op_is_conv(op)) return cuda_conv_workspace_size(ctx, op, desc);
     switch (op) {
     case EBMC_OP_REDUCE: {
@@ -531,9 +538,17 @@ static size_t cuda_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void 
 
 /* ---------------------------------------------------------------------------------------- */
 
-/* Every op of EBMC_OPS points at its cuda_<id>. An op the backend does not run yet: `#define
- * cuda_<id> NULL` above the table (after the includes); supports() then says no. */
-#define CUDA_ENTRY_(OP, id, ...) .id = cuda_##id,
+/* Every op of EBMC_OPS points at bound_<id>: the context's device made current (cuda_bind),
+ * then its cuda_<id>. */
+#define CUDA_BOUND_(OP, id, wrapper, desc, params, args, ...)                                      \
+    static ebmc_status bound_##id(ebmc_ctx_t *ctx, const desc *d, EBMC_UNPAREN params) {        \
+        cuda_bind(ctx);                                                                         \
+        return cuda_##id(ctx, d, EBMC_UNPAREN args);                                            \
+    }
+EBMC_OPS(CUDA_BOUND_)
+#undef CUDA_BOUND_
+
+#define CUDA_ENTRY_(OP, id, ...) .id = bound_##id,
 const ebmc_backend_ops ebmc_cuda_ops = {
     .name = "cuda",
     .init = cuda_init,

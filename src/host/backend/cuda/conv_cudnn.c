@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/conv_math.h"
 #include "pad.h"
 
 /* cuDNN algorithms asking for more workspace than this are skipped (a faster algorithm is not
@@ -53,7 +54,7 @@ struct conv_plan {
     size_t pad_bytes;           /* the (n,c,hp,wp) buffer in the workspace; 0 if native */
     size_t algo_bytes;          /* cuDNN workspace of algo */
     int algo;                   /* cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t */
-    cudnnMathType_t math;       /* set on cd; FP32: always CUDNN_FMA_MATH */
+    cudnnMathType_t math;       /* set on cd; FP32: always CUDNN_FMA_MATH (conv_entry_math) */
     cudnnTensorDescriptor_t xd; /* (n,c,hp,wp) */
     cudnnTensorDescriptor_t yd; /* (n,k,ho,wo) */
     cudnnFilterDescriptor_t wd; /* (k,c,kh,kw) */
@@ -164,11 +165,6 @@ static ebmc_status conv_geometry(ebmc_op op, const ebmc_conv_desc *d, conv_plan 
     return EBMC_OK;
 }
 
-static bool math_ok(cudnnMathType_t m, ebmc_precision prec) {
-    if (prec == EBMC_PREC_FP32) return m == CUDNN_FMA_MATH; /* never TF32 tensor cores */
-    return m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;    /* never down-convert to fp16 */
-}
-
 #define PLAN_TRY(call)                                                                          \
     do {                                                                                        \
         cudnnStatus_t s_ = (call);                                                              \
@@ -178,106 +174,136 @@ static bool math_ok(cudnnMathType_t m, ebmc_precision prec) {
         }                                                                                       \
     } while (0)
 
-/* Picks the algorithm: the first heuristic result (cuDNN's v7 heuristics, fastest first) that
- * succeeded, is deterministic when asked, has an acceptable math type and a workspace within
- * CONV_MAX_ALGO_WS; else the first of a short list of classic deterministic algorithms that
- * cuDNN accepts for this problem. Sets pl->algo, pl->math (also on cd), pl->algo_bytes. */
+static const char *conv_math_name(cudnnMathType_t m) {
+    switch (m) {
+    case CUDNN_DEFAULT_MATH: return "DEFAULT";
+    case CUDNN_TENSOR_OP_MATH: return "TENSOR_OP";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "TENSOR_OP_ALLOW_CONVERSION";
+    case CUDNN_FMA_MATH: return "FMA";
+    default: return "?";
+    }
+}
+
+/* One heuristics entry of any of the three kinds. */
+typedef struct {
+    int algo;
+    cudnnStatus_t status;
+    cudnnDeterminism_t det;
+    cudnnMathType_t math;
+    size_t memory;
+} conv_cand;
+
+/* cuDNN's v7 heuristics for the plan's kind, fastest first, into c (at most PERF_MAX). */
+static cudnnStatus_t conv_heuristics(cudnnHandle_t h, const conv_plan *pl, conv_cand *c, int *n) {
+    int req = 0, got = 0;
+    cudnnStatus_t st;
+    *n = 0;
+#define CONV_HEUR_(perf_t, maxcount, query)                                                     \
+    do {                                                                                        \
+        perf_t perf[PERF_MAX];                                                                  \
+        if ((st = maxcount(h, &req)) != CUDNN_STATUS_SUCCESS) return st;                        \
+        req = imax(1, imin(req, PERF_MAX));                                                     \
+        if ((st = query) != CUDNN_STATUS_SUCCESS) return st;                                    \
+        for (int i = 0; i < got; i++)                                                           \
+            c[i] = (conv_cand){(int)perf[i].algo, perf[i].status, perf[i].determinism,          \
+                               perf[i].mathType, perf[i].memory};                               \
+    } while (0)
+    switch (pl->kind) {
+    case CONV_FWD:
+        CONV_HEUR_(cudnnConvolutionFwdAlgoPerf_t, cudnnGetConvolutionForwardAlgorithmMaxCount,
+                   cudnnGetConvolutionForwardAlgorithm_v7(h, pl->xd, pl->wd, pl->cd, pl->yd, req,
+                                                          &got, perf));
+        break;
+    case CONV_BWD_DATA:
+        CONV_HEUR_(cudnnConvolutionBwdDataAlgoPerf_t,
+                   cudnnGetConvolutionBackwardDataAlgorithmMaxCount,
+                   cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl->wd, pl->yd, pl->cd, pl->xd,
+                                                               req, &got, perf));
+        break;
+    case CONV_BWD_FILTER:
+        CONV_HEUR_(cudnnConvolutionBwdFilterAlgoPerf_t,
+                   cudnnGetConvolutionBackwardFilterAlgorithmMaxCount,
+                   cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl->xd, pl->yd, pl->cd, pl->wd,
+                                                                 req, &got, perf));
+        break;
+    }
+#undef CONV_HEUR_
+    *n = imin(got, PERF_MAX);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* The workspace of algo under the math type currently set on pl->cd. */
+static cudnnStatus_t conv_algo_ws(cudnnHandle_t h, const conv_plan *pl, int algo, size_t *ws) {
+    switch (pl->kind) {
+    case CONV_FWD:
+        return cudnnGetConvolutionForwardWorkspaceSize(h, pl->xd, pl->wd, pl->cd, pl->yd,
+                                                       (cudnnConvolutionFwdAlgo_t)algo, ws);
+    case CONV_BWD_DATA:
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(
+            h, pl->wd, pl->yd, pl->cd, pl->xd, (cudnnConvolutionBwdDataAlgo_t)algo, ws);
+    case CONV_BWD_FILTER:
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+            h, pl->xd, pl->yd, pl->cd, pl->wd, (cudnnConvolutionBwdFilterAlgo_t)algo, ws);
+    }
+    return CUDNN_STATUS_BAD_PARAM;
+}
+
+/* Sets math on pl->cd and, when algo's workspace under it is known and within the cap, makes
+ * (algo, math) the plan's choice. */
+static bool conv_try(cudnnHandle_t h, conv_plan *pl, int algo, cudnnMathType_t math) {
+    size_t ws = 0;
+    if (cudnnSetConvolutionMathType(pl->cd, math) != CUDNN_STATUS_SUCCESS) return false;
+    if (conv_algo_ws(h, pl, algo, &ws) != CUDNN_STATUS_SUCCESS || ws > CONV_MAX_ALGO_WS)
+        return false;
+    pl->algo = algo, pl->math = math, pl->algo_bytes = ws;
+    return true;
+}
+
+/* Picks the algorithm: the first heuristic entry (cuDNN's v7 heuristics, fastest first) that
+ * succeeded, is deterministic when asked, has a math type conv_entry_math accepts and whose
+ * workspace, re-queried under the math the plan will run with, is within CONV_MAX_ALGO_WS; else
+ * the first of the classic algorithms PyTorch falls back to (forward: IMPLICIT_PRECOMP_GEMM, then
+ * IMPLICIT_GEMM; backward: ALGO_1) that cuDNN accepts under the query math, within the same cap.
+ * Sets pl->algo, pl->math (also on cd), pl->algo_bytes; logs the choice (EBMC_DEBUG). */
 static ebmc_status conv_choose_algo(cudnnHandle_t h, conv_plan *pl, ebmc_precision prec, bool det,
                                     char *err, size_t errlen) {
-    const cudnnMathType_t base = prec == EBMC_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
-    int req = 0, got = 0;
-    size_t ws = 0;
-    switch (pl->kind) {
-    case CONV_FWD: {
-        cudnnConvolutionFwdAlgoPerf_t perf[PERF_MAX];
-        PLAN_TRY(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &req));
-        req = imax(1, imin(req, PERF_MAX));
-        PLAN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, pl->xd, pl->wd, pl->cd, pl->yd, req,
-                                                        &got, perf));
-        for (int i = 0; i < got; i++) {
-            if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-            if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-            if (!math_ok(perf[i].mathType, prec) || perf[i].memory > CONV_MAX_ALGO_WS) continue;
-            PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, perf[i].mathType));
-            if (cudnnGetConvolutionForwardWorkspaceSize(h, pl->xd, pl->wd, pl->cd, pl->yd,
-                                                        perf[i].algo, &ws) != CUDNN_STATUS_SUCCESS)
-                continue;
-            pl->algo = (int)perf[i].algo, pl->math = perf[i].mathType, pl->algo_bytes = ws;
-            return EBMC_OK;
-        }
-        static const cudnnConvolutionFwdAlgo_t fallback[] = {
-            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
-            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
-        PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
-        for (size_t i = 0; i < sizeof fallback / sizeof fallback[0]; i++) {
-            if (cudnnGetConvolutionForwardWorkspaceSize(h, pl->xd, pl->wd, pl->cd, pl->yd,
-                                                        fallback[i], &ws) != CUDNN_STATUS_SUCCESS)
-                continue;
-            pl->algo = (int)fallback[i], pl->math = base, pl->algo_bytes = ws;
-            return EBMC_OK;
-        }
-        break;
+    static const char *const kind_name[] = {"fwd", "bwd-data", "bwd-filter"};
+    const cudnnMathType_t base = conv_query_math(prec);
+    conv_cand cand[PERF_MAX];
+    int n = 0;
+    PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
+    PLAN_TRY(conv_heuristics(h, pl, cand, &n));
+    const char *how = NULL;
+    for (int i = 0; i < n && !how; i++) {
+        if (cand[i].status != CUDNN_STATUS_SUCCESS) continue;
+        if (det && cand[i].det != CUDNN_DETERMINISTIC) continue;
+        const int m = conv_entry_math(cand[i].math, prec);
+        if (m < 0 || cand[i].memory > CONV_MAX_ALGO_WS) continue;
+        if (conv_try(h, pl, cand[i].algo, (cudnnMathType_t)m)) how = "heuristics";
     }
-    case CONV_BWD_DATA: {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[PERF_MAX];
-        PLAN_TRY(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &req));
-        req = imax(1, imin(req, PERF_MAX));
-        PLAN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, pl->wd, pl->yd, pl->cd, pl->xd,
-                                                             req, &got, perf));
-        for (int i = 0; i < got; i++) {
-            if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-            if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-            if (!math_ok(perf[i].mathType, prec) || perf[i].memory > CONV_MAX_ALGO_WS) continue;
-            PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, perf[i].mathType));
-            if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl->wd, pl->yd, pl->cd, pl->xd,
-                                                             perf[i].algo,
-                                                             &ws) != CUDNN_STATUS_SUCCESS)
-                continue;
-            pl->algo = (int)perf[i].algo, pl->math = perf[i].mathType, pl->algo_bytes = ws;
-            return EBMC_OK;
-        }
-        PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
-        if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, pl->wd, pl->yd, pl->cd, pl->xd,
-                                                         CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
-                                                         &ws) == CUDNN_STATUS_SUCCESS) {
-            pl->algo = (int)CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, pl->math = base;
-            pl->algo_bytes = ws;
-            return EBMC_OK;
-        }
-        break;
+    static const int fwd_fallback[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                       CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
+    static const int bwd_data_fallback[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
+    static const int bwd_filter_fallback[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+    const int *fb = pl->kind == CONV_FWD        ? fwd_fallback
+                    : pl->kind == CONV_BWD_DATA ? bwd_data_fallback
+                                                : bwd_filter_fallback;
+    const int n_fb = pl->kind == CONV_FWD ? 2 : 1;
+    for (int i = 0; i < n_fb && !how; i++)
+        if (conv_try(h, pl, fb[i], base)) how = "fallback";
+    if (!how) {
+        snprintf(err, errlen, "cuDNN offers no %s%s algorithm for this shape within %zu MiB of "
+                 "workspace", det ? "deterministic " : "",
+                 prec == EBMC_PREC_FP32 ? "FP32 (FMA math)" : "FP32/TF32",
+                 CONV_MAX_ALGO_WS >> 20);
+        return EBMC_E_UNSUPPORTED;
     }
-    case CONV_BWD_FILTER: {
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[PERF_MAX];
-        PLAN_TRY(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &req));
-        req = imax(1, imin(req, PERF_MAX));
-        PLAN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, pl->xd, pl->yd, pl->cd, pl->wd,
-                                                               req, &got, perf));
-        for (int i = 0; i < got; i++) {
-            if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
-            if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-            if (!math_ok(perf[i].mathType, prec) || perf[i].memory > CONV_MAX_ALGO_WS) continue;
-            PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, perf[i].mathType));
-            if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->xd, pl->yd, pl->cd, pl->wd,
-                                                               perf[i].algo,
-                                                               &ws) != CUDNN_STATUS_SUCCESS)
-                continue;
-            pl->algo = (int)perf[i].algo, pl->math = perf[i].mathType, pl->algo_bytes = ws;
-            return EBMC_OK;
-        }
-        PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
-        if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, pl->xd, pl->yd, pl->cd, pl->wd,
-                                                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
-                                                           &ws) == CUDNN_STATUS_SUCCESS) {
-            pl->algo = (int)CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, pl->math = base;
-            pl->algo_bytes = ws;
-            return EBMC_OK;
-        }
-        break;
-    }
-    }
-    snprintf(err, errlen, "cuDNN offers no %s%s algorithm for this shape",
-             det ? "deterministic " : "", prec == EBMC_PREC_FP32 ? "FP32 (FMA math)" : "FP32/TF32");
-    return EBMC_E_UNSUPPORTED;
+    ebmc_debug("conv plan %s P=(n%d c%d %dx%d) k%d %dx%d s%dx%d pad%dx%d %s: algo %d math %s "
+               "workspace %zu bytes (%s, %d heuristic entries)",
+               kind_name[pl->kind], pl->n, pl->c, pl->hp, pl->wp, pl->k, pl->kh, pl->kw, pl->sh,
+               pl->sw, pl->ph, pl->pw, prec == EBMC_PREC_FP32 ? "fp32" : "tf32", pl->algo,
+               conv_math_name(pl->math), pl->algo_bytes, how, n);
+    return EBMC_OK;
 }
 
 /* Creates the cuDNN objects of a plan whose geometry is filled, and chooses its algorithm.
@@ -295,8 +321,7 @@ static ebmc_status conv_plan_build(cudnnHandle_t h, conv_plan *pl, ebmc_precisio
                                         pl->kh, pl->kw));
     PLAN_TRY(cudnnSetConvolution2dDescriptor(pl->cd, pl->ph, pl->pw, pl->sh, pl->sw, 1, 1,
                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    PLAN_TRY(cudnnSetConvolutionMathType(
-        pl->cd, prec == EBMC_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, conv_query_math(prec)));
     int on = 0, oc = 0, oh = 0, ow = 0;
     PLAN_TRY(cudnnGetConvolution2dForwardOutputDim(pl->cd, pl->xd, pl->wd, &on, &oc, &oh, &ow));
     if (on != pl->n || oc != pl->k || oh != pl->ho || ow != pl->wo) {

@@ -43,6 +43,21 @@ typedef struct {
 
 static inline cuda_priv *cpriv(const ebmc_ctx_t *ctx) { return (cuda_priv *)ctx->priv; }
 
+/* Makes the context's device the calling thread's current device (CUDA's current device is per
+ * thread, and cudaSetDevice ran only in init, on the thread that created the context): every
+ * entry of the op table calls it first, so a context on device >= 1 can be used from any thread.
+ * cudaGetDevice reads a thread-local value; cudaSetDevice runs only when the device differs. */
+static inline void cuda_bind(const ebmc_ctx_t *ctx) {
+    const cuda_priv *p = ctx ? cpriv(ctx) : NULL;
+    if (!p) return;
+    int cur = -1;
+    if (cudaGetDevice(&cur) != cudaSuccess || cur != p->device) {
+        (void)cudaGetLastError();
+        CUDA_CHECK(cudaSetDevice(p->device));
+    }
+    ebmc_fail_set_device(p->device); /* the fatal sink names this thread's device */
+}
+
 /* ---- backend_cuda.c ---- */
 
 /* A workspace of `bytes` (NULL when 0). Growing it allocates and synchronises: refused during a

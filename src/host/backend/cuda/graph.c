@@ -19,6 +19,13 @@
  * graph_end fail with it even when CUDA itself saw nothing wrong (a refused ebmc_copy never
  * reached CUDA), so a caller that ignores the status still cannot get a graph with a hole in it.
  *
+ * Failed CUDA calls during a capture. The CUDA check family's sink (ebmc_fail_device) is fatal
+ * everywhere except on the capturing thread between graph_begin and graph_end: nothing has run
+ * on the device there, so a failed cuDNN/cuBLAS call or kernel launch is recorded (the first one)
+ * instead of killing the process, graph_end ends the capture, discards it and returns
+ * EBMC_E_DEVICE with that call's message, and the caller can run the same work eagerly (where a
+ * real error is then fatal, with its own message). ebmc_chain_run does.
+ *
  * graph_end returns the cudaGraphExec_t as the opaque handle; the cudaGraph_t it was
  * instantiated from is kept beside it (priv->graphs) and freed with it. */
 #include "backend/cuda/cuda_internal.h"
@@ -122,6 +129,7 @@ bool cuda_graphs_retain_workspace(ebmc_ctx_t *ctx, void *ptr) {
 
 void cuda_graphs_release(cuda_priv *p) {
     if (p->capturing) { /* a capture left open: end it (the stream cannot sync while capturing) */
+        (void)ebmc_fail_defer_end(NULL, 0);
         cudaGraph_t g = NULL;
         if (cudaStreamEndCapture(p->stream, &g) == cudaSuccess && g) (void)cudaGraphDestroy(g);
         (void)cudaGetLastError();
@@ -137,6 +145,7 @@ void cuda_graphs_release(cuda_priv *p) {
 
 ebmc_status cuda_graph_begin(ebmc_ctx_t *ctx) {
     cuda_priv *p = cpriv(ctx);
+    cuda_bind(ctx);
     if (p->capturing)
         return ebmc_ctx_seterr(ctx, EBMC_E_INVALID,
                                "graph_begin: a graph capture is already running on this "
@@ -149,14 +158,18 @@ ebmc_status cuda_graph_begin(ebmc_ctx_t *ctx) {
     }
     p->capturing = true;
     p->capture_err[0] = 0;
+    ebmc_fail_defer_begin(); /* until graph_end: a failed CUDA call is recorded, not fatal */
     return EBMC_OK;
 }
 
 ebmc_status cuda_graph_end(ebmc_ctx_t *ctx, void **graph) {
     cuda_priv *p = cpriv(ctx);
+    cuda_bind(ctx);
     *graph = NULL;
     if (!p->capturing)
         return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "graph_end without graph_begin");
+    char failed_call[512]; /* a CUDA call that failed during the capture (recorded, not fatal) */
+    const bool call_failed = ebmc_fail_defer_end(failed_call, sizeof failed_call);
     cudaGraph_t g = NULL;
     const cudaError_t e = cudaStreamEndCapture(p->stream, &g); /* leaves capture mode always */
     p->capturing = false;
@@ -165,8 +178,12 @@ ebmc_status cuda_graph_end(ebmc_ctx_t *ctx, void **graph) {
         CUDA_CHECK(cudaStreamSynchronize(p->stream));
         deferred_flush(p);
     }
-    if (p->capture_err[0] || e != cudaSuccess || !g) {
+    if (call_failed || p->capture_err[0] || e != cudaSuccess || !g) {
         if (g) CUDA_CHECK(cudaGraphDestroy(g));
+        if (call_failed)
+            return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE,
+                                   "graph capture failed: a CUDA call failed during the capture: "
+                                   "%s", failed_call);
         if (p->capture_err[0])
             return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE,
                                    "graph capture failed: something in the captured loop "
@@ -204,6 +221,7 @@ ebmc_status cuda_graph_end(ebmc_ctx_t *ctx, void **graph) {
 
 ebmc_status cuda_graph_launch(ebmc_ctx_t *ctx, void *graph) {
     cuda_priv *p = cpriv(ctx);
+    cuda_bind(ctx);
     if (graph_find(p, graph) < 0)
         return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "graph_launch: %p is not a live graph of "
                                "this context", graph);
@@ -221,6 +239,7 @@ ebmc_status cuda_graph_launch(ebmc_ctx_t *ctx, void *graph) {
 void cuda_graph_free(ebmc_ctx_t *ctx, void *graph) {
     cuda_priv *p = cpriv(ctx);
     if (!p || !graph) return;
+    cuda_bind(ctx);
     const int i = graph_find(p, graph);
     if (i < 0) return; /* not ours, or already freed */
     if (p->capturing) { /* no synchronisation now: destroyed when the capture ends */
