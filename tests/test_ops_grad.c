@@ -112,9 +112,10 @@ static void test_convt2d(void **state) {
  * same bits (batch chunks, GEMMs split among threads: nothing depends on timing). */
 static void test_conv_workspace_repeatable(void **state) {
     ebmc_ctx_t *ctx = tu_ctx_cpu();
-    const ebmc_conv_desc ds[] = {ebmc_conv_desc_make(5, 16, 20, 20, 32, 3, 1, 1),
-                                 ebmc_conv_desc_make(7, 32, 8, 8, 64, 4, 2, 1),
-                                 ebmc_convt_desc_make(7, 16, 15, 15, 8, 4, 2, 1, 0)};
+    /* chunks of 3 + 2 images, one chunk of 20, 5 + 2; all large enough for the OpenMP paths */
+    const ebmc_conv_desc ds[] = {ebmc_conv_desc_make(5, 32, 20, 20, 32, 3, 1, 1),
+                                 ebmc_conv_desc_make(20, 64, 8, 8, 64, 4, 2, 1),
+                                 ebmc_convt_desc_make(7, 16, 15, 15, 32, 4, 2, 1, 0)};
     const ebmc_op ops[] = {EBMC_OP_CONV2D_FWD, EBMC_OP_CONV2D_BWD_DATA, EBMC_OP_CONV2D_BWD_FILTER,
                            EBMC_OP_CONVT2D_FWD, EBMC_OP_CONVT2D_BWD_DATA, EBMC_OP_CONVT2D_BWD_FILTER};
     size_t ws = 0;

@@ -11,6 +11,11 @@
 #include <string.h>
 #include "ebmc/philox.h"
 
+/* Loops over fewer elements than this run on one thread: a parallel region must carry enough
+ * work (~0.1 ms) to pay for waking the team, and far more when the cores are shared with other
+ * processes, where a region waits for its slowest, descheduled thread. */
+enum { PAR_ELEMS = 1 << 18 };
+
 /* ---- memory ---- */
 
 static ebmc_status cpu_init(ebmc_ctx_t *ctx) {
@@ -111,7 +116,7 @@ static inline void valid_range(int wo, int s, int p, int k, int w, int *lo, int 
  * images x (nb,Cin,H,W) */
 static void im2col(const conv_geom *g, int nb, const float *x, float *col, size_t ld) {
     int rows = g->cin * g->kh * g->kw, P = g->ho * g->wo;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * nb * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * nb * P > PAR_ELEMS)
     for (int i = 0; i < nb; i++)
         for (int r = 0; r < rows; r++) {
             int c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
@@ -139,7 +144,7 @@ static void im2col(const conv_geom *g, int nb, const float *x, float *col, size_
 /* dx (nb,Cin,H,W) += col2im(col), col laid out as im2col's */
 static void col2im_add(const conv_geom *g, int nb, const float *col, size_t ld, float *dx) {
     int P = g->ho * g->wo;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->cin * g->kh * g->kw * nb * P > 32768)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->cin * g->kh * g->kw * nb * P > PAR_ELEMS)
     for (int i = 0; i < nb; i++)
         for (int c = 0; c < g->cin; c++) { /* one thread owns one channel plane: no races */
             float *dxc = dx + ((size_t)i * g->cin + c) * g->h * g->w;
@@ -161,14 +166,14 @@ static void col2im_add(const conv_geom *g, int nb, const float *col, size_t ld, 
 
 /* t (C, nb*P) <-> a (nb,C,P): gather (to_t) or y = t + beta*y (scatter) */
 static void chunk_gather(const float *a, float *t, int nb, int C, int P) {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)nb * C * P > 65536)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)nb * C * P > PAR_ELEMS)
     for (int c = 0; c < C; c++)
         for (int i = 0; i < nb; i++)
             memcpy(t + ((size_t)c * nb + i) * P, a + ((size_t)i * C + c) * P, (size_t)P * sizeof(float));
 }
 
 static void chunk_scatter(const float *t, float *a, int nb, int C, int P, float beta) {
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)nb * C * P > 65536)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)nb * C * P > PAR_ELEMS)
     for (int i = 0; i < nb; i++)
         for (int c = 0; c < C; c++) {
             const float *s = t + ((size_t)c * nb + i) * P;
@@ -287,7 +292,7 @@ static ebmc_status cpu_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, co
                                   const float *w, const float *b, float *y) {
     cpu_sgemm(false, true, d->n, d->out, d->in, 1.0f, x, d->in, w, d->in, 0.0f, y, d->out);
     if (b)
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->out > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->out > PAR_ELEMS)
         for (int i = 0; i < d->n; i++)
             for (int j = 0; j < d->out; j++) y[(size_t)i * d->out + j] += b[j];
     return EBMC_OK;
@@ -304,7 +309,7 @@ static ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc
                                          float beta) {
     cpu_sgemm(true, false, d->out, d->in, d->n, 1.0f, dy, d->out, x, d->in, beta, dw, d->in);
     if (db)
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->out > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->out > PAR_ELEMS)
         for (int j = 0; j < d->out; j++) {
             double s = 0;
             for (int i = 0; i < d->n; i++) s += dy[(size_t)i * d->out + j];
@@ -317,7 +322,7 @@ static ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc
 
 static ebmc_status cpu_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *b, float *y) {
     size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)d->n * d->c * hw > 65536)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (int n = 0; n < d->n; n++)
         for (int c = 0; c < d->c; c++) {
             float *p = y + ((size_t)n * d->c + c) * hw;
@@ -329,7 +334,7 @@ static ebmc_status cpu_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const fl
 static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy,
                                 float *db, float beta) {
     size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (int c = 0; c < d->c; c++) { /* one thread sums one channel, in order */
         double s = 0;
         for (int n = 0; n < d->n; n++) {
@@ -345,7 +350,7 @@ static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const fl
 
 static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
     float a = d->slope;
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float v = x[i];
         switch (d->kind) {
@@ -363,7 +368,7 @@ static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const fl
 static ebmc_status cpu_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x,
                                const float *y, const float *dy, float *dx, float beta) {
     float a = d->slope;
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float g = dy[i];
         switch (d->kind) {
@@ -388,7 +393,7 @@ static ebmc_status cpu_bn_fwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const floa
                               const float *gamma, const float *beta, float *y, float *save_mean,
                               float *save_invstd, float *running_mean, float *running_var) {
     size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (int c = 0; c < d->c; c++) {
         double s = 0;
         for (int n = 0; n < d->n; n++) {
@@ -427,7 +432,7 @@ static ebmc_status cpu_bn_bwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const floa
                               const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                               float beta_dx, float beta_param) {
     size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (int c = 0; c < d->c; c++) {
         double mean = save_mean[c], invstd = save_invstd[c], sdy = 0, sdyx = 0;
         for (int n = 0; n < d->n; n++) {
@@ -530,7 +535,7 @@ static inline void ac_src(int o, int n, int *i0, int *i1, float *l1) {
 static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 16384)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * Ho * Wo;
@@ -557,7 +562,7 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
                                     float *dx, float beta) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
     scale_or_zero(dx, (size_t)d->n * d->c * H * W, beta);
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 16384)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float *xp = dx + (size_t)nc * H * W;
         const float *yp = dy + (size_t)nc * Ho * Wo;
@@ -586,7 +591,7 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
 static ebmc_status cpu_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * H * W > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * H * W > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * Ho * Wo;
@@ -602,7 +607,7 @@ static ebmc_status cpu_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, cons
 static ebmc_status cpu_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy,
                                     float *dx, float beta) {
     int H = d->h, W = d->w, Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * H * W > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * H * W > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float *xp = dx + (size_t)nc * H * W;
         const float *yp = dy + (size_t)nc * Ho * Wo;
@@ -619,7 +624,7 @@ static ebmc_status cpu_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, cons
 static ebmc_status cpu_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *x,
                                  float *y) {
     size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         double s = 0;
         const float *p = x + (size_t)nc * hw;
@@ -632,7 +637,7 @@ static ebmc_status cpu_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, cons
 static ebmc_status cpu_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *dy,
                                  float *dx, float beta) {
     size_t hw = (size_t)d->h * d->w;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float g = d->mode == EBMC_GPOOL_AVG ? dy[nc] / (float)hw : dy[nc];
         float *p = dx + (size_t)nc * hw;
@@ -644,20 +649,20 @@ static ebmc_status cpu_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, cons
 /* ---- element-wise, reductions, Adam ---- */
 
 static ebmc_status cpu_axpby(ebmc_ctx_t *ctx, const ebmc_axpby_desc *d, const float *x, float *y) {
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) y[i] = blend(d->a * x[i], d->b, y[i]);
     return EBMC_OK;
 }
 
 static ebmc_status cpu_fill(ebmc_ctx_t *ctx, const ebmc_fill_desc *d, float *y) {
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) y[i] = d->value;
     return EBMC_OK;
 }
 
 static ebmc_status cpu_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const float *x,
                               float *out) {
-#pragma omp parallel for schedule(static) if (d->rows > 1 && (size_t)d->rows * d->cols > 65536)
+#pragma omp parallel for schedule(static) if (d->rows > 1 && (size_t)d->rows * d->cols > PAR_ELEMS)
     for (int r = 0; r < d->rows; r++) { /* one thread sums one row, in order */
         const float *p = x + (size_t)r * d->cols;
         double s = 0;
@@ -679,7 +684,7 @@ static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *par
     float b1 = (float)d->beta1, omb1 = (float)(1.0 - d->beta1);
     float b2 = (float)d->beta2, omb2 = (float)(1.0 - d->beta2);
     float wd = (float)d->weight_decay, eps = (float)d->eps;
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float g = grad[i];
         if (wd != 0.0f) g = g + wd * param[i];
@@ -708,7 +713,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
                                 const float *g) {
     uint32_t step = step_of(&d->rng);
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *xc = x + (size_t)ch * E;
         const float *gc = g + (size_t)ch * E;
@@ -736,7 +741,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
 static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     uint32_t step = step_of(&d->rng);
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *yc = y + (size_t)ch * E;
         for (size_t g4 = 0; g4 < E; g4 += 4) {
@@ -769,7 +774,7 @@ static ebmc_status cpu_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, cons
 
 static ebmc_status cpu_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc *d,
                                    const float *a, const float *b, float *out) {
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) out[i] = blend(d->alpha * (a[i] - b[i]), d->beta, out[i]);
     return EBMC_OK;
 }

@@ -33,7 +33,7 @@ static void sgemm1(bool ta, bool tb, int m, int n, int k, float alpha, const flo
 }
 
 /* products below this many multiply-adds run on one thread (a thread team costs microseconds) */
-enum { PAR_MACS = 1 << 20, COL_ALIGN = 16, ROW_ALIGN = 8 };
+enum { PAR_MACS = 1 << 22, COL_ALIGN = 16, ROW_ALIGN = 8 };
 
 void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc) {
