@@ -158,7 +158,10 @@ static void col2im_add(const conv_geom *g, int nb, const float *col, size_t ld, 
                         if (ih < 0 || ih >= g->h) continue;
                         const float *r = row + (size_t)oh * g->wo;
                         float *xr = dxc + (size_t)ih * g->w - g->pl + kj;
-                        for (int ow = lo; ow < hi; ow++) xr[(size_t)ow * g->sw] += r[ow];
+                        if (g->sw == 1) /* contiguous: vectorises */
+                            for (int ow = lo; ow < hi; ow++) xr[ow] += r[ow];
+                        else
+                            for (int ow = lo; ow < hi; ow++) xr[(size_t)ow * g->sw] += r[ow];
                     }
                 }
         }
@@ -532,9 +535,33 @@ static inline void ac_src(int o, int n, int *i0, int *i1, float *l1) {
     *l1 = src - (float)a;
 }
 
+/* ac_src of every output row or column, computed once per call (the same values, so the same
+ * bits as computing them per pixel); sizes above UP_TAB compute them per pixel */
+enum { UP_TAB = 1024 };
+typedef struct {
+    int i0, i1;
+    float l1;
+} ac_entry;
+
+static bool ac_table(ac_entry *t, int n_out, int n) {
+    if (n_out > UP_TAB) return false;
+    for (int o = 0; o < n_out; o++) ac_src(o, n, &t[o].i0, &t[o].i1, &t[o].l1);
+    return true;
+}
+
+static inline void ac_get(const ac_entry *t, bool tab, int o, int n, int *i0, int *i1, float *l1) {
+    if (tab) {
+        *i0 = t[o].i0, *i1 = t[o].i1, *l1 = t[o].l1;
+    } else {
+        ac_src(o, n, i0, i1, l1);
+    }
+}
+
 static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
+    ac_entry th[UP_TAB], tw[UP_TAB];
+    bool tab = d->mode != EBMC_UPSAMPLE_NEAREST && ac_table(th, Ho, H) && ac_table(tw, Wo, W);
 #pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
@@ -547,8 +574,8 @@ static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
                 } else {
                     int h0, h1, w0, w1;
                     float lh, lw;
-                    ac_src(oh, H, &h0, &h1, &lh);
-                    ac_src(ow, W, &w0, &w1, &lw);
+                    ac_get(th, tab, oh, H, &h0, &h1, &lh);
+                    ac_get(tw, tab, ow, W, &w0, &w1, &lw);
                     v = (1.0f - lh) * ((1.0f - lw) * xp[(size_t)h0 * W + w0] + lw * xp[(size_t)h0 * W + w1]) +
                         lh * ((1.0f - lw) * xp[(size_t)h1 * W + w0] + lw * xp[(size_t)h1 * W + w1]);
                 }
@@ -561,6 +588,8 @@ static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
 static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *dy,
                                     float *dx, float beta) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
+    ac_entry th[UP_TAB], tw[UP_TAB];
+    bool tab = d->mode != EBMC_UPSAMPLE_NEAREST && ac_table(th, Ho, H) && ac_table(tw, Wo, W);
     scale_or_zero(dx, (size_t)d->n * d->c * H * W, beta);
 #pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
@@ -574,8 +603,8 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
                 } else {
                     int h0, h1, w0, w1;
                     float lh, lw;
-                    ac_src(oh, H, &h0, &h1, &lh);
-                    ac_src(ow, W, &w0, &w1, &lw);
+                    ac_get(th, tab, oh, H, &h0, &h1, &lh);
+                    ac_get(tw, tab, ow, W, &w0, &w1, &lw);
                     xp[(size_t)h0 * W + w0] += (1.0f - lh) * (1.0f - lw) * g;
                     xp[(size_t)h0 * W + w1] += (1.0f - lh) * lw * g;
                     xp[(size_t)h1 * W + w0] += lh * (1.0f - lw) * g;
