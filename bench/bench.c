@@ -188,7 +188,16 @@ static int make_plan(bench_t *b) {
     int kx = (int)ebmc_config_int(b->dm_defaults, "langevin_x", "steps");
     int kz = (int)ebmc_config_int(b->dm_defaults, "langevin_z", "steps");
     int B = (int)ebmc_config_int(b->dm_defaults, "train", "batch_size");
-    if (!b->quick) {
+    if (!b->quick && b->backend == EBMC_BACKEND_CPU) {
+        /* real sizes that fit two cores: the short-run net at n_f 64 (10 steps at batch 16) and
+         * Dual-MCMC at the quick start's widths, batch and K (configs/quickstart.ini) */
+        int s64 = add_net(b, "shortrun-nf64", "shortrun", 64, 0, 0, 0, false);
+        int qs = add_net(b, "dualmcmc-quickstart", "dualmcmc_cifar10", 8, 8, 4, 16, true);
+        add_case(b, BK_XCHAIN, s64, 16, 10, 0);
+        add_case(b, BK_XCHAIN, qs, 25, 6, 0);
+        add_case(b, BK_ZCHAIN, qs, 25, 3, 0);
+        add_case(b, BK_ITER, qs, 25, 6, 3);
+    } else if (!b->quick) {
         int dual = add_net(b, "dualmcmc-cifar10", "dualmcmc_cifar10", 0, 0, 0, 0, true);
         int s64 = add_net(b, "shortrun-nf64", "shortrun", 64, 0, 0, 0, false);
         int s128 = add_net(b, "shortrun-nf128", "shortrun", 128, 0, 0, 0, false);
@@ -339,8 +348,8 @@ int ebmc_bench_main(int argc, char **argv) {
         return 2;
     }
     if (b->backend == EBMC_BACKEND_CPU && !b->quick && !export_dir && !list)
-        fprintf(stderr, "ebmc bench: notice: the CPU backend at full sizes is slow; --quick runs "
-                "tiny ones\n");
+        fprintf(stderr, "ebmc bench: notice: on the CPU backend the cases are the CPU plan's (short-run "
+                "n_f 64, Dual-MCMC at quick-start widths); --quick runs tiny ones\n");
     make_plan(b);
     if (list) {
         cJSON *p = bench_plan_json(b);

@@ -3,7 +3,11 @@
 (specs/performance.md 4).
 
     python3 bench/run.py [--out bench/results] [--rounds N] [--quick] [--cases LIST] ...
-    python3 bench/run.py --cpu [--out DIR]      # functional test on the CPU (quick sizes)
+    python3 bench/run.py --cpu [--rounds N]     # ebmc vs PyTorch on the CPU: the CPU plan's sizes
+    python3 bench/run.py --cpu --quick --out DIR  # functional test on the CPU (tiny sizes)
+
+When the python3 that runs it has no PyTorch, it runs itself again under the first of $EBMC_PYTHON
+and /usr/bin/python3 (Debian's python3-torch) that has PyTorch and numpy, and says so.
 
 Steps:
   1. `ebmc bench --export-weights W`: ebmc writes every net's weights (safetensors with PyTorch
@@ -39,11 +43,15 @@ Steps:
   5. Results: <out>/<gpu>-<date>.json (raw per-round times, gpu, driver, CUDA, cuDNN, PyTorch,
      nvidia-smi clocks before and after, the command line, gates) and .md (the README table);
      the table printed with ebmc / PyTorch throughput ratios and FLOP fractions.
-Without a GPU it refuses unless --cpu is given: then everything runs on the CPU at --quick
-sizes as a functional test (bf16, compile and CUDA-graph variants are skipped with a note; one
-thread per side unless OMP_NUM_THREADS says otherwise), and nothing is ever written into
-bench/results. Exit: 0 ok, 2 usage / no GPU, 3 a gate failed,
-1 anything else; 77 when PyTorch or numpy is missing.
+Without a GPU it refuses unless --cpu is given: then ebmc's CPU backend runs against PyTorch on
+the CPU (torch-eager-fp32; bf16, compile and CUDA-graph variants are skipped with a note), both
+sides with the same number of threads: OMP_NUM_THREADS, else every core. Without --quick these are
+the CPU plan's cases (`ebmc bench --backend cpu --list`: the short-run net at n_f 64, Dual-MCMC at
+the quick start's widths), 5 rounds, results into bench/results/cpu-<date>.json with the CPU
+model, core count, threads, load average before and after, and `ebmc info`'s BLAS line. With
+--quick it is a functional test (tiny sizes, one thread, 2 rounds) and nothing is ever written
+into bench/results. Exit: 0 ok, 2 usage / no GPU, 3 a gate failed, 1 anything else; 77 when no
+Python with PyTorch and numpy is found.
 
 EBMC_BENCH_PERTURB=1 scales one weight of the PyTorch side by 1.01 (the gate test).
 """
@@ -62,12 +70,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(REPO, "bench", "results")
 
+
+def python_with_torch():
+    """another interpreter that has PyTorch and numpy: $EBMC_PYTHON, then Debian's /usr/bin/python3"""
+    for c in (os.environ.get("EBMC_PYTHON"), "/usr/bin/python3"):
+        if not c or not os.access(c, os.X_OK):
+            continue
+        r = subprocess.run([c, "-c", "import numpy, torch"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        if r.returncode == 0:
+            return c
+    return None
+
+
 try:
     import numpy as np
     import torch
 except ImportError:
-    print("bench/run.py: SKIPPED \u2014 PyTorch/numpy not installed (Debian: apt-get install "
-          "python3-torch python3-numpy; or a CUDA PyTorch from pip)")
+    other = None if os.environ.get("EBMC_BENCH_REEXEC") else python_with_torch()
+    if other:
+        print(f"bench/run.py: {sys.executable} has no PyTorch/numpy; running under {other}",
+              file=sys.stderr, flush=True)
+        os.environ["EBMC_BENCH_REEXEC"] = "1"
+        os.execv(other, [other, os.path.abspath(__file__)] + sys.argv[1:])
+    print("bench/run.py: SKIPPED \u2014 PyTorch/numpy not installed for %s, nor in $EBMC_PYTHON or "
+          "/usr/bin/python3 (Debian: apt-get install python3-torch python3-numpy; or a CUDA PyTorch "
+          "from pip; or EBMC_PYTHON=/path/to/python)" % sys.executable)
     sys.exit(77)
 
 import peer_torch as PT  # noqa: E402
@@ -140,6 +168,28 @@ def nvidia_smi():
     except (OSError, subprocess.TimeoutExpired):
         pass
     return None
+
+
+def cpu_machine(ebmc):
+    """the CPU run's machine: model, cores, threads, load average, ebmc's BLAS"""
+    model = None
+    try:
+        for line in subprocess.run(["lscpu"], stdout=subprocess.PIPE, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    blas = None
+    try:
+        info = subprocess.run([ebmc, "info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        blas = next((ln.split(":", 1)[1].strip() for ln in info.stdout.splitlines() if ln.startswith("CPU BLAS:")), None)
+    except OSError:
+        pass
+    return dict(cpu_model=model, cores=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),
+                threads=int(os.environ.get("OMP_NUM_THREADS", "0")), ebmc_blas=blas,
+                torch_threads=torch.get_num_threads(), loadavg_before=os.getloadavg(),
+                env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                                  "OPENBLAS_NUM_THREADS") if k in os.environ})
 
 
 def pct(v, q):
@@ -393,10 +443,11 @@ def case_selected(name, pats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="results folder (default bench/results; with --cpu a temporary folder)")
-    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 20; --cpu 2)")
+    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 20; --cpu 5; --cpu --quick 2)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed units per pair (default 3; --cpu 1)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (ebmc bench --quick)")
-    ap.add_argument("--cpu", action="store_true", help="functional test on the CPU (implies --quick)")
+    ap.add_argument("--cpu", action="store_true", help="on the CPU: the CPU plan's cases (with --quick: "
+                    "a functional test at tiny sizes)")
     ap.add_argument("--cases", help="comma-separated case names, prefixes or globs")
     ap.add_argument("--torch-variants", help="comma-separated (default: %s)" % ",".join(PT.DEFAULT_GPU))
     ap.add_argument("--ebmc-impls", help="comma-separated (default: ebmc bench's)")
@@ -408,15 +459,17 @@ def main():
     a = ap.parse_args()
 
     if a.cpu:
-        a.quick = True
         device = torch.device("cpu")
-        rounds, warmup = a.rounds or 2, 1 if a.warmup is None else a.warmup
-        out = a.out or tempfile.mkdtemp(prefix="ebmc-bench-cpu-")
-        o, r = os.path.realpath(out), os.path.realpath(RESULTS)
-        if o == r or o.startswith(r + os.sep):
-            log("bench/run.py: a CPU run never writes into bench/results (its numbers are no "
-                "benchmark); pass --out TMPDIR")
-            return 2
+        rounds, warmup = a.rounds or (2 if a.quick else 5), 1 if a.warmup is None else a.warmup
+        if a.quick:
+            out = a.out or tempfile.mkdtemp(prefix="ebmc-bench-cpu-")
+            o, r = os.path.realpath(out), os.path.realpath(RESULTS)
+            if o == r or o.startswith(r + os.sep):
+                log("bench/run.py: a --cpu --quick run never writes into bench/results (its numbers "
+                    "are no benchmark); pass --out TMPDIR")
+                return 2
+        else:
+            out = a.out or RESULTS
     else:
         if not torch.cuda.is_available():
             log("bench/run.py: no CUDA GPU visible to PyTorch here (torch %s, CUDA %s). The benchmark "
@@ -434,10 +487,12 @@ def main():
             "cmake --build build -j; or pass --ebmc PATH / set EBMC)")
         return 2
     if a.cpu:
-        # a functional run: one thread per side (OpenMP's and PyTorch's thread teams only slow
-        # small ops down, badly so on a shared machine); OMP_NUM_THREADS set outside wins
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        # the same threads on both sides (ebmc's OpenMP team, PyTorch's intra-op threads);
+        # OMP_NUM_THREADS set outside wins. A functional run (--quick): one thread (thread teams
+        # only slow tiny ops down, badly so on a shared machine); the benchmark: every core.
+        os.environ.setdefault("OMP_NUM_THREADS", "1" if a.quick else str(len(os.sched_getaffinity(0))))
     PT.setup_torch(device, threads=int(os.environ["OMP_NUM_THREADS"]) if a.cpu else None)
+    machine = cpu_machine(ebmc) if a.cpu else None
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="ebmc-bench-")
     backend = ["--backend", "cpu" if a.cpu else "cuda"]
@@ -614,6 +669,7 @@ def main():
             matmul=dict(ebmc=info["matmul"], ebmc_n=info.get("matmul_n"), torch=tmm, torch_n=tmm_n,
                         used={k: v for k, v in rate_of.items() if v}),
             nvidia_smi=dict(before=smi_before, after=smi_after),
+            machine=dict(machine, loadavg_after=os.getloadavg()) if machine else None,
             fairness=["same weights (ebmc's export), batches, K, step sizes and noise scales on both sides",
                       "no host synchronisation inside a unit on either side, except the iteration's one "
                       "metrics copy on both sides",
@@ -650,13 +706,20 @@ def fmt_t(s):
 
 def markdown(res, cases):
     L = []
-    L.append(f"Benchmark: ebmc vs PyTorch on **{res['gpu']}** ({res['date']}; "
-             f"{'CPU functional run, quick sizes' if res['cpu'] else ('quick sizes' if res['quick'] else 'full sizes')}; "
+    kind = ('CPU functional run, quick sizes' if res['quick'] else 'the CPU plan') if res['cpu'] else \
+        ('quick sizes' if res['quick'] else 'full sizes')
+    L.append(f"Benchmark: ebmc vs PyTorch on **{res['gpu']}** ({res['date']}; {kind}; "
              f"{res['rounds']} interleaved rounds, median [p10, p90]).")
     tv = res["versions"]["torch"]
     L.append("")
     L.append(f"PyTorch {tv['torch']}, CUDA {tv['cuda']}, cuDNN {tv['cudnn']}; driver {res['driver']}. "
              f"Command: `{' '.join(res['command'][1:])}`")
+    m = res.get("machine")
+    if m:
+        L.append("")
+        L.append(f"CPU: {m['cpu_model']}, {m['cores']} cores; {m['threads']} threads per side "
+                 f"(PyTorch {m['torch_threads']}); ebmc BLAS: {m['ebmc_blas']}; load average "
+                 f"before {m['loadavg_before'][0]:.2f}, after {m['loadavg_after'][0]:.2f}; env {m['env']}.")
     L.append("")
     L.append("| case | impl | median | p10 | p90 | rate | FLOP fraction |")
     L.append("|---|---|---:|---:|---:|---:|---:|")

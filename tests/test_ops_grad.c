@@ -94,6 +94,8 @@ static void test_conv2d(void **state) {
     check_conv("conv 3x3 s2 TF-same 8x8 (pad 0/1)", ebmc_conv_desc_same_tf(2, 3, 8, 8, 4, 3, 2, 0));
     check_conv("conv 4x4 s2 TF-same 7x7", ebmc_conv_desc_same_tf(1, 2, 7, 7, 3, 4, 2, 0));
     check_conv("conv 3x3 s1 TF-same 5x6", ebmc_conv_desc_same_tf(2, 2, 5, 6, 2, 3, 1, 0));
+    /* 20x20 outputs: the CPU backend's GEMM chunks of 3 images, then 2 */
+    check_conv("conv 3x3 s1 p1 20x20 N5 (batch chunks 3+2)", ebmc_conv_desc_make(5, 2, 20, 20, 3, 3, 1, 1));
 }
 
 static void test_convt2d(void **state) {
@@ -103,6 +105,59 @@ static void test_convt2d(void **state) {
     check_conv("convT 3x3 s1 p1 5x5", ebmc_convt_desc_make(2, 2, 5, 5, 3, 3, 1, 1, 0));
     check_conv("convT 3x3 s2 TF-same 4x4->8x8", ebmc_conv_desc_same_tf(2, 3, 4, 4, 2, 3, 2, 1));
     check_conv("convT 4x4 s2 TF-same 3x3->6x6", ebmc_conv_desc_same_tf(1, 2, 3, 3, 2, 4, 2, 1));
+}
+
+/* The workspace that ebmc_workspace_size reports is all a convolution uses (reserved, then
+ * frozen: a call needing more would fail instead of allocating), and a repeated call gives the
+ * same bits (batch chunks, GEMMs split among threads: nothing depends on timing). */
+static void test_conv_workspace_repeatable(void **state) {
+    ebmc_ctx_t *ctx = tu_ctx_cpu();
+    /* chunks of 3 + 2 images, one chunk of 20, 5 + 2; all large enough for the OpenMP paths */
+    const ebmc_conv_desc ds[] = {ebmc_conv_desc_make(5, 32, 20, 20, 32, 3, 1, 1),
+                                 ebmc_conv_desc_make(20, 64, 8, 8, 64, 4, 2, 1),
+                                 ebmc_convt_desc_make(7, 16, 15, 15, 32, 4, 2, 1, 0)};
+    const ebmc_op ops[] = {EBMC_OP_CONV2D_FWD, EBMC_OP_CONV2D_BWD_DATA, EBMC_OP_CONV2D_BWD_FILTER,
+                           EBMC_OP_CONVT2D_FWD, EBMC_OP_CONVT2D_BWD_DATA, EBMC_OP_CONVT2D_BWD_FILTER};
+    size_t ws = 0;
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++)
+        for (int o = 0; o < 3; o++) {
+            size_t b = ebmc_workspace_size(ctx, ops[o + 3 * ds[i].transposed], &ds[i]);
+            assert_true(b > 0);
+            if (b > ws) ws = b;
+        }
+    assert_int_equal(ebmc_ctx_reserve_workspace(ctx, ws), EBMC_OK);
+    ebmc_ctx_freeze_workspace(ctx);
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        const ebmc_conv_desc *d = &ds[i];
+        size_t nx = ebmc_conv_x_count(d), nw = ebmc_conv_w_count(d), ny = ebmc_conv_y_count(d);
+        float *x = tu_malloc(nx), *w = tu_malloc(nw), *r = tu_malloc(ny), *out[2][3];
+        tu_fill_normal(&RNG, x, nx, 1.0f);
+        tu_fill_normal(&RNG, w, nw, 0.1f);
+        tu_fill_normal(&RNG, r, ny, 1.0f);
+        for (int k = 0; k < 2; k++) {
+            out[k][0] = tu_malloc(ny), out[k][1] = tu_malloc(nx), out[k][2] = tu_malloc(nw);
+            for (size_t j = 0; j < nx; j++) out[k][1][j] = NAN; /* beta = 0 never reads it */
+            for (size_t j = 0; j < nw; j++) out[k][2][j] = NAN;
+            if (d->transposed) {
+                assert_int_equal(ebmc_convt2d_fwd(ctx, d, x, w, out[k][0]), EBMC_OK);
+                assert_int_equal(ebmc_convt2d_bwd_data(ctx, d, r, w, out[k][1], 0.0f), EBMC_OK);
+                assert_int_equal(ebmc_convt2d_bwd_filter(ctx, d, x, r, out[k][2], 0.0f), EBMC_OK);
+            } else {
+                assert_int_equal(ebmc_conv2d_fwd(ctx, d, x, w, out[k][0]), EBMC_OK);
+                assert_int_equal(ebmc_conv2d_bwd_data(ctx, d, r, w, out[k][1], 0.0f), EBMC_OK);
+                assert_int_equal(ebmc_conv2d_bwd_filter(ctx, d, x, r, out[k][2], 0.0f), EBMC_OK);
+            }
+        }
+        size_t n[3] = {ny, nx, nw};
+        for (int o = 0; o < 3; o++) {
+            for (size_t j = 0; j < n[o]; j++) assert_true(isfinite(out[0][o][j]));
+            assert_memory_equal(out[0][o], out[1][o], n[o] * sizeof(float));
+        }
+        for (int k = 0; k < 2; k++) free(out[k][0]), free(out[k][1]), free(out[k][2]);
+        free(x), free(w), free(r);
+    }
+    assert_int_equal(ebmc_ctx_workspace_bytes(ctx), ws);
+    ebmc_ctx_free(ctx);
 }
 
 /* ---------------- linear and bias ---------------- */
@@ -469,6 +524,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_convt2d),
+        cmocka_unit_test(test_conv_workspace_repeatable),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_bias),
         cmocka_unit_test(test_activations),

@@ -8,8 +8,10 @@ Usage: /usr/bin/python3 tests/bench/test_bench_run.py smoke|perturb /path/to/ebm
   smoke    run.py --cpu --quick --rounds 2 --out TMP must exit 0 and write TMP/cpu-<date>.json
            with gpu, versions, rows (case, impl, median_s, p10_s, p90_s, rate, rate_unit,
            flop_fraction; ebmc and torch rows for every case), gates (all passed) and the GPU
-           variants noted as skipped; nothing may appear in bench/results. Also: --cpu with
-           --out bench/results is refused (2), and so is a GPU run without a GPU (2).
+           variants noted as skipped; nothing may appear in bench/results. Also: --cpu --quick
+           with --out bench/results is refused (2), and so is a GPU run without a GPU (2); the CPU
+           plan (`ebmc bench --backend cpu --list`) has the real-size CPU cases; run.py started
+           by a Python without PyTorch runs itself under one with it.
   perturb  with EBMC_BENCH_PERTURB=1 (one PyTorch-side weight scaled by 1.01) run.py must exit 3
            with "CORRECTNESS GATE FAILED" and write no results file.
 Exit status 0 on success, 1 on failure, 77 (skip) without PyTorch/numpy.
@@ -93,6 +95,18 @@ def smoke(ebmc):
         check({"torch-eager-bf16-cl", "torch-compile", "torch-cudagraph", "torch-eager-tf32"} <= sk,
               f"the GPU variants are noted as skipped ({sorted(sk)})")
     check(results_snapshot() == before, "nothing written into bench/results")
+    # the CPU plan (run.py --cpu without --quick): real sizes that fit two cores
+    p = subprocess.run([ebmc, "bench", "--backend", "cpu", "--list"], stdout=subprocess.PIPE, text=True)
+    names = [c["name"] for c in json.loads(p.stdout)["cases"]] if p.returncode == 0 else []
+    check({"x-chain/shortrun-nf64/b16/k10", "iteration/dualmcmc-quickstart/b25"} <= set(names),
+          f"the CPU plan has the short-run n_f 64 chain and the quick-start iteration ({names})")
+    # a Python without PyTorch (here: this one without site-packages) runs run.py under one with it
+    e = dict(os.environ, EBMC_PYTHON=sys.executable)
+    e.pop("EBMC_BENCH_REEXEC", None)
+    p = subprocess.run([sys.executable, "-S", RUN, "--help"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, env=e)
+    check(p.returncode == 0 and "running under" in p.stdout and "--cpu" in p.stdout,
+          f"run.py finds the Python with PyTorch (rc {p.returncode}: {p.stdout[:300]})")
     rc, out = run(["--cpu", "--quick", "--out", RESULTS, "--ebmc", ebmc])
     check(rc == 2 and "never writes into bench/results" in out, "--cpu --out bench/results is refused")
     if not torch.cuda.is_available():

@@ -402,8 +402,11 @@ def test_conv():
         ("1x1 s2 p0 7x7 N2", mk(2, 3, 7, 7, 4, 1, 2, 0)),
         ("5x5 s2 p2 17x17 N2", mk(2, 3, 17, 17, 4, 5, 2, 2)),
         ("5x5 s1 p2 6x5 N1", mk(1, 2, 6, 5, 3, 5, 1, 2)),
-        # im2col buffer > 65536 floats: the CPU backend's OpenMP paths
+        # a larger image: the CPU backend's batch chunk of 2 images (992 columns each)
         ("3x3 s1 p1 32x31 N2 C8 (large)", mk(2, 8, 32, 31, 8, 3, 1, 1)),
+        # the batch in GEMM chunks of 3 images (Ho*Wo = 400: 1024 columns) and a last one of 2;
+        # im2col, col2im (> 2^18 floats) and GEMMs (> 2^22 MACs) split among the OpenMP threads
+        ("3x3 s1 p1 20x20 N5 C32->32 (batch chunks 3+2)", mk(5, 32, 20, 20, 32, 3, 1, 1)),
     ]
     same = [  # (n, c_in, h, w, c_out, k, s)
         (2, 3, 16, 16, 4, 3, 2),
@@ -438,6 +441,8 @@ def test_convt():
         ("5x5 s2 p2 op0 6x9 N1", mk(1, 2, 6, 9, 3, 5, 2, 2, 0)),
         ("1x1 s1 p0 5x5 N3", mk(3, 4, 5, 5, 2, 1, 1, 0, 0)),
         ("4x4 s2 p1 16x15 N2 C8->24 (large)", mk(2, 8, 16, 15, 24, 4, 2, 1, 0)),
+        # GEMM chunks of 5 images (15x15 = 225 columns each) and a last one of 2; OpenMP paths
+        ("4x4 s2 p1 15x15 N7 C16->32 (batch chunks 5+2)", mk(7, 16, 15, 15, 32, 4, 2, 1, 0)),
     ]
     same = [  # (n, c_in, h, w, c_out, k, s)
         (2, 4, 16, 16, 3, 3, 2),

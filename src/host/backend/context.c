@@ -1,4 +1,5 @@
 #include "backend/ctx_internal.h"
+#include "backend/cpu/gemm.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,5 +132,8 @@ void ebmc_print_build_info(FILE *f) {
 #else
     fprintf(f, "OpenMP: not built\n");
 #endif
+    char blas[256];
+    cpu_blas_info(blas, sizeof blas);
+    fprintf(f, "CPU BLAS: %s\n", blas);
     ebmc_cuda_print_build_info(f); /* the CUDA versions and devices, or "not built" */
 }

@@ -1,6 +1,9 @@
-/* The CPU backend: plain C, float32 tensors, clear loops. The reference every CUDA op is checked
- * against, and itself checked against finite differences and PyTorch (tests/). Statistics
- * (BatchNorm moments, pools, reductions, spectral-norm products) accumulate in double. */
+/* The CPU backend: C, float32 tensors; convolutions and linear layers on OpenBLAS's SGEMM
+ * (gemm.c), everything else clear loops, OpenMP across images, channels or elements (never a
+ * reduction split between threads, so results do not depend on OMP_NUM_THREADS for the same
+ * GEMM partition). The reference every CUDA op is checked against, and itself checked against
+ * finite differences and PyTorch (tests/). Statistics (BatchNorm moments, pools, reductions,
+ * spectral-norm products) accumulate in double. */
 #include "backend/cpu/gemm.h"
 #include "backend/ctx_internal.h"
 #include <math.h>
@@ -8,9 +11,17 @@
 #include <string.h>
 #include "ebmc/philox.h"
 
+/* Loops over fewer elements than this run on one thread: a parallel region must carry enough
+ * work (~0.1 ms) to pay for waking the team, and far more when the cores are shared with other
+ * processes, where a region waits for its slowest, descheduled thread. */
+enum { PAR_ELEMS = 1 << 18 };
+
 /* ---- memory ---- */
 
-static ebmc_status cpu_init(ebmc_ctx_t *ctx) { return EBMC_OK; }
+static ebmc_status cpu_init(ebmc_ctx_t *ctx) {
+    cpu_blas_init();
+    return EBMC_OK;
+}
 static void cpu_fini(ebmc_ctx_t *ctx) {}
 
 static ebmc_status cpu_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
@@ -42,9 +53,17 @@ static void scale_or_zero(float *p, size_t n, float beta) {
         for (size_t i = 0; i < n; i++) p[i] *= beta;
 }
 
-/* ---- convolutions: one geometry, im2col + GEMM ----
+/* ---- convolutions: one geometry, im2col + GEMM on a chunk of the batch ----
  * A transposed convolution is the adjoint of a convolution, so all six ops run on the three
- * convolution cores below with the roles of input and output swapped. */
+ * convolution cores below with the roles of input and output swapped.
+ *
+ * The batch goes in chunks of nb images (chunk_of: at least CHUNK_COLS GEMM columns, so late
+ * layers with few output pixels still make one large GEMM; nb depends on the shapes only, never
+ * on the thread count). The chunk's columns sit side by side: col (Cin*KH*KW, nb*Ho*Wo) and,
+ * for the output / gradient, t (Cout, nb*Ho*Wo). The weight gradient is one GEMM over the
+ * chunk's nb*Ho*Wo columns, chunks added in order: the same sums whatever OMP_NUM_THREADS is.
+ * Workspace: (Cin*KH*KW + Cout) * nb*Ho*Wo floats, reported by cpu_workspace_size, so the nn
+ * tape reserves it at set-up and no call allocates. */
 
 typedef struct {
     int n, cin, h, w;   /* conv input (N,Cin,H,W) */
@@ -68,71 +87,129 @@ static conv_geom geom_of(const ebmc_conv_desc *d) {
     return g;
 }
 
-static size_t col_floats(const conv_geom *g) {
-    return (size_t)g->cin * g->kh * g->kw * g->ho * g->wo;
+/* GEMM columns a chunk aims at, and the most col floats it may take (64 MiB) */
+enum { CHUNK_COLS = 1024, CHUNK_MAX_COL_FLOATS = 16 << 20 };
+
+static int chunk_of(const conv_geom *g) {
+    size_t P = (size_t)g->ho * g->wo, K = (size_t)g->cin * g->kh * g->kw;
+    if (P == 0 || g->n <= 1) return 1;
+    size_t nb = (CHUNK_COLS + P - 1) / P;
+    while (nb > 1 && K * nb * P > CHUNK_MAX_COL_FLOATS) nb--;
+    return (int)(nb < (size_t)g->n ? nb : (size_t)g->n);
 }
 
-/* col (Cin*KH*KW, Ho*Wo) from one image x (Cin,H,W) */
-static void im2col(const conv_geom *g, const float *x, float *col) {
-    int hw_o = g->ho * g->wo;
-#pragma omp parallel for collapse(2) schedule(static) if (col_floats(g) > 65536)
-    for (int c = 0; c < g->cin; c++)
-        for (int ki = 0; ki < g->kh; ki++)
-            for (int kj = 0; kj < g->kw; kj++) {
-                float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * hw_o;
-                const float *xc = x + (size_t)c * g->h * g->w;
-                for (int oh = 0; oh < g->ho; oh++) {
-                    int ih = oh * g->sh - g->pt + ki;
-                    float *r = row + (size_t)oh * g->wo;
-                    if (ih < 0 || ih >= g->h) {
-                        memset(r, 0, g->wo * sizeof(float));
-                        continue;
-                    }
-                    for (int ow = 0; ow < g->wo; ow++) {
-                        int iw = ow * g->sw - g->pl + kj;
-                        r[ow] = (iw >= 0 && iw < g->w) ? xc[(size_t)ih * g->w + iw] : 0.0f;
+static size_t conv_ws_floats(const conv_geom *g) {
+    size_t cols = (size_t)chunk_of(g) * g->ho * g->wo;
+    return ((size_t)g->cin * g->kh * g->kw + g->cout) * cols;
+}
+
+/* the output columns [lo, hi) whose input column ow*s - p + k lies inside 0..w-1 */
+static inline void valid_range(int wo, int s, int p, int k, int w, int *lo, int *hi) {
+    int a = p - k, l = a > 0 ? (a + s - 1) / s : 0;   /* first ow with ow*s >= p-k */
+    int b = w - 1 + p - k, u = b >= 0 ? b / s + 1 : 0; /* past the last ow with ow*s <= w-1+p-k */
+    *lo = l < wo ? l : wo;
+    *hi = u < wo ? u : wo;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* col rows (Cin*KH*KW), row stride ld; image i of the chunk at column i*Ho*Wo: im2col of the nb
+ * images x (nb,Cin,H,W) */
+static void im2col(const conv_geom *g, int nb, const float *x, float *col, size_t ld) {
+    int rows = g->cin * g->kh * g->kw, P = g->ho * g->wo;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * nb * P > PAR_ELEMS)
+    for (int i = 0; i < nb; i++)
+        for (int r = 0; r < rows; r++) {
+            int c = r / (g->kh * g->kw), ki = r / g->kw % g->kh, kj = r % g->kw;
+            const float *xc = x + ((size_t)i * g->cin + c) * g->h * g->w;
+            float *row = col + (size_t)r * ld + (size_t)i * P;
+            int lo, hi;
+            valid_range(g->wo, g->sw, g->pl, kj, g->w, &lo, &hi);
+            for (int oh = 0; oh < g->ho; oh++) {
+                int ih = oh * g->sh - g->pt + ki;
+                float *o = row + (size_t)oh * g->wo;
+                if (ih < 0 || ih >= g->h) {
+                    memset(o, 0, (size_t)g->wo * sizeof(float));
+                    continue;
+                }
+                const float *xr = xc + (size_t)ih * g->w - g->pl + kj;
+                for (int ow = 0; ow < lo; ow++) o[ow] = 0.0f;
+                if (g->sw == 1) memcpy(o + lo, xr + lo, (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int ow = lo; ow < hi; ow++) o[ow] = xr[(size_t)ow * g->sw];
+                for (int ow = hi; ow < g->wo; ow++) o[ow] = 0.0f;
+            }
+        }
+}
+
+/* dx (nb,Cin,H,W) += col2im(col), col laid out as im2col's */
+static void col2im_add(const conv_geom *g, int nb, const float *col, size_t ld, float *dx) {
+    int P = g->ho * g->wo;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->cin * g->kh * g->kw * nb * P > PAR_ELEMS)
+    for (int i = 0; i < nb; i++)
+        for (int c = 0; c < g->cin; c++) { /* one thread owns one channel plane: no races */
+            float *dxc = dx + ((size_t)i * g->cin + c) * g->h * g->w;
+            for (int ki = 0; ki < g->kh; ki++)
+                for (int kj = 0; kj < g->kw; kj++) {
+                    const float *row = col + (size_t)((c * g->kh + ki) * g->kw + kj) * ld + (size_t)i * P;
+                    int lo, hi;
+                    valid_range(g->wo, g->sw, g->pl, kj, g->w, &lo, &hi);
+                    for (int oh = 0; oh < g->ho; oh++) {
+                        int ih = oh * g->sh - g->pt + ki;
+                        if (ih < 0 || ih >= g->h) continue;
+                        const float *r = row + (size_t)oh * g->wo;
+                        float *xr = dxc + (size_t)ih * g->w - g->pl + kj;
+                        if (g->sw == 1) /* contiguous: vectorises */
+                            for (int ow = lo; ow < hi; ow++) xr[ow] += r[ow];
+                        else
+                            for (int ow = lo; ow < hi; ow++) xr[(size_t)ow * g->sw] += r[ow];
                     }
                 }
-            }
+        }
 }
 
-/* dx (Cin,H,W) += col2im(col) */
-static void col2im_add(const conv_geom *g, const float *col, float *dx) {
-    int hw_o = g->ho * g->wo;
-#pragma omp parallel for schedule(static) if (col_floats(g) > 65536)
-    for (int c = 0; c < g->cin; c++) { /* each thread owns one channel of dx: no races */
-        float *dxc = dx + (size_t)c * g->h * g->w;
-        for (int ki = 0; ki < g->kh; ki++)
-            for (int kj = 0; kj < g->kw; kj++) {
-                const float *row = col + ((size_t)(c * g->kh + ki) * g->kw + kj) * hw_o;
-                for (int oh = 0; oh < g->ho; oh++) {
-                    int ih = oh * g->sh - g->pt + ki;
-                    if (ih < 0 || ih >= g->h) continue;
-                    const float *r = row + (size_t)oh * g->wo;
-                    for (int ow = 0; ow < g->wo; ow++) {
-                        int iw = ow * g->sw - g->pl + kj;
-                        if (iw >= 0 && iw < g->w) dxc[(size_t)ih * g->w + iw] += r[ow];
-                    }
-                }
-            }
-    }
+/* t (C, nb*P) <-> a (nb,C,P): gather (to_t) or y = t + beta*y (scatter) */
+static void chunk_gather(const float *a, float *t, int nb, int C, int P) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)nb * C * P > PAR_ELEMS)
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < nb; i++)
+            memcpy(t + ((size_t)c * nb + i) * P, a + ((size_t)i * C + c) * P, (size_t)P * sizeof(float));
 }
 
-static ebmc_status conv_ws(ebmc_ctx_t *ctx, const conv_geom *g, float **col) {
-    return ebmc_ctx_workspace(ctx, col_floats(g) * sizeof(float), (void **)col);
+static void chunk_scatter(const float *t, float *a, int nb, int C, int P, float beta) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)nb * C * P > PAR_ELEMS)
+    for (int i = 0; i < nb; i++)
+        for (int c = 0; c < C; c++) {
+            const float *s = t + ((size_t)c * nb + i) * P;
+            float *o = a + ((size_t)i * C + c) * P;
+            if (beta == 0.0f) memcpy(o, s, (size_t)P * sizeof(float));
+            else
+                for (int p = 0; p < P; p++) o[p] = s[p] + beta * o[p];
+        }
 }
 
-/* y (N,Cout,Ho,Wo) = conv(x (N,Cin,H,W), w) */
+static ebmc_status conv_ws(ebmc_ctx_t *ctx, const conv_geom *g, float **col, float **t) {
+    ebmc_status s = ebmc_ctx_workspace(ctx, conv_ws_floats(g) * sizeof(float), (void **)col);
+    *t = *col + (size_t)g->cin * g->kh * g->kw * chunk_of(g) * g->ho * g->wo;
+    return s;
+}
+
+/* y (N,Cout,Ho,Wo) = conv(x (N,Cin,H,W), w) + beta*y */
 static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
                                  const float *w, float *y, float beta) {
-    float *col;
-    ebmc_status s = conv_ws(ctx, g, &col);
+    float *col, *t;
+    ebmc_status s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
-    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo;
-    for (int n = 0; n < g->n; n++) {
-        im2col(g, x + (size_t)n * g->cin * g->h * g->w, col);
-        cpu_sgemm(false, false, g->cout, P, K, 1.0f, w, K, col, P, beta,
-                  y + (size_t)n * g->cout * P, P);
+    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
+    for (int n0 = 0; n0 < g->n; n0 += NB) {
+        int nb = g->n - n0 < NB ? g->n - n0 : NB, cols = nb * P;
+        im2col(g, nb, x + (size_t)n0 * g->cin * g->h * g->w, col, (size_t)cols);
+        float *yn = y + (size_t)n0 * g->cout * P;
+        if (nb == 1) {
+            cpu_sgemm(false, false, g->cout, P, K, 1.0f, w, K, col, P, beta, yn, P);
+        } else {
+            cpu_sgemm(false, false, g->cout, cols, K, 1.0f, w, K, col, cols, 0.0f, t, cols);
+            chunk_scatter(t, yn, nb, g->cout, P, beta);
+        }
     }
     return EBMC_OK;
 }
@@ -140,15 +217,20 @@ static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const floa
 /* dx (N,Cin,H,W) = beta*dx + conv^T(dy (N,Cout,Ho,Wo), w) */
 static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const float *dy,
                                       const float *w, float *dx, float beta) {
-    float *col;
-    ebmc_status s = conv_ws(ctx, g, &col);
+    float *col, *t;
+    ebmc_status s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
-    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo;
+    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
     scale_or_zero(dx, (size_t)g->n * g->cin * g->h * g->w, beta);
-    for (int n = 0; n < g->n; n++) {
-        cpu_sgemm(true, false, K, P, g->cout, 1.0f, w, K, dy + (size_t)n * g->cout * P, P, 0.0f,
-                  col, P);
-        col2im_add(g, col, dx + (size_t)n * g->cin * g->h * g->w);
+    for (int n0 = 0; n0 < g->n; n0 += NB) {
+        int nb = g->n - n0 < NB ? g->n - n0 : NB, cols = nb * P;
+        const float *dyn = dy + (size_t)n0 * g->cout * P;
+        if (nb > 1) {
+            chunk_gather(dyn, t, nb, g->cout, P);
+            dyn = t;
+        }
+        cpu_sgemm(true, false, K, cols, g->cout, 1.0f, w, K, dyn, cols, 0.0f, col, cols);
+        col2im_add(g, nb, col, (size_t)cols, dx + (size_t)n0 * g->cin * g->h * g->w);
     }
     return EBMC_OK;
 }
@@ -156,14 +238,21 @@ static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const
 /* dw (Cout,Cin,KH,KW) = beta*dw + sum_n dy_n * im2col(x_n)^T */
 static ebmc_status conv_core_bwd_filter(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
                                         const float *dy, float *dw, float beta) {
-    float *col;
-    ebmc_status s = conv_ws(ctx, g, &col);
+    float *col, *t;
+    ebmc_status s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
-    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo;
-    for (int n = 0; n < g->n; n++) {
-        im2col(g, x + (size_t)n * g->cin * g->h * g->w, col);
-        cpu_sgemm(false, true, g->cout, K, P, 1.0f, dy + (size_t)n * g->cout * P, P, col, P,
-                  n == 0 ? beta : 1.0f, dw, K);
+    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
+    if (g->n == 0) scale_or_zero(dw, (size_t)g->cout * K, beta);
+    for (int n0 = 0; n0 < g->n; n0 += NB) {
+        int nb = g->n - n0 < NB ? g->n - n0 : NB, cols = nb * P;
+        im2col(g, nb, x + (size_t)n0 * g->cin * g->h * g->w, col, (size_t)cols);
+        const float *dyn = dy + (size_t)n0 * g->cout * P;
+        if (nb > 1) {
+            chunk_gather(dyn, t, nb, g->cout, P);
+            dyn = t;
+        }
+        cpu_sgemm(false, true, g->cout, K, cols, 1.0f, dyn, cols, col, cols, n0 == 0 ? beta : 1.0f,
+                  dw, K);
     }
     return EBMC_OK;
 }
@@ -206,6 +295,7 @@ static ebmc_status cpu_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, co
                                   const float *w, const float *b, float *y) {
     cpu_sgemm(false, true, d->n, d->out, d->in, 1.0f, x, d->in, w, d->in, 0.0f, y, d->out);
     if (b)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->out > PAR_ELEMS)
         for (int i = 0; i < d->n; i++)
             for (int j = 0; j < d->out; j++) y[(size_t)i * d->out + j] += b[j];
     return EBMC_OK;
@@ -222,6 +312,7 @@ static ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc
                                          float beta) {
     cpu_sgemm(true, false, d->out, d->in, d->n, 1.0f, dy, d->out, x, d->in, beta, dw, d->in);
     if (db)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->out > PAR_ELEMS)
         for (int j = 0; j < d->out; j++) {
             double s = 0;
             for (int i = 0; i < d->n; i++) s += dy[(size_t)i * d->out + j];
@@ -234,6 +325,7 @@ static ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc
 
 static ebmc_status cpu_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *b, float *y) {
     size_t hw = (size_t)d->h * d->w;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (int n = 0; n < d->n; n++)
         for (int c = 0; c < d->c; c++) {
             float *p = y + ((size_t)n * d->c + c) * hw;
@@ -245,7 +337,8 @@ static ebmc_status cpu_bias_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const fl
 static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy,
                                 float *db, float beta) {
     size_t hw = (size_t)d->h * d->w;
-    for (int c = 0; c < d->c; c++) {
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
+    for (int c = 0; c < d->c; c++) { /* one thread sums one channel, in order */
         double s = 0;
         for (int n = 0; n < d->n; n++) {
             const float *p = dy + ((size_t)n * d->c + c) * hw;
@@ -260,7 +353,7 @@ static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const fl
 
 static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
     float a = d->slope;
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float v = x[i];
         switch (d->kind) {
@@ -278,7 +371,7 @@ static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const fl
 static ebmc_status cpu_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x,
                                const float *y, const float *dy, float *dx, float beta) {
     float a = d->slope;
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float g = dy[i];
         switch (d->kind) {
@@ -303,7 +396,7 @@ static ebmc_status cpu_bn_fwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const floa
                               const float *gamma, const float *beta, float *y, float *save_mean,
                               float *save_invstd, float *running_mean, float *running_var) {
     size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (int c = 0; c < d->c; c++) {
         double s = 0;
         for (int n = 0; n < d->n; n++) {
@@ -342,7 +435,7 @@ static ebmc_status cpu_bn_bwd(ebmc_ctx_t *ctx, const ebmc_bn_desc *d, const floa
                               const float *save_invstd, float *dx, float *dgamma, float *dbeta,
                               float beta_dx, float beta_param) {
     size_t hw = (size_t)d->h * d->w, m = (size_t)d->n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (int c = 0; c < d->c; c++) {
         double mean = save_mean[c], invstd = save_invstd[c], sdy = 0, sdyx = 0;
         for (int n = 0; n < d->n; n++) {
@@ -442,10 +535,34 @@ static inline void ac_src(int o, int n, int *i0, int *i1, float *l1) {
     *l1 = src - (float)a;
 }
 
+/* ac_src of every output row or column, computed once per call (the same values, so the same
+ * bits as computing them per pixel); sizes above UP_TAB compute them per pixel */
+enum { UP_TAB = 1024 };
+typedef struct {
+    int i0, i1;
+    float l1;
+} ac_entry;
+
+static bool ac_table(ac_entry *t, int n_out, int n) {
+    if (n_out > UP_TAB) return false;
+    for (int o = 0; o < n_out; o++) ac_src(o, n, &t[o].i0, &t[o].i1, &t[o].l1);
+    return true;
+}
+
+static inline void ac_get(const ac_entry *t, bool tab, int o, int n, int *i0, int *i1, float *l1) {
+    if (tab) {
+        *i0 = t[o].i0, *i1 = t[o].i1, *l1 = t[o].l1;
+    } else {
+        ac_src(o, n, i0, i1, l1);
+    }
+}
+
 static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 16384)
+    ac_entry th[UP_TAB], tw[UP_TAB];
+    bool tab = d->mode != EBMC_UPSAMPLE_NEAREST && ac_table(th, Ho, H) && ac_table(tw, Wo, W);
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * Ho * Wo;
@@ -457,8 +574,8 @@ static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
                 } else {
                     int h0, h1, w0, w1;
                     float lh, lw;
-                    ac_src(oh, H, &h0, &h1, &lh);
-                    ac_src(ow, W, &w0, &w1, &lw);
+                    ac_get(th, tab, oh, H, &h0, &h1, &lh);
+                    ac_get(tw, tab, ow, W, &w0, &w1, &lw);
                     v = (1.0f - lh) * ((1.0f - lw) * xp[(size_t)h0 * W + w0] + lw * xp[(size_t)h0 * W + w1]) +
                         lh * ((1.0f - lw) * xp[(size_t)h1 * W + w0] + lw * xp[(size_t)h1 * W + w1]);
                 }
@@ -471,8 +588,10 @@ static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
 static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *dy,
                                     float *dx, float beta) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
+    ac_entry th[UP_TAB], tw[UP_TAB];
+    bool tab = d->mode != EBMC_UPSAMPLE_NEAREST && ac_table(th, Ho, H) && ac_table(tw, Wo, W);
     scale_or_zero(dx, (size_t)d->n * d->c * H * W, beta);
-#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > 16384)
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float *xp = dx + (size_t)nc * H * W;
         const float *yp = dy + (size_t)nc * Ho * Wo;
@@ -484,8 +603,8 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
                 } else {
                     int h0, h1, w0, w1;
                     float lh, lw;
-                    ac_src(oh, H, &h0, &h1, &lh);
-                    ac_src(ow, W, &w0, &w1, &lw);
+                    ac_get(th, tab, oh, H, &h0, &h1, &lh);
+                    ac_get(tw, tab, ow, W, &w0, &w1, &lw);
                     xp[(size_t)h0 * W + w0] += (1.0f - lh) * (1.0f - lw) * g;
                     xp[(size_t)h0 * W + w1] += (1.0f - lh) * lw * g;
                     xp[(size_t)h1 * W + w0] += lh * (1.0f - lw) * g;
@@ -501,6 +620,7 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
 static ebmc_status cpu_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * H * W > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * Ho * Wo;
@@ -516,6 +636,7 @@ static ebmc_status cpu_avgpool2_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, cons
 static ebmc_status cpu_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *dy,
                                     float *dx, float beta) {
     int H = d->h, W = d->w, Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * H * W > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float *xp = dx + (size_t)nc * H * W;
         const float *yp = dy + (size_t)nc * Ho * Wo;
@@ -532,6 +653,7 @@ static ebmc_status cpu_avgpool2_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, cons
 static ebmc_status cpu_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *x,
                                  float *y) {
     size_t hw = (size_t)d->h * d->w;
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         double s = 0;
         const float *p = x + (size_t)nc * hw;
@@ -544,6 +666,7 @@ static ebmc_status cpu_gpool_fwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, cons
 static ebmc_status cpu_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, const float *dy,
                                  float *dx, float beta) {
     size_t hw = (size_t)d->h * d->w;
+#pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * hw > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float g = d->mode == EBMC_GPOOL_AVG ? dy[nc] / (float)hw : dy[nc];
         float *p = dx + (size_t)nc * hw;
@@ -555,18 +678,21 @@ static ebmc_status cpu_gpool_bwd(ebmc_ctx_t *ctx, const ebmc_gpool_desc *d, cons
 /* ---- element-wise, reductions, Adam ---- */
 
 static ebmc_status cpu_axpby(ebmc_ctx_t *ctx, const ebmc_axpby_desc *d, const float *x, float *y) {
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) y[i] = blend(d->a * x[i], d->b, y[i]);
     return EBMC_OK;
 }
 
 static ebmc_status cpu_fill(ebmc_ctx_t *ctx, const ebmc_fill_desc *d, float *y) {
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) y[i] = d->value;
     return EBMC_OK;
 }
 
 static ebmc_status cpu_reduce(ebmc_ctx_t *ctx, const ebmc_reduce_desc *d, const float *x,
                               float *out) {
-    for (int r = 0; r < d->rows; r++) {
+#pragma omp parallel for schedule(static) if (d->rows > 1 && (size_t)d->rows * d->cols > PAR_ELEMS)
+    for (int r = 0; r < d->rows; r++) { /* one thread sums one row, in order */
         const float *p = x + (size_t)r * d->cols;
         double s = 0;
         if (d->mode == EBMC_REDUCE_SUMSQ)
@@ -587,7 +713,7 @@ static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *par
     float b1 = (float)d->beta1, omb1 = (float)(1.0 - d->beta1);
     float b2 = (float)d->beta2, omb2 = (float)(1.0 - d->beta2);
     float wd = (float)d->weight_decay, eps = (float)d->eps;
-#pragma omp parallel for schedule(static) if (d->count > 65536)
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float g = grad[i];
         if (wd != 0.0f) g = g + wd * param[i];
@@ -616,7 +742,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
                                 const float *g) {
     uint32_t step = step_of(&d->rng);
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *xc = x + (size_t)ch * E;
         const float *gc = g + (size_t)ch * E;
@@ -644,7 +770,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
 static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     uint32_t step = step_of(&d->rng);
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *yc = y + (size_t)ch * E;
         for (size_t g4 = 0; g4 < E; g4 += 4) {
@@ -677,6 +803,7 @@ static ebmc_status cpu_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, cons
 
 static ebmc_status cpu_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc *d,
                                    const float *a, const float *b, float *out) {
+#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) out[i] = blend(d->alpha * (a[i] - b[i]), d->beta, out[i]);
     return EBMC_OK;
 }
@@ -766,7 +893,7 @@ static size_t cpu_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *
     case EBMC_OP_CONV2D_FWD: case EBMC_OP_CONV2D_BWD_DATA: case EBMC_OP_CONV2D_BWD_FILTER:
     case EBMC_OP_CONVT2D_FWD: case EBMC_OP_CONVT2D_BWD_DATA: case EBMC_OP_CONVT2D_BWD_FILTER: {
         conv_geom g = geom_of(desc);
-        return col_floats(&g) * sizeof(float);
+        return conv_ws_floats(&g) * sizeof(float);
     }
     case EBMC_OP_SN_POWER: {
         const ebmc_sn_desc *d = desc;

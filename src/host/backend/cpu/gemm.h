@@ -1,11 +1,24 @@
 /* defines: cpu_sgemm — row-major C(MxN) = alpha*op(A)*op(B) + beta*C, the CPU backend's one GEMM
- * (convolutions via im2col, linear layers, spectral norm products). beta == 0: C is not read. */
+ * (convolutions via im2col, linear layers), on OpenBLAS; cpu_blas_init; cpu_blas_info.
+ * beta == 0: C is not read. */
 #ifndef EBMC_CPU_GEMM_H
 #define EBMC_CPU_GEMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
+/* Once per process (idempotent): OpenBLAS runs single-threaded; cpu_sgemm splits C among the
+ * OpenMP threads itself, so there is one thread team (OMP_NUM_THREADS), never two. */
+void cpu_blas_init(void);
+
+/* Splits C by rows or columns among the OpenMP threads when the product is large enough, each
+ * part one single-threaded OpenBLAS call. Every element of C is one sgemm's full-length dot
+ * product, so results are deterministic for a given thread count. Call it outside parallel
+ * regions (inside one it runs on the calling thread only). */
 void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* "OpenBLAS 0.3.21, core Haswell" for build info */
+void cpu_blas_info(char *buf, size_t len);
 
 #endif
