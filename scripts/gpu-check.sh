@@ -58,7 +58,7 @@ PLAN=(
 CASES='x-chain/dualmcmc-cifar10/b100/*,iteration/dualmcmc-cifar10/b100,x-chain/shortrun-nf64/b64/*'
 CUDA_TESTS=(test_ops_cuda test_mcmc_cuda)
 RUN_PY_FLAGS=(--gates-only --cases --ebmc --out --rounds --warmup --torch-variants)
-PC_MODULES="inih stb libcjson cmocka"
+PC_MODULES="inih stb libcjson cmocka openblas"
 
 plan_total() { local t=0 p; for p in "${PLAN[@]}"; do t=$((t + $(echo "$p" | cut -d'|' -f2))); done; echo $t; }
 
@@ -75,9 +75,11 @@ print_plan() {
 use_prefix() {
   local sr=$1 multi=usr/lib/x86_64-linux-gnu
   export PATH="$sr/usr/bin:$PATH"
-  export PKG_CONFIG_LIBDIR="$sr/$multi/pkgconfig:$sr/usr/share/pkgconfig"
+  # OpenBLAS: Debian installs its openblas.pc and libraries under openblas-pthread/ and links
+  # them into place with update-alternatives, which unpacking a .deb does not run
+  export PKG_CONFIG_LIBDIR="$sr/$multi/pkgconfig:$sr/$multi/openblas-pthread/pkgconfig:$sr/usr/share/pkgconfig"
   export PKG_CONFIG_SYSROOT_DIR="$sr"
-  export LD_LIBRARY_PATH="$sr/$multi${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$sr/$multi:$sr/$multi/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export CMAKE_PREFIX_PATH="$sr/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 }
 
