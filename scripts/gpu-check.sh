@@ -106,7 +106,7 @@ if [ $DRY = 1 ]; then
       grep -qE "Test +#[0-9]+: $t\$" <<<"$listed" && ok "ctest -N lists $t" || bad "ctest -N in $BUILD does not list $t"
     done
     if [ -x "$BUILD/ebmc" ]; then
-      names=$("$BUILD/ebmc" bench --list 2>/dev/null | grep '"name"' | sed 's/.*"name":[[:space:]]*"\([^"]*\)".*/\1/')
+      names=$("$BUILD/ebmc" bench --list --backend cuda 2>/dev/null | grep '"name"' | sed 's/.*"name":[[:space:]]*"\([^"]*\)".*/\1/')
       IFS=',' read -ra pats <<<"$CASES"
       for pat in "${pats[@]}"; do
         hit=0

@@ -71,9 +71,13 @@ static void test_trains_checkpoints_prunes(void **state) {
     assert_int_equal(stray, 0);
     snprintf(p, sizeof p, "%s/checkpoints/iter_00000060/energy.safetensors", run);
     assert_int_equal(access(p, R_OK), 0);
-    snprintf(p, sizeof p, "%s/checkpoints/iter_00000060/state.safetensors", run);
     char err[512];
     ebmc_st_file *f;
+    assert_int_equal(ebmc_st_open(p, &f, err, sizeof err), EBMC_OK);
+    assert_string_equal(ebmc_st_meta(f, "precision"), "fp32"); /* a CPU run computes in fp32 */
+    assert_string_equal(ebmc_st_meta(f, "iteration"), "60");
+    ebmc_st_close(f);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000060/state.safetensors", run);
     assert_int_equal(ebmc_st_open(p, &f, err, sizeof err), EBMC_OK);
     const char *names[] = {"adam.exp_avg", "adam.exp_avg_sq", "adam.step", "chain.step", "iteration",
                            "loader.epoch", "loader.pos", "restarts"};
