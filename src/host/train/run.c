@@ -23,7 +23,9 @@ static ebmc_status open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char
                  "fetches it; then pass data.path=DIR)", kind, !strcmp(kind, "images") ? "celeba" : kind);
         return EBMC_E_INVALID;
     }
-    if (!strcmp(kind, "shapes")) return ebmc_data_shapes(count, size, seed, ds, err, errlen);
+    if (!strcmp(kind, "shapes"))
+        return ebmc_data_shapes_ex(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"), seed, ds, err,
+                                   errlen);
     if (!strcmp(kind, "cifar10")) return ebmc_data_cifar10(path, true, ds, err, errlen);
     if (!strcmp(kind, "mnist"))
         return ebmc_data_mnist(path, true, (int)ebmc_config_int(cfg, "data", "mnist_pad"), ds, err, errlen);
