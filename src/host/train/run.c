@@ -11,7 +11,7 @@
 #include <string.h>
 
 /* data.* -> a data set (the shell's keys: every recipe trains on the same loaders) */
-static ebmc_status open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
+ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
     const char *kind = ebmc_config_str(cfg, "data", "dataset");
     const char *path = ebmc_config_str(cfg, "data", "path");
     uint64_t seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
@@ -127,7 +127,7 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
     ebmc_status s = parse_recipe(r, need_data, err, errlen);
     if (!s) s = open_ctx(cfg, &r->ctx, err, errlen);
     if (!s && need_data) {
-        s = open_data(cfg, &r->ds, err, errlen);
+        s = ebmc_run_open_data(cfg, &r->ds, err, errlen);
         ebmc_loader_opts lo = {true, ebmc_config_bool(cfg, "data", "hflip"), true};
         if (!s) s = ebmc_loader_create(r->ds, r->batch, r->seed, lo, &r->loader, err, errlen);
         if (!s) {
