@@ -61,6 +61,40 @@ static void test_shapes(void **state) {
     EXPECT_FAIL(ebmc_data_shapes(4, 4, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", NULL);
 }
 
+/* max_shapes: 3 is ebmc_data_shapes; fewer keeps everything but the count (drawn from the same
+ * uniform), so an image is byte-identical where the two counts agree and differs elsewhere */
+static void test_shapes_max(void **state) {
+    (void)state;
+    const int n = 96, s = 24;
+    const size_t per = 3 * s * s;
+    ebmc_dataset_t *d3 = NULL, *e3 = NULL, *e2 = NULL, *e1 = NULL, *x = NULL;
+    EXPECT_OK(ebmc_data_shapes(n, s, 5, &d3, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_ex(n, s, 3, 5, &e3, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_ex(n, s, 2, 5, &e2, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_ex(n, s, 1, 5, &e1, ERR, sizeof ERR));
+    assert_string_equal(ebmc_data_name(e1), "shapes");
+    const uint8_t *u3 = ebmc_data_u8(d3), *u1 = ebmc_data_u8(e1), *u2 = ebmc_data_u8(e2);
+    assert_memory_equal(u3, ebmc_data_u8(e3), n * per);
+    int same1 = 0, same2 = 0, same12 = 0;
+    for (int i = 0; i < n; i++) {
+        same1 += !memcmp(u1 + i * per, u3 + i * per, per);
+        same2 += !memcmp(u2 + i * per, u3 + i * per, per);
+        same12 += !memcmp(u1 + i * per, u2 + i * per, per);
+    }
+    printf("  shapes max 1/2: %d and %d of %d images as with 3; max 1 as max 2: %d\n", same1, same2, n, same12);
+    /* counts uniform: P(same) 1/3 (max 1), ~1/3 (max 2: m2 = 1 + floor(2u), m3 = 1 + floor(3u) agree
+     * for u < 1/3 and 1/2 <= u < 2/3), 1/2 (max 1 against max 2); wide bounds, exact for this seed */
+    assert_in_range(same1, n / 6, n / 2);
+    assert_in_range(same2, n / 6, n / 2);
+    assert_in_range(same12, n / 4, 3 * n / 4);
+    ebmc_data_free(d3);
+    ebmc_data_free(e3);
+    ebmc_data_free(e2);
+    ebmc_data_free(e1);
+    EXPECT_FAIL(ebmc_data_shapes_ex(4, 32, 0, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", "max_shapes");
+    EXPECT_FAIL(ebmc_data_shapes_ex(4, 32, 4, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", "max_shapes");
+}
+
 static void check_modes(const char *kind, int want_m, int n) {
     ebmc_dataset_t *ds = NULL;
     EXPECT_OK(ebmc_data_toy2d(kind, n, 3, &ds, ERR, sizeof ERR));
@@ -353,6 +387,7 @@ static void test_loader_drop_last_and_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_shapes_max),
         cmocka_unit_test(test_toy2d),
         cmocka_unit_test(test_loader_epochs),
         cmocka_unit_test(test_loader_determinism_resume),

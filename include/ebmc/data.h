@@ -94,6 +94,12 @@ int ebmc_data_images_skipped(const ebmc_dataset_t *ds);
  * Image i depends only on (seed, i). Name "shapes". */
 ebmc_status ebmc_data_shapes(int n, int size, uint64_t seed, ebmc_dataset_t **out, char *err,
                              size_t errlen);
+/* The same with 1..max_shapes shapes per image, the count uniform (max_shapes 1..3; 3 is
+ * ebmc_data_shapes). Only the count differs: image i's background and its k-th shape (type,
+ * place, size, colour) are those of ebmc_data_shapes's image i for the same seed, so with
+ * max_shapes = 1 each image is ebmc_data_shapes's image i with its first shape alone. */
+ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, ebmc_dataset_t **out,
+                                char *err, size_t errlen);
 
 /* 2-D toy points (N,2) from seed (point i depends only on (seed, kind, i)):
  *   "gmm8"   8 Gaussians, centres on the circle of radius 2 at angles 2*pi*k/8, std 0.05,

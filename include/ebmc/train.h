@@ -1,5 +1,5 @@
-/* defines: ebmc_train_main, ebmc_sample_main (the `ebmc train` and `ebmc sample` commands),
- * and the exit statuses of a run. The recipes and the run shell: ebmc/recipe.h. */
+/* defines: ebmc_train_main, ebmc_sample_main, ebmc_data_main (the `ebmc train`, `ebmc sample` and
+ * `ebmc data` commands), and the exit statuses of a run. The recipes and the run shell: ebmc/recipe.h. */
 #ifndef EBMC_TRAIN_H
 #define EBMC_TRAIN_H
 
@@ -25,6 +25,9 @@ enum {
 int ebmc_train_main(int argc, char **argv);
 /* ebmc sample CKPT_DIR [--n N] [--out DIR] [--steps K] [--step-size S] [--seed S] ... */
 int ebmc_sample_main(int argc, char **argv);
+/* ebmc data CONFIG [--n N] [--first I] --out FILE.npy [section.key=value ...]: examples of the
+ * data set the config's data.* describe, as uint8 NHWC .npy (images) or float32 (N, 2) (points) */
+int ebmc_data_main(int argc, char **argv);
 
 #ifdef __cplusplus
 }

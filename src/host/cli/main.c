@@ -16,6 +16,9 @@ static void usage(FILE *f) {
             "                             train a Dual-MCMC model (configs/*.ini); --resume RUN_DIR\n"
             "                             continues a run; --print-config shows the resolved config\n"
             "  sample RUN_DIR [--n N ...]  samples of a trained model (PNG grids and .npy)\n"
+            "  data CONFIG --out F.npy [--n N] [--first I]\n"
+            "                             examples of the config's data set as .npy (e.g. held-out\n"
+            "                             shapes to compare samples with: run.seed=OTHER)\n"
             "  bench [--quick] [--cases L] [--json FILE] ...\n"
             "                             sampler and training-iteration throughput (median,\n"
             "                             p10/p90, FLOP fraction); ebmc bench --help for all options\n"
@@ -211,6 +214,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "smoke")) return cmd_smoke(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return ebmc_train_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "sample")) return ebmc_sample_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "data")) return ebmc_data_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);

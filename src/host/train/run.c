@@ -11,7 +11,7 @@
 #include <string.h>
 
 /* data.* -> a data set (the shell's keys: every recipe trains on the same loaders) */
-static ebmc_status open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
+ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
     const char *kind = ebmc_config_str(cfg, "data", "dataset");
     const char *path = ebmc_config_str(cfg, "data", "path");
     uint64_t seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
@@ -23,7 +23,9 @@ static ebmc_status open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char
                  "fetches it; then pass data.path=DIR)", kind, !strcmp(kind, "images") ? "celeba" : kind);
         return EBMC_E_INVALID;
     }
-    if (!strcmp(kind, "shapes")) return ebmc_data_shapes(count, size, seed, ds, err, errlen);
+    if (!strcmp(kind, "shapes"))
+        return ebmc_data_shapes_ex(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"), seed, ds, err,
+                                   errlen);
     if (!strcmp(kind, "cifar10")) return ebmc_data_cifar10(path, true, ds, err, errlen);
     if (!strcmp(kind, "mnist"))
         return ebmc_data_mnist(path, true, (int)ebmc_config_int(cfg, "data", "mnist_pad"), ds, err, errlen);
@@ -125,7 +127,7 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
     ebmc_status s = parse_recipe(r, need_data, err, errlen);
     if (!s) s = open_ctx(cfg, &r->ctx, err, errlen);
     if (!s && need_data) {
-        s = open_data(cfg, &r->ds, err, errlen);
+        s = ebmc_run_open_data(cfg, &r->ds, err, errlen);
         ebmc_loader_opts lo = {true, ebmc_config_bool(cfg, "data", "hflip"), true};
         if (!s) s = ebmc_loader_create(r->ds, r->batch, r->seed, lo, &r->loader, err, errlen);
         if (!s) {

@@ -26,6 +26,9 @@ struct ebmc_run {
     ebmc_report report;       /* of the last iteration */
 };
 
+/* The data set data.* (and run.seed) of cfg describe, read or generated. */
+ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen);
+
 /* <run>/samples/iter_<it>_<name>.png for each of the recipe's grids */
 ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, char *err,
                                  size_t errlen);
