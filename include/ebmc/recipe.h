@@ -175,6 +175,14 @@ ebmc_config_t *ebmc_recipe_config_create(const ebmc_recipe *r);
 const ebmc_recipe *ebmc_recipe_select(const char *config_path, int n_args, char *const *args,
                                       char *err, size_t errlen);
 
+/* The recipe that config_path (NULL: none) and the overrides select, and its config: the file
+ * loaded, the "section.key=value" overrides applied in order, required keys checked. On failure
+ * *r and *out are NULL and err says why: EBMC_E_IO (the file cannot be read) or EBMC_E_INVALID
+ * (an unknown recipe, key or value). */
+ebmc_status ebmc_recipe_load_config(const char *config_path, int n_args, char *const *args,
+                                    const ebmc_recipe **r, ebmc_config_t **out, char *err,
+                                    size_t errlen);
+
 /* ---- a run: one recipe instance with its context, data and loader ---- */
 typedef struct ebmc_run ebmc_run_t;
 

@@ -201,17 +201,43 @@ static ck_kind classify(const char *name, long long *it) {
     return CK_OTHER;
 }
 
-int64_t ebmc_latest_checkpoint(const char *run_dir, char *out, size_t outlen) {
+static int cmp_desc(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* the iterations of the run's checkpoint folders, newest first (malloc'd); their count */
+static int list_done(const char *run_dir, int64_t **out) {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    *out = NULL;
     DIR *d = opendir(dir);
-    if (!d) return -1;
-    long long best = -1, v;
+    if (!d) return 0;
+    int n = 0, cap = 0;
+    long long v;
     struct dirent *e;
     while ((e = readdir(d)))
-        if (classify(e->d_name, &v) == CK_DONE && v > best) best = v;
+        if (classify(e->d_name, &v) == CK_DONE) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                int64_t *g = realloc(*out, (size_t)cap * sizeof **out);
+                if (!g) break; /* out of host memory: the newest found so far */
+                *out = g;
+            }
+            (*out)[n++] = v;
+        }
     closedir(d);
-    if (best >= 0) snprintf(out, outlen, "%s/iter_%08lld", dir, best);
+    if (n) qsort(*out, (size_t)n, sizeof **out, cmp_desc);
+    return n;
+}
+
+int64_t ebmc_latest_checkpoint(const char *run_dir, char *out, size_t outlen) {
+    int64_t *its, best = -1;
+    if (list_done(run_dir, &its) > 0) {
+        best = its[0];
+        snprintf(out, outlen, "%s/checkpoints/iter_%08" PRId64, run_dir, best);
+    }
+    free(its);
     return best;
 }
 
@@ -245,36 +271,6 @@ void ebmc_ckpt_clean(const char *run_dir) {
         }
     }
     closedir(d);
-}
-
-static int cmp_desc(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* the iterations of the run's checkpoint folders, newest first (malloc'd); their count */
-static int list_done(const char *run_dir, int64_t **out) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
-    *out = NULL;
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0, cap = 0;
-    long long v;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (classify(e->d_name, &v) == CK_DONE) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 64;
-                int64_t *g = realloc(*out, (size_t)cap * sizeof **out);
-                if (!g) break; /* out of host memory: the newest found so far */
-                *out = g;
-            }
-            (*out)[n++] = v;
-        }
-    closedir(d);
-    if (n) qsort(*out, (size_t)n, sizeof **out, cmp_desc);
-    return n;
 }
 
 ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *it, char *path, size_t n,
@@ -339,25 +335,14 @@ ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, siz
 }
 
 void ebmc_ckpt_prune(const char *run_dir, int keep) {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
-    for (;;) {
-        DIR *d = opendir(dir);
-        if (!d) return;
-        int count = 0;
-        long long oldest = LLONG_MAX, v;
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (classify(e->d_name, &v) == CK_DONE) {
-                count++;
-                if (v < oldest) oldest = v;
-            }
-        closedir(d);
-        if (count <= keep) return;
+    int64_t *its;
+    int n = list_done(run_dir, &its);
+    for (int i = n - 1; i >= keep; i--) { /* oldest first */
         char victim[PATH_MAX + 32], gone[PATH_MAX + 40];
-        snprintf(victim, sizeof victim, "%s/iter_%08lld", dir, oldest);
+        snprintf(victim, sizeof victim, "%s/checkpoints/iter_%08" PRId64, run_dir, its[i]);
         snprintf(gone, sizeof gone, "%s.del", victim);
-        if (rename(victim, gone)) return; /* cannot happen to a folder we own: stop, not loop */
+        if (rename(victim, gone)) break; /* cannot happen to a folder we own: stop */
         remove_folder(gone);
     }
+    free(its);
 }

@@ -63,14 +63,12 @@ int ebmc_data_main(int argc, char **argv) {
     struct stat st;
     if (stat(in, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", in);
     else snprintf(cfgpath, sizeof cfgpath, "%s", in);
-    const ebmc_recipe *recipe = ebmc_recipe_select(cfgpath, n_over, over, err, sizeof err);
-    ebmc_config_t *cfg = recipe ? ebmc_recipe_config_create(recipe) : NULL;
-    ebmc_status s = cfg ? ebmc_config_load(cfg, cfgpath, err, sizeof err) : EBMC_E_INVALID;
-    for (int k = 0; !s && k < n_over; k++) s = ebmc_config_set_arg(cfg, over[k], err, sizeof err);
+    const ebmc_recipe *recipe;
+    ebmc_config_t *cfg;
+    ebmc_status s = ebmc_recipe_load_config(cfgpath, n_over, over, &recipe, &cfg, err, sizeof err);
     free(over);
     if (s) {
         fprintf(stderr, "ebmc data: %s\n", err);
-        ebmc_config_free(cfg);
         return s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_CONFIG;
     }
     ebmc_dataset_t *ds = NULL;

@@ -156,8 +156,20 @@ const ebmc_recipe *ebmc_recipe_select(const char *config_path, int n_args, char 
     return r;
 }
 
-void ebmc_report_add(ebmc_report *r, const char *name, double value, bool guard) {
-    if (r->n >= EBMC_MAX_METRICS)
-        ebmc_fail(name, "more metrics than EBMC_MAX_METRICS", __func__, __FILE__, __LINE__);
-    r->m[r->n++] = (ebmc_metric){name, value, guard};
+ebmc_status ebmc_recipe_load_config(const char *config_path, int n_args, char *const *args,
+                                    const ebmc_recipe **r, ebmc_config_t **out, char *err, size_t errlen) {
+    *out = NULL;
+    *r = ebmc_recipe_select(config_path, n_args, args, err, errlen);
+    if (!*r) return EBMC_E_INVALID;
+    ebmc_config_t *cfg = ebmc_recipe_config_create(*r);
+    ebmc_status s = config_path ? ebmc_config_load(cfg, config_path, err, errlen) : EBMC_OK;
+    for (int i = 0; !s && i < n_args; i++) s = ebmc_config_set_arg(cfg, args[i], err, errlen);
+    if (!s) s = ebmc_config_check_required(cfg, err, errlen);
+    if (s) {
+        ebmc_config_free(cfg);
+        *r = NULL;
+        return s;
+    }
+    *out = cfg;
+    return EBMC_OK;
 }

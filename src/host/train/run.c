@@ -185,6 +185,12 @@ ebmc_status ebmc_run_next_batch(ebmc_run_t *r, int64_t *epoch, char *err, size_t
     return s;
 }
 
+void ebmc_report_add(ebmc_report *r, const char *name, double value, bool guard) {
+    if (r->n >= EBMC_MAX_METRICS)
+        ebmc_fail(name, "more metrics than EBMC_MAX_METRICS", __func__, __FILE__, __LINE__);
+    r->m[r->n++] = (ebmc_metric){name, value, guard};
+}
+
 ebmc_status ebmc_run_iteration(ebmc_run_t *r, int64_t it, int64_t epoch, bool grids) {
     ebmc_status s = r->recipe->iteration(r->state, r->host_batch, it, epoch, grids);
     memset(&r->report, 0, sizeof r->report);

@@ -122,11 +122,13 @@ static int sample_and_write(ebmc_run_t *run, const sample_args *a, const char *c
     size_t per = (size_t)o.n * c * h * w;
     float *arr[8] = {0};
     ebmc_status s = EBMC_OK;
-    for (; rc->sample_names[n_out] && n_out < 8; n_out++)
+    for (; rc->sample_names[n_out]; n_out++) {
+        EBMC_ASSERT(n_out < 8); /* a recipe writes at most 8 sample arrays */
         if (!(arr[n_out] = malloc((per ? per : 1) * sizeof(float)))) {
             snprintf(err, sizeof err, "out of host memory for %d samples", o.n);
             s = EBMC_E_NOMEM;
         }
+    }
     if (!s) s = rc->sample(ebmc_run_state(run), &o, arr, desc, sizeof desc, err, sizeof err);
     for (int k = 0; !s && k < n_out; k++)
         for (size_t i = 0; i < per; i++)
@@ -156,13 +158,11 @@ int ebmc_sample_main(int argc, char **argv) {
     if ((rc = locate(a.in, run_dir, ckpt, cfgpath))) return rc;
     char **over = argv + a.first_override;
     int n_over = argc - a.first_override;
-    const ebmc_recipe *recipe = ebmc_recipe_select(cfgpath, n_over, over, err, sizeof err);
-    ebmc_config_t *cfg = recipe ? ebmc_recipe_config_create(recipe) : NULL;
-    ebmc_status s = cfg ? ebmc_config_load(cfg, cfgpath, err, sizeof err) : EBMC_E_INVALID;
-    for (int i = 0; !s && i < n_over; i++) s = ebmc_config_set_arg(cfg, over[i], err, sizeof err);
+    const ebmc_recipe *recipe;
+    ebmc_config_t *cfg;
+    ebmc_status s = ebmc_recipe_load_config(cfgpath, n_over, over, &recipe, &cfg, err, sizeof err);
     if (s) {
         fprintf(stderr, "ebmc sample: %s (HINT: pass a run directory or RUN/checkpoints/iter_N)\n", err);
-        ebmc_config_free(cfg);
         return s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_CONFIG;
     }
     ebmc_run_t *run = NULL;

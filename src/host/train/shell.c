@@ -109,23 +109,28 @@ static ebmc_status log_metrics(loop_t *L, int64_t next, int64_t epoch, double dt
     return ebmc_jsonl_append(&l, L->mpath, L->err, L->errlen);
 }
 
-/* A guarded metric is not finite, or the guarded gap is beyond guard.max_gap: describe it. */
-static bool diverged(const loop_t *L, char *why, size_t n) {
+/* A guarded metric is not finite, or the guarded gap is beyond guard.max_gap. */
+static bool diverged(const loop_t *L) {
     const ebmc_report *r = ebmc_run_report(L->run);
     bool bad = r->gap >= 0 && fabs(r->m[r->gap].value) > L->c.max_gap;
     for (int i = 0; i < r->n; i++) bad |= r->m[i].guard && !isfinite(r->m[i].value);
-    if (!bad) return false;
+    return bad;
+}
+
+/* the guarded metrics and the gap, as "loss_e nan, e_gap 2.1e+04" */
+static void describe_divergence(const loop_t *L, char *why, size_t n) {
+    const ebmc_report *r = ebmc_run_report(L->run);
     size_t len = 0;
+    why[0] = 0;
     for (int i = 0; i < r->n && len < n; i++)
         if (r->m[i].guard || i == r->gap)
             len += (size_t)snprintf(why + len, n - len, "%s%s %.4g", len ? ", " : "", r->m[i].name, r->m[i].value);
-    return true;
 }
 
 /* Reload the last good checkpoint with a new noise stream; non-zero exit status to give up. */
 static int recover(loop_t *L, int64_t next) {
     char why[512], latest[PATH_MAX];
-    diverged(L, why, sizeof why);
+    describe_divergence(L, why, sizeof why);
     L->recoveries++;
     bool have = ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0;
     uint32_t restarts = ebmc_run_restarts(L->run);
@@ -199,8 +204,7 @@ static int loop_step(loop_t *L) {
         return EBMC_EXIT_ERROR;
     }
     if (log_metrics(L, next, epoch, dt)) return EBMC_EXIT_ERROR;
-    char why[8];
-    if (diverged(L, why, sizeof why)) return recover(L, next);
+    if (diverged(L)) return recover(L, next);
     L->it = next;
     ebmc_progress_update(L->prog, L->it, ebmc_run_report(L->run)->progress);
     /* writing outputs is a run-time failure (a full disk), not bad input */
@@ -344,24 +348,6 @@ static int parse_train_args(int argc, char **argv, train_args *a) {
     return 0;
 }
 
-/* The recipe the config selects, its schema's config loaded with the overrides applied. */
-static int load_config(const char *path, int n_over, char **over, const ebmc_recipe **rc, ebmc_config_t **out,
-                       char *err, size_t errlen) {
-    *out = NULL;
-    *rc = ebmc_recipe_select(path, n_over, over, err, errlen);
-    if (!*rc) return EBMC_EXIT_CONFIG;
-    ebmc_config_t *cfg = ebmc_recipe_config_create(*rc);
-    ebmc_status s = path ? ebmc_config_load(cfg, path, err, errlen) : EBMC_OK;
-    for (int i = 0; !s && i < n_over; i++) s = ebmc_config_set_arg(cfg, over[i], err, errlen);
-    if (!s) s = ebmc_config_check_required(cfg, err, errlen);
-    if (s) {
-        ebmc_config_free(cfg);
-        return s == EBMC_E_IO ? EBMC_EXIT_DATA : EBMC_EXIT_CONFIG;
-    }
-    *out = cfg;
-    return EBMC_EXIT_OK;
-}
-
 /* Values that parse but make no sense for a run: train.iterations = 0 given by the user (the
  * default 0 means train.epochs epochs; a resumed run's config.ini holds that default, so there
  * only a command-line 0 counts), a run.name that is not a plain folder name. */
@@ -424,7 +410,9 @@ int ebmc_train_main(int argc, char **argv) {
     }
     const ebmc_recipe *recipe;
     ebmc_config_t *cfg;
-    rc = load_config(a.config_path, argc - a.first_override, argv + a.first_override, &recipe, &cfg, err, sizeof err);
+    ebmc_status st = ebmc_recipe_load_config(a.config_path, argc - a.first_override, argv + a.first_override, &recipe,
+                                             &cfg, err, sizeof err);
+    rc = st == EBMC_E_IO ? EBMC_EXIT_DATA : st ? EBMC_EXIT_CONFIG : EBMC_EXIT_OK;
     if (!rc && !a.print_only) {
         rc = check_run_keys(cfg, a.resume != NULL, argc - a.first_override, argv + a.first_override, err, sizeof err);
         if (rc) ebmc_config_free(cfg);
