@@ -54,15 +54,25 @@ static const ebmc_cfg_key SHELL_TAIL[] = {
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-extern const ebmc_recipe ebmc_recipe_dualmcmc;
+#define EBMC_RECIPE(name) extern const ebmc_recipe ebmc_recipe_##name;
+#include "train/recipes.def"
+#undef EBMC_RECIPE
 
 enum { MAX_RECIPES = 32 };
 static struct {
     const ebmc_recipe *r;
     ebmc_cfg_key *schema; /* composed on first use, kept for the life of the process */
     int n;
-} g_reg[MAX_RECIPES] = {{&ebmc_recipe_dualmcmc, NULL, 0}};
-static int g_nreg = 1;
+} g_reg[MAX_RECIPES] = {
+#define EBMC_RECIPE(name) {&ebmc_recipe_##name, NULL, 0},
+#include "train/recipes.def"
+#undef EBMC_RECIPE
+};
+static int g_nreg =
+#define EBMC_RECIPE(name) +1
+#include "train/recipes.def"
+#undef EBMC_RECIPE
+    ;
 
 const ebmc_recipe *ebmc_recipe_find(const char *name) {
     for (int i = 0; i < g_nreg; i++)
