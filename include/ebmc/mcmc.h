@@ -142,6 +142,9 @@ ebmc_status ebmc_replay_push(ebmc_replay_t *r, const float *x, int n); /* FIFO o
 int ebmc_replay_count(const ebmc_replay_t *r);
 int ebmc_replay_head(const ebmc_replay_t *r);
 void *ebmc_replay_storage(ebmc_replay_t *r); /* device memory, for checkpoints */
+/* Resume: the fill count and the next slot of a checkpointed buffer (storage restored by the
+ * caller); EBMC_E_INVALID for values outside [0, capacity] and [0, capacity). */
+ebmc_status ebmc_replay_restore(ebmc_replay_t *r, int count, int head);
 
 #ifdef __cplusplus
 }

@@ -551,3 +551,12 @@ ebmc_status ebmc_replay_push(ebmc_replay_t *r, const float *x, int n) {
 int ebmc_replay_count(const ebmc_replay_t *r) { return r->count; }
 int ebmc_replay_head(const ebmc_replay_t *r) { return r->head; }
 void *ebmc_replay_storage(ebmc_replay_t *r) { return r->storage; }
+
+ebmc_status ebmc_replay_restore(ebmc_replay_t *r, int count, int head) {
+    if (count < 0 || count > r->capacity || head < 0 || head >= r->capacity)
+        return ebmc_ctx_seterr(r->ctx, EBMC_E_INVALID, "replay buffer: count %d / head %d outside a capacity of %d",
+                               count, head, r->capacity);
+    r->count = count;
+    r->head = head;
+    return EBMC_OK;
+}
