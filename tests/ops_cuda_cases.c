@@ -154,12 +154,14 @@ void parity_build_case(const prow *r, pcase *pc) {
     }
     case EBMC_OP_SN_POWER: case EBMC_OP_SN_BWD: {
         const int rows = r->co, cols = r->c * r->k * r->k;
-        pc->sn = (ebmc_sn_desc){rows, cols, r->var, 1e-12f};
-        snprintf(pc->label, sizeof pc->label, "%s W(%d,%d) iters %d beta %g",
-                 ebmc_op_name(r->op), rows, cols, r->var, r->beta);
+        /* s: IGEBM's lower bound; x1 = 1: its divisor-1 regime (W tiny, or sigma = 1 given) */
+        pc->sn = (ebmc_sn_desc){rows, cols, r->var, 1e-12f, r->s};
+        snprintf(pc->label, sizeof pc->label, "%s W(%d,%d) iters %d beta %g%s%s",
+                 ebmc_op_name(r->op), rows, cols, r->var, r->beta, r->s ? " lower_bound" : "",
+                 r->x1 == 1.0f ? " (divisor 1)" : "");
         const size_t nw = (size_t)rows * cols;
         if (r->op == EBMC_OP_SN_POWER) {
-            add(pc, "w", nw, B_IN, F_NORMAL);
+            add(pc, "w", nw, B_IN, r->x1 == 1.0f ? F_SMALLPOS : F_NORMAL);
             add(pc, "u", (size_t)rows, B_INOUT, F_UNIT);
             add(pc, "v", (size_t)cols, B_INOUT, F_UNIT);
             add(pc, "sigma", 1, B_OUT, F_NORMAL);
@@ -168,7 +170,7 @@ void parity_build_case(const prow *r, pcase *pc) {
             add(pc, "w", nw, B_IN, F_NORMAL);
             add(pc, "u", (size_t)rows, B_IN, F_UNIT);
             add(pc, "v", (size_t)cols, B_IN, F_UNIT);
-            add(pc, "sigma", 1, B_IN, F_SIGMA);
+            add(pc, "sigma", 1, B_IN, r->x1 == 1.0f ? F_ONEBITS : F_SIGMA);
             add(pc, "dw_sn", nw, B_IN, F_NORMAL);
             add(pc, "dw", nw, ob, F_NORMAL);
         }
@@ -336,6 +338,20 @@ void parity_build_case(const prow *r, pcase *pc) {
         if (!r->var) add(pc, "loss", (size_t)r->n, B_OUT, F_NORMAL);
         break;
     }
+    case EBMC_OP_CHAN_SCALE_FWD: case EBMC_OP_CHAN_SCALE_BWD:
+        pc->t4 = (ebmc_t4_desc){r->n, r->c, r->h, r->w};
+        snprintf(pc->label, sizeof pc->label, "%s (%d,%d,%d,%d) beta %g", ebmc_op_name(r->op),
+                 r->n, r->c, r->h, r->w, r->beta);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "s", (size_t)r->c, B_IN, F_NORMAL);
+        if (r->op == EBMC_OP_CHAN_SCALE_FWD) {
+            add(pc, "y", cnt, B_OUT, F_NORMAL);
+        } else {
+            add(pc, "dy", cnt, B_IN, F_NORMAL);
+            add(pc, "dx", cnt, ob, F_NORMAL);
+            add(pc, "ds", (size_t)r->c, ob, F_NORMAL);
+        }
+        break;
     default: break; /* ops without a parity row */
     }
 }
@@ -439,6 +455,9 @@ ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
     case EBMC_OP_BN_BWD:
         return ebmc_bn_bwd(ctx, &pc->bn, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], r->beta,
                            r->beta);
+    case EBMC_OP_CHAN_SCALE_FWD: return ebmc_chan_scale_fwd(ctx, &pc->t4, p[0], p[1], p[2]);
+    case EBMC_OP_CHAN_SCALE_BWD:
+        return ebmc_chan_scale_bwd(ctx, &pc->t4, p[0], p[1], p[2], p[3], p[4], r->beta, r->beta);
     case EBMC_OP_SN_POWER: return ebmc_sn_power(ctx, &pc->sn, p[0], p[1], p[2], p[3], p[4]);
     case EBMC_OP_SN_BWD:
         return ebmc_sn_bwd(ctx, &pc->sn, p[0], p[1], p[2], p[3], p[4], p[5], r->beta);

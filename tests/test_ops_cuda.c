@@ -245,6 +245,16 @@ static const prow ROWS[] = {
     {EBMC_OP_GAUSS_NLL,          8,  1,  1,128,  0, 0, 0,  0,  0,  0, 0.5f,  0,    TOL_NOISE, TOL_NOISE},
     {EBMC_OP_GAUSS_NLL,          3,  1,  1,1000, 0, 0, 0,  0,  0,  1, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
     {EBMC_OP_GAUSS_NLL,          5,  1,  1,  3,  0, 0, 0,  0,  0,  0, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
+    /* chan_scale (IGEBM's learned scale): forward; backward, dx and ds at beta 0 and 1 */
+    {EBMC_OP_CHAN_SCALE_FWD,     3,  8,  5,  7,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_EW,   TOL_EW},
+    {EBMC_OP_CHAN_SCALE_BWD,     3,  8,  5,  7,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_RED,  TOL_RED},
+    {EBMC_OP_CHAN_SCALE_BWD,     2, 16,  9,  9,  0, 0, 0,  0,  0,  0, 0,     1,    TOL_RED,  TOL_RED},
+    /* spectral norm with IGEBM's lower bound (s = 1): divisor sigma + 1e-6 > 1, and the
+     * divisor-1 regime (x1 = 1: a tiny W; sigma = 1 given to the backward) */
+    {EBMC_OP_SN_POWER,           0,  8,  0,  0, 16, 3, 1,  0,  0,  1, 0,     0,    TOL_RED,  TOL_RED},
+    {EBMC_OP_SN_POWER,           0,  8,  0,  0, 16, 3, 1,  0,  0,  1, 1.0f,  0,    TOL_RED,  TOL_RED},
+    {EBMC_OP_SN_BWD,             0,  8,  0,  0, 16, 3, 1,  0,  0,  0, 0,     1,    TOL_RED,  TOL_RED},
+    {EBMC_OP_SN_BWD,             0,  8,  0,  0, 16, 3, 1,  0,  0,  0, 1.0f,  0,    TOL_RED,  TOL_RED},
     /* training widths (issue 17): the Dual-MCMC CIFAR-10 nets run 512 channels at batch 100
      * (configs/cifar10_dual_mcmc.ini: ndf = ngf = 512, batch_size = 100): 3x3 convolutions of
      * the E net's 4x4 stage, the generator's 4x4/s2 transposed convolution 512 -> 256 and a

@@ -155,7 +155,14 @@ typedef enum {
     /* loss (rows) nullable */                                                                   \
     X(GAUSS_NLL, gauss_nll, ebmc_gauss_nll, ebmc_gauss_nll_desc,                                 \
       (const float *z, const float *mu, const float *s, float *loss, float *dmu, float *ds),     \
-      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0)
+      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0) \
+    /* y = x * s[c] (IGEBM's learned scale) / dx = beta_dx*dx + dy*s[c] (dx nullable),          \
+     * ds[c] = beta_s*ds[c] + sum_{n,h,w} dy*x (ds nullable) */                                  \
+    X(CHAN_SCALE_FWD, chan_scale_fwd, ebmc_chan_scale_fwd, ebmc_t4_desc,                         \
+      (const float *x, const float *s, float *y), (x, s, y), x && s && y, 0)                     \
+    X(CHAN_SCALE_BWD, chan_scale_bwd, ebmc_chan_scale_bwd, ebmc_t4_desc,                         \
+      (const float *x, const float *s, const float *dy, float *dx, float *ds, float beta_dx,     \
+       float beta_s), (x, s, dy, dx, ds, beta_dx, beta_s), x && s && dy && (dx || ds), 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -238,6 +245,10 @@ typedef struct {
     int rows, cols;
     int n_power_iter;           /* 0: reuse u, v as they are (no update) */
     float eps;                  /* 1e-12 in PyTorch */
+    int lower_bound;            /* IGEBM's spectral_normed_weight(lower_bound=True): sigma' =
+                                 * sigma + 1e-6, W_sn = W / max(sigma', 1) (divides only when
+                                 * sigma' > 1); sigma[0] holds the divisor max(sigma', 1), and
+                                 * the backward treats a divisor of exactly 1 as W_sn = W */
 } ebmc_sn_desc;
 
 typedef enum {

@@ -41,6 +41,7 @@ typedef struct {
     bool bias;
     bool sn;             /* spectral normalisation (not for transposed convolutions) */
     ebmc_init w_init, b_init;
+    bool sn_lower_bound; /* with sn: IGEBM's lower-bounded SN, W / max(sigma + 1e-6, 1) */
 } ebmc_conv_spec;
 
 typedef enum {
@@ -76,6 +77,10 @@ int ebmc_nn_gpool(ebmc_net_t *net, int in, ebmc_gpool_mode mode); /* -> (N,C,1,1
 int ebmc_nn_add(ebmc_net_t *net, int a, int b);
 int ebmc_nn_scale(ebmc_net_t *net, int in, float s);
 int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w); /* a view: no copy */
+/* IGEBM's per-channel layers, each with one (C) parameter "<prefix>.<name>": y = x + b[c] (the
+ * "extra bias" added to a conv's input) and y = x * s[c] (the learned scale) */
+int ebmc_nn_chan_bias(ebmc_net_t *net, int in, const char *prefix, const char *name, ebmc_init init);
+int ebmc_nn_chan_scale(ebmc_net_t *net, int in, const char *prefix, const char *name, ebmc_init init);
 /* Marks a value as an output (call once per output, in order). */
 void ebmc_net_output(ebmc_net_t *net, int v);
 /* Metadata recorded in checkpoints (e.g. "arch" -> "dualmcmc_cifar10_E"). */

@@ -44,10 +44,11 @@ static __global__ void sn_normalize_kernel(float *x, int n, float eps) {
 
 /* single block: sigma[0] = u . wv, both (rows) */
 static __global__ void sn_sigma_kernel(const float *__restrict__ u, const float *__restrict__ wv,
-                                       float *__restrict__ sigma, int rows) {
+                                       float *__restrict__ sigma, int rows, int lower_bound) {
     float acc = 0.f;
     for (int i = threadIdx.x; i < rows; i += blockDim.x) acc += u[i] * wv[i];
-    const float s = block_sum(acc);
+    float s = block_sum(acc);
+    if (lower_bound) s = fmaxf(s + 1e-6f, 1.0f); /* the divisor max(sigma + 1e-6, 1) */
     if (threadIdx.x == 0) sigma[0] = s;
 }
 
@@ -84,9 +85,9 @@ static __global__ void sn_sum_parts_kernel(const float *__restrict__ part, float
 static __global__ void sn_bwd_kernel(const float *__restrict__ dw_sn, const float *__restrict__ u,
                                      const float *__restrict__ v, const float *__restrict__ sigma,
                                      const float *__restrict__ dot, float *__restrict__ dw,
-                                     size_t count, int cols, float beta) {
+                                     size_t count, int cols, float beta, int lower_bound) {
     const float sg = sigma[0];
-    const float coef = dot[0] / (sg * sg);
+    const float coef = lower_bound && sg == 1.0f ? 0.0f : dot[0] / (sg * sg); /* W_sn = W */
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count;
          i += (size_t)gridDim.x * blockDim.x) {
         const size_t r = i / (size_t)cols, j = i % (size_t)cols;
@@ -119,8 +120,8 @@ size_t spectral_backward_scratch_floats(int rows, int cols) {
 }
 
 void spectral_power_iteration(const float *w, float *u, float *v, float *sigma, float *w_sn,
-                              int rows, int cols, int n_iter, float eps, float *scratch,
-                              cudaStream_t s) {
+                              int rows, int cols, int n_iter, float eps, int lower_bound,
+                              float *scratch, cudaStream_t s) {
     if (rows <= 0 || cols <= 0) return;
     EBMC_NVTX_PUSH(__func__);
     const unsigned gcols = (unsigned)CEIL_DIV(cols, SN_BLOCK);
@@ -141,7 +142,7 @@ void spectral_power_iteration(const float *w, float *u, float *v, float *sigma, 
     float *wv = scratch; /* (rows) */
     sn_w_vec_kernel<<<grows, SN_BLOCK, 0, s>>>(w, v, wv, rows, cols);
     CUDA_CHECK(cudaGetLastError());
-    sn_sigma_kernel<<<1, SN_NORM_BLOCK, 0, s>>>(u, wv, sigma, rows);
+    sn_sigma_kernel<<<1, SN_NORM_BLOCK, 0, s>>>(u, wv, sigma, rows, lower_bound);
     CUDA_CHECK(cudaGetLastError());
     if (w_sn) {
         const size_t count = (size_t)rows * (size_t)cols;
@@ -153,7 +154,7 @@ void spectral_power_iteration(const float *w, float *u, float *v, float *sigma, 
 
 void spectral_backward(const float *w, const float *u, const float *v, const float *sigma,
                        const float *dw_sn, float *dw, int rows, int cols, float beta,
-                       float *scratch, cudaStream_t s) {
+                       int lower_bound, float *scratch, cudaStream_t s) {
     const size_t count = (size_t)rows * (size_t)cols;
     if (count == 0) return;
     EBMC_NVTX_PUSH(__func__);
@@ -164,7 +165,7 @@ void spectral_backward(const float *w, const float *u, const float *v, const flo
     sn_sum_parts_kernel<<<1, SN_BLOCK, 0, s>>>(part, dot, parts);
     CUDA_CHECK(cudaGetLastError());
     sn_bwd_kernel<<<sn_grid(count), SN_BLOCK, 0, s>>>(dw_sn, u, v, sigma, dot, dw, count, cols,
-                                                      beta);
+                                                      beta, lower_bound);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }

@@ -14,13 +14,15 @@
  *   coopnets_cifar     FANG-Xiaolin/pytorch-CoopNets CIFAR nets [S] (LeakyReLU slope 0.01,
  *                      torch's default, as the port); the descriptor outputs the score f (= -E),
  *                      the sum of its 100 fc outputs.
- *   toy2d, mnist       small nets of ours for 2-D data and MNIST (28x28). */
+ *   toy2d, mnist       small nets of ours for 2-D data and MNIST (28x28).
+ *   igebm              openai/ebm_code_release models.py ResNet32Large (unconditional, TensorFlow:
+ *                      names follow its variable scopes, c1_pre, res_optim_res_c1, ...). */
 #include "ebmc/models.h"
 #include <stdio.h>
 #include <string.h>
 
 static const char *const ARCHS[] = {"dualmcmc_cifar10", "dualmcmc_celeba64", "shortrun",
-                                    "coopvaebm", "coopnets_cifar", "toy2d", "mnist", NULL};
+                                    "coopvaebm", "coopnets_cifar", "toy2d", "mnist", "igebm", NULL};
 
 const char *const *ebmc_model_arch_list(void) { return ARCHS; }
 
@@ -44,6 +46,8 @@ bool ebmc_model_defaults(const char *arch, ebmc_model_cfg *c) {
         c->nz = 2; c->hidden = 128; c->img_c = 2; c->img_size = 1;
     } else if (!strcmp(arch, "mnist")) {
         c->nz = 16; c->ngf = 32; c->ndf = 32; c->nif = 32; c->img_c = 1; c->img_size = 28;
+    } else if (!strcmp(arch, "igebm")) {
+        c->ndf = 128;
     } else {
         return false;
     }
@@ -326,6 +330,59 @@ static ebmc_net_t *mnist(const ebmc_model_cfg *c, ebmc_net_role role) {
     return net;
 }
 
+/* IGEBM (ResNet32Large, utils.py smart_res_block / conv_block, unconditional): every conv 3x3
+ * 'SAME' without bias (conv_block's use_bias is False: the 'b' variables are never used), with
+ * spectral norm (W ~ N(0,1) before it). A residual block:
+ *   h = conv_c1(x + gb1) -> LReLU(0.2) -> conv_c2(h + gb2) * g2     (c2: W ~ N(0, 1e-10) and the
+ *       lower-bounded SN W / max(sigma + 1e-6, 1), so a block starts as its shortcut)
+ *   y = LReLU(pool?(h + shortcut)),  shortcut = x, or the 'adaptive' conv when channels change
+ *   (a 3x3 conv as the code's init_res_weight(k) gives it, not the 1x1 of the spec's summary) */
+static int igebm_block(ebmc_net_t *net, int x, const ebmc_model_cfg *c, const char *name, int c_in, int c_out,
+                       bool down) {
+    const ebmc_init N1 = {EBMC_INIT_NORMAL, 1.0f}, NT = {EBMC_INIT_NORMAL, 1e-10f}, ONE = {EBMC_INIT_ONE, 0};
+    char p[96];
+    ebmc_conv_spec cs = {.c_out = c_out, .k = 3, .stride = 1, .same_tf = true, .sn = true, .w_init = N1};
+    snprintf(p, sizeof p, "%s_res_c1", name);
+    int h = ebmc_nn_conv(net, ebmc_nn_chan_bias(net, x, p, "gb", ZERO), p, &cs);
+    h = lrelu(net, h);
+    snprintf(p, sizeof p, "%s_res_c2", name);
+    ebmc_conv_spec c2 = cs;
+    c2.w_init = NT;
+    c2.sn_lower_bound = true;
+    h = ebmc_nn_conv(net, ebmc_nn_chan_bias(net, h, p, "gb", ZERO), p, &c2);
+    h = ebmc_nn_chan_scale(net, h, p, "g", ONE);
+    int sc = x;
+    if (c_in != c_out) {
+        snprintf(p, sizeof p, "%s_res_adaptive", name);
+        sc = ebmc_nn_conv(net, x, p, &cs);
+    }
+    int y = ebmc_nn_add(net, h, sc);
+    if (down) y = ebmc_nn_avgpool2(net, y);
+    return lrelu(net, y);
+}
+
+/* ResNet32Large.forward: c1_pre (conv + LReLU), res_optim (down), res_1, res_2, res_3 (x2, down),
+ * res_4, res_5, res_6 (x2, down), res_7, res_8; ReLU, sum over H and W, fc5 (no SN; Xavier
+ * normal here, the code's glorot uniform) -> the energy */
+static ebmc_net_t *igebm(const ebmc_model_cfg *c) {
+    ebmc_net_t *net = ebmc_net_create("E", c->img_c, c->img_size, c->img_size);
+    const ebmc_init N1 = {EBMC_INIT_NORMAL, 1.0f};
+    ebmc_conv_spec cs = {.c_out = c->ndf, .k = 3, .stride = 1, .same_tf = true, .sn = true, .w_init = N1};
+    int x = lrelu(net, ebmc_nn_conv(net, 0, "c1_pre", &cs));
+    static const char *const names[9] = {"res_optim", "res_1", "res_2", "res_3", "res_4", "res_5",
+                                         "res_6", "res_7", "res_8"};
+    int w = c->ndf;
+    for (int i = 0; i < 9; i++) {
+        int w_out = c->ndf << (i / 3);
+        x = igebm_block(net, x, c, names[i], w, w_out, i % 3 == 0);
+        w = w_out;
+    }
+    x = ebmc_nn_gpool(net, relu(net, x), EBMC_GPOOL_SUM);
+    x = ebmc_nn_linear(net, x, "fc5", 1, true, false, XAVIER, ZERO);
+    ebmc_net_output(net, x);
+    return net;
+}
+
 ebmc_net_t *ebmc_model_build(const ebmc_model_cfg *c, ebmc_net_role role, char *err,
                              size_t errlen) {
     const char *a = c->arch ? c->arch : "";
@@ -364,6 +421,13 @@ ebmc_net_t *ebmc_model_build(const ebmc_model_cfg *c, ebmc_net_role role, char *
         if (role != EBMC_NET_I) net = coopnets_cifar(c, role);
     } else if (!strcmp(a, "toy2d")) {
         net = toy2d(c, role);
+    } else if (!strcmp(a, "igebm")) {
+        has_g = has_i = false;
+        if (c->img_size < 8) {
+            snprintf(err, errlen, "%s: three 2x2 poolings need images of at least 8x8, got %d", a, c->img_size);
+            return NULL;
+        }
+        if (role == EBMC_NET_E) net = igebm(c);
     } else if (!strcmp(a, "mnist")) {
         if (c->img_size % 4) {
             snprintf(err, errlen, "%s: image size must be a multiple of 4, got %d", a, c->img_size);
@@ -372,7 +436,7 @@ ebmc_net_t *ebmc_model_build(const ebmc_model_cfg *c, ebmc_net_role role, char *
         net = mnist(c, role);
     } else {
         snprintf(err, errlen, "unknown architecture '%s' (known: dualmcmc_cifar10, "
-                 "dualmcmc_celeba64, shortrun, coopvaebm, coopnets_cifar, toy2d, mnist)", a);
+                 "dualmcmc_celeba64, shortrun, coopvaebm, coopnets_cifar, toy2d, mnist, igebm)", a);
         return NULL;
     }
     if (!net) {

@@ -127,6 +127,7 @@ static int conv_common(ebmc_net_t *net, int in, const char *prefix, const ebmc_c
     nd->cd = d;
     nd->bias = s->bias;
     nd->sn = s->sn;
+    nd->sn_lb = s->sn && s->sn_lower_bound;
     int64_t wshape[4] = {transposed ? x.c : s->c_out, transposed ? s->c_out : x.c, s->k, s->k};
     int rf = s->k * s->k;
     int fan_in = (int)wshape[1] * rf, fan_out = (int)wshape[0] * rf; /* torch's convention */
@@ -272,6 +273,24 @@ int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w) {
     net->vals[out].storage = net->vals[in].storage;
     new_node(net, N_RESHAPE, in, -1, out);
     return out;
+}
+
+static int chan_layer(ebmc_net_t *net, int in, nn_kind kind, const char *prefix, const char *name, ebmc_init init) {
+    if (!val_ok(net, in)) return -1;
+    nn_val x = net->vals[in];
+    int out = new_val(net, x.c, x.h, x.w);
+    nn_node *nd = new_node(net, kind, in, -1, out);
+    int64_t cs[1] = {x.c};
+    nd->t_w = new_tensor(net, prefix, name, R_BIAS, true, 1, cs, init, 0, 0);
+    return net->failed ? -1 : out;
+}
+
+int ebmc_nn_chan_bias(ebmc_net_t *net, int in, const char *prefix, const char *name, ebmc_init init) {
+    return chan_layer(net, in, N_CBIAS, prefix, name, init);
+}
+
+int ebmc_nn_chan_scale(ebmc_net_t *net, int in, const char *prefix, const char *name, ebmc_init init) {
+    return chan_layer(net, in, N_CSCALE, prefix, name, init);
 }
 
 void ebmc_net_output(ebmc_net_t *net, int v) {

@@ -22,7 +22,9 @@ typedef enum {
     N_GPOOL,
     N_ADD,
     N_SCALE,
-    N_RESHAPE
+    N_RESHAPE,
+    N_CBIAS,    /* y = x + b[c] */
+    N_CSCALE    /* y = x * s[c] */
 } nn_kind;
 
 typedef struct {
@@ -45,6 +47,7 @@ typedef struct {
     ebmc_gpool_mode gp;
     int sn_rows, sn_cols;
     int slot;               /* BatchNorm or spectral-norm slot in the tape */
+    int sn_lb;              /* spectral norm with IGEBM's lower bound */
 } nn_node;
 
 typedef enum {

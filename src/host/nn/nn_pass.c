@@ -20,7 +20,7 @@ static ebmc_status copy_dev(ebmc_ctx_t *ctx, float *dst, const float *src, size_
 /* W/sigma after this pass's power iterations; u, v as used, kept in the tape for backward */
 static ebmc_status sn_forward(ebmc_net_t *net, ebmc_tape_t *t, const nn_node *nd) {
     tape_sn *s = &t->sn[nd->slot];
-    ebmc_sn_desc d = {nd->sn_rows, nd->sn_cols, net->sn_iters, 1e-12f};
+    ebmc_sn_desc d = {nd->sn_rows, nd->sn_cols, net->sn_iters, 1e-12f, nd->sn_lb};
     EBMC_TRY(ebmc_sn_power(net->ctx, &d, P(net, nd->t_w), P(net, nd->t_u), P(net, nd->t_v), s->sigma,
                       s->w_sn));
     EBMC_TRY(copy_dev(net->ctx, s->u, P(net, nd->t_u), (size_t)nd->sn_rows));
@@ -123,6 +123,18 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
             break;
         }
         case N_RESHAPE: break; /* a view */
+        case N_CBIAS: {
+            ebmc_axpby_desc d = {cnt, 1.0f, 0.0f};
+            ebmc_t4_desc b = {n, vo.c, vo.h, vo.w};
+            EBMC_TRY(ebmc_axpby(ctx, &d, xin, y));
+            EBMC_TRY(ebmc_bias_fwd(ctx, &b, P(net, nd->t_w), y));
+            break;
+        }
+        case N_CSCALE: {
+            ebmc_t4_desc d = {n, vo.c, vo.h, vo.w};
+            EBMC_TRY(ebmc_chan_scale_fwd(ctx, &d, xin, P(net, nd->t_w), y));
+            break;
+        }
         }
     }
     if (net->n_bn) net->bn_batches++;
@@ -206,7 +218,7 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
                 else EBMC_TRY(ebmc_conv2d_bwd_filter(ctx, &d, xin, g, dw, bw));
                 if (nd->sn) {
                     tape_sn *s = &t->sn[nd->slot];
-                    ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 0, 1e-12f};
+                    ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 0, 1e-12f, nd->sn_lb};
                     EBMC_TRY(ebmc_sn_bwd(ctx, &sd, P(net, nd->t_w), s->u, s->v, s->sigma, s->dw_sn,
                                     G(net, nd->t_w), 1.0f));
                 }
@@ -230,7 +242,7 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
                 EBMC_TRY(ebmc_linear_bwd_filter(ctx, &d, xin, g, dw, NULL, nd->sn ? 0.0f : 1.0f));
                 if (nd->sn) {
                     tape_sn *s = &t->sn[nd->slot];
-                    ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 0, 1e-12f};
+                    ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 0, 1e-12f, nd->sn_lb};
                     EBMC_TRY(ebmc_sn_bwd(ctx, &sd, P(net, nd->t_w), s->u, s->v, s->sigma, s->dw_sn,
                                     G(net, nd->t_w), 1.0f));
                 }
@@ -300,6 +312,21 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             ebmc_axpby_desc d = {cnt, nd->scale, beta};
             if (gx) EBMC_TRY(ebmc_axpby(ctx, &d, g, gx));
+            break;
+        }
+        case N_CBIAS: {
+            ebmc_t4_desc b = {n, vo.c, vo.h, vo.w};
+            if (full) EBMC_TRY(ebmc_bias_bwd(ctx, &b, g, G(net, nd->t_w), 1.0f));
+            float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
+            ebmc_axpby_desc d = {cnt, 1.0f, beta};
+            if (gx) EBMC_TRY(ebmc_axpby(ctx, &d, g, gx));
+            break;
+        }
+        case N_CSCALE: {
+            ebmc_t4_desc d = {n, vo.c, vo.h, vo.w};
+            float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
+            float *gs = full ? G(net, nd->t_w) : NULL;
+            if (gx || gs) EBMC_TRY(ebmc_chan_scale_bwd(ctx, &d, xin, P(net, nd->t_w), g, gx, gs, beta, 1.0f));
             break;
         }
         }

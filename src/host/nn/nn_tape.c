@@ -188,7 +188,7 @@ static size_t net_workspace(const ebmc_net_t *net, int B) {
             }
         }
         if (nd->sn) {
-            ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 1, 1e-12f};
+            ebmc_sn_desc sd = {nd->sn_rows, nd->sn_cols, 1, 1e-12f, nd->sn_lb};
             size_t w = ebmc_workspace_size(net->ctx, EBMC_OP_SN_POWER, &sd);
             if (w > ws) ws = w;
         }

@@ -26,7 +26,7 @@
  * --step_lr=10.0 --proj_norm=0.01 --zero_kl --replay_batch --large_model) and train.py's
  * defaults (lr 3e-4, l2_coeff 1, noise 0.005, ReplayBuffer(10000), 5% re-initialisation). */
 static const ebmc_cfg_key PC_KEYS[] = {
-    {"model", "arch", EBMC_CFG_CHOICE, "toy2d", "architecture of the EBM", U, "shortrun|mnist|toy2d"},
+    {"model", "arch", EBMC_CFG_CHOICE, "igebm", "architecture of the EBM", U, "igebm|shortrun|mnist|toy2d"},
     {"model", "ndf", EBMC_CFG_INT, "0", "width (0: the architecture's default; igebm: 128)", 0, 65536, NULL},
     {"model", "hidden", EBMC_CFG_INT, "0", "toy2d: MLP width (0: default)", 0, 65536, NULL},
     {"train", "lr", EBMC_CFG_FLOAT, "3e-4", "Adam learning rate", 0, 1, NULL},

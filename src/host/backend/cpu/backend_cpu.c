@@ -220,6 +220,10 @@ static ebmc_status cpu_sn_power(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const fl
         for (int j = 0; j < C; j++) a += (double)wi[j] * v[j];
         sg += a * u[i];
     }
+    if (d->lower_bound) { /* the divisor max(sigma + 1e-6, 1), as float */
+        float lb = (float)sg + 1e-6f;
+        sg = lb > 1.0f ? lb : 1.0f;
+    }
     sigma[0] = (float)sg;
     float sgf = (float)sg;
     for (size_t i = 0; i < (size_t)R * C; i++) w_sn[i] = w[i] / sgf;
@@ -232,7 +236,7 @@ static ebmc_status cpu_sn_bwd(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const floa
     size_t n = (size_t)d->rows * d->cols;
     double dot = 0, sg = sigma[0];
     for (size_t i = 0; i < n; i++) dot += (double)dw_sn[i] * w[i];
-    double c = dot / (sg * sg);
+    double c = d->lower_bound && sigma[0] == 1.0f ? 0.0 : dot / (sg * sg); /* W_sn = W: no sigma term */
     for (int i = 0; i < d->rows; i++)
         for (int j = 0; j < d->cols; j++) {
             size_t k = (size_t)i * d->cols + j;
@@ -598,6 +602,31 @@ static ebmc_status cpu_gauss_nll(ebmc_ctx_t *ctx, const ebmc_gauss_nll_desc *d, 
         }
         if (loss) loss[r] = (float)l;
     }
+    return EBMC_OK;
+}
+
+/* ---- learned per-channel scale (IGEBM) ---- */
+
+static ebmc_status cpu_chan_scale_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x, const float *s,
+                                      float *y) {
+    size_t hw = (size_t)d->h * d->w;
+    for (size_t i = 0, n = (size_t)d->n * d->c * hw; i < n; i++) y[i] = x[i] * s[(i / hw) % (size_t)d->c];
+    return EBMC_OK;
+}
+
+static ebmc_status cpu_chan_scale_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x, const float *s,
+                                      const float *dy, float *dx, float *ds, float beta_dx, float beta_s) {
+    size_t hw = (size_t)d->h * d->w;
+    for (int ch = 0; ds && ch < d->c; ch++) {
+        double acc = 0;
+        for (int n = 0; n < d->n; n++) {
+            const size_t base = ((size_t)n * d->c + ch) * hw;
+            for (size_t j = 0; j < hw; j++) acc += (double)dy[base + j] * x[base + j];
+        }
+        ds[ch] = blend((float)acc, beta_s, ds[ch]);
+    }
+    for (size_t i = 0, n = (size_t)d->n * d->c * hw; dx && i < n; i++)
+        dx[i] = blend(dy[i] * s[(i / hw) % (size_t)d->c], beta_dx, dx[i]);
     return EBMC_OK;
 }
 

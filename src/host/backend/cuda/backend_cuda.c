@@ -25,6 +25,7 @@
 #include "reduce.h"
 #include "sampler.h"
 #include "spectral.h"
+#include "chanscale.h"
 #include "upsample.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -320,6 +321,19 @@ ebmc_status cuda_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *d
     return EBMC_OK;
 }
 
+ebmc_status cuda_chan_scale_fwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x, const float *sc,
+                                float *y) {
+    chan_scale_forward(x, sc, y, d->n, d->c, (size_t)d->h * (size_t)d->w, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+ebmc_status cuda_chan_scale_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const float *x, const float *sc,
+                                const float *dy, float *dx, float *ds, float beta_dx, float beta_s) {
+    chan_scale_backward(x, sc, dy, dx, ds, d->n, d->c, (size_t)d->h * (size_t)d->w, beta_dx, beta_s,
+                        cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
 ebmc_status cuda_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x,
                          float *y) {
     activation_forward(d->kind, d->slope, x, y, d->count, cpriv(ctx)->stream);
@@ -356,7 +370,7 @@ ebmc_status cuda_sn_power(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w
         ctx, spectral_power_scratch_floats(d->rows, d->cols) * sizeof(float), &ws);
     if (st != EBMC_OK) return st;
     spectral_power_iteration(w, u, v, sigma, w_sn, d->rows, d->cols, d->n_power_iter, d->eps,
-                             (float *)ws, cpriv(ctx)->stream);
+                             d->lower_bound, (float *)ws, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
@@ -367,8 +381,8 @@ ebmc_status cuda_sn_bwd(ebmc_ctx_t *ctx, const ebmc_sn_desc *d, const float *w,
     ebmc_status st = cuda_get_workspace(
         ctx, spectral_backward_scratch_floats(d->rows, d->cols) * sizeof(float), &ws);
     if (st != EBMC_OK) return st;
-    spectral_backward(w, u, v, sigma, dw_sn, dw, d->rows, d->cols, beta, (float *)ws,
-                      cpriv(ctx)->stream);
+    spectral_backward(w, u, v, sigma, dw_sn, dw, d->rows, d->cols, beta, d->lower_bound,
+                      (float *)ws, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
