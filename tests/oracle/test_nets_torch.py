@@ -472,6 +472,68 @@ class MnistEI(nn.Module):
             x = F.leaky_relu(m(x), LRELU)
         return (self.head(x),) if self.role == "E" else (self.mu(x), self.logvar(x))
 
+# ------------------------------------------------------------------ IGEBM (spec 3.3)
+
+
+class IgebmConv(nn.Module):
+    """openai/ebm_code_release conv_block as ebmc's igebm uses it: 3x3 'SAME', no bias, the
+    spectral_normed_weight of utils.py (one power iteration per training forward, as torch's
+    spectral_norm; with lower_bound the divisor is max(sigma + 1e-6, 1)), optional extra bias gb
+    added to the input and learned scale g on the output."""
+
+    def __init__(self, c_in, c_out, extra_bias, scale, lower_bound):
+        super().__init__()
+        self.weight_orig = nn.Parameter(torch.randn(c_out, c_in, 3, 3))
+        self.register_buffer("weight_u", F.normalize(torch.randn(c_out), dim=0))
+        self.register_buffer("weight_v", F.normalize(torch.randn(c_in * 9), dim=0))
+        self.gb = nn.Parameter(torch.zeros(c_in)) if extra_bias else None
+        self.g = nn.Parameter(torch.ones(c_out)) if scale else None
+        self.lower_bound = lower_bound
+
+    def forward(self, x):
+        w = self.weight_orig.flatten(1)
+        with torch.no_grad():
+            if self.training:
+                self.weight_v.copy_(F.normalize(w.t() @ self.weight_u, dim=0, eps=1e-12))
+                self.weight_u.copy_(F.normalize(w @ self.weight_v, dim=0, eps=1e-12))
+        sigma = self.weight_u @ (w @ self.weight_v)
+        if self.lower_bound:
+            sigma = torch.clamp(sigma + 1e-6, min=1.0)
+        if self.gb is not None:
+            x = x + self.gb.view(1, -1, 1, 1)
+        y = F.conv2d(x, self.weight_orig / sigma, None, 1, 1)
+        return y * self.g.view(1, -1, 1, 1) if self.g is not None else y
+
+
+class IgebmE(nn.Module):
+    """ResNet32Large (models.py), unconditional: c1_pre, 9 residual blocks, ReLU, sum pool, fc5"""
+    NAMES = ["res_optim", "res_1", "res_2", "res_3", "res_4", "res_5", "res_6", "res_7", "res_8"]
+
+    def __init__(self, c):
+        super().__init__()
+        d = c["ndf"]
+        self.c1_pre = IgebmConv(c["img_c"], d, False, False, False)
+        w = d
+        for i, name in enumerate(self.NAMES):
+            wo = d << (i // 3)
+            setattr(self, name + "_res_c1", IgebmConv(w, wo, True, False, False))
+            setattr(self, name + "_res_c2", IgebmConv(wo, wo, True, True, True))
+            if w != wo:
+                setattr(self, name + "_res_adaptive", IgebmConv(w, wo, False, False, False))
+            w = wo
+        self.fc5 = nn.Linear(w, 1)
+
+    def forward(self, x):
+        h = F.leaky_relu(self.c1_pre(x), LRELU)
+        for i, name in enumerate(self.NAMES):
+            r = getattr(self, name + "_res_c2")(F.leaky_relu(getattr(self, name + "_res_c1")(h), LRELU))
+            sc = getattr(self, name + "_res_adaptive")(h) if hasattr(self, name + "_res_adaptive") else h
+            r = r + sc
+            if i % 3 == 0:
+                r = F.avg_pool2d(r, 2)
+            h = F.leaky_relu(r, LRELU)
+        return (self.fc5(F.relu(h).sum(dim=(2, 3))),)
+
 # ------------------------------------------------------------------ cases
 
 # ebmc_model_defaults() of src/host/models.c (the values a case does not override)
@@ -483,6 +545,7 @@ DEFAULTS = {
     "coopnets_cifar": dict(nz=100, ngf=64, ndf=64, nif=0, img_c=3, img_size=32, hidden=0),
     "toy2d": dict(nz=2, ngf=0, ndf=0, nif=0, img_c=2, img_size=1, hidden=128),
     "mnist": dict(nz=16, ngf=32, ndf=32, nif=32, img_c=1, img_size=28, hidden=0),
+    "igebm": dict(nz=0, ngf=0, ndf=128, nif=0, img_c=3, img_size=32, hidden=0),
 }
 
 
@@ -500,6 +563,8 @@ def build(arch, role, c):
         return Toy2d(c, role)
     if arch == "mnist":
         return MnistG(c) if role == "G" else MnistEI(c, role)
+    if arch == "igebm":
+        return IgebmE(c)
     raise ValueError(arch)
 
 
@@ -530,6 +595,7 @@ for role in "EGI":
     CASES.append(("toy2d", role, dict(hidden=16)))
 for role in "EGI":
     CASES.append(("mnist", role, dict(ndf=4, ngf=4, nif=4, nz=8)))
+CASES.append(("igebm", "E", dict(ndf=4)))
 
 BATCH = 4
 SEED = int(os.environ.get("EBMC_ORACLE_SEED", "1"))   # nn_dump seed=: weights, x and r; override to vary
