@@ -155,7 +155,12 @@ typedef enum {
     /* loss (rows) nullable */                                                                   \
     X(GAUSS_NLL, gauss_nll, ebmc_gauss_nll, ebmc_gauss_nll_desc,                                 \
       (const float *z, const float *mu, const float *s, float *loss, float *dmu, float *ds),     \
-      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0)
+      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0)                                   \
+    /* loss (rows) nullable; eps and dz nullable together */                                    \
+    X(GAUSS_KL, gauss_kl, ebmc_gauss_kl, ebmc_gauss_kl_desc,                                     \
+      (const float *mu, const float *s, const float *eps, const float *dz, float *loss,          \
+       float *dmu, float *ds),                                                                   \
+      (mu, s, eps, dz, loss, dmu, ds), mu && s && dmu && ds && !eps == !dz, 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -384,6 +389,18 @@ typedef struct {
     size_t cols;
     float eps, scale, beta;
 } ebmc_gauss_nll_desc;
+
+/* A VAE's latent term and its reparameterisation backward, per row r of (rows, cols), for an
+ * encoder q(z|x) = N(mu, diag exp(2 k s)) (k = 1: s is a log-std, k = 0.5: a log-variance) and a
+ * sample z = mu + eps exp(k s) whose loss gradient is dz (eps, dz nullable together):
+ *   L_r = sum_j KL_j = sum_j 0.5 (mu^2 + e^{2ks} - 1 - 2ks)       (KL(q || N(0, I)), unweighted)
+ *   dmu = scale (weight mu + dz),  ds = scale (weight k (e^{2ks} - 1) + k dz eps e^{ks})
+ * as dmu = ... + beta dmu_old (same for ds). CoopVAEBM's KL with weight_latent_loss. */
+typedef struct {
+    int rows;
+    size_t cols;
+    float k, weight, scale, beta;
+} ebmc_gauss_kl_desc;
 
 /* ---- the op table ---- */
 
