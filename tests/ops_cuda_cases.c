@@ -352,6 +352,21 @@ void parity_build_case(const prow *r, pcase *pc) {
             add(pc, "ds", (size_t)r->c, ob, F_NORMAL);
         }
         break;
+    case EBMC_OP_GAUSS_KL: {
+        const size_t cols = (size_t)r->c * r->h * r->w;
+        pc->kl = (ebmc_gauss_kl_desc){.rows = r->n, .cols = cols, .k = r->x1, .weight = 2.0f,
+                                      .scale = 0.5f, .beta = r->beta};
+        snprintf(pc->label, sizeof pc->label, "gauss_kl (%d,%zu) k %g beta %g%s", r->n, cols,
+                 r->x1, r->beta, r->var == 1 ? " no loss" : r->var == 2 ? " no eps/dz" : "");
+        add(pc, "mu", cnt, B_IN, F_NORMAL);
+        add(pc, "s", cnt, B_IN, F_NORMAL);
+        add(pc, "eps", cnt, B_IN, F_NORMAL);
+        add(pc, "dz", cnt, B_IN, F_NORMAL);
+        add(pc, "dmu", cnt, ob, F_NORMAL);
+        add(pc, "ds", cnt, ob, F_NORMAL);
+        if (r->var != 1) add(pc, "loss", (size_t)r->n, B_OUT, F_NORMAL);
+        break;
+    }
     default: break; /* ops without a parity row */
     }
 }
@@ -504,6 +519,9 @@ ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
     case EBMC_OP_REPLAY_PUSH: return ebmc_replay_push_op(ctx, &pc->replay, p[0], p[1]);
     case EBMC_OP_GAUSS_NLL:
         return ebmc_gauss_nll(ctx, &pc->nll, p[0], p[1], p[2], r->var ? NULL : p[5], p[3], p[4]);
+    case EBMC_OP_GAUSS_KL:
+        return ebmc_gauss_kl(ctx, &pc->kl, p[0], p[1], r->var == 2 ? NULL : p[2], r->var == 2 ? NULL : p[3],
+                             r->var == 1 ? NULL : p[6], p[4], p[5]);
     default: break; /* ops without a parity row */
     }
     return EBMC_E_INVALID;

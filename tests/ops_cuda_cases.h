@@ -36,6 +36,8 @@
  *   replay:      var = 1: uint8 storage; co = capacity, k = count (sample) / head (push),
  *                x1 = p_reuse; [lo, hi] = [-1, 1]
  *   gauss_nll:   rows n, cols c*h*w; x1 = scale, var = 1: no loss output; eps 1e-6
+ *   gauss_kl:    rows n, cols c*h*w; x1 = k, scale 0.5, weight 2; var = 1: no loss output,
+ *                var = 2: no eps/dz (the KL term alone)
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -82,6 +84,7 @@ typedef struct {
     ebmc_counter_desc cnt;
     ebmc_replay_desc replay;
     ebmc_gauss_nll_desc nll;
+    ebmc_gauss_kl_desc kl;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

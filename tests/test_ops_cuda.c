@@ -255,6 +255,10 @@ static const prow ROWS[] = {
     {EBMC_OP_SN_POWER,           0,  8,  0,  0, 16, 3, 1,  0,  0,  1, 1.0f,  0,    TOL_RED,  TOL_RED},
     {EBMC_OP_SN_BWD,             0,  8,  0,  0, 16, 3, 1,  0,  0,  0, 0,     1,    TOL_RED,  TOL_RED},
     {EBMC_OP_SN_BWD,             0,  8,  0,  0, 16, 3, 1,  0,  0,  0, 1.0f,  0,    TOL_RED,  TOL_RED},
+    /* gauss_kl: log-std and log-variance heads, with/without the loss and the reparam term */
+    {EBMC_OP_GAUSS_KL,           8,  1,  1,100,  0, 0, 0,  0,  0,  0, 1.0f,  0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GAUSS_KL,           3,  1,  1,1000, 0, 0, 0,  0,  0,  1, 0.5f,  1,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GAUSS_KL,           5,  1,  1,  3,  0, 0, 0,  0,  0,  2, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
     /* training widths (issue 17): the Dual-MCMC CIFAR-10 nets run 512 channels at batch 100
      * (configs/cifar10_dual_mcmc.ini: ndf = ngf = 512, batch_size = 100): 3x3 convolutions of
      * the E net's 4x4 stage, the generator's 4x4/s2 transposed convolution 512 -> 256 and a

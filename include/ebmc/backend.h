@@ -155,14 +155,19 @@ typedef enum {
     /* loss (rows) nullable */                                                                   \
     X(GAUSS_NLL, gauss_nll, ebmc_gauss_nll, ebmc_gauss_nll_desc,                                 \
       (const float *z, const float *mu, const float *s, float *loss, float *dmu, float *ds),     \
-      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0) \
+      (z, mu, s, loss, dmu, ds), z && mu && s && dmu && ds, 0)                                   \
     /* y = x * s[c] (IGEBM's learned scale) / dx = beta_dx*dx + dy*s[c] (dx nullable),          \
      * ds[c] = beta_s*ds[c] + sum_{n,h,w} dy*x (ds nullable) */                                  \
     X(CHAN_SCALE_FWD, chan_scale_fwd, ebmc_chan_scale_fwd, ebmc_t4_desc,                         \
       (const float *x, const float *s, float *y), (x, s, y), x && s && y, 0)                     \
     X(CHAN_SCALE_BWD, chan_scale_bwd, ebmc_chan_scale_bwd, ebmc_t4_desc,                         \
       (const float *x, const float *s, const float *dy, float *dx, float *ds, float beta_dx,     \
-       float beta_s), (x, s, dy, dx, ds, beta_dx, beta_s), x && s && dy && (dx || ds), 0)
+       float beta_s), (x, s, dy, dx, ds, beta_dx, beta_s), x && s && dy && (dx || ds), 0)                  \
+    /* loss (rows) nullable; eps and dz nullable together */                                    \
+    X(GAUSS_KL, gauss_kl, ebmc_gauss_kl, ebmc_gauss_kl_desc,                                     \
+      (const float *mu, const float *s, const float *eps, const float *dz, float *loss,          \
+       float *dmu, float *ds),                                                                   \
+      (mu, s, eps, dz, loss, dmu, ds), mu && s && dmu && ds && !eps == !dz, 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -395,6 +400,18 @@ typedef struct {
     size_t cols;
     float eps, scale, beta;
 } ebmc_gauss_nll_desc;
+
+/* A VAE's latent term and its reparameterisation backward, per row r of (rows, cols), for an
+ * encoder q(z|x) = N(mu, diag exp(2 k s)) (k = 1: s is a log-std, k = 0.5: a log-variance) and a
+ * sample z = mu + eps exp(k s) whose loss gradient is dz (eps, dz nullable together):
+ *   L_r = sum_j KL_j = sum_j 0.5 (mu^2 + e^{2ks} - 1 - 2ks)       (KL(q || N(0, I)), unweighted)
+ *   dmu = scale (weight mu + dz),  ds = scale (weight k (e^{2ks} - 1) + k dz eps e^{ks})
+ * as dmu = ... + beta dmu_old (same for ds). CoopVAEBM's KL with weight_latent_loss. */
+typedef struct {
+    int rows;
+    size_t cols;
+    float k, weight, scale, beta;
+} ebmc_gauss_kl_desc;
 
 /* ---- the op table ---- */
 

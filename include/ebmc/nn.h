@@ -26,7 +26,9 @@ typedef enum {
     EBMC_INIT_XAVIER_NORMAL, /* N(0, 2/(fan_in + fan_out)) */
     EBMC_INIT_NORMAL,        /* N(0, std^2) */
     EBMC_INIT_ZERO,
-    EBMC_INIT_ONE
+    EBMC_INIT_ONE,
+    EBMC_INIT_XAVIER_UNIFORM /* U(+-sqrt(6/(fan_in + fan_out))): TF's glorot_uniform, the default
+                              * kernel initializer of tf.layers.dense / conv2d */
 } ebmc_init_kind;
 
 typedef struct {

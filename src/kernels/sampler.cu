@@ -325,3 +325,48 @@ void sampler_gauss_nll(const ebmc_gauss_nll_desc *d, const float *z, const float
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }
+
+/* ---- a VAE's KL term and reparameterisation backward (ebmc_gauss_kl_desc) ---- */
+
+/* One block of NLL_BLOCK threads per row, in double as the CPU:
+ *   L_r = sum_j 0.5 (mu^2 + e^{2ks} - 1 - 2ks)                    (fixed tree over the block)
+ *   dmu = scale (w mu [+ dz]),  ds = scale (w k (e^{2ks} - 1) [+ k dz eps e^{ks}]) [+ beta old] */
+static __global__ void gauss_kl_kernel(ebmc_gauss_kl_desc d, const float *mu, const float *sv,
+                                       const float *eps, const float *dz, float *loss, float *dmu,
+                                       float *ds) {
+    __shared__ double part[NLL_BLOCK];
+    const size_t r = blockIdx.x, cols = d.cols;
+    const double k = (double)d.k, w = (double)d.weight, scale = (double)d.scale;
+    double acc = 0.0;
+    for (size_t j = threadIdx.x; j < cols; j += NLL_BLOCK) {
+        const size_t i = r * cols + j;
+        const double m = (double)mu[i], ks = __dmul_rn(k, (double)sv[i]);
+        const double e1 = exp(ks), e2 = exp(__dmul_rn(2.0, ks));
+        const double t = __dsub_rn(__dsub_rn(__dadd_rn(__dmul_rn(m, m), e2), 1.0), __dmul_rn(2.0, ks));
+        acc = __dadd_rn(acc, __dmul_rn(0.5, t));
+        double gm = __dmul_rn(w, m), gs = __dmul_rn(__dmul_rn(w, k), __dsub_rn(e2, 1.0));
+        if (dz) {
+            gm = __dadd_rn(gm, (double)dz[i]);
+            gs = __dadd_rn(gs, __dmul_rn(__dmul_rn(__dmul_rn(k, (double)dz[i]), (double)eps[i]), e1));
+        }
+        const float fm = (float)__dmul_rn(scale, gm), fs = (float)__dmul_rn(scale, gs);
+        dmu[i] = d.beta == 0.f ? fm : __fadd_rn(fm, __fmul_rn(d.beta, dmu[i]));
+        ds[i] = d.beta == 0.f ? fs : __fadd_rn(fs, __fmul_rn(d.beta, ds[i]));
+    }
+    part[threadIdx.x] = acc;
+    __syncthreads();
+    for (int wd = NLL_BLOCK / 2; wd > 0; wd >>= 1) {
+        if ((int)threadIdx.x < wd) part[threadIdx.x] += part[threadIdx.x + wd];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0 && loss) loss[r] = (float)part[0];
+}
+
+void sampler_gauss_kl(const ebmc_gauss_kl_desc *d, const float *mu, const float *sv,
+                      const float *eps, const float *dz, float *loss, float *dmu, float *ds,
+                      cudaStream_t s) {
+    EBMC_NVTX_PUSH(__func__);
+    gauss_kl_kernel<<<(unsigned)d->rows, NLL_BLOCK, 0, s>>>(*d, mu, sv, eps, dz, loss, dmu, ds);
+    CUDA_CHECK(cudaGetLastError());
+    EBMC_NVTX_POP();
+}

@@ -42,6 +42,11 @@ void sampler_replay_push(const ebmc_replay_desc *d, void *buffer, const float *x
  * double; dmu, ds element-wise (times scale, + beta * old). */
 void sampler_gauss_nll(const ebmc_gauss_nll_desc *d, const float *z, const float *mu,
                        const float *sv, float *loss, float *dmu, float *ds, cudaStream_t s);
+/* A VAE's KL(q || N(0,I)) per row and its gradients, with the reparameterisation backward when
+ * eps and dz are given (include/ebmc/backend.h, ebmc_gauss_kl_desc). */
+void sampler_gauss_kl(const ebmc_gauss_kl_desc *d, const float *mu, const float *sv,
+                      const float *eps, const float *dz, float *loss, float *dmu, float *ds,
+                      cudaStream_t s);
 
 #ifdef __cplusplus
 }

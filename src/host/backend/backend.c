@@ -319,6 +319,15 @@ static ebmc_status check_ebmc_gauss_nll_desc(ebmc_ctx_t *ctx, ebmc_op op, const 
     return EBMC_OK;
 }
 
+static ebmc_status check_ebmc_gauss_kl_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                            const ebmc_gauss_kl_desc *d) {
+    if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape rows=%d cols=%zu", nm, d->rows, d->cols);
+    if (!(d->k > 0) || !isfinite(d->k) || !isfinite(d->weight) || !isfinite(d->scale) || !isfinite(d->beta))
+        return BAD("%s: k=%g must be > 0, weight, scale and beta finite", nm, d->k);
+    return EBMC_OK;
+}
+
 /* Every op is validated by the check of its descriptor type (the desc column of EBMC_OPS). */
 static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     if (!ctx) return EBMC_E_INVALID;

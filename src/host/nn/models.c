@@ -221,8 +221,10 @@ static ebmc_net_t *coopvaebm(const ebmc_model_cfg *c, ebmc_net_role role) {
         x = lrelu(net, conv_tf(net, x, "conv2", 2 * d, 4, 2, false, N005));
         x = lrelu(net, conv_tf(net, x, "conv3", 4 * d, 4, 2, false, N005));
         x = lrelu(net, conv_tf(net, x, "conv4", 8 * d, 4, 2, false, N005));
-        int mu = ebmc_nn_linear(net, x, "fc_mu", c->nz, true, false, N005, ZERO);
-        int ls = ebmc_nn_linear(net, x, "fc_logstd", c->nz, true, false, N005, ZERO);
+        /* tf.layers.dense without an initializer: glorot_uniform kernel, zero bias */
+        const ebmc_init GLOROT = {EBMC_INIT_XAVIER_UNIFORM, 0};
+        int mu = ebmc_nn_linear(net, x, "fc_mu", c->nz, true, false, GLOROT, ZERO);
+        int ls = ebmc_nn_linear(net, x, "fc_logstd", c->nz, true, false, GLOROT, ZERO);
         ls = ebmc_nn_scale(net, ls, 0.5f); /* the second head, scaled by 0.5, is the log-std */
         ebmc_net_output(net, mu);
         ebmc_net_output(net, ls);

@@ -373,6 +373,9 @@ static void init_values(const nn_tensor *t, int index, uint64_t seed, float *h) 
         case EBMC_INIT_NORMAL: v = nn_normal(&r) * in.std; break;
         case EBMC_INIT_ZERO: v = 0; break;
         case EBMC_INIT_ONE: v = 1; break;
+        case EBMC_INIT_XAVIER_UNIFORM:
+            v = (2.0 * nn_unif(&r) - 1.0) * sqrt(6.0 / (double)(t->fan_in + t->fan_out));
+            break;
         }
         h[i] = (float)v;
     }

@@ -630,6 +630,30 @@ static ebmc_status cpu_chan_scale_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, co
     return EBMC_OK;
 }
 
+/* element-wise in double, the row sum in order (the CUDA kernel sums in a fixed tree) */
+static ebmc_status cpu_gauss_kl(ebmc_ctx_t *ctx, const ebmc_gauss_kl_desc *d, const float *mu,
+                                const float *s, const float *eps, const float *dz, float *loss,
+                                float *dmu, float *ds) {
+    const double k = d->k, w = d->weight, scale = d->scale;
+    for (int r = 0; r < d->rows; r++) {
+        double l = 0;
+        for (size_t j = 0; j < d->cols; j++) {
+            size_t i = (size_t)r * d->cols + j;
+            double m = mu[i], ks = k * s[i], e1 = exp(ks), e2 = exp(2.0 * ks);
+            l += 0.5 * (m * m + e2 - 1.0 - 2.0 * ks);
+            double gm = w * m, gs = w * k * (e2 - 1.0);
+            if (dz) {
+                gm += dz[i];
+                gs += k * (double)dz[i] * eps[i] * e1;
+            }
+            dmu[i] = blend((float)(scale * gm), d->beta, dmu[i]);
+            ds[i] = blend((float)(scale * gs), d->beta, ds[i]);
+        }
+        if (loss) loss[r] = (float)l;
+    }
+    return EBMC_OK;
+}
+
 /* ---- table ---- */
 
 static bool cpu_supports(const ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {

@@ -550,6 +550,13 @@ static size_t cuda_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void 
     }
 }
 
+ebmc_status cuda_gauss_kl(ebmc_ctx_t *ctx, const ebmc_gauss_kl_desc *d, const float *mu,
+                          const float *s, const float *eps, const float *dz, float *loss,
+                          float *dmu, float *ds) {
+    sampler_gauss_kl(d, mu, s, eps, dz, loss, dmu, ds, cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 /* Every op of EBMC_OPS points at bound_<id>: the context's device made current (cuda_bind),
