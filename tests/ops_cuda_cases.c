@@ -596,7 +596,7 @@ ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
     }
     case EBMC_OP_GATHER: return ebmc_gather(ctx, &pc->gat, (const int32_t *)p[0], p[1], p[2]);
     case EBMC_OP_GMM_EVAL:
-        return ebmc_gmm_eval(ctx, &pc->gmm, p[0], p[1], p[2], p[3], r->var ? NULL : p[5], p[4]);
+        return ebmc_gmm_eval_op(ctx, &pc->gmm, p[0], p[1], p[2], p[3], r->var ? NULL : p[5], p[4]);
     case EBMC_OP_GMM_PGRAD: return ebmc_gmm_pgrad(ctx, &pc->gmm, p[0], p[1], p[2], r->var ? NULL : p[3], p[4], p[5]);
     default: break; /* ops without a parity row */
     }

@@ -200,8 +200,8 @@ static void test_t4_mala_identity(void **state) {
     tu_fill_normal(&rng, a, K * D, 2.0f);
     tu_fill_normal(&rng, z, K, 1.0f);
     ebmc_gmm_desc gd = {N, D, K, 1, 0};
-    OK(ebmc_gmm_eval(CTX, &gd, x, a, z, u, g, NULL));
-    OK(ebmc_gmm_eval(CTX, &gd, xn, a, z, un, gn, NULL));
+    OK(ebmc_gmm_eval_op(CTX, &gd, x, a, z, u, g, NULL));
+    OK(ebmc_gmm_eval_op(CTX, &gd, xn, a, z, un, gn, NULL));
     const double hs[2][2] = {{0.05, sqrt(0.1)}, {0.05, 0.02}}; /* exact ULA; a cold kernel */
     for (int c = 0; c < 2; c++) {
         double h = hs[c][0], s = hs[c][1], A[N] = {0}, worst = 0;

@@ -170,7 +170,7 @@ typedef enum {
     X(GATHER, gather, ebmc_gather, ebmc_gather_desc,                                             \
       (const int32_t *idx, const void *src, void *dst), (idx, src, dst),                         \
       idx && src && dst && src != dst, 0)                                                        \
-    X(GMM_EVAL, gmm_eval, ebmc_gmm_eval, ebmc_gmm_desc,                                          \
+    X(GMM_EVAL, gmm_eval, ebmc_gmm_eval_op, ebmc_gmm_desc,                                       \
       (const float *x, const float *means, const float *z, float *u, float *grad, float *resp),  \
       (x, means, z, u, grad, resp), x && means && z && (u || grad || resp), 0)                   \
     X(GMM_PGRAD, gmm_pgrad, ebmc_gmm_pgrad, ebmc_gmm_desc,                                       \
