@@ -9,7 +9,12 @@
 #include <string.h>
 
 static void add(pcase *pc, const char *name, size_t n, int role, int fill) {
-    pc->b[pc->nb++] = (bspec){name, n, role, fill, false};
+    pc->b[pc->nb++] = (bspec){name, n, role, fill, false, false};
+}
+
+/* n doubles (2n float slots), compared as doubles */
+static void add_f64(pcase *pc, const char *name, size_t n, int role, int fill) {
+    pc->b[pc->nb++] = (bspec){name, 2 * n, role, fill, false, true};
 }
 
 /* The Philox key of a sampler row: s = 1 reads the step from a device counter buffer (added
@@ -37,6 +42,71 @@ static ebmc_conv_desc conv_of(const prow *r) {
     if (is_convt(r->op))
         return ebmc_convt_desc_make(r->n, r->c, r->h, r->w, r->co, r->k, r->s, r->pad, r->opad);
     return ebmc_conv_desc_make(r->n, r->c, r->h, r->w, r->co, r->k, r->s, r->pad);
+}
+
+/* The weighted-walker ops and the Gaussian mixture (cpu/jarzynski_cpu.c, kernels/jarzynski.cu) */
+static void jz_build_case(const prow *r, pcase *pc, size_t cnt, int ob) {
+    const size_t E = (size_t)r->c * r->h * r->w, n = (size_t)r->n;
+    switch (r->op) {
+    case EBMC_OP_JZ_LOGW:
+        pc->jzl = (ebmc_jz_logw_desc){r->n, E, (ebmc_jz_mode)r->var, r->x1, r->k ? 0.1 : sqrt(2.0 * r->x1)};
+        snprintf(pc->label, sizeof pc->label, "jz_logw (%d,%zu) %s h %g sigma %g", r->n, E,
+                 r->var ? "ediff" : "ula", r->x1, pc->jzl.sigma);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "x_new", cnt, B_IN, F_NORMAL);
+        add(pc, "u_old", n, B_IN, F_NORMAL);
+        add(pc, "g_old", cnt, B_IN, F_NORMAL);
+        add(pc, "u_new", n, B_IN, F_NORMAL);
+        add(pc, "g_new", cnt, B_IN, F_NORMAL);
+        add_f64(pc, "logw", n, B_INOUT, F_LOGW);
+        break;
+    case EBMC_OP_JZ_STATS:
+        pc->jzs = (ebmc_jz_stats_desc){r->n, r->x1};
+        snprintf(pc->label, sizeof pc->label, "jz_stats n %d w_scale %g%s", r->n, r->x1, r->var ? " no w" : "");
+        add_f64(pc, "logw", n, B_IN, F_LOGW);
+        add_f64(pc, "stats", EBMC_JZ_STATS_LEN, B_INOUT, F_LOGW); /* [5..7] must stay */
+        if (!r->var) add(pc, "w", n, B_OUT, F_NORMAL);
+        break;
+    case EBMC_OP_JZ_RESAMPLE:
+        pc->jzr = (ebmc_jz_resample_desc){r->n, (ebmc_resample_scheme)r->var, r->x1, row_key(r, pc)};
+        snprintf(pc->label, sizeof pc->label, "jz_resample n %d %s threshold %g", r->n,
+                 r->var ? "multinomial" : "systematic", r->x1);
+        add_f64(pc, "logw", n, B_INOUT, F_LOGW);
+        add_f64(pc, "stats", EBMC_JZ_STATS_LEN, B_INOUT, F_ZEROD);
+        add_f64(pc, "cdf", n, B_IN, F_ZEROD); /* scratch */
+        add(pc, "idx", n, B_OUT, F_INDEX);
+        pc->b[pc->nb - 1].bytes = true;
+        add_step_buf(r, pc);
+        break;
+    case EBMC_OP_GATHER:
+        pc->gat = (ebmc_gather_desc){r->n, E, r->var ? 8 : 4};
+        snprintf(pc->label, sizeof pc->label, "gather %d rows of %zu %s from %d", r->n, E, r->var ? "f64" : "f32", r->co);
+        add(pc, "idx", n, B_IN, F_INDEX);
+        add(pc, "src", (size_t)r->co * E * (r->var ? 2 : 1), B_IN, F_NORMAL);
+        add(pc, "dst", cnt * (r->var ? 2 : 1), B_OUT, F_NORMAL);
+        pc->b[pc->nb - 1].bytes = true;
+        break;
+    case EBMC_OP_GMM_EVAL: case EBMC_OP_GMM_PGRAD: {
+        pc->gmm = (ebmc_gmm_desc){r->n, r->c, r->co, r->x1, r->beta};
+        snprintf(pc->label, sizeof pc->label, "%s n %d dim %d k %d scale %g beta %g%s", ebmc_op_name(r->op), r->n, r->c,
+                 r->co, r->x1, r->beta, r->var ? " var" : "");
+        add(pc, "x", n * r->c, B_IN, F_SHIFTED);
+        add(pc, "means", (size_t)r->co * r->c, B_IN, F_NORMAL);
+        if (r->op == EBMC_OP_GMM_EVAL) {
+            add(pc, "z", (size_t)r->co, B_IN, F_NORMAL);
+            add(pc, "u", n, B_OUT, F_NORMAL);
+            add(pc, "resp", n * r->co, B_OUT, F_NORMAL);
+            if (!r->var) add(pc, "grad", n * r->c, B_OUT, F_NORMAL);
+        } else {
+            add(pc, "resp", n * r->co, B_IN, F_POS);
+            add(pc, "w", n, B_IN, F_POS);
+            add(pc, "gmeans", (size_t)r->co * r->c, ob, F_NORMAL);
+            add(pc, "gz", (size_t)r->co, ob, F_NORMAL);
+        }
+        break;
+    }
+    default: break; /* ops without a parity row */
+    }
 }
 
 /* Descriptors, buffers and a printable label of a row. */
@@ -367,7 +437,7 @@ void parity_build_case(const prow *r, pcase *pc) {
         if (r->var != 1) add(pc, "loss", (size_t)r->n, B_OUT, F_NORMAL);
         break;
     }
-    default: break; /* ops without a parity row */
+    default: jz_build_case(r, pc, cnt, ob); break;
     }
 }
 
@@ -389,6 +459,18 @@ void parity_fill_host(tu_rng *rng, float *h, size_t n, int fill) {
         }
         break;
     case F_ONEBITS: for (size_t i = 0; i < n; i++) h[i] = 1.0f; break;
+    case F_LOGW: case F_ZEROD:
+        for (size_t i = 0; i + 1 < n; i += 2) {
+            const double v = fill == F_ZEROD ? 0.0 : 5.0 * tu_uniform(rng, -1.0f, 1.0f) + 2.0 * tu_uniform(rng, -1.0f, 1.0f) - 6.0;
+            memcpy(&h[i], &v, sizeof v);
+        }
+        break;
+    case F_INDEX:
+        for (size_t i = 0; i < n; i++) {
+            const int32_t v = (int32_t)(tu_next(rng) >> 34);
+            memcpy(&h[i], &v, sizeof v);
+        }
+        break;
     case F_UNIT: {
         tu_fill_normal(rng, h, n, 1.0f);
         double s = 0;
@@ -430,6 +512,24 @@ void parity_sn_align_u(const ebmc_sn_desc *d, const float *w, float *u, const fl
         ss += a * a;
     }
     for (int i = 0; i < d->rows; i++) u[i] = (float)(u[i] / sqrt(ss));
+}
+
+void parity_fix_host(const prow *r, const pcase *pc, float *const *host) {
+    if (r->op == EBMC_OP_GATHER)
+        for (int i = 0; i < r->n; i++) {
+            int32_t v;
+            memcpy(&v, &host[0][i], sizeof v);
+            v %= r->co;
+            memcpy(&host[0][i], &v, sizeof v);
+        }
+    if (r->op == EBMC_OP_JZ_RESAMPLE) { /* stats[0..4] of the log-weights, as jz_stats leaves them */
+        const double *a = (const double *)host[0];
+        double *st = (double *)host[1], m = -INFINITY, s1 = 0, s2 = 0;
+        for (int i = 0; i < r->n; i++) m = a[i] > m ? a[i] : m;
+        for (int i = 0; i < r->n; i++) s1 += exp(a[i] - m), s2 += exp(2 * (a[i] - m));
+        st[0] = m, st[1] = s1, st[2] = s2, st[3] = m + log(s1 / r->n), st[4] = s1 * s1 / s2;
+        st[5] = 1.25, st[6] = 3;
+    }
 }
 
 /* FNV-1a of the label: a row's data depends on the row, not on its position in the table */
@@ -522,6 +622,19 @@ ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
     case EBMC_OP_GAUSS_KL:
         return ebmc_gauss_kl(ctx, &pc->kl, p[0], p[1], r->var == 2 ? NULL : p[2], r->var == 2 ? NULL : p[3],
                              r->var == 1 ? NULL : p[6], p[4], p[5]);
+    case EBMC_OP_JZ_LOGW:
+        return ebmc_jz_logw(ctx, &pc->jzl, p[0], p[1], p[2], p[3], p[4], p[5], (double *)p[6]);
+    case EBMC_OP_JZ_STATS:
+        return ebmc_jz_stats(ctx, &pc->jzs, (const double *)p[0], (double *)p[1], r->var ? NULL : p[2]);
+    case EBMC_OP_JZ_RESAMPLE: {
+        ebmc_jz_resample_desc d = pc->jzr;
+        if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
+        return ebmc_jz_resample(ctx, &d, (double *)p[0], (double *)p[1], (double *)p[2], (int32_t *)p[3]);
+    }
+    case EBMC_OP_GATHER: return ebmc_gather(ctx, &pc->gat, (const int32_t *)p[0], p[1], p[2]);
+    case EBMC_OP_GMM_EVAL:
+        return ebmc_gmm_eval_op(ctx, &pc->gmm, p[0], p[1], p[2], p[3], r->var ? NULL : p[5], p[4]);
+    case EBMC_OP_GMM_PGRAD: return ebmc_gmm_pgrad(ctx, &pc->gmm, p[0], p[1], p[2], r->var ? NULL : p[3], p[4], p[5]);
     default: break; /* ops without a parity row */
     }
     return EBMC_E_INVALID;

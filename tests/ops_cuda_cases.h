@@ -38,6 +38,12 @@
  *   gauss_nll:   rows n, cols c*h*w; x1 = scale, var = 1: no loss output; eps 1e-6
  *   gauss_kl:    rows n, cols c*h*w; x1 = k, scale 0.5, weight 2; var = 1: no loss output,
  *                var = 2: no eps/dz (the KL term alone)
+ *   jz_logw:     n walkers of c*h*w; var = ebmc_jz_mode; x1 = h; k = 1: sigma 0.1, else sqrt(2h)
+ *   jz_stats:    n walkers; x1 = w_scale; var = 1: no weights output
+ *   jz_resample: n walkers; var = ebmc_resample_scheme; x1 = threshold (ESS/n)
+ *   gather:      n rows of c*h*w from co source rows; var = 1: doubles
+ *   gmm_eval:    n points of dim c, co components; var = 1: u and resp only
+ *   gmm_pgrad:   n points of dim c, co components; x1 = scale; var = 1: w NULL
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -53,7 +59,10 @@ typedef struct {
 /* ---- buffers of one case ---- */
 
 enum { B_IN, B_OUT, B_INOUT };                    /* OUT: poisoned, compared; INOUT: random, compared */
-enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED, F_STEP, F_ONEBITS };
+enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED, F_STEP, F_ONEBITS,
+       F_LOGW,   /* doubles (two float slots each): log-weights, spread over [-13, 7] */
+       F_ZEROD,  /* doubles: zeros (filled in by parity_fix_host) */
+       F_INDEX }; /* int32 in float slots: ancestors, made valid by parity_fix_host */
 #define STEP_BASE 7u    /* F_STEP: a uint32 step counter holding 7, in a float slot */
 #define MAXB 10
 
@@ -62,6 +71,7 @@ typedef struct {
     size_t n;
     int role, fill;
     bool bytes; /* compared byte for byte (uint8 storage, integers) */
+    bool f64;   /* n/2 doubles, compared as doubles */
 } bspec;
 
 typedef struct {
@@ -85,6 +95,11 @@ typedef struct {
     ebmc_replay_desc replay;
     ebmc_gauss_nll_desc nll;
     ebmc_gauss_kl_desc kl;
+    ebmc_jz_logw_desc jzl;
+    ebmc_jz_stats_desc jzs;
+    ebmc_jz_resample_desc jzr;
+    ebmc_gather_desc gat;
+    ebmc_gmm_desc gmm;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];
@@ -100,6 +115,9 @@ void parity_bn_stats_host(const ebmc_bn_desc *d, const float *x, float *mean, fl
 /* sn_power without iterations: u = W v / ||W v||, so that sigma = u . (W v) = ||W v|| has no
  * cancellation (a random u could make sigma ~ 0 and its relative error large) */
 void parity_sn_align_u(const ebmc_sn_desc *d, const float *w, float *u, const float *v);
+/* After the fills: rows whose inputs must agree with each other (the resampling statistics of
+ * its log-weights, ancestor indices within the source rows). */
+void parity_fix_host(const prow *r, const pcase *pc, float *const *host);
 /* FNV-1a of the label: a row's data depends on the row, not on its position in the table */
 uint64_t parity_label_seed(const char *s);
 /* Runs the row's op on ctx with buffers p[] (in the order parity_build_case added them). */

@@ -49,7 +49,13 @@
  *           relative. Bound 1e-12 = (1e-6)^2. Expect "exact" in practice: a wrong counter (chain,
  *           step, group) gives independent noise, nmse ~ 1; a contracted FMA ~1e-15.
  * TOL_EXACT copies and integer results (replay push, the step counter): nmse must be 0; uint8
- *           buffers are compared byte for byte. */
+ *           buffers are compared byte for byte.
+ * TOL_F64   the float64 weighted-walker outputs (log-weights, their statistics): both backends
+ *           sum in double, in different orders; K <= 1e5 terms give a relative error <= K u_d
+ *           ~ 1e-11 worst case (u_d = 2^-53), nmse <= 1e-22. Bound 1e-20; a float32 accumulation
+ *           anywhere (relative 6e-8, nmse ~ 1e-15) fails it.
+ */
+#define TOL_F64 1e-20
 #define TOL_EW 1e-12
 #define TOL_NOISE 1e-12
 #define TOL_EXACT 0.0
@@ -259,6 +265,25 @@ static const prow ROWS[] = {
     {EBMC_OP_GAUSS_KL,           8,  1,  1,100,  0, 0, 0,  0,  0,  0, 1.0f,  0,    TOL_NOISE, TOL_NOISE},
     {EBMC_OP_GAUSS_KL,           3,  1,  1,1000, 0, 0, 0,  0,  0,  1, 0.5f,  1,    TOL_NOISE, TOL_NOISE},
     {EBMC_OP_GAUSS_KL,           5,  1,  1,  3,  0, 0, 0,  0,  0,  2, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
+    /* weighted walkers: the float64 log-weight increment (ULA, cold kernel, energy difference),
+     * log-sum-exp/ESS/weights (one walker, one block's worth, many per thread), resampling
+     * (systematic, multinomial, not triggered, a device step), gathers of floats and doubles,
+     * the Gaussian mixture (50-D, two modes as the experiment; more components) */
+    {EBMC_OP_JZ_LOGW,          300,  1,  1, 50,  0, 0, 0,  0,  0, EBMC_JZ_ULA, 0.1f, 0, TOL_F64, TOL_F64},
+    {EBMC_OP_JZ_LOGW,            7,  3,  8,  8,  0, 1, 0,  0,  0, EBMC_JZ_ULA, 0.01f, 0, TOL_F64, TOL_F64},
+    {EBMC_OP_JZ_LOGW,         1000,  1,  1,  1,  0, 0, 0,  0,  0, EBMC_JZ_EDIFF, 0.1f, 0, TOL_F64, TOL_F64},
+    {EBMC_OP_JZ_STATS,           1,  1,  1,  1,  0, 0, 0,  0,  0,  0, 1.0f,  0,    TOL_F64, TOL_F64},
+    {EBMC_OP_JZ_STATS,        1000,  1,  1,  1,  0, 0, 0,  0,  0,  0, -1.0f, 0,    TOL_F64, TOL_F64},
+    {EBMC_OP_JZ_STATS,      100000,  1,  1,  1,  0, 0, 0,  0,  0,  1, 1.0f,  0,    TOL_F64, TOL_F64},
+    {EBMC_OP_JZ_RESAMPLE,     5000,  1,  1,  1,  0, 0, 0,  0,  0, EBMC_RESAMPLE_SYSTEMATIC, 2.0f, 0, TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_JZ_RESAMPLE,     3001,  1,  1,  1,  0, 0, 1,  0,  0, EBMC_RESAMPLE_MULTINOMIAL, 2.0f, 0, TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_JZ_RESAMPLE,      100,  1,  1,  1,  0, 0, 0,  0,  0, EBMC_RESAMPLE_SYSTEMATIC, 0.0f, 0, TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_GATHER,            64,  3,  4,  4, 80, 0, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_GATHER,          1000,  1,  1,  1,1000,0, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_GMM_EVAL,         500, 50,  1,  1,  2, 0, 0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_GMM_EVAL,          33,  7,  1,  1,  5, 0, 0,  0,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_GMM_PGRAD,       2000, 50,  1,  1,  2, 0, 0,  0,  0,  0, -1.0f, 0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_GMM_PGRAD,         33,  7,  1,  1,  5, 0, 0,  0,  0,  1, 0.5f,  1,    TOL_EW,    TOL_EW},
     /* training widths (issue 17): the Dual-MCMC CIFAR-10 nets run 512 channels at batch 100
      * (configs/cifar10_dual_mcmc.ini: ndf = ngf = 512, batch_size = 100): 3x3 convolutions of
      * the E net's 4x4 stage, the generator's 4x4/s2 transposed convolution 512 -> 256 and a
@@ -293,6 +318,18 @@ static int g_rows_run = 0;
  * channels), e.g. under compute-sanitizer, where their kernels run many times slower */
 static bool g_skip_large = false;
 
+/* tu_nmse for doubles: mse(a - ref) / mean(ref^2); a NaN or an infinity where ref has none fails */
+static double nmse_f64(const double *a, const double *ref, size_t n) {
+    double e = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(a[i]) != isnan(ref[i]) || isinf(a[i]) != isinf(ref[i])) return INFINITY;
+        if (!isfinite(ref[i])) continue;
+        e += (a[i] - ref[i]) * (a[i] - ref[i]);
+        s += ref[i] * ref[i];
+    }
+    return s > 0 ? e / s : (e > 0 ? INFINITY : 0.0);
+}
+
 /* Runs one row on the CPU and on gpu; prints a line per compared output; returns the number of
  * failures (nmse above tol, a NaN where the CPU has a number, a broken guard, an error). */
 static int run_row(const env *e, ebmc_ctx_t *gpu, const char *prec, int idx, double tol) {
@@ -313,6 +350,7 @@ static int run_row(const env *e, ebmc_ctx_t *gpu, const char *prec, int idx, dou
     }
     if (r->op == EBMC_OP_BN_BWD) parity_bn_stats_host(&pc.bn, host[0], host[3], host[4]);
     if (r->op == EBMC_OP_SN_POWER && r->var == 0) parity_sn_align_u(&pc.sn, host[0], host[1], host[2]);
+    parity_fix_host(r, &pc, host);
     for (int b = 0; b < pc.nb; b++) {
         bc[b] = tu_dbuf_alloc(e->cpu, pc.b[b].n); /* NaN-poisoned */
         bg[b] = tu_dbuf_alloc(gpu, pc.b[b].n);
@@ -345,7 +383,9 @@ static int run_row(const env *e, ebmc_ctx_t *gpu, const char *prec, int idx, dou
             size_t ndiff = 0; /* bytes that differ (byte buffers) */
             for (size_t i = 0; bytes && i < n * sizeof(float); i++)
                 ndiff += ((const unsigned char *)got)[i] != ((const unsigned char *)ref)[i];
-            const double nmse = bytes ? (ndiff ? INFINITY : 0.0) : tu_nmse(got, ref, n);
+            const double nmse = bytes ? (ndiff ? INFINITY : 0.0)
+                                : pc.b[b].f64 ? nmse_f64((const double *)got, (const double *)ref, n / 2)
+                                              : tu_nmse(got, ref, n);
             const bool guards = tu_dbuf_guards_ok(&bg[b]) && tu_dbuf_guards_ok(&bc[b]);
             const bool ok = nmse <= tol && guards;
             char head[32];

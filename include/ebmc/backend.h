@@ -167,7 +167,27 @@ typedef enum {
     X(GAUSS_KL, gauss_kl, ebmc_gauss_kl, ebmc_gauss_kl_desc,                                     \
       (const float *mu, const float *s, const float *eps, const float *dz, float *loss,          \
        float *dmu, float *ds),                                                                   \
-      (mu, s, eps, dz, loss, dmu, ds), mu && s && dmu && ds && !eps == !dz, 0)
+      (mu, s, eps, dz, loss, dmu, ds), mu && s && dmu && ds && !eps == !dz, 0)                                   \
+    /* Jarzynski-weighted walkers (specs/particles.md section 1; CPU: cpu/jarzynski_cpu.c) */  \
+    X(JZ_LOGW, jz_logw, ebmc_jz_logw, ebmc_jz_logw_desc,                                         \
+      (const float *x, const float *x_new, const float *u_old, const float *g_old,               \
+       const float *u_new, const float *g_new, double *logw),                                    \
+      (x, x_new, u_old, g_old, u_new, g_new, logw),                                              \
+      u_old && u_new && logw && (d->mode == EBMC_JZ_EDIFF || (x && x_new && g_old && g_new)), 0) \
+    X(JZ_STATS, jz_stats, ebmc_jz_stats, ebmc_jz_stats_desc,                                     \
+      (const double *logw, double *stats, float *w), (logw, stats, w), logw && stats, 0)         \
+    X(JZ_RESAMPLE, jz_resample, ebmc_jz_resample, ebmc_jz_resample_desc,                         \
+      (double *logw, double *stats, double *cdf, int32_t *idx), (logw, stats, cdf, idx),         \
+      logw && stats && cdf && idx, 0)                                                            \
+    X(GATHER, gather, ebmc_gather, ebmc_gather_desc,                                             \
+      (const int32_t *idx, const void *src, void *dst), (idx, src, dst),                         \
+      idx && src && dst && src != dst, 0)                                                        \
+    X(GMM_EVAL, gmm_eval, ebmc_gmm_eval_op, ebmc_gmm_desc,                                       \
+      (const float *x, const float *means, const float *z, float *u, float *grad, float *resp),  \
+      (x, means, z, u, grad, resp), x && means && z && (u || grad || resp), 0)                   \
+    X(GMM_PGRAD, gmm_pgrad, ebmc_gmm_pgrad, ebmc_gmm_desc,                                       \
+      (const float *x, const float *means, const float *resp, const float *w, float *gmeans,     \
+       float *gz), (x, means, resp, w, gmeans, gz), x && means && resp && gmeans && gz, 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -412,6 +432,77 @@ typedef struct {
     size_t cols;
     float k, weight, scale, beta;
 } ebmc_gauss_kl_desc;
+/* ---- Jarzynski-weighted walkers (specs/particles.md section 1) ----
+ * Log-weights A (n walkers) are float64 in the backend's memory; positions, energies and
+ * gradients float32. The statistics vector `stats` (EBMC_JZ_STATS_LEN doubles) is device memory
+ * written by jz_stats and jz_resample, read back once per iteration for the metrics:
+ *   [0] m = max A   [1] S1 = sum e^(A-m)   [2] S2 = sum e^(2(A-m))
+ *   [3] log mean e^A = m + log(S1/n)       [4] ESS = S1^2/S2 (in [1, n]; CV^2 = n/ESS - 1)
+ *   [5] logZref: the sum of [3] over past resamplings (log Zhat = log Z0 + [5] + [3])
+ *   [6] resamplings so far                  [7] 1 if the last jz_resample resampled, else 0 */
+enum { EBMC_JZ_STATS_LEN = 8 };
+
+typedef enum {
+    EBMC_JZ_ULA = 0,  /* A += alpha_old(x, x') - alpha_new(x', x) (Proposition 1) */
+    EBMC_JZ_EDIFF = 1 /* A += U_old(x) - U_new(x): a parameter change at fixed positions */
+} ebmc_jz_mode;
+
+/* The increment of the walkers' log-weights for a move x -> x' = x - h g_old(x) + sigma xi:
+ *   alpha(x, y) = U(x) + (h/sigma^2) (y - x).grad U(x) + (h^2/(2 sigma^2)) |grad U(x)|^2
+ *   A += alpha_old(x, x') - alpha_new(x', x),
+ * with U_old, g_old the energy and gradient at x under the parameter that drove the move and
+ * U_new, g_new those at x' under the new one. sigma^2 = 2h is the exact ULA weight (h/4 |g|^2);
+ * another sigma is the "cold" kernel's (specs/particles.md 1(d) pitfall 1). Accumulated in
+ * double: the increment is a difference of O(U) numbers whose value is O(h^1.5) + O(dtheta). */
+typedef struct {
+    int n;              /* walkers */
+    size_t elems;       /* per walker (ULA mode) */
+    ebmc_jz_mode mode;
+    double h, sigma;    /* drift step and noise std of the move (ULA mode) */
+} ebmc_jz_logw_desc;
+
+/* stats[0..4] of A (n); w (nullable, n floats) = w_scale * normalised weights e^(A-m)/S1. */
+typedef struct {
+    int n;
+    float w_scale;
+} ebmc_jz_stats_desc;
+
+typedef enum {
+    EBMC_RESAMPLE_SYSTEMATIC = 0, /* one uniform u0: ancestors of (u0 + j)/n */
+    EBMC_RESAMPLE_MULTINOMIAL = 1 /* n independent uniforms */
+} ebmc_resample_scheme;
+
+/* Reads stats (after jz_stats). When ESS/n < threshold (threshold > 1: always): ancestors
+ * idx (n int32) from the float64 CDF of the normalised weights (cdf: n doubles of scratch),
+ * A <- 0, stats[5] += stats[3], stats[6] += 1, stats[7] = 1 and stats[0..4] those of A = 0; else
+ * idx = identity and stats[7] = 0. Uniforms: Philox (group j/4, chain 0xFFFFFFFE, step,
+ * stream) lane j%4; systematic uses u_0 alone. All on the device: no host round trip. */
+typedef struct {
+    int n;
+    ebmc_resample_scheme scheme;
+    double threshold;
+    ebmc_rng_key rng;
+} ebmc_jz_resample_desc;
+
+/* dst row i = src row idx[i], n rows of row_elems elements of elem_bytes (4: float, 8: double). */
+typedef struct {
+    int n;
+    size_t row_elems;
+    int elem_bytes;
+} ebmc_gather_desc;
+
+/* The Gaussian-mixture energy U(x) = -log sum_k exp(-|x - a_k|^2/2 - z_k) of n points x (n,dim),
+ * means a (k,dim), log-weights z (k) (unit covariances; log Z = (dim/2) log 2 pi + log sum e^-z).
+ * gmm_eval writes (each nullable) u (n), grad = x - sum_k r_k a_k (n,dim) and the
+ * responsibilities r (n,k). gmm_pgrad writes, with weights w (n; NULL: 1) and r from gmm_eval:
+ *   gmeans (k,dim) = beta gmeans + scale sum_i w_i r_ik (a_k - x_i)      (= dU/da_k)
+ *   gz (k)         = beta gz     + scale sum_i w_i r_ik                  (= dU/dz_k)
+ * Computed in double. At most 64 components and k*dim <= EBMC_GMM_MAX_KD. */
+enum { EBMC_GMM_MAX_KD = 8192 };
+typedef struct {
+    int n, dim, k;
+    float scale, beta;
+} ebmc_gmm_desc;
 
 /* ---- the op table ---- */
 

@@ -115,6 +115,11 @@ ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, 
  * n >= 1. Name "toy2d-KIND". */
 ebmc_status ebmc_data_toy2d(const char *kind, int n, uint64_t seed, ebmc_dataset_t **out,
                             char *err, size_t errlen);
+/* The Gaussian-mixture teacher of the Jarzynski experiment (specs/particles.md 1(b)): n points
+ * (N,dim) of rho_* = 1/4 N(-10 e_1, I) + 3/4 N(6 e_1, I), the first floor(n/4) from the mode at
+ * -10 (component 0), the rest from +6 (component 1). Point i depends only on (seed, i). Name
+ * "gmm<dim>". */
+ebmc_status ebmc_data_gmm(int dim, int n, uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen);
 /* For "gmm8"/"gmm25": the number M of modes, *centres = (M,2) and *std = the component std.
  * Other data sets: 0 (centres NULL, std 0). Either output pointer may be NULL. */
 int ebmc_toy2d_modes(const ebmc_dataset_t *ds, const float **centres, float *std);

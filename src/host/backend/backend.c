@@ -328,6 +328,50 @@ static ebmc_status check_ebmc_gauss_kl_desc(ebmc_ctx_t *ctx, ebmc_op op, const c
     return EBMC_OK;
 }
 
+static ebmc_status check_ebmc_jz_logw_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                           const ebmc_jz_logw_desc *d) {
+    if (d->mode != EBMC_JZ_ULA && d->mode != EBMC_JZ_EDIFF) return BAD("%s: unknown mode %d", nm, (int)d->mode);
+    if (d->mode == EBMC_JZ_EDIFF) return d->n >= 1 ? EBMC_OK : BAD("%s: n=%d walkers must be >= 1", nm, d->n);
+    ebmc_status s = check_chains(ctx, nm, d->n, d->elems);
+    if (s) return s;
+    if (!(d->h > 0) || !isfinite(d->h) || !(d->sigma > 0) || !isfinite(d->sigma))
+        return BAD("%s: step h=%g and noise sigma=%g must be finite and > 0", nm, d->h, d->sigma);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_jz_stats_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                            const ebmc_jz_stats_desc *d) {
+    if (d->n < 1) return BAD("%s: n=%d walkers must be >= 1", nm, d->n);
+    if (!isfinite(d->w_scale)) return BAD("%s: w_scale must be finite", nm);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_jz_resample_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                               const ebmc_jz_resample_desc *d) {
+    if (d->n < 1) return BAD("%s: n=%d walkers must be >= 1", nm, d->n);
+    if (d->scheme != EBMC_RESAMPLE_SYSTEMATIC && d->scheme != EBMC_RESAMPLE_MULTINOMIAL)
+        return BAD("%s: unknown scheme %d", nm, (int)d->scheme);
+    if (!(d->threshold >= 0)) return BAD("%s: threshold %g must be >= 0", nm, d->threshold);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_gather_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                          const ebmc_gather_desc *d) {
+    ebmc_status s = check_chains(ctx, nm, d->n, d->row_elems);
+    if (s) return s;
+    if (d->elem_bytes != 4 && d->elem_bytes != 8) return BAD("%s: elem_bytes=%d must be 4 or 8", nm, d->elem_bytes);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_gmm_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm, const ebmc_gmm_desc *d) {
+    if (d->n < 1 || d->dim < 1 || d->k < 1 || (double)d->n * d->dim > (double)EBMC_MAX_ELEMS ||
+        (double)d->n * d->k > (double)EBMC_MAX_ELEMS || d->k > 64 || (double)d->k * d->dim > EBMC_GMM_MAX_KD)
+        return BAD("%s: bad shape n=%d dim=%d k=%d (k <= 64, k*dim <= %d)", nm, d->n, d->dim, d->k,
+                   (int)EBMC_GMM_MAX_KD);
+    if (!isfinite(d->scale) || !isfinite(d->beta)) return BAD("%s: scale and beta must be finite", nm);
+    return EBMC_OK;
+}
+
 /* Every op is validated by the check of its descriptor type (the desc column of EBMC_OPS). */
 static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     if (!ctx) return EBMC_E_INVALID;

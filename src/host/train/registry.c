@@ -22,7 +22,7 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"run", "share_tapes", EBMC_CFG_BOOL, "true", "passes that are never live at the same time share activation memory (false: every pass keeps its own, for inspection)", U, NULL},
     {"run", "profile_iters", EBMC_CFG_STRING, "", "W:N: after W iterations of this run, N inside cudaProfilerStart/Stop (nsys --capture-range=cudaProfilerApi); empty: off", U, NULL},
 
-    {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d"},
+    {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d|gmm"},
     {"data", "path", EBMC_CFG_STRING, "", "cifar10: folder of data_batch_*.bin; mnist: folder of idx files; images: folder or .tar", U, NULL},
     {"data", "size", EBMC_CFG_INT, "32", "shapes/images: image size in pixels", 4, 1024, NULL},
     {"data", "count", EBMC_CFG_INT, "10000", "shapes/toy2d: number of examples generated", 1, 1e8, NULL},
@@ -31,6 +31,7 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"data", "hflip", EBMC_CFG_BOOL, "false", "random horizontal flips", U, NULL},
     {"data", "crop", EBMC_CFG_STRING, "", "images: crop box x0,y0,x1,y1 in source pixels (empty: the centred square)", U, NULL},
     {"data", "cache", EBMC_CFG_STRING, "", "images: prepared uint8 cache (empty: <path>.ebmc-<size>.cache)", U, NULL},
+    {"data", "dim", EBMC_CFG_INT, "50", "gmm: dimension of the teacher's points", 1, 4096, NULL},
     {"data", "mnist_pad", EBMC_CFG_INT, "0", "mnist: pad 28x28 images to this size (0: keep)", 0, 64, NULL},
 
     {"train", "epochs", EBMC_CFG_INT, "301", "epochs (the learning rates decay once per epoch)", 0, 1e9, NULL},

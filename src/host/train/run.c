@@ -30,6 +30,7 @@ ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, ch
     if (!strcmp(kind, "mnist"))
         return ebmc_data_mnist(path, true, (int)ebmc_config_int(cfg, "data", "mnist_pad"), ds, err, errlen);
     if (!strcmp(kind, "toy2d")) return ebmc_data_toy2d(ebmc_config_str(cfg, "data", "toy"), count, seed, ds, err, errlen);
+    if (!strcmp(kind, "gmm")) return ebmc_data_gmm((int)ebmc_config_int(cfg, "data", "dim"), count, seed, ds, err, errlen);
     /* images */
     float box[4];
     const char *crop = ebmc_config_str(cfg, "data", "crop");
@@ -56,6 +57,7 @@ static void declared_shape(const ebmc_config_t *cfg, int *c, int *h, int *w) {
     if (!strcmp(kind, "cifar10")) *c = 3, *h = *w = 32;
     else if (!strcmp(kind, "mnist")) *c = 1, *h = *w = pad ? pad : 28;
     else if (!strcmp(kind, "toy2d")) *c = 2, *h = *w = 1;
+    else if (!strcmp(kind, "gmm")) *c = (int)ebmc_config_int(cfg, "data", "dim"), *h = *w = 1;
     else *c = 3, *h = *w = size; /* shapes, images */
 }
 

@@ -1,0 +1,407 @@
+/* Jarzynski-weighted Langevin training with sequential-Monte-Carlo resampling (Carbone, Hua,
+ * Coste & Vanden-Eijnden, NeurIPS 2023) as a recipe (run.recipe = jarzynski), specs/particles.md
+ * section 1, Algorithm 1 in the authors' order (GMM_code/GMM.py):
+ *   1. p = normalised weights e^A / sum e^A                                  (jz_stats)
+ *   2. g = mean_data dU/dtheta - sum_i p_i dU/dtheta(X_i)                     (the energy's accumulate)
+ *   3. theta' = theta - lr g
+ *   4. X' = X - h grad U_theta(X) + sqrt(2h) xi                            (ULA at the OLD theta)
+ *   5. A += alpha_theta(X, X') - alpha_theta'(X', X)                         (jz_logw, float64)
+ *   6. when ESS/N < threshold: ancestors, gather, A = 0, log Z folded in     (jz_resample, gather)
+ * with U and grad U of the walkers cached between iterations (pitfall 9: evaluated once, at the
+ * new theta, for the increment and reused for the next move and gradient).
+ * Baselines are switches of the same recipe: jarzynski.weights = off (uniform weights, no
+ * resampling) with walkers from the data (PCD), and jarzynski.reset_every = n (walkers reset to
+ * data every n iterations: CD). The energy is the Gaussian-mixture family (model.arch = gmm,
+ * include/ebmc/gmm.h), whose exact log Z makes the logged cross-entropy estimate checkable.
+ * Everything the loop touches is allocated in setup; randomness is Philox keyed by (seed,
+ * stream, walker, step); the checkpoint holds theta, the walkers, their float64 log-weights, the
+ * statistics (log Z bookkeeping, resampling count) and the noise counter: resume is exact. */
+#include "ebmc/gmm.h"
+#include "ebmc/nvtx.h"
+#include "ebmc/philox.h"
+#include "ebmc/recipe.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { STREAM_ULA = 21, STREAM_RESAMPLE = 22, STREAM_INIT = 23, STREAM_DATAPICK = 24, STREAM_PARAM = 25 };
+
+#define U 1, 0 /* range unchecked */
+
+static const ebmc_cfg_key JZ_KEYS[] = {
+    {"model", "arch", EBMC_CFG_CHOICE, "gmm", "the energy: gmm (Gaussian mixture with unit covariances)", U, "gmm"},
+    {"model", "components", EBMC_CFG_INT, "2", "gmm: components of the student", 1, 64, NULL},
+    {"model", "dim", EBMC_CFG_INT, "50", "gmm: dimension (= data.dim)", 1, 4096, NULL},
+    {"jarzynski", "walkers", EBMC_CFG_INT, "10000", "N persistent walkers", 1, 1 << 24, NULL},
+    {"jarzynski", "weights", EBMC_CFG_CHOICE, "on", "on: Jarzynski log-weights and resampling; off: uniform weights (PCD/CD)", U, "on|off"},
+    {"jarzynski", "init", EBMC_CFG_CHOICE, "model", "walkers start from the model (exact draws) or from the data", U, "model|data"},
+    {"jarzynski", "reset_every", EBMC_CFG_INT, "0", "reset the walkers to data every n iterations (CD; 0: never)", 0, 1 << 30, NULL},
+    {"jarzynski", "step_size", EBMC_CFG_FLOAT, "0.1", "h: X <- X - h grad U + sqrt(2h) xi", 1e-12, 1e6, NULL},
+    {"jarzynski", "steps", EBMC_CFG_INT, "1", "ULA steps per parameter update (after the first the weights are MALA's)", 1, 100000, NULL},
+    {"jarzynski", "resample", EBMC_CFG_CHOICE, "systematic", "resampling scheme", U, "systematic|multinomial"},
+    {"jarzynski", "ess_threshold", EBMC_CFG_FLOAT, "0.9090909", "resample when ESS/N < this (1/(1+c) for the authors' CV^2 > c; 0: never)", 0, 2, NULL},
+    {"train", "lr_means", EBMC_CFG_FLOAT, "0.0025", "gmm: gradient-descent rate of the means (authors: 0.2/8 * h)", 0, 1e3, NULL},
+    {"train", "lr_z", EBMC_CFG_FLOAT, "0.0125", "gmm: gradient-descent rate of z_1.. (authors: 1/8 * h; z_0 fixed)", 0, 1e3, NULL},
+};
+
+typedef struct {
+    int k, dim, walkers, reset_every, steps;
+    bool weights, init_data;
+    ebmc_resample_scheme scheme;
+    double h, threshold, lr_means, lr_z;
+} jz_cfg;
+
+/* per-walker buffers come in pairs (current, next): a move or a gather writes the other one */
+typedef struct {
+    float *x, *u, *g, *r; /* (N,dim), (N), (N,dim), (N,k) */
+} jz_walkers;
+
+typedef struct {
+    jz_cfg c;
+    ebmc_ctx_t *ctx;
+    uint64_t seed;
+    uint32_t restarts;
+    int B, N, dim, k;
+    ebmc_gmm_t *model;
+    jz_walkers w[2];
+    int cur;
+    double *logw, *stats, *stats_pre, *cdf; /* (N), 8, 8, (N) */
+    int32_t *idx, *pick;                   /* (N) device ancestors; (N) host data picks */
+    float *wts, *x_data, *u_data, *r_data, *sum; /* (N), (B,dim), (B), (B,k), 1 */
+    int64_t ula_step, ready;
+    double log_z0;                         /* log Z at the walkers' start (exact for the GMM) */
+    /* host copies for the report */
+    double hstats[EBMC_JZ_STATS_LEN], hpre[EBMC_JZ_STATS_LEN];
+    float hsum, *hmeans, *hz;
+} jz_t;
+
+static ebmc_status jz_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {
+    jz_cfg *c = typed;
+    c->k = (int)ebmc_config_int(cfg, "model", "components");
+    c->dim = (int)ebmc_config_int(cfg, "model", "dim");
+    if ((double)c->k * c->dim > EBMC_GMM_MAX_KD) {
+        snprintf(err, errlen, "model.components * model.dim = %d * %d exceeds %d", c->k, c->dim, (int)EBMC_GMM_MAX_KD);
+        return EBMC_E_INVALID;
+    }
+    c->walkers = (int)ebmc_config_int(cfg, "jarzynski", "walkers");
+    c->weights = !strcmp(ebmc_config_str(cfg, "jarzynski", "weights"), "on");
+    c->init_data = !strcmp(ebmc_config_str(cfg, "jarzynski", "init"), "data");
+    c->reset_every = (int)ebmc_config_int(cfg, "jarzynski", "reset_every");
+    c->h = ebmc_config_float(cfg, "jarzynski", "step_size");
+    c->steps = (int)ebmc_config_int(cfg, "jarzynski", "steps");
+    c->scheme = !strcmp(ebmc_config_str(cfg, "jarzynski", "resample"), "multinomial") ? EBMC_RESAMPLE_MULTINOMIAL
+                                                                                       : EBMC_RESAMPLE_SYSTEMATIC;
+    c->threshold = ebmc_config_float(cfg, "jarzynski", "ess_threshold");
+    c->lr_means = ebmc_config_float(cfg, "train", "lr_means");
+    c->lr_z = ebmc_config_float(cfg, "train", "lr_z");
+    return EBMC_OK;
+}
+
+static void jz_data_shape(const void *typed, int *c, int *h, int *w) {
+    *c = ((const jz_cfg *)typed)->dim, *h = *w = 1;
+}
+
+static void jz_destroy(void *state) {
+    jz_t *t = state;
+    if (!t->ctx) return;
+    ebmc_gmm_free(t->model);
+    for (int p = 0; p < 2; p++) {
+        float *b[] = {t->w[p].x, t->w[p].u, t->w[p].g, t->w[p].r};
+        for (int i = 0; i < 4; i++)
+            if (b[i]) ebmc_free(t->ctx, b[i]);
+    }
+    void *d[] = {t->logw, t->stats, t->stats_pre, t->cdf, t->idx, t->wts, t->x_data, t->u_data, t->r_data, t->sum};
+    for (int i = 0; i < 10; i++)
+        if (d[i]) ebmc_free(t->ctx, d[i]);
+    free(t->pick), free(t->hmeans), free(t->hz);
+    memset(t, 0, sizeof *t);
+}
+
+static ebmc_status alloc_all(jz_t *t) {
+    const size_t N = (size_t)t->N, D = (size_t)t->dim, K = (size_t)t->k, B = (size_t)t->B;
+    for (int p = 0; p < 2; p++) {
+        EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->w[p].x, N * D * sizeof(float)));
+        EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->w[p].u, N * sizeof(float)));
+        EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->w[p].g, N * D * sizeof(float)));
+        EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->w[p].r, N * K * sizeof(float)));
+    }
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->logw, N * sizeof(double)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->stats, EBMC_JZ_STATS_LEN * sizeof(double)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->stats_pre, EBMC_JZ_STATS_LEN * sizeof(double)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->cdf, N * sizeof(double)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->idx, N * sizeof(int32_t)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->wts, N * sizeof(float)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->x_data, B * D * sizeof(float)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->u_data, B * sizeof(float)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->r_data, B * K * sizeof(float)));
+    EBMC_TRY(ebmc_alloc(t->ctx, (void **)&t->sum, sizeof(float)));
+    t->pick = calloc(N, sizeof(int32_t));
+    t->hmeans = calloc(K * D, sizeof(float));
+    t->hz = calloc(K, sizeof(float));
+    return t->pick && t->hmeans && t->hz ? EBMC_OK : EBMC_E_NOMEM;
+}
+
+static ebmc_status zero_weights(jz_t *t) {
+    double z[EBMC_JZ_STATS_LEN] = {0, (double)t->N, (double)t->N, 0, (double)t->N, 0, 0, 0};
+    EBMC_TRY(ebmc_copy(t->ctx, t->stats, z, sizeof z, EBMC_COPY_H2D));
+    /* A = 0: the double zero is all-zero bytes, so a float fill of twice the count writes it */
+    ebmc_fill_desc f = {2 * (size_t)t->N, 0.0f};
+    return ebmc_fill(t->ctx, &f, (float *)t->logw);
+}
+
+static ebmc_status jz_setup(void *state, const void *typed, const ebmc_recipe_env *env, char *err, size_t errlen) {
+    jz_t *t = state;
+    t->c = *(const jz_cfg *)typed;
+    t->ctx = env->ctx, t->seed = env->seed, t->B = env->batch;
+    t->N = t->c.walkers, t->dim = t->c.dim, t->k = t->c.k;
+    if (env->has_data && (env->data_c != t->dim || env->data_h != 1 || env->data_w != 1)) {
+        snprintf(err, errlen, "data %s gives %dx%dx%d examples but model.arch gmm needs points of model.dim = %d "
+                 "(HINT: data.dataset = gmm and data.dim = model.dim)", env->data_name, env->data_c, env->data_h,
+                 env->data_w, t->dim);
+        return EBMC_E_INVALID;
+    }
+    int most = t->N > t->B ? t->N : t->B;
+    ebmc_status s = ebmc_gmm_create(t->ctx, t->k, t->dim, most, t->seed ^ STREAM_PARAM, &t->model);
+    if (!s) s = alloc_all(t);
+    if (!s) s = zero_weights(t);
+    if (s) snprintf(err, errlen, "set-up: %s", s == EBMC_E_NOMEM ? "out of memory" : ebmc_ctx_error(t->ctx));
+    return s;
+}
+
+/* ------------------------------------------------------------------ one iteration */
+
+static uint64_t noise_seed(const jz_t *t) { return t->seed ^ ((uint64_t)t->restarts * 0x9E3779B97F4A7C15ull); }
+
+static ebmc_status eval_walkers(jz_t *t, jz_walkers *w) {
+    return ebmc_gmm_eval(t->model, t->N, w->x, w->u, w->g, w->r);
+}
+
+/* walkers <- data points picked uniformly with replacement (the authors' multinomial over the
+ * data set), from the current batch; their energies at the current theta; A = 0 */
+static ebmc_status walkers_from_data(jz_t *t, int64_t it) {
+    for (int i = 0; i < t->N; i += 4) {
+        float u[4];
+        ebmc_philox_uniform4(noise_seed(t), (uint32_t)(i / 4), 0, (uint32_t)it, STREAM_DATAPICK, u);
+        for (int l = 0; l < 4 && i + l < t->N; l++) {
+            int j = (int)(u[l] * (float)t->B);
+            t->pick[i + l] = j < t->B ? j : t->B - 1;
+        }
+    }
+    EBMC_TRY(ebmc_copy(t->ctx, t->idx, t->pick, (size_t)t->N * sizeof(int32_t), EBMC_COPY_H2D));
+    ebmc_gather_desc gd = {t->N, (size_t)t->dim, 4};
+    EBMC_TRY(ebmc_gather(t->ctx, &gd, t->idx, t->x_data, t->w[t->cur].x));
+    EBMC_TRY(eval_walkers(t, &t->w[t->cur]));
+    return zero_weights(t);
+}
+
+static ebmc_status init_walkers(jz_t *t, int64_t it) {
+    t->ready = 1;
+    EBMC_TRY(ebmc_gmm_fetch(t->model, NULL, t->hz));
+    t->log_z0 = ebmc_gmm_log_z(t->hz, t->k, t->dim);
+    if (t->c.init_data) return walkers_from_data(t, it);
+    EBMC_TRY(ebmc_gmm_sample(t->model, t->N, t->w[t->cur].x, noise_seed(t) ^ STREAM_INIT));
+    EBMC_TRY(eval_walkers(t, &t->w[t->cur]));
+    return zero_weights(t);
+}
+
+/* 1-3: theta' = theta - lr (mean_data dU/dtheta - sum_i p_i dU/dtheta(X_i)) */
+static ebmc_status update_params(jz_t *t) {
+    ebmc_ctx_t *ctx = t->ctx;
+    jz_walkers *w = &t->w[t->cur];
+    EBMC_TRY(ebmc_gmm_eval(t->model, t->B, t->x_data, t->u_data, NULL, t->r_data));
+    ebmc_reduce_desc rd = {1, (size_t)t->B, EBMC_REDUCE_SUM, 0.0f};
+    EBMC_TRY(ebmc_reduce(ctx, &rd, t->u_data, t->sum));
+    EBMC_TRY(ebmc_gmm_accumulate(t->model, t->B, t->x_data, t->r_data, NULL, 1.0f / t->B, 0.0f));
+    if (t->c.weights) {
+        ebmc_jz_stats_desc sd = {t->N, 1.0f};
+        EBMC_TRY(ebmc_jz_stats(ctx, &sd, t->logw, t->stats, t->wts));
+    } else {
+        ebmc_fill_desc f = {(size_t)t->N, 1.0f / t->N};
+        EBMC_TRY(ebmc_fill(ctx, &f, t->wts));
+    }
+    EBMC_TRY(ebmc_gmm_accumulate(t->model, t->N, w->x, w->r, t->wts, -1.0f, 1.0f));
+    return ebmc_gmm_descend(t->model, t->c.lr_means, t->c.lr_z);
+}
+
+/* 4-5: ULA moves from the cached gradient (theta for the first step, theta' after), the new
+ * energies at theta', the log-weight increment */
+static ebmc_status move_walkers(jz_t *t) {
+    ebmc_ctx_t *ctx = t->ctx;
+    const size_t nd = (size_t)t->N * t->dim;
+    const double h = t->c.h, sigma = sqrt(2 * h);
+    for (int s = 0; s < t->c.steps; s++) {
+        jz_walkers *a = &t->w[t->cur], *b = &t->w[1 - t->cur];
+        ebmc_axpby_desc cp = {nd, 1.0f, 0.0f};
+        EBMC_TRY(ebmc_axpby(ctx, &cp, a->x, b->x));
+        ebmc_langevin_desc ld = {t->N, (size_t)t->dim, (float)h, 0, (float)sigma, 0, false, 0, 0, EBMC_NOISE_AFTER,
+                                 {noise_seed(t), STREAM_ULA, NULL, (uint32_t)t->ula_step++}};
+        EBMC_TRY(ebmc_langevin(ctx, &ld, b->x, a->g));
+        EBMC_TRY(eval_walkers(t, b));
+        if (t->c.weights) {
+            ebmc_jz_logw_desc jd = {t->N, (size_t)t->dim, EBMC_JZ_ULA, h, sigma};
+            EBMC_TRY(ebmc_jz_logw(ctx, &jd, a->x, b->x, a->u, a->g, b->u, b->g, t->logw));
+        }
+        t->cur = 1 - t->cur;
+    }
+    return EBMC_OK;
+}
+
+/* 6: the statistics after the move (kept for the report), then resampling when ESS/N is below
+ * the threshold; every cached per-walker row follows its ancestor (identity otherwise) */
+static ebmc_status resample_walkers(jz_t *t, int64_t it) {
+    ebmc_ctx_t *ctx = t->ctx;
+    ebmc_jz_stats_desc sd = {t->N, 1.0f};
+    EBMC_TRY(ebmc_jz_stats(ctx, &sd, t->logw, t->stats, NULL));
+    EBMC_TRY(ebmc_copy(ctx, t->stats_pre, t->stats, EBMC_JZ_STATS_LEN * sizeof(double), EBMC_COPY_D2D));
+    ebmc_jz_resample_desc rd = {t->N, t->c.scheme, t->c.threshold, {noise_seed(t), STREAM_RESAMPLE, NULL, (uint32_t)it}};
+    EBMC_TRY(ebmc_jz_resample(ctx, &rd, t->logw, t->stats, t->cdf, t->idx));
+    jz_walkers *a = &t->w[t->cur], *b = &t->w[1 - t->cur];
+    float *src[4] = {a->x, a->u, a->g, a->r}, *dst[4] = {b->x, b->u, b->g, b->r};
+    size_t row[4] = {(size_t)t->dim, 1, (size_t)t->dim, (size_t)t->k};
+    for (int i = 0; i < 4; i++) {
+        ebmc_gather_desc gd = {t->N, row[i], 4};
+        EBMC_TRY(ebmc_gather(ctx, &gd, t->idx, src[i], dst[i]));
+    }
+    t->cur = 1 - t->cur;
+    return EBMC_OK;
+}
+
+static ebmc_status jz_iteration(void *state, const float *batch, int64_t it, int64_t epoch, bool grids) {
+    jz_t *t = state;
+    ebmc_ctx_t *ctx = t->ctx;
+    EBMC_RANGE_PUSH("jz_iteration");
+    ebmc_status s = ebmc_copy(ctx, t->x_data, batch, (size_t)t->B * t->dim * sizeof(float), EBMC_COPY_H2D);
+    if (!s && !t->ready) s = init_walkers(t, it);
+    if (!s) s = update_params(t);
+    if (!s) s = move_walkers(t);
+    if (!s && t->c.weights) s = resample_walkers(t, it);
+    if (!s && t->c.reset_every > 0 && (it - 1) % t->c.reset_every == 0) s = walkers_from_data(t, it);
+    if (!s && !t->c.weights) s = ebmc_copy(ctx, t->stats_pre, t->stats, EBMC_JZ_STATS_LEN * sizeof(double), EBMC_COPY_D2D);
+    /* the metrics: one synchronisation per iteration */
+    if (!s) s = ebmc_copy(ctx, t->hstats, t->stats, sizeof t->hstats, EBMC_COPY_D2H);
+    if (!s) s = ebmc_copy(ctx, t->hpre, t->stats_pre, sizeof t->hpre, EBMC_COPY_D2H);
+    if (!s) s = ebmc_copy(ctx, &t->hsum, t->sum, sizeof(float), EBMC_COPY_D2H);
+    if (!s) s = ebmc_gmm_fetch(t->model, t->hmeans, t->hz);
+    EBMC_RANGE_POP();
+    return s;
+}
+
+/* ------------------------------------------------------------------ what the shell reads */
+
+static void jz_report(void *state, int64_t epoch, ebmc_report *r) {
+    jz_t *t = state;
+    double p[64], log_z = ebmc_gmm_log_z(t->hz, t->k, t->dim), u_data = t->hsum / t->B;
+    ebmc_gmm_masses(t->hz, t->k, p);
+    int lo = 0, hi = 0; /* the components with the lowest / highest first coordinate */
+    for (int c = 1; c < t->k; c++) {
+        if (t->hmeans[(size_t)c * t->dim] < t->hmeans[(size_t)lo * t->dim]) lo = c;
+        if (t->hmeans[(size_t)c * t->dim] > t->hmeans[(size_t)hi * t->dim]) hi = c;
+    }
+    /* log Zhat = log Z_theta0 + the resamplings' log means + log mean e^A (Z0 exact here) */
+    double log_zhat = t->log_z0 + t->hstats[5] + t->hstats[3];
+    ebmc_report_add(r, "mass_low", p[lo], false);
+    ebmc_report_add(r, "mean_low_x1", t->hmeans[(size_t)lo * t->dim], false);
+    ebmc_report_add(r, "mean_high_x1", t->hmeans[(size_t)hi * t->dim], false);
+    ebmc_report_add(r, "z_last", t->hz[t->k - 1], false);
+    ebmc_report_add(r, "ce_exact", log_z + u_data, true);
+    ebmc_report_add(r, "ce_est", t->c.weights ? log_zhat + u_data : NAN, false);
+    ebmc_report_add(r, "log_z", log_z, false);
+    ebmc_report_add(r, "log_zhat", t->c.weights ? log_zhat : NAN, false);
+    ebmc_report_add(r, "ess_frac", t->c.weights ? t->hpre[4] / t->N : NAN, false);
+    ebmc_report_add(r, "cv2", t->c.weights ? t->N / t->hpre[4] - 1 : NAN, false);
+    ebmc_report_add(r, "resamplings", t->hstats[6], false);
+    r->images = t->B;
+    r->chain_steps = (double)t->N * t->c.steps;
+    snprintf(r->progress, sizeof r->progress, "p(low) %.3f CE %.4f est %.4f ESS/N %.2f", p[lo], log_z + u_data,
+             log_zhat + u_data, t->hpre[4] / t->N);
+}
+
+/* theta, the walkers (positions; their energies are recomputed on load), the float64
+ * log-weights and statistics (log Z bookkeeping, resampling count), the noise counter */
+static int jz_ckpt_items(void *state, ebmc_ckpt_item *it, int max) {
+    jz_t *t = state;
+    const size_t N = (size_t)t->N;
+    int n = 0;
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F32, .name = "gmm.means", .ptr = ebmc_gmm_means(t->model),
+                               .count = (size_t)t->k * t->dim, .device = true};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F32, .name = "gmm.z", .ptr = ebmc_gmm_z(t->model),
+                               .count = (size_t)t->k, .device = true};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F32, .name = "walkers.x", .ptr = t->w[t->cur].x,
+                               .count = N * t->dim, .device = true};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F64, .name = "walkers.logw", .ptr = t->logw, .count = N, .device = true};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F64, .name = "walkers.stats", .ptr = t->stats,
+                               .count = EBMC_JZ_STATS_LEN, .device = true};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F64, .name = "walkers.log_z0", .ptr = &t->log_z0, .count = 1};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "walkers.ula_step", .ptr = &t->ula_step, .lo = 0,
+                               .hi = UINT32_MAX};
+    it[n++] = (ebmc_ckpt_item){.kind = EBMC_ITEM_I64, .name = "walkers.ready", .ptr = &t->ready, .lo = 0, .hi = 1};
+    EBMC_ASSERT(n <= max);
+    return n;
+}
+
+/* the cached energies, gradients and responsibilities are a function of (X, theta) */
+static ebmc_status jz_loaded(void *state, char *err, size_t errlen) {
+    jz_t *t = state;
+    ebmc_status s = t->ready ? eval_walkers(t, &t->w[t->cur]) : EBMC_OK;
+    if (s) snprintf(err, errlen, "recomputing the walkers' energies: %s", ebmc_ctx_error(t->ctx));
+    return s;
+}
+
+static void jz_reseed(void *state, uint32_t restarts) { ((jz_t *)state)->restarts = restarts; }
+
+static const char *const JZ_SAMPLE_NAMES[] = {"model", NULL};
+
+/* exact draws from the learned mixture (its components in proportion to their masses) */
+static ebmc_status jz_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
+                             char *err, size_t errlen) {
+    jz_t *t = state;
+    size_t bytes = (size_t)o->n * t->dim * sizeof(float);
+    float *dev = NULL;
+    ebmc_status s = ebmc_alloc(t->ctx, (void **)&dev, bytes);
+    if (!s) s = ebmc_gmm_sample(t->model, o->n, dev, o->seed);
+    if (!s) s = ebmc_copy(t->ctx, outs[0], dev, bytes, EBMC_COPY_D2H);
+    if (dev) ebmc_free(t->ctx, dev);
+    if (s) snprintf(err, errlen, "sampling: %s", ebmc_ctx_error(t->ctx));
+    snprintf(desc, desclen, "exact draws from the learned %d-component mixture", t->k);
+    return s;
+}
+
+static void jz_sample_shape(void *state, int *c, int *h, int *w) {
+    *c = ((jz_t *)state)->dim, *h = *w = 1;
+}
+
+static int jz_plan(void *state, ebmc_plan_row *rows, int max) {
+    jz_t *t = state;
+    const size_t N = (size_t)t->N, D = (size_t)t->dim, K = (size_t)t->k, B = (size_t)t->B;
+    EBMC_ASSERT(max >= 2);
+    rows[0] = (ebmc_plan_row){.name = "gmm", .params = K * D + K};
+    rows[0].param_bytes = rows[0].grad_bytes = (K * D + K) * sizeof(float);
+    rows[1] = (ebmc_plan_row){.name = "walkers"};
+    /* two copies of x, u, grad, resp; log-weights, CDF; ancestors, weights; the data batch */
+    rows[1].other_bytes = 2 * N * (2 * D + 1 + K) * sizeof(float) + 2 * N * sizeof(double) + 2 * N * 4 +
+                          B * (D + 1 + K) * sizeof(float) + 2 * EBMC_JZ_STATS_LEN * sizeof(double);
+    return 2;
+}
+
+const ebmc_recipe ebmc_recipe_jarzynski = {
+    .name = "jarzynski",
+    .summary = "Jarzynski-weighted Langevin with SMC resampling (Carbone et al., NeurIPS 2023); PCD/CD as switches",
+    .keys = JZ_KEYS,
+    .n_keys = (int)(sizeof JZ_KEYS / sizeof JZ_KEYS[0]),
+    .config_size = sizeof(jz_cfg),
+    .state_size = sizeof(jz_t),
+    .parse = jz_parse,
+    .data_shape = jz_data_shape,
+    .setup = jz_setup,
+    .iteration = jz_iteration,
+    .report = jz_report,
+    .ckpt_items = jz_ckpt_items,
+    .loaded = jz_loaded,
+    .reseed = jz_reseed,
+    .sample_names = JZ_SAMPLE_NAMES,
+    .sample = jz_sample,
+    .sample_shape = jz_sample_shape,
+    .plan = jz_plan,
+    .destroy = jz_destroy,
+};

@@ -1,0 +1,199 @@
+/* The jarzynski recipe through `ebmc train` on the CPU (configs/gmm50_*.ini, reduced):
+ * - the headline experiment of Carbone et al. (specs/particles.md T5) at d = 10, 2000 teacher
+ *   points, 2000 walkers, 3000 iterations: the learned mass of the mode at -10 (truth 0.25,
+ *   averaged over the last 1000 iterations) is within 0.05 of 0.25 with Jarzynski weights, has
+ *   collapsed below 0.1 and is still falling with PCD, and stays within 0.1 of its initial 0.5
+ *   with CD; the Jarzynski cross-entropy estimate is within 0.2 of the exact one (exact log Z);
+ * - the analytic model: dU/dtheta of gmm_eval/gmm_pgrad against central finite differences of
+ *   U in double, and the exact log Z against a Monte-Carlo estimate;
+ * - resume is exact: N iterations straight == N/2 + --resume + N/2, bit for bit (the mixture,
+ *   walkers, float64 log-weights, statistics, counters and every logged metric), with weights
+ *   and resampling (Jarzynski) and with resets to data (CD);
+ * - bad configs: an unknown switch value, a data dimension that is not the model's.
+ * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
+#include "ebmc/gmm.h"
+#include "ebmc/train.h"
+#include "testutil.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char TMP[256], CFG[3][1024];
+static const char *METHOD[3] = {"jarzynski", "pcd", "cd"};
+
+static int setup(void **state) {
+    if (tu_tmpdir_create(TMP, sizeof TMP, "test_jarzynski_gmm")) return -1;
+    const char *dir = getenv("EBMC_CONFIGS");
+    for (int m = 0; m < 3; m++) {
+        snprintf(CFG[m], sizeof CFG[m], "%s/gmm50_%s.ini", dir ? dir : "configs", METHOD[m]);
+        if (access(CFG[m], R_OK)) return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    tu_tmpdir_remove(TMP);
+    return 0;
+}
+
+/* the value of "key": in one metrics line (NAN when absent or null) */
+static double field(const char *line, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+typedef struct {
+    double mass_window, mass_mid, ce_est, ce_exact;
+} run_summary;
+
+/* mean of mass_low over iterations (from, to], the last line's CE values */
+static run_summary summarise(const char *run, int from, int to, int mid) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", TMP, run);
+    char *text = tu_read_file(path, NULL), *save = NULL;
+    run_summary s = {0};
+    int it = 0, n = 0;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        it = (int)field(line, "iter");
+        double p = field(line, "mass_low");
+        if (it > from && it <= to) s.mass_window += p, n++;
+        if (it == mid) s.mass_mid = p;
+        s.ce_est = field(line, "ce_est"), s.ce_exact = field(line, "ce_exact");
+    }
+    free(text);
+    assert_int_equal(it, to);
+    s.mass_window /= n;
+    return s;
+}
+
+static void test_headline_reduced(void **state) {
+    char od[600], name[64];
+    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
+    run_summary r[3];
+    for (int m = 0; m < 3; m++) {
+        snprintf(name, sizeof name, "run.name=%s", METHOD[m]);
+        const char *a[] = {CFG[m], od, name, "data.dim=10", "model.dim=10", "data.count=2000",
+                           "train.batch_size=2000", "jarzynski.walkers=2000", "train.iterations=3000",
+                           "log.ckpt_every=0", "log.quiet=true"};
+        assert_int_equal(tu_train(a, 11), 0);
+        r[m] = summarise(METHOD[m], 2000, 3000, 1500);
+        printf("  %-9s mass of the mode at -10 (iterations 2001-3000): %.4f (truth 0.25; at 1500: %.4f)\n",
+               METHOD[m], r[m].mass_window, r[m].mass_mid);
+    }
+    printf("  jarzynski cross-entropy: estimate %.4f, exact %.4f\n", r[0].ce_est, r[0].ce_exact);
+    assert_true(fabs(r[0].mass_window - 0.25) < 0.05);
+    assert_true(fabs(r[0].ce_est - r[0].ce_exact) < 0.2);
+    assert_true(r[1].mass_window < 0.1 && r[1].mass_window < r[1].mass_mid); /* collapsing */
+    assert_true(fabs(r[2].mass_window - 0.5) < 0.1);                          /* stuck */
+}
+
+/* dU/da_k and dU/dz_k (gmm_pgrad with one point, w = 1) against central differences of U in
+ * double; the step 1e-3 on float parameters keeps the truncation error O(1e-6 |U'''|) and the
+ * rounding error O(u_float |U| / 1e-3): tolerance 1e-3 relative + 1e-3 absolute. */
+static void test_gmm_gradients_and_log_z(void **state) {
+    ebmc_ctx_t *ctx = tu_ctx_cpu();
+    enum { K = 3, D = 4, N = 200000 };
+    tu_rng rng;
+    tu_rng_seed(&rng, 77);
+    float a[K * D], z[K] = {0.3f, -0.4f, 0.9f}, x[D], resp[K], ga[K * D], gz[K], u0, up, um;
+    tu_fill_normal(&rng, a, K * D, 1.5f);
+    tu_fill_normal(&rng, x, D, 1.5f);
+    ebmc_gmm_desc d1 = {1, D, K, 1, 0};
+    assert_int_equal(ebmc_gmm_eval_op(ctx, &d1, x, a, z, &u0, NULL, resp), EBMC_OK);
+    assert_int_equal(ebmc_gmm_pgrad(ctx, &d1, x, a, resp, NULL, ga, gz), EBMC_OK);
+    const double eps = 1e-3;
+    for (int i = 0; i < K * D + K; i++) {
+        float *p = i < K * D ? &a[i] : &z[i - K * D], keep = *p;
+        *p = keep + (float)eps;
+        ebmc_gmm_eval_op(ctx, &d1, x, a, z, &up, NULL, NULL);
+        *p = keep - (float)eps;
+        ebmc_gmm_eval_op(ctx, &d1, x, a, z, &um, NULL, NULL);
+        *p = keep;
+        double fd = ((double)up - um) / (2 * eps), an = i < K * D ? ga[i] : gz[i - K * D];
+        assert_true(fabs(fd - an) < 1e-3 * fabs(an) + 1e-3);
+    }
+    /* log Z = log int e^-U: E_{x ~ N(0, s^2 I)}[e^-U(x) / phi_s(x)] by Monte Carlo, s = 3 */
+    float *xs = tu_malloc((size_t)N * D), *us = tu_malloc(N);
+    tu_fill_normal(&rng, xs, (size_t)N * D, 3.0f);
+    ebmc_gmm_desc dn = {N, D, K, 1, 0};
+    assert_int_equal(ebmc_gmm_eval_op(ctx, &dn, xs, a, z, us, NULL, NULL), EBMC_OK);
+    double s1 = 0, s2 = 0;
+    for (int i = 0; i < N; i++) {
+        double q = 0;
+        for (int j = 0; j < D; j++) q += (double)xs[i * D + j] * xs[i * D + j];
+        double v = exp(-(double)us[i] + q / 18.0 + 0.5 * D * log(2 * M_PI * 9.0));
+        s1 += v, s2 += v * v;
+    }
+    double mean = s1 / N, se = sqrt((s2 / N - mean * mean) / N), exact = ebmc_gmm_log_z(z, K, D);
+    printf("  log Z: exact %.5f, Monte Carlo %.5f +- %.5f\n", exact, log(mean), se / mean);
+    assert_true(fabs(log(mean) - exact) < 5 * se / mean);
+    free(xs), free(us);
+    ebmc_ctx_free(ctx);
+}
+
+/* straight == half + --resume + half, bit for bit */
+static void resume_case(const char *cfg, const char *tag, const char *const *extra, int n_extra) {
+    char od[600], sn[64], hn[64], split[700];
+    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
+    snprintf(sn, sizeof sn, "run.name=%s_straight", tag);
+    snprintf(hn, sizeof hn, "run.name=%s_split", tag);
+    const char *common[] = {"data.dim=5", "model.dim=5", "data.count=300", "train.batch_size=300",
+                            "jarzynski.walkers=256", "log.quiet=true", "log.ckpt_every=1000", "run.seed=3"};
+    const char *a[24] = {cfg, od, sn}, *b[24] = {cfg, od, hn};
+    int na = 3, nb = 3;
+    for (int i = 0; i < 8; i++) a[na++] = b[nb++] = common[i];
+    for (int i = 0; i < n_extra; i++) a[na++] = b[nb++] = extra[i];
+    a[na++] = "train.iterations=60";
+    b[nb++] = "train.iterations=30";
+    assert_int_equal(tu_train(a, na), 0);
+    assert_int_equal(tu_train(b, nb), 0);
+    snprintf(split, sizeof split, "%s/%s_split", TMP, tag);
+    const char *r[] = {"--resume", split, "train.iterations=60"};
+    assert_int_equal(tu_train(r, 3), 0);
+    char pa[900], pb[900];
+    snprintf(pa, sizeof pa, "%s/%s_straight/checkpoints/iter_00000060/state.safetensors", TMP, tag);
+    snprintf(pb, sizeof pb, "%s/%s_split/checkpoints/iter_00000060/state.safetensors", TMP, tag);
+    tu_assert_same_tensors(pa, pb);
+    snprintf(pa, sizeof pa, "%s/%s_straight/metrics.jsonl", TMP, tag);
+    snprintf(pb, sizeof pb, "%s/%s_split/metrics.jsonl", TMP, tag);
+    tu_assert_same_metrics(pa, pb, 60);
+}
+
+static void test_resume_is_exact(void **state) {
+    /* a high threshold: resampling happens on both sides of the split */
+    const char *jz[] = {"jarzynski.ess_threshold=0.995", "train.lr_z=0.05"};
+    resume_case(CFG[0], "jz", jz, 2);
+    char path[800];
+    snprintf(path, sizeof path, "%s/jz_straight/metrics.jsonl", TMP);
+    char *text = tu_read_file(path, NULL), *last = strrchr(text, '{');
+    double res = field(last, "resamplings");
+    printf("  60 straight == 30 + resume + 30 (jarzynski, %.0f resamplings; cd, resets every 4)\n", res);
+    assert_true(res >= 2);
+    free(text);
+    resume_case(CFG[2], "cd", NULL, 0);
+}
+
+static void test_bad_configs(void **state) {
+    char od[600];
+    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
+    const char *a1[] = {CFG[0], od, "jarzynski.weights=maybe"};
+    assert_int_equal(tu_train(a1, 3), EBMC_EXIT_CONFIG);
+    const char *a2[] = {CFG[0], od, "data.dim=7", "run.name=baddim"};
+    assert_int_equal(tu_train(a2, 4), EBMC_EXIT_CONFIG);
+    const char *a3[] = {CFG[0], od, "model.components=64", "model.dim=200", "data.dim=200", "run.name=big"};
+    assert_int_equal(tu_train(a3, 6), EBMC_EXIT_CONFIG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gmm_gradients_and_log_z),
+        cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_headline_reduced),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
