@@ -36,6 +36,9 @@
  *   replay:      var = 1: uint8 storage; co = capacity, k = count (sample) / head (push),
  *                x1 = p_reuse; [lo, hi] = [-1, 1]
  *   gauss_nll:   rows n, cols c*h*w; x1 = scale, var = 1: no loss output; eps 1e-6
+ *   pswish:      x (n, c, h*w), b (c); bwd: var = 1: no db
+ *   gbase:       x (n, c*h*w); bwd: var = 1: no dx, var = 2: no dmu/dlogstd
+ *   rows_copy:   n rows of c*h*w elements, x and y of n rows; var = 1: src NULL, 2: dst NULL
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -51,7 +54,8 @@ typedef struct {
 /* ---- buffers of one case ---- */
 
 enum { B_IN, B_OUT, B_INOUT };                    /* OUT: poisoned, compared; INOUT: random, compared */
-enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED, F_STEP, F_ONEBITS };
+enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED, F_STEP, F_ONEBITS,
+       F_PERM /* int32 bits of (7i + 3) mod n in float slots: a permutation when 7 does not divide n */ };
 #define STEP_BASE 7u    /* F_STEP: a uint32 step counter holding 7, in a float slot */
 #define MAXB 10
 
@@ -82,6 +86,9 @@ typedef struct {
     ebmc_counter_desc cnt;
     ebmc_replay_desc replay;
     ebmc_gauss_nll_desc nll;
+    ebmc_pswish_desc psw;
+    ebmc_gbase_desc gb;
+    ebmc_rows_desc rows;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

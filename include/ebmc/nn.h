@@ -76,6 +76,13 @@ int ebmc_nn_gpool(ebmc_net_t *net, int in, ebmc_gpool_mode mode); /* -> (N,C,1,1
 int ebmc_nn_add(ebmc_net_t *net, int a, int b);
 int ebmc_nn_scale(ebmc_net_t *net, int in, float s);
 int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w); /* a view: no copy */
+/* Swish with a learnable slope per channel, y = x sigmoid(b_c x), as particle-EBMs' Swish(dim):
+ * tensor "<prefix>.beta" (C), initialised to 1. */
+int ebmc_nn_pswish(ebmc_net_t *net, int in, const char *prefix);
+/* The learnable Gaussian base's energy of the flattened input, (N,1,1,1): -log N(x; mu,
+ * diag exp(2 logstd)); tensors "<prefix>mu" and "<prefix>logstd" (D each), initialised to 0
+ * (particle-EBMs' EBM: prefix "base_"). */
+int ebmc_nn_gauss_base(ebmc_net_t *net, int in, const char *prefix);
 /* Marks a value as an output (call once per output, in order). */
 void ebmc_net_output(ebmc_net_t *net, int v);
 /* Metadata recorded in checkpoints (e.g. "arch" -> "dualmcmc_cifar10_E"). */

@@ -36,6 +36,13 @@ ebmc_status cpu_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const flo
 ebmc_status cpu_linear_bwd_data(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *dy, const float *w, float *dx, float beta);
 ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x, const float *dy, float *dw, float *db, float beta);
 
+/* particle_ops.c: the particle-dynamics ops */
+ebmc_status cpu_pswish_fwd(ebmc_ctx_t *ctx, const ebmc_pswish_desc *d, const float *x, const float *b, float *y);
+ebmc_status cpu_pswish_bwd(ebmc_ctx_t *ctx, const ebmc_pswish_desc *d, const float *x, const float *b, const float *dy, float *dx, float *db, float beta_dx, float beta_param);
+ebmc_status cpu_gbase_fwd(ebmc_ctx_t *ctx, const ebmc_gbase_desc *d, const float *x, const float *mu, const float *logstd, float *y);
+ebmc_status cpu_gbase_bwd(ebmc_ctx_t *ctx, const ebmc_gbase_desc *d, const float *x, const float *mu, const float *logstd, const float *dy, float *dx, float *dmu, float *dlogstd, float beta_dx, float beta_param);
+ebmc_status cpu_rows_copy(ebmc_ctx_t *ctx, const ebmc_rows_desc *d, const float *x, const int32_t *src, const int32_t *dst, float *y);
+
 #pragma GCC visibility pop
 
 #endif
