@@ -437,6 +437,49 @@ void parity_build_case(const prow *r, pcase *pc) {
         if (r->var != 1) add(pc, "loss", (size_t)r->n, B_OUT, F_NORMAL);
         break;
     }
+    case EBMC_OP_PSWISH_FWD: case EBMC_OP_PSWISH_BWD: {
+        pc->psw = (ebmc_pswish_desc){r->n, r->c, (size_t)r->h * r->w};
+        snprintf(pc->label, sizeof pc->label, "%s (%d,%d,%d) beta %g%s", ebmc_op_name(r->op), r->n, r->c,
+                 r->h * r->w, r->beta, r->var ? " no db" : "");
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "b", (size_t)r->c, B_IN, F_SIGMA);
+        if (r->op == EBMC_OP_PSWISH_FWD) {
+            add(pc, "y", cnt, B_OUT, F_NORMAL);
+            break;
+        }
+        add(pc, "dy", cnt, B_IN, F_NORMAL);
+        add(pc, "dx", cnt, ob, F_NORMAL);
+        if (!r->var) add(pc, "db", (size_t)r->c, ob, F_NORMAL);
+        break;
+    }
+    case EBMC_OP_GBASE_FWD: case EBMC_OP_GBASE_BWD: {
+        const int cols = r->c * r->h * r->w;
+        pc->gb = (ebmc_gbase_desc){r->n, cols};
+        snprintf(pc->label, sizeof pc->label, "%s (%d,%d) beta %g var %d", ebmc_op_name(r->op), r->n, cols,
+                 r->beta, r->var);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "mu", (size_t)cols, B_IN, F_NORMAL);
+        add(pc, "logstd", (size_t)cols, B_IN, F_TANH);
+        if (r->op == EBMC_OP_GBASE_FWD) {
+            add(pc, "y", (size_t)r->n, B_OUT, F_NORMAL);
+            break;
+        }
+        add(pc, "dy", (size_t)r->n, B_IN, F_NORMAL);
+        add(pc, "dx", cnt, r->var == 1 ? B_IN : ob, F_NORMAL);
+        add(pc, "dmu", (size_t)cols, r->var == 2 ? B_IN : ob, F_NORMAL);
+        add(pc, "dlogstd", (size_t)cols, r->var == 2 ? B_IN : ob, F_NORMAL);
+        break;
+    }
+    case EBMC_OP_ROWS_COPY: {
+        const size_t E = (size_t)r->c * r->h * r->w;
+        pc->rows = (ebmc_rows_desc){r->n, E, r->n, r->n};
+        snprintf(pc->label, sizeof pc->label, "rows_copy %d x %zu var %d", r->n, E, r->var);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "src", (size_t)r->n, B_IN, F_PERM);
+        add(pc, "dst", (size_t)r->n, B_IN, F_PERM);
+        add(pc, "y", cnt, B_INOUT, F_NORMAL); /* rows not written must stay */
+        break;
+    }
     default: jz_build_case(r, pc, cnt, ob); break;
     }
 }
@@ -468,6 +511,12 @@ void parity_fill_host(tu_rng *rng, float *h, size_t n, int fill) {
     case F_INDEX:
         for (size_t i = 0; i < n; i++) {
             const int32_t v = (int32_t)(tu_next(rng) >> 34);
+            memcpy(&h[i], &v, sizeof v);
+        }
+
+    case F_PERM:
+        for (size_t i = 0; i < n; i++) {
+            const int32_t v = (int32_t)((7 * i + 3) % n);
             memcpy(&h[i], &v, sizeof v);
         }
         break;
@@ -635,6 +684,16 @@ ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
     case EBMC_OP_GMM_EVAL:
         return ebmc_gmm_eval_op(ctx, &pc->gmm, p[0], p[1], p[2], p[3], r->var ? NULL : p[5], p[4]);
     case EBMC_OP_GMM_PGRAD: return ebmc_gmm_pgrad(ctx, &pc->gmm, p[0], p[1], p[2], r->var ? NULL : p[3], p[4], p[5]);
+    case EBMC_OP_PSWISH_FWD: return ebmc_pswish_fwd(ctx, &pc->psw, p[0], p[1], p[2]);
+    case EBMC_OP_PSWISH_BWD:
+        return ebmc_pswish_bwd(ctx, &pc->psw, p[0], p[1], p[2], p[3], r->var ? NULL : p[4], r->beta, r->beta);
+    case EBMC_OP_GBASE_FWD: return ebmc_gbase_fwd(ctx, &pc->gb, p[0], p[1], p[2], p[3]);
+    case EBMC_OP_GBASE_BWD:
+        return ebmc_gbase_bwd(ctx, &pc->gb, p[0], p[1], p[2], p[3], r->var == 1 ? NULL : p[4],
+                              r->var == 2 ? NULL : p[5], r->var == 2 ? NULL : p[6], r->beta, r->beta);
+    case EBMC_OP_ROWS_COPY:
+        return ebmc_rows_copy(ctx, &pc->rows, p[0], r->var == 1 ? NULL : (const int32_t *)p[1],
+                              r->var == 2 ? NULL : (const int32_t *)p[2], p[3]);
     default: break; /* ops without a parity row */
     }
     return EBMC_E_INVALID;

@@ -44,6 +44,9 @@
  *   gather:      n rows of c*h*w from co source rows; var = 1: doubles
  *   gmm_eval:    n points of dim c, co components; var = 1: u and resp only
  *   gmm_pgrad:   n points of dim c, co components; x1 = scale; var = 1: w NULL
+ *   pswish:      x (n, c, h*w), b (c); bwd: var = 1: no db
+ *   gbase:       x (n, c*h*w); bwd: var = 1: no dx, var = 2: no dmu/dlogstd
+ *   rows_copy:   n rows of c*h*w elements, x and y of n rows; var = 1: src NULL, 2: dst NULL
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -62,7 +65,8 @@ enum { B_IN, B_OUT, B_INOUT };                    /* OUT: poisoned, compared; IN
 enum { F_NORMAL, F_AWAY, F_POS, F_TANH, F_UNIT, F_SMALLPOS, F_SIGMA, F_SHIFTED, F_STEP, F_ONEBITS,
        F_LOGW,   /* doubles (two float slots each): log-weights, spread over [-13, 7] */
        F_ZEROD,  /* doubles: zeros (filled in by parity_fix_host) */
-       F_INDEX }; /* int32 in float slots: ancestors, made valid by parity_fix_host */
+       F_INDEX,  /* int32 in float slots: ancestors, made valid by parity_fix_host */
+       F_PERM /* int32 bits of (7i + 3) mod n in float slots: a permutation when 7 does not divide n */ };
 #define STEP_BASE 7u    /* F_STEP: a uint32 step counter holding 7, in a float slot */
 #define MAXB 10
 
@@ -100,6 +104,9 @@ typedef struct {
     ebmc_jz_resample_desc jzr;
     ebmc_gather_desc gat;
     ebmc_gmm_desc gmm;
+    ebmc_pswish_desc psw;
+    ebmc_gbase_desc gb;
+    ebmc_rows_desc rows;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

@@ -284,6 +284,18 @@ static const prow ROWS[] = {
     {EBMC_OP_GMM_EVAL,          33,  7,  1,  1,  5, 0, 0,  0,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_GMM_PGRAD,       2000, 50,  1,  1,  2, 0, 0,  0,  0,  0, -1.0f, 0,    TOL_EW,    TOL_EW},
     {EBMC_OP_GMM_PGRAD,         33,  7,  1,  1,  5, 0, 0,  0,  0,  1, 0.5f,  1,    TOL_EW,    TOL_EW},
+    /* particle dynamics: parametric Swish (MLP rows, conv channels), Gaussian base energy
+     * (with and without dx / parameter gradients), row gather/scatter (exact copies) */
+    {EBMC_OP_PSWISH_FWD,        10,300,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_PSWISH_BWD,        10,300,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_PSWISH_BWD,         3,  5,  4,  4,  0, 0, 0,  0,  0,  1, 0,     1,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GBASE_FWD,        300,  2,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GBASE_BWD,        300,  2,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GBASE_BWD,          5,  1, 28, 28,  0, 0, 0,  0,  0,  1, 0,     1,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_GBASE_BWD,          5,  3,  1,  1,  0, 0, 0,  0,  0,  2, 0,     1,    TOL_NOISE, TOL_NOISE},
+    {EBMC_OP_ROWS_COPY,         10,  2,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_ROWS_COPY,          9,  1,  4,  4,  0, 0, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_ROWS_COPY,          9,  1,  4,  4,  0, 0, 0,  0,  0,  2, 0,     0,    TOL_EXACT, TOL_EXACT},
     /* training widths (issue 17): the Dual-MCMC CIFAR-10 nets run 512 channels at batch 100
      * (configs/cifar10_dual_mcmc.ini: ndf = ngf = 512, batch_size = 100): 3x3 convolutions of
      * the E net's 4x4 stage, the generator's 4x4/s2 transposed convolution 512 -> 256 and a

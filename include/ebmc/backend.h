@@ -187,7 +187,28 @@ typedef enum {
       (x, means, z, u, grad, resp), x && means && z && (u || grad || resp), 0)                   \
     X(GMM_PGRAD, gmm_pgrad, ebmc_gmm_pgrad, ebmc_gmm_desc,                                       \
       (const float *x, const float *means, const float *resp, const float *w, float *gmeans,     \
-       float *gz), (x, means, resp, w, gmeans, gz), x && means && resp && gmeans && gz, 0)
+       float *gz), (x, means, resp, w, gmeans, gz), x && means && resp && gmeans && gz, 0) \
+    /* particle dynamics' toy EBM (specs/particles.md 2(a)): Swish with a learnable slope per     \
+     * channel, y = x sigmoid(b_c x); the backward's dx and db are each nullable */              \
+    X(PSWISH_FWD, pswish_fwd, ebmc_pswish_fwd, ebmc_pswish_desc,                                 \
+      (const float *x, const float *b, float *y), (x, b, y), x && b && y, 0)                     \
+    X(PSWISH_BWD, pswish_bwd, ebmc_pswish_bwd, ebmc_pswish_desc,                                 \
+      (const float *x, const float *b, const float *dy, float *dx, float *db, float beta_dx,     \
+       float beta_param), (x, b, dy, dx, db, beta_dx, beta_param), x && b && dy && (dx || db), 0) \
+    /* the learnable Gaussian base's energy y_r = -log N(x_r; mu, diag exp(2 logstd)); backward: \
+     * dx (nullable), dmu and dlogstd (both or neither) */                                       \
+    X(GBASE_FWD, gbase_fwd, ebmc_gbase_fwd, ebmc_gbase_desc,                                     \
+      (const float *x, const float *mu, const float *logstd, float *y), (x, mu, logstd, y),      \
+      x && mu && logstd && y, 0)                                                                 \
+    X(GBASE_BWD, gbase_bwd, ebmc_gbase_bwd, ebmc_gbase_desc,                                     \
+      (const float *x, const float *mu, const float *logstd, const float *dy, float *dx,         \
+       float *dmu, float *dlogstd, float beta_dx, float beta_param),                             \
+      (x, mu, logstd, dy, dx, dmu, dlogstd, beta_dx, beta_param),                                \
+      x && mu && logstd && dy && (!dmu) == (!dlogstd) && (dx || dmu), 0)                         \
+    /* y[dst[i]] = x[src[i]] for rows i < n (src / dst NULL: the identity) */                    \
+    X(ROWS_COPY, rows_copy, ebmc_rows_copy, ebmc_rows_desc,                                      \
+      (const float *x, const int32_t *src, const int32_t *dst, float *y), (x, src, dst, y),      \
+      x && y, d->n == 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -503,6 +524,28 @@ typedef struct {
     int n, dim, k;
     float scale, beta;
 } ebmc_gmm_desc;
+/* Parametric Swish over x (N,C,HW): b (C). Backward: dx = beta_dx dx + dy (s + b x s (1-s)),
+ * db_c = beta_param db_c + sum_{n,hw} dy x^2 s (1-s), s = sigmoid(b_c x). */
+typedef struct {
+    int n, c;
+    size_t hw;
+} ebmc_pswish_desc;
+
+/* Gaussian base energy over x (rows, cols): y (rows) = sum_j 0.5 ((x - mu_j) e^{-l_j})^2 + l_j
+ * + 0.5 log(2 pi), l = logstd (cols). Backward (dy (rows)): dx = beta_dx dx + dy (x-mu) e^{-2l};
+ * dmu_j = beta_param dmu_j - sum_r dy_r (x-mu) e^{-2l}; dl_j = beta_param dl_j
+ * + sum_r dy_r (1 - (x-mu)^2 e^{-2l}). */
+typedef struct {
+    int rows, cols;
+} ebmc_gbase_desc;
+
+/* Row gather/scatter between x (x_rows, row_elems) and y (y_rows, row_elems); every index must
+ * lie in its array's rows (rows out of range are skipped). */
+typedef struct {
+    int n;
+    size_t row_elems;
+    int x_rows, y_rows;
+} ebmc_rows_desc;
 
 /* ---- the op table ---- */
 

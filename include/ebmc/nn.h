@@ -83,6 +83,13 @@ int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w); /* a view: no
  * "extra bias" added to a conv's input) and y = x * s[c] (the learned scale) */
 int ebmc_nn_chan_bias(ebmc_net_t *net, int in, const char *prefix, const char *name, ebmc_init init);
 int ebmc_nn_chan_scale(ebmc_net_t *net, int in, const char *prefix, const char *name, ebmc_init init);
+/* Swish with a learnable slope per channel, y = x sigmoid(b_c x), as particle-EBMs' Swish(dim):
+ * tensor "<prefix>.beta" (C), initialised to 1. */
+int ebmc_nn_pswish(ebmc_net_t *net, int in, const char *prefix);
+/* The learnable Gaussian base's energy of the flattened input, (N,1,1,1): -log N(x; mu,
+ * diag exp(2 logstd)); tensors "<prefix>mu" and "<prefix>logstd" (D each), initialised to 0
+ * (particle-EBMs' EBM: prefix "base_"). */
+int ebmc_nn_gauss_base(ebmc_net_t *net, int in, const char *prefix);
 /* Marks a value as an output (call once per output, in order). */
 void ebmc_net_output(ebmc_net_t *net, int v);
 /* Metadata recorded in checkpoints (e.g. "arch" -> "dualmcmc_cifar10_E"). */

@@ -28,6 +28,9 @@ int ebmc_sample_main(int argc, char **argv);
 /* ebmc data CONFIG [--n N] [--first I] --out FILE.npy [section.key=value ...]: examples of the
  * data set the config's data.* describe, as uint8 NHWC .npy (images) or float32 (N, 2) (points) */
 int ebmc_data_main(int argc, char **argv);
+/* ebmc loglik RUN_DIR [--points K] [--grid G] [--ais-chains C] ...: a particles run's
+ * log-likelihood (grid or AIS) and MMD^2 (src/host/train/loglik.c) */
+int ebmc_loglik_main(int argc, char **argv);
 
 #ifdef __cplusplus
 }

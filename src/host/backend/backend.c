@@ -372,6 +372,30 @@ static ebmc_status check_ebmc_gmm_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *
     return EBMC_OK;
 }
 
+static ebmc_status check_ebmc_pswish_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                          const ebmc_pswish_desc *d) {
+    if (d->n < 1 || d->c < 1 || d->hw < 1 || (double)d->n * d->c * d->hw > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape n=%d c=%d hw=%zu", nm, d->n, d->c, d->hw);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_gbase_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                         const ebmc_gbase_desc *d) {
+    if (d->rows < 1 || d->cols < 1 || (double)d->rows * d->cols > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape rows=%d cols=%d", nm, d->rows, d->cols);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_rows_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                        const ebmc_rows_desc *d) {
+    if (d->n < 0 || d->row_elems < 1 || d->x_rows < 1 || d->y_rows < 1 ||
+        (double)d->x_rows * d->row_elems > (double)EBMC_MAX_ELEMS ||
+        (double)d->y_rows * d->row_elems > (double)EBMC_MAX_ELEMS)
+        return BAD("%s: bad shape n=%d row_elems=%zu x_rows=%d y_rows=%d", nm, d->n, d->row_elems,
+                   d->x_rows, d->y_rows);
+    return EBMC_OK;
+}
+
 /* Every op is validated by the check of its descriptor type (the desc column of EBMC_OPS). */
 static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     if (!ctx) return EBMC_E_INVALID;

@@ -23,6 +23,9 @@ static void usage(FILE *f) {
             "  bench [--quick] [--cases L] [--json FILE] ...\n"
             "                             sampler and training-iteration throughput (median,\n"
             "                             p10/p90, FLOP fraction); ebmc bench --help for all options\n"
+            "  loglik RUN_DIR [--points K ...]\n"
+            "                             a particles run's log-likelihood (2-D: 200x200 grid;\n"
+            "                             images: AIS log Z +- s.e.) and MMD^2 of its particles\n"
             "  info                       build versions, devices, and which backend would run\n"
             "  smoke [--backend B] [--batch N]\n"
             "                             run a chain of ops (SN, conv, BN, ReLU, upsample, pool,\n"
@@ -217,6 +220,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "sample")) return ebmc_sample_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "data")) return ebmc_data_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "loglik")) return ebmc_loglik_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

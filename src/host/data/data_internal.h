@@ -36,4 +36,9 @@ ebmc_dataset_t *ebmc_data_alloc(const char *name);
 void *ebmc_data_malloc(size_t bytes, const char *what, const char *for_what, char *err,
                        size_t errlen);
 
+/* data_toy_pd.c: particle dynamics' 2-D sets (8gaussians, swissroll, pinwheel, checkerboard,
+ * pd_rings, 2spirals): the kind's index or -1; the data set of kind index kid. */
+int ebmc_toy_pd_kind(const char *kind);
+ebmc_status ebmc_data_toy_pd(int kid, int n, uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen);
+
 #endif

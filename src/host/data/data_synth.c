@@ -178,11 +178,13 @@ ebmc_status ebmc_data_toy2d(const char *kind, int n, uint64_t seed, ebmc_dataset
     int kid = -1;
     for (int k = 0; kind && k < 4; k++)
         if (!strcmp(kind, kinds[k])) kid = k;
-    if (kid < 0)
+    int pd = kid < 0 ? ebmc_toy_pd_kind(kind) : -1; /* particle dynamics' sets: data_toy_pd.c */
+    if (kid < 0 && pd < 0)
         return ebmc_data_err(EBMC_E_INVALID, err, errlen, "toy2d",
-                             "unknown kind '%s' (known: gmm8, gmm25, rings, spiral)",
-                             kind ? kind : "(null)");
+                             "unknown kind '%s' (known: gmm8, gmm25, rings, spiral, 8gaussians, swissroll, "
+                             "pinwheel, checkerboard, pd_rings, 2spirals)", kind ? kind : "(null)");
     if (n < 1) return ebmc_data_err(EBMC_E_INVALID, err, errlen, "toy2d", "n = %d, need >= 1", n);
+    if (pd >= 0) return ebmc_data_toy_pd(pd, n, seed, out, err, errlen);
     char name[64];
     snprintf(name, sizeof name, "toy2d-%s", kinds[kid]);
     ebmc_dataset_t *ds = ebmc_data_alloc(name);

@@ -18,11 +18,13 @@
  *   igebm              openai/ebm_code_release models.py ResNet32Large (unconditional, TensorFlow:
  *                      names follow its variable scopes, c1_pre, res_optim_res_c1, ...). */
 #include "ebmc/models.h"
+#include "nn/models_pd.h"
 #include <stdio.h>
 #include <string.h>
 
 static const char *const ARCHS[] = {"dualmcmc_cifar10", "dualmcmc_celeba64", "shortrun",
-                                    "coopvaebm", "coopnets_cifar", "toy2d", "mnist", "igebm", NULL};
+                                    "coopvaebm", "coopnets_cifar", "toy2d", "mnist", "igebm",
+                                    "pd_mlp", "pd_mnist", NULL};
 
 const char *const *ebmc_model_arch_list(void) { return ARCHS; }
 
@@ -48,7 +50,7 @@ bool ebmc_model_defaults(const char *arch, ebmc_model_cfg *c) {
         c->nz = 16; c->ngf = 32; c->ndf = 32; c->nif = 32; c->img_c = 1; c->img_size = 28;
     } else if (!strcmp(arch, "igebm")) {
         c->ndf = 128;
-    } else {
+    } else if (!ebmc_model_pd_defaults(arch, c)) { /* pd_mlp, pd_mnist: models_pd.c */
         return false;
     }
     return true;
@@ -436,9 +438,14 @@ ebmc_net_t *ebmc_model_build(const ebmc_model_cfg *c, ebmc_net_role role, char *
             return NULL;
         }
         net = mnist(c, role);
+    } else if (!strncmp(a, "pd_", 3)) { /* models_pd.c */
+        has_g = has_i = false;
+        err[0] = '\0';
+        net = ebmc_model_pd_build(c, role, err, errlen);
+        if (!net && err[0]) return NULL;
     } else {
         snprintf(err, errlen, "unknown architecture '%s' (known: dualmcmc_cifar10, "
-                 "dualmcmc_celeba64, shortrun, coopvaebm, coopnets_cifar, toy2d, mnist, igebm)", a);
+                 "dualmcmc_celeba64, shortrun, coopvaebm, coopnets_cifar, toy2d, mnist, igebm, pd_mlp, pd_mnist)", a);
         return NULL;
     }
     if (!net) {

@@ -196,6 +196,30 @@ int ebmc_nn_act(ebmc_net_t *net, int in, ebmc_act_kind kind, float slope) {
     return out;
 }
 
+int ebmc_nn_pswish(ebmc_net_t *net, int in, const char *prefix) {
+    if (!val_ok(net, in)) return -1;
+    nn_val x = net->vals[in];
+    int out = new_val(net, x.c, x.h, x.w);
+    nn_node *nd = new_node(net, N_PSWISH, in, -1, out);
+    int64_t cs[1] = {x.c};
+    nd->t_w = new_tensor(net, prefix, "beta", R_WEIGHT, true, 1, cs, (ebmc_init){EBMC_INIT_ONE, 0}, 0, 0);
+    return net->failed ? -1 : out;
+}
+
+int ebmc_nn_gauss_base(ebmc_net_t *net, int in, const char *prefix) {
+    if (!val_ok(net, in)) return -1;
+    nn_val x = net->vals[in];
+    int64_t ds[1] = {(int64_t)x.c * x.h * x.w};
+    char mu[64], ls[64];
+    snprintf(mu, sizeof mu, "%smu", prefix);
+    snprintf(ls, sizeof ls, "%slogstd", prefix);
+    int out = new_val(net, 1, 1, 1);
+    nn_node *nd = new_node(net, N_GBASE, in, -1, out);
+    nd->t_w = new_tensor(net, "", mu, R_WEIGHT, true, 1, ds, (ebmc_init){EBMC_INIT_ZERO, 0}, 0, 0);
+    nd->t_b = new_tensor(net, "", ls, R_BIAS, true, 1, ds, (ebmc_init){EBMC_INIT_ZERO, 0}, 0, 0);
+    return net->failed ? -1 : out;
+}
+
 int ebmc_nn_bn(ebmc_net_t *net, int in, const char *prefix, ebmc_init gamma_init) {
     ebmc_bn_spec s = {gamma_init, 1e-5f, 0.1f, false};
     return ebmc_nn_bn_ex(net, in, prefix, &s);

@@ -24,7 +24,9 @@ typedef enum {
     N_SCALE,
     N_RESHAPE,
     N_CBIAS,    /* y = x + b[c] */
-    N_CSCALE    /* y = x * s[c] */
+    N_CSCALE,   /* y = x * s[c] */
+    N_PSWISH,   /* Swish with a learnable slope per channel (t_w: the slopes) */
+    N_GBASE     /* Gaussian base energy -log N(x; mu, diag sigma^2) (t_w: mu, t_b: log sigma) */
 } nn_kind;
 
 typedef struct {

@@ -135,6 +135,18 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
             EBMC_TRY(ebmc_chan_scale_fwd(ctx, &d, xin, P(net, nd->t_w), y));
             break;
         }
+
+        case N_PSWISH: {
+            ebmc_pswish_desc d = {n, vo.c, (size_t)vo.h * vo.w};
+            EBMC_TRY(ebmc_pswish_fwd(ctx, &d, xin, P(net, nd->t_w), y));
+            break;
+        }
+        case N_GBASE: {
+            nn_val vi = net->vals[nd->in0];
+            ebmc_gbase_desc d = {n, vi.c * vi.h * vi.w};
+            EBMC_TRY(ebmc_gbase_fwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), y));
+            break;
+        }
         }
     }
     if (net->n_bn) net->bn_batches++;
@@ -327,6 +339,23 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
             float *gs = full ? G(net, nd->t_w) : NULL;
             if (gx || gs) EBMC_TRY(ebmc_chan_scale_bwd(ctx, &d, xin, P(net, nd->t_w), g, gx, gs, beta, 1.0f));
+            break;
+        }
+
+        case N_PSWISH: {
+            float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
+            ebmc_pswish_desc d = {n, vo.c, (size_t)vo.h * vo.w};
+            if (gx || full)
+                EBMC_TRY(ebmc_pswish_bwd(ctx, &d, xin, P(net, nd->t_w), g, gx, full ? G(net, nd->t_w) : NULL,
+                                         beta, 1.0f));
+            break;
+        }
+        case N_GBASE: {
+            float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
+            ebmc_gbase_desc d = {n, vi.c * vi.h * vi.w};
+            if (gx || full)
+                EBMC_TRY(ebmc_gbase_bwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), g, gx,
+                                        full ? G(net, nd->t_w) : NULL, full ? G(net, nd->t_b) : NULL, beta, 1.0f));
             break;
         }
         }

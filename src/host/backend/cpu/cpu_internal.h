@@ -43,6 +43,12 @@ ebmc_status cpu_jz_resample(ebmc_ctx_t *ctx, const ebmc_jz_resample_desc *d, dou
 ebmc_status cpu_gather(ebmc_ctx_t *ctx, const ebmc_gather_desc *d, const int32_t *idx, const void *src, void *dst);
 ebmc_status cpu_gmm_eval(ebmc_ctx_t *ctx, const ebmc_gmm_desc *d, const float *x, const float *means, const float *z, float *u, float *grad, float *resp);
 ebmc_status cpu_gmm_pgrad(ebmc_ctx_t *ctx, const ebmc_gmm_desc *d, const float *x, const float *means, const float *resp, const float *w, float *gmeans, float *gz);
+/* particle_ops.c: the particle-dynamics ops */
+ebmc_status cpu_pswish_fwd(ebmc_ctx_t *ctx, const ebmc_pswish_desc *d, const float *x, const float *b, float *y);
+ebmc_status cpu_pswish_bwd(ebmc_ctx_t *ctx, const ebmc_pswish_desc *d, const float *x, const float *b, const float *dy, float *dx, float *db, float beta_dx, float beta_param);
+ebmc_status cpu_gbase_fwd(ebmc_ctx_t *ctx, const ebmc_gbase_desc *d, const float *x, const float *mu, const float *logstd, float *y);
+ebmc_status cpu_gbase_bwd(ebmc_ctx_t *ctx, const ebmc_gbase_desc *d, const float *x, const float *mu, const float *logstd, const float *dy, float *dx, float *dmu, float *dlogstd, float beta_dx, float beta_param);
+ebmc_status cpu_rows_copy(ebmc_ctx_t *ctx, const ebmc_rows_desc *d, const float *x, const int32_t *src, const int32_t *dst, float *y);
 
 #pragma GCC visibility pop
 
