@@ -36,6 +36,9 @@
  *   replay:      var = 1: uint8 storage; co = capacity, k = count (sample) / head (push),
  *                x1 = p_reuse; [lo, hi] = [-1, 1]
  *   gauss_nll:   rows n, cols c*h*w; x1 = scale, var = 1: no loss output; eps 1e-6
+ *   pool2d:      k x k, stride s, pad; var = ebmc_pool_mode, co = count_include_pad
+ *   resize:      (n,c,h,w) -> (n,c,co,k)
+ *   chan_copy:   x (n,c,h*w) into channels [k, k+c) of y (n,co,h*w)
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -82,6 +85,9 @@ typedef struct {
     ebmc_counter_desc cnt;
     ebmc_replay_desc replay;
     ebmc_gauss_nll_desc nll;
+    ebmc_pool_desc pool;
+    ebmc_resize_desc rsz;
+    ebmc_chan_copy_desc ccp;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

@@ -36,6 +36,11 @@ ebmc_status cpu_linear_fwd(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const flo
 ebmc_status cpu_linear_bwd_data(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *dy, const float *w, float *dx, float beta);
 ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, const float *x, const float *dy, float *dw, float *db, float beta);
 
+/* cpu_eval_ops.c: Inception-v3's inference layers */
+ebmc_status cpu_pool2d_fwd(ebmc_ctx_t *ctx, const ebmc_pool_desc *d, const float *x, float *y);
+ebmc_status cpu_resize_fwd(ebmc_ctx_t *ctx, const ebmc_resize_desc *d, const float *x, float *y);
+ebmc_status cpu_chan_copy(ebmc_ctx_t *ctx, const ebmc_chan_copy_desc *d, const float *x, float *y);
+
 #pragma GCC visibility pop
 
 #endif
