@@ -28,6 +28,9 @@ int ebmc_sample_main(int argc, char **argv);
 /* ebmc data CONFIG [--n N] [--first I] --out FILE.npy [section.key=value ...]: examples of the
  * data set the config's data.* describe, as uint8 NHWC .npy (images) or float32 (N, 2) (points) */
 int ebmc_data_main(int argc, char **argv);
+/* ebmc eval RUN_DIR [--n N] [--ref STATS] ... | --npy F --ref R | --stats DATA --out F.npz:
+ * FID, IS and KID with the protocol as JSON (src/host/eval/eval_cmd.c) */
+int ebmc_eval_main(int argc, char **argv);
 
 #ifdef __cplusplus
 }
