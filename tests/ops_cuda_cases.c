@@ -480,6 +480,29 @@ void parity_build_case(const prow *r, pcase *pc) {
         add(pc, "y", cnt, B_INOUT, F_NORMAL); /* rows not written must stay */
         break;
     }
+    case EBMC_OP_POOL2D_FWD: {
+        pc->pool = (ebmc_pool_desc){r->n, r->c, r->h, r->w, r->k, r->s, r->pad, (ebmc_pool_mode)r->var, r->co != 0};
+        const int ho = (r->h + 2 * r->pad - r->k) / r->s + 1, wo = (r->w + 2 * r->pad - r->k) / r->s + 1;
+        snprintf(pc->label, sizeof pc->label, "pool2d %s k%d s%d p%d%s (%d,%d,%d,%d)", r->var ? "avg" : "max",
+                 r->k, r->s, r->pad, r->co ? " count_include_pad" : "", r->n, r->c, r->h, r->w);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "y", (size_t)r->n * r->c * ho * wo, B_OUT, F_NORMAL);
+        break;
+    }
+    case EBMC_OP_RESIZE_FWD:
+        pc->rsz = (ebmc_resize_desc){r->n, r->c, r->h, r->w, r->co, r->k};
+        snprintf(pc->label, sizeof pc->label, "resize bilinear (%d,%d,%d,%d) -> %dx%d", r->n, r->c, r->h, r->w,
+                 r->co, r->k);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "y", (size_t)r->n * r->c * r->co * r->k, B_OUT, F_NORMAL);
+        break;
+    case EBMC_OP_CHAN_COPY:
+        pc->ccp = (ebmc_chan_copy_desc){r->n, r->c, r->h * r->w, r->co, r->k};
+        snprintf(pc->label, sizeof pc->label, "chan_copy (%d,%d,%d) into [%d,%d) of %d", r->n, r->c, r->h * r->w,
+                 r->k, r->k + r->c, r->co);
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "y", (size_t)r->n * r->co * r->h * r->w, B_INOUT, F_NORMAL);
+        break;
     default: jz_build_case(r, pc, cnt, ob); break;
     }
 }
@@ -694,6 +717,9 @@ ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
     case EBMC_OP_ROWS_COPY:
         return ebmc_rows_copy(ctx, &pc->rows, p[0], r->var == 1 ? NULL : (const int32_t *)p[1],
                               r->var == 2 ? NULL : (const int32_t *)p[2], p[3]);
+    case EBMC_OP_POOL2D_FWD: return ebmc_pool2d_fwd(ctx, &pc->pool, p[0], p[1]);
+    case EBMC_OP_RESIZE_FWD: return ebmc_resize_fwd(ctx, &pc->rsz, p[0], p[1]);
+    case EBMC_OP_CHAN_COPY: return ebmc_chan_copy(ctx, &pc->ccp, p[0], p[1]);
     default: break; /* ops without a parity row */
     }
     return EBMC_E_INVALID;

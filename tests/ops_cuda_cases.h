@@ -47,6 +47,9 @@
  *   pswish:      x (n, c, h*w), b (c); bwd: var = 1: no db
  *   gbase:       x (n, c*h*w); bwd: var = 1: no dx, var = 2: no dmu/dlogstd
  *   rows_copy:   n rows of c*h*w elements, x and y of n rows; var = 1: src NULL, 2: dst NULL
+ *   pool2d:      k x k, stride s, pad; var = ebmc_pool_mode, co = count_include_pad
+ *   resize:      (n,c,h,w) -> (n,c,co,k)
+ *   chan_copy:   x (n,c,h*w) into channels [k, k+c) of y (n,co,h*w)
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -107,6 +110,9 @@ typedef struct {
     ebmc_pswish_desc psw;
     ebmc_gbase_desc gb;
     ebmc_rows_desc rows;
+    ebmc_pool_desc pool;
+    ebmc_resize_desc rsz;
+    ebmc_chan_copy_desc ccp;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

@@ -296,6 +296,20 @@ static const prow ROWS[] = {
     {EBMC_OP_ROWS_COPY,         10,  2,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
     {EBMC_OP_ROWS_COPY,          9,  1,  4,  4,  0, 0, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
     {EBMC_OP_ROWS_COPY,          9,  1,  4,  4,  0, 0, 0,  0,  0,  2, 0,     0,    TOL_EXACT, TOL_EXACT},
+    /* Inception-v3's inference layers (ebmc eval): max pools 3x3/s2 (stem, Mixed_6a/7a) and
+     * 3x3/s1/p1 (Mixed_7c), average pools 3x3/s1/p1 without (FID blocks) and with the padding
+     * counted, an odd window; both backends sum each window in the same order and divide once:
+     * identical up to the last bit, TOL_EW. Bilinear resize 32 -> 299 as pytorch-fid does it,
+     * and a shrink on one axis (float weights, no FMA on the device). Channel concatenation:
+     * a copy into channels [3, 8) of 12, the others kept (INOUT), TOL_EXACT. */
+    {EBMC_OP_POOL2D_FWD,         2,  5, 15, 15,  0, 3, 2,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_POOL2D_FWD,         2,  4,  9,  9,  0, 3, 1,  1,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_POOL2D_FWD,         2,  4,  9,  8,  0, 3, 1,  1,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_POOL2D_FWD,         2,  4,  9,  8,  1, 3, 1,  1,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_POOL2D_FWD,         1,  3, 11, 13,  0, 5, 3,  2,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_RESIZE_FWD,         2,  3, 32, 32,299,299,0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_RESIZE_FWD,         1,  2,  5,  7, 13, 4, 0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_CHAN_COPY,          2,  5,  6,  7, 12, 3, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
     /* training widths (issue 17): the Dual-MCMC CIFAR-10 nets run 512 channels at batch 100
      * (configs/cifar10_dual_mcmc.ini: ndf = ngf = 512, batch_size = 100): 3x3 convolutions of
      * the E net's 4x4 stage, the generator's 4x4/s2 transposed convolution 512 -> 256 and a

@@ -208,7 +208,14 @@ typedef enum {
     /* y[dst[i]] = x[src[i]] for rows i < n (src / dst NULL: the identity) */                    \
     X(ROWS_COPY, rows_copy, ebmc_rows_copy, ebmc_rows_desc,                                      \
       (const float *x, const int32_t *src, const int32_t *dst, float *y), (x, src, dst, y),      \
-      x && y, d->n == 0)
+      x && y, d->n == 0)                                                                      \
+    /* inference layers of Inception-v3 (ebmc eval): forward only */                           \
+    X(POOL2D_FWD, pool2d_fwd, ebmc_pool2d_fwd, ebmc_pool_desc, (const float *x, float *y),     \
+      (x, y), x && y, 0)                                                                         \
+    X(RESIZE_FWD, resize_fwd, ebmc_resize_fwd, ebmc_resize_desc, (const float *x, float *y),   \
+      (x, y), x && y, 0)                                                                         \
+    X(CHAN_COPY, chan_copy, ebmc_chan_copy, ebmc_chan_copy_desc, (const float *x, float *y),   \
+      (x, y), x && y, 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -546,6 +553,36 @@ typedef struct {
     size_t row_elems;
     int x_rows, y_rows;
 } ebmc_rows_desc;
+/* k x k max or average pool, stride s, zero padding p on every side, floor output size
+ * (H + 2p - k)/s + 1, as F.max_pool2d / F.avg_pool2d (ceil_mode=False). Max ignores padding;
+ * average divides by k*k when count_include_pad, else by the window's pixels inside the image
+ * (TensorFlow's average pool, pytorch-fid's FIDInception blocks). p <= k/2 (PyTorch's rule). */
+typedef enum {
+    EBMC_POOL_MAX = 0,
+    EBMC_POOL_AVG = 1
+} ebmc_pool_mode;
+
+typedef struct {
+    int n, c, h, w;             /* input (N,C,H,W) */
+    int k, stride, pad;
+    ebmc_pool_mode mode;
+    bool count_include_pad;     /* average only */
+} ebmc_pool_desc;
+
+/* Bilinear resize (N,C,H,W) -> (N,C,HO,WO) as F.interpolate(mode='bilinear',
+ * align_corners=False, antialias=False): source coordinate (o + 0.5) * H/HO - 0.5 clamped at 0,
+ * the two neighbours (the second clamped to the last row/column), float32 weights. */
+typedef struct {
+    int n, c, h, w;
+    int ho, wo;
+} ebmc_resize_desc;
+
+/* Channel concatenation, one part: y[n, c_off + c, :] = x[n, c, :] for x (N,C,HW) and
+ * y (N,C_total,HW). torch.cat(parts, 1) is one call per part. */
+typedef struct {
+    int n, c, hw;
+    int c_total, c_off;
+} ebmc_chan_copy_desc;
 
 /* ---- the op table ---- */
 

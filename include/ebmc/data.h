@@ -13,6 +13,7 @@
 #define EBMC_DATA_H
 
 #include "ebmc/common.h"
+#include "ebmc/npy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -125,6 +126,16 @@ ebmc_status ebmc_data_gmm(int dim, int n, uint64_t seed, ebmc_dataset_t **out, c
 int ebmc_toy2d_modes(const ebmc_dataset_t *ds, const float **centres, float *std);
 /* The true mixture component of each toy point, (N) (addition), or NULL for other data sets. */
 const int32_t *ebmc_toy2d_components(const ebmc_dataset_t *ds);
+
+/* One .npy file (addition): uint8 images (N,H,W,C), C = 1 or 3, or (N,H,W) grey -> (N,C,H,W);
+ * float32 points (N,D), any D, finite -> points (N,D). The file is validated as ebmc_npy_read
+ * does (dtype, byte order, C order, truncation, trailing bytes); any other dtype or shape is
+ * EBMC_E_IO naming the file and what it holds. Name "npy". */
+ebmc_status ebmc_data_npy(const char *path, ebmc_dataset_t **out, char *err, size_t errlen);
+/* The example shape (C,H,W) of a .npy from its header (ebmc_npy_read_header); EBMC_E_IO when it
+ * holds neither images nor points. */
+ebmc_status ebmc_data_npy_shape(const ebmc_npy_info *info, const char *path, int *c, int *h, int *w,
+                                char *err, size_t errlen);
 
 void ebmc_data_free(ebmc_dataset_t *ds); /* NULL is fine */
 ebmc_data_kind ebmc_data_kind_of(const ebmc_dataset_t *ds);

@@ -31,6 +31,11 @@ int ebmc_data_main(int argc, char **argv);
 /* ebmc loglik RUN_DIR [--points K] [--grid G] [--ais-chains C] ...: a particles run's
  * log-likelihood (grid or AIS) and MMD^2 (src/host/train/loglik.c) */
 int ebmc_loglik_main(int argc, char **argv);
+/* ebmc eval RUN_DIR [--n N] [--ref STATS] ... | --npy F --ref R | --stats DATA --out F.npz:
+ * FID, IS and KID with the protocol as JSON (src/host/eval/eval_cmd.c) */
+int ebmc_eval_main(int argc, char **argv);
+/* ebmc score RUN_DIR INPUT [--out F.jsonl|F.npy]: the energy of each example (score_cmd.c) */
+int ebmc_score_main(int argc, char **argv);
 
 #ifdef __cplusplus
 }

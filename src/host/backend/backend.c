@@ -396,6 +396,34 @@ static ebmc_status check_ebmc_rows_desc(ebmc_ctx_t *ctx, ebmc_op op, const char 
     return EBMC_OK;
 }
 
+static ebmc_status check_ebmc_pool_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                        const ebmc_pool_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+    if (s) return s;
+    if (d->mode != EBMC_POOL_MAX && d->mode != EBMC_POOL_AVG) return BAD("%s: unknown mode %d", nm, (int)d->mode);
+    if (d->k < 1 || d->stride < 1 || d->pad < 0 || d->pad > d->k / 2)
+        return BAD("%s: kernel %d, stride %d, pad %d: need k, stride >= 1 and 0 <= pad <= k/2", nm, d->k,
+                   d->stride, d->pad);
+    if (d->h + 2 * d->pad < d->k || d->w + 2 * d->pad < d->k)
+        return BAD("%s: a %dx%d window does not fit the %dx%d input (pad %d)", nm, d->k, d->k, d->h, d->w, d->pad);
+    return EBMC_OK;
+}
+
+static ebmc_status check_ebmc_resize_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                          const ebmc_resize_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
+    return s ? s : check_t4(ctx, nm, d->n, d->c, d->ho, d->wo);
+}
+
+static ebmc_status check_ebmc_chan_copy_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                             const ebmc_chan_copy_desc *d) {
+    ebmc_status s = check_t4(ctx, nm, d->n, d->c_total, d->hw, 1);
+    if (s) return s;
+    if (d->c < 1 || d->c_off < 0 || d->c_off + d->c > d->c_total)
+        return BAD("%s: channels [%d, %d) do not lie in 0..%d", nm, d->c_off, d->c_off + d->c, d->c_total);
+    return EBMC_OK;
+}
+
 /* Every op is validated by the check of its descriptor type (the desc column of EBMC_OPS). */
 static ebmc_status check_desc(ebmc_ctx_t *ctx, ebmc_op op, const void *desc) {
     if (!ctx) return EBMC_E_INVALID;

@@ -20,6 +20,11 @@ static void usage(FILE *f) {
             "  data CONFIG --out F.npy [--n N] [--first I]\n"
             "                             examples of the config's data set as .npy (e.g. held-out\n"
             "                             shapes to compare samples with: run.seed=OTHER)\n"
+            "  eval RUN_DIR [--n N] [--ref STATS.npz|DATA] [--weights F]\n"
+            "                             FID, IS and KID of samples (or --npy F) with the protocol as JSON;\n"
+            "                             --stats DATA --out F.npz writes pytorch-fid statistics\n"
+            "  score RUN_DIR INPUT [--out F.jsonl|F.npy]\n"
+            "                             the energy of each image or point of INPUT (.npy or a config)\n"
             "  bench [--quick] [--cases L] [--json FILE] ...\n"
             "                             sampler and training-iteration throughput (median,\n"
             "                             p10/p90, FLOP fraction); ebmc bench --help for all options\n"
@@ -219,6 +224,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return ebmc_train_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "sample")) return ebmc_sample_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "data")) return ebmc_data_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return ebmc_eval_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "score")) return ebmc_score_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "loglik")) return ebmc_loglik_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

@@ -2,6 +2,7 @@
  * See include/ebmc/image.h for the exact semantics. */
 #include "ebmc/image.h"
 #include "ebmc/fileio.h"
+#include "ebmc/npy.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -361,4 +362,9 @@ ebmc_status ebmc_save_npy_f32(const char *path, const float *data, int ndim, con
         }
     }
     return ebmc_atomic_commit(f, tmp, path, err, errlen);
+}
+
+/* The .npy header for other writers (include/ebmc/npy.h: .npz members). */
+size_t ebmc_npy_header(char *out, size_t cap, const char *descr, int ndim, const int64_t *shape) {
+    return npy_header(out, cap, descr, ndim, shape);
 }

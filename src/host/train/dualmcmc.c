@@ -491,6 +491,27 @@ static ebmc_status dm_sample(void *state, const ebmc_sample_opts *o, float **out
     return s;
 }
 
+/* E(x) of host examples through the E(x) tape, batch by batch; spectral norm's u, v frozen (as
+ * PyTorch's eval mode) so that scoring leaves the model as it was */
+static ebmc_status dm_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
+    dm_t *t = state;
+    int iters = ebmc_net_sn_iters(t->E);
+    ebmc_net_set_sn_iters(t->E, 0);
+    ebmc_status s = EBMC_OK;
+    for (int done = 0; !s && done < n; done += t->B) {
+        int take = n - done < t->B ? n - done : t->B;
+        s = ebmc_copy(t->ctx, t->x_real, x + (size_t)done * t->img, (size_t)take * t->img * sizeof(float),
+                      EBMC_COPY_H2D);
+        if (!s) s = ebmc_net_forward(t->E, t->tEr, take, t->x_real);
+        if (!s) s = ebmc_copy(t->ctx, e + done, ebmc_tape_output(t->tEr, 0), (size_t)take * sizeof(float),
+                              EBMC_COPY_D2H);
+    }
+    if (!s) s = ebmc_sync(t->ctx);
+    ebmc_net_set_sn_iters(t->E, iters);
+    if (s) snprintf(err, errlen, "energy: %s", ebmc_ctx_error(t->ctx));
+    return s;
+}
+
 static void dm_sample_shape(void *state, int *c, int *h, int *w) {
     const ebmc_model_cfg *mc = &((dm_t *)state)->c.mc;
     *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
@@ -559,4 +580,5 @@ const ebmc_recipe ebmc_recipe_dualmcmc = {
     .plan = dm_plan,
     .probes = dm_probes,
     .destroy = dm_destroy,
+    .energy = dm_energy,
 };

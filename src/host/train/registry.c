@@ -22,8 +22,8 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"run", "share_tapes", EBMC_CFG_BOOL, "true", "passes that are never live at the same time share activation memory (false: every pass keeps its own, for inspection)", U, NULL},
     {"run", "profile_iters", EBMC_CFG_STRING, "", "W:N: after W iterations of this run, N inside cudaProfilerStart/Stop (nsys --capture-range=cudaProfilerApi); empty: off", U, NULL},
 
-    {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d|gmm"},
-    {"data", "path", EBMC_CFG_STRING, "", "cifar10: folder of data_batch_*.bin; mnist: folder of idx files; images: folder or .tar", U, NULL},
+    {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d|gmm|npy"},
+    {"data", "path", EBMC_CFG_STRING, "", "cifar10: folder of data_batch_*.bin; mnist: folder of idx files; images: folder or .tar; npy: a .npy of uint8 images (N,H,W,C) or float32 points (N,D)", U, NULL},
     {"data", "size", EBMC_CFG_INT, "32", "shapes/images: image size in pixels", 4, 1024, NULL},
     {"data", "count", EBMC_CFG_INT, "10000", "shapes/toy2d: number of examples generated", 1, 1e8, NULL},
     {"data", "max_shapes", EBMC_CFG_INT, "3", "shapes: 1..max_shapes shapes per image (the count uniform)", 1, 3, NULL},

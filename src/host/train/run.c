@@ -17,12 +17,17 @@ ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, ch
     uint64_t seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
     int size = (int)ebmc_config_int(cfg, "data", "size");
     int count = (int)ebmc_config_int(cfg, "data", "count");
-    bool needs_path = !strcmp(kind, "cifar10") || !strcmp(kind, "mnist") || !strcmp(kind, "images");
+    bool needs_path = !strcmp(kind, "cifar10") || !strcmp(kind, "mnist") || !strcmp(kind, "images") ||
+                      !strcmp(kind, "npy");
     if (needs_path && !*path) {
         snprintf(err, errlen, "data.path is required for data.dataset = %s (HINT: scripts/download_%s.sh "
                  "fetches it; then pass data.path=DIR)", kind, !strcmp(kind, "images") ? "celeba" : kind);
+        if (!strcmp(kind, "npy"))
+            snprintf(err, errlen, "data.path is required for data.dataset = npy (the .npy file: uint8 images "
+                     "(N,H,W,C) or float32 points (N,D))");
         return EBMC_E_INVALID;
     }
+    if (!strcmp(kind, "npy")) return ebmc_data_npy(path, ds, err, errlen);
     if (!strcmp(kind, "shapes"))
         return ebmc_data_shapes_ex(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"), seed, ds, err,
                                    errlen);
@@ -50,15 +55,26 @@ ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, ch
     return ebmc_data_images(path, size, has_box ? box : NULL, cache, false, ds, err, errlen);
 }
 
-/* The example shape data.* gives, known before anything is read. */
-static void declared_shape(const ebmc_config_t *cfg, int *c, int *h, int *w) {
+/* The example shape data.* gives, known before anything is read (a .npy: from its header). */
+static ebmc_status declared_shape(const ebmc_config_t *cfg, int *c, int *h, int *w, char *err, size_t errlen) {
     const char *kind = ebmc_config_str(cfg, "data", "dataset");
+    if (!strcmp(kind, "npy")) {
+        ebmc_npy_info in;
+        const char *path = ebmc_config_str(cfg, "data", "path");
+        if (!*path) {
+            snprintf(err, errlen, "data.path is required for data.dataset = npy");
+            return EBMC_E_INVALID;
+        }
+        EBMC_TRY(ebmc_npy_read_header(path, &in, err, errlen));
+        return ebmc_data_npy_shape(&in, path, c, h, w, err, errlen);
+    }
     int size = (int)ebmc_config_int(cfg, "data", "size"), pad = (int)ebmc_config_int(cfg, "data", "mnist_pad");
     if (!strcmp(kind, "cifar10")) *c = 3, *h = *w = 32;
     else if (!strcmp(kind, "mnist")) *c = 1, *h = *w = pad ? pad : 28;
     else if (!strcmp(kind, "toy2d")) *c = 2, *h = *w = 1;
     else if (!strcmp(kind, "gmm")) *c = (int)ebmc_config_int(cfg, "data", "dim"), *h = *w = 1;
     else *c = 3, *h = *w = size; /* shapes, images */
+    return EBMC_OK;
 }
 
 /* The recipe's typed config, and its data shape checked against data.* before any data is read */
@@ -74,7 +90,7 @@ static ebmc_status parse_recipe(ebmc_run_t *r, bool need_data, char *err, size_t
     if (!need_data || !rc->data_shape) return EBMC_OK;
     int c, h, w, dc, dh, dw;
     rc->data_shape(r->typed, &c, &h, &w);
-    declared_shape(r->cfg, &dc, &dh, &dw);
+    EBMC_TRY(declared_shape(r->cfg, &dc, &dh, &dw, err, errlen));
     if (c != dc || h != dh || w != dw) {
         snprintf(err, errlen, "data.dataset = %s gives %dx%dx%d examples but recipe %s (its model) needs %dx%dx%d "
                  "(HINT: data.size, data.mnist_pad, or another model.arch)", ebmc_config_str(r->cfg, "data", "dataset"),

@@ -49,6 +49,10 @@ ebmc_status cpu_pswish_bwd(ebmc_ctx_t *ctx, const ebmc_pswish_desc *d, const flo
 ebmc_status cpu_gbase_fwd(ebmc_ctx_t *ctx, const ebmc_gbase_desc *d, const float *x, const float *mu, const float *logstd, float *y);
 ebmc_status cpu_gbase_bwd(ebmc_ctx_t *ctx, const ebmc_gbase_desc *d, const float *x, const float *mu, const float *logstd, const float *dy, float *dx, float *dmu, float *dlogstd, float beta_dx, float beta_param);
 ebmc_status cpu_rows_copy(ebmc_ctx_t *ctx, const ebmc_rows_desc *d, const float *x, const int32_t *src, const int32_t *dst, float *y);
+/* cpu_eval_ops.c: Inception-v3's inference layers */
+ebmc_status cpu_pool2d_fwd(ebmc_ctx_t *ctx, const ebmc_pool_desc *d, const float *x, float *y);
+ebmc_status cpu_resize_fwd(ebmc_ctx_t *ctx, const ebmc_resize_desc *d, const float *x, float *y);
+ebmc_status cpu_chan_copy(ebmc_ctx_t *ctx, const ebmc_chan_copy_desc *d, const float *x, float *y);
 
 #pragma GCC visibility pop
 

@@ -1,0 +1,184 @@
+/* `ebmc eval` end to end: a tiny Dual-MCMC image run (2 iterations) evaluated with random
+ * Inception weights (1 sample per array, 1 reference image: Inception costs ~1-2 s per image on
+ * a CPU), the protocol JSON checked field by field; points evaluated on their coordinates:
+ * statistics written as .npz and read back give the FID of the .npy they came from, a set
+ * against itself has FID 0; missing weights, weights of another network and a missing reference
+ * exit 65. */
+#include "ebmc/inception.h"
+#include "ebmc/image.h"
+#include "ebmc/safetensors.h"
+#include "ebmc/train.h"
+#include "eval/inception_internal.h"
+#include "testutil.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char TMP[256], WEIGHTS[512];
+
+static int run_eval(const char *const *args, int n) {
+    char *argv[32];
+    assert_true(n <= 32);
+    for (int i = 0; i < n; i++) argv[i] = (char *)args[i];
+    return ebmc_eval_main(n, argv);
+}
+
+/* random FID-Inception weights (He-scaled convolutions, identity BatchNorm) in the converter's
+ * layout, made from the network's own table */
+static void write_random_weights(const char *path) {
+    ebmc_inception_t net = {0};
+    inc_build_specs(&net);
+    int nt = net.n_convs * 5 + 1, k = 0;
+    ebmc_st_tensor *t = calloc((size_t)nt, sizeof *t);
+    char (*names)[96] = calloc((size_t)nt, 96);
+    float **bufs = calloc((size_t)nt, sizeof *bufs);
+    tu_rng rng;
+    tu_rng_seed(&rng, 99);
+    static const char *const part[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < net.n_convs; i++) {
+        const inc_conv_spec *s = &net.spec[i];
+        size_t per = (size_t)s->cin * s->kh * s->kw;
+        bufs[k] = malloc(per * s->cout * sizeof(float));
+        tu_fill_normal(&rng, bufs[k], per * s->cout, (float)sqrt(2.0 / per));
+        snprintf(names[k], 96, "%s.conv.weight", s->name);
+        t[k] = (ebmc_st_tensor){names[k], EBMC_DT_F32, 4, {s->cout, s->cin, s->kh, s->kw}, bufs[k]}, k++;
+        for (int p = 0; p < 4; p++) {
+            bufs[k] = malloc(s->cout * sizeof(float));
+            for (int c = 0; c < s->cout; c++) bufs[k][c] = (p == 0 || p == 3) ? 1.0f : 0.0f;
+            snprintf(names[k], 96, "%s.bn.%s", s->name, part[p]);
+            t[k] = (ebmc_st_tensor){names[k], EBMC_DT_F32, 1, {s->cout}, bufs[k]}, k++;
+        }
+    }
+    bufs[k] = malloc((size_t)1008 * 2048 * sizeof(float));
+    tu_fill_normal(&rng, bufs[k], (size_t)1008 * 2048, 0.02f);
+    t[k] = (ebmc_st_tensor){"fc.weight", EBMC_DT_F32, 2, {1008, 2048}, bufs[k]}, k++;
+    const char *const meta[1][2] = {{"ebmc_inception", "random-test-weights"}};
+    char err[512];
+    assert_int_equal(ebmc_st_write(path, t, k, meta, 1, err, sizeof err), EBMC_OK);
+    for (int i = 0; i < k; i++) free(bufs[i]);
+    free(bufs), free(names), free(t);
+}
+
+static int setup(void **state) {
+    if (tu_tmpdir_create(TMP, sizeof TMP, "test_eval")) return -1;
+    snprintf(WEIGHTS, sizeof WEIGHTS, "%s/inception.safetensors", TMP);
+    write_random_weights(WEIGHTS);
+    unsetenv("EBMC_INCEPTION");
+    return 0;
+}
+
+static int teardown(void **state) {
+    tu_tmpdir_remove(TMP);
+    return 0;
+}
+
+static cJSON *load_json(const char *path) {
+    char *txt = tu_read_file(path, NULL);
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    assert_non_null(j);
+    return j;
+}
+
+static cJSON *at(cJSON *j, const char *a, const char *b) {
+    cJSON *o = cJSON_GetObjectItem(j, a);
+    if (o && b) o = cJSON_GetObjectItem(o, b);
+    if (!o) fail_msg("protocol JSON lacks %s.%s", a, b ? b : "");
+    return o;
+}
+
+static void test_eval_run_images(void **state) {
+    char cfg[600], od[600];
+    snprintf(cfg, sizeof cfg, "%s/configs/quickstart.ini", EBMC_SOURCE_DIR);
+    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
+    const char *tr[] = {cfg, od, "run.name=img", "train.iterations=2", "log.ckpt_every=2", "data.count=20",
+                        "train.batch_size=10", "run.backend=cpu"};
+    assert_int_equal(tu_train(tr, 8), EBMC_EXIT_OK);
+    const char *run = tu_path(TMP, "img"), *js = tu_path(TMP, "img.json");
+    const char *ev[] = {run, "--n", "1", "--n-ref", "1", "--batch", "1", "--splits", "1", "--weights", WEIGHTS,
+                        "--backend", "cpu", "--out", js};
+    assert_int_equal(run_eval(ev, 15), EBMC_EXIT_OK);
+    cJSON *j = load_json(js);
+    char sha[65], err[256];
+    assert_int_equal(ebmc_sha256_file(WEIGHTS, sha, err, sizeof err), EBMC_OK);
+    assert_string_equal(at(j, "inception", "weights_sha256")->valuestring, sha);
+    assert_string_equal(at(j, "inception", "weights_kind")->valuestring, "random-test-weights");
+    assert_int_equal(at(j, "samples", "n")->valueint, 1);
+    assert_non_null(strstr(at(j, "samples", "sampler")->valuestring, "20 Langevin steps of size"));
+    assert_int_equal(at(j, "samples", "seed")->valueint, 1235); /* run.seed + 1 */
+    assert_int_equal(at(j, "iteration", NULL)->valueint, 2);
+    assert_string_equal(at(j, "recipe", NULL)->valuestring, "dualmcmc");
+    assert_string_equal(at(j, "backend", NULL)->valuestring, "cpu");
+    assert_string_equal(at(j, "precision", NULL)->valuestring, "fp32");
+    assert_int_equal(at(j, "reference", "n")->valueint, 1);
+    assert_string_equal(at(j, "reference", "kind")->valuestring, "images");
+    for (int k = 0; k < 2; k++) {
+        cJSON *m = at(at(j, "metrics", NULL), k ? "revised" : "generator", NULL);
+        double fid = at(m, "fid", NULL)->valuedouble, is = at(m, "is_mean", NULL)->valuedouble;
+        printf("%s: FID %g, IS %g (1 image per split: exactly 1)\n", k ? "revised" : "generator", fid, is);
+        assert_true(isfinite(fid) && fid > 0);
+        assert_true(fabs(is - 1.0) <= 1e-12);
+        assert_null(cJSON_GetObjectItem(m, "kid_mean")); /* KID needs 2 rows */
+    }
+    cJSON_Delete(j);
+    /* no weights: 65 with the download hint (stderr); other weights: 65 */
+    const char *nw[] = {run, "--n", "1", "--n-ref", "1", "--backend", "cpu", "--out", js};
+    assert_int_equal(run_eval(nw, 9), EBMC_EXIT_DATA);
+    const char *bad = tu_path(TMP, "img/checkpoints/iter_00000002/E.safetensors");
+    const char *bw[] = {run, "--n", "1", "--n-ref", "1", "--backend", "cpu", "--weights", bad, "--out", js};
+    assert_int_equal(run_eval(bw, 11), EBMC_EXIT_DATA);
+}
+
+static void write_points(const char *path, int n, int d, double shift, unsigned seed) {
+    tu_rng rng;
+    tu_rng_seed(&rng, seed);
+    float *x = malloc(sizeof(float) * n * d);
+    tu_fill_normal(&rng, x, (size_t)n * d, 1.0f);
+    for (int i = 0; i < n * d; i++) x[i] = (float)(x[i] * (1 + i % d) + shift);
+    int64_t shape[2] = {n, d};
+    char err[256];
+    assert_int_equal(ebmc_save_npy_f32(path, x, 2, shape, err, sizeof err), EBMC_OK);
+    free(x);
+}
+
+static double fid_in(const char *json, const char *arr, bool *has_kid) {
+    cJSON *j = load_json(json), *m = at(at(j, "metrics", NULL), arr, NULL);
+    double f = at(m, "fid", NULL)->valuedouble;
+    if (has_kid) *has_kid = cJSON_GetObjectItem(m, "kid_mean") != NULL;
+    cJSON_Delete(j);
+    return f;
+}
+
+static void test_eval_points_npz(void **state) {
+    const char *a = tu_path(TMP, "a.npy"), *b = tu_path(TMP, "b.npy"), *bz = tu_path(TMP, "b.npz");
+    write_points(a, 60, 3, 0.5, 1);
+    write_points(b, 50, 3, 0.0, 2);
+    const char *st[] = {"--stats", b, "--out", bz};
+    assert_int_equal(run_eval(st, 4), EBMC_EXIT_OK);
+    const char *j1 = tu_path(TMP, "j1.json"), *j2 = tu_path(TMP, "j2.json"), *j3 = tu_path(TMP, "j3.json");
+    const char *e1[] = {"--npy", a, "--ref", bz, "--out", j1}, *e2[] = {"--npy", a, "--ref", b, "--out", j2};
+    const char *e3[] = {"--npy", b, "--ref", b, "--out", j3};
+    assert_int_equal(run_eval(e1, 6), EBMC_EXIT_OK);
+    assert_int_equal(run_eval(e2, 6), EBMC_EXIT_OK);
+    assert_int_equal(run_eval(e3, 6), EBMC_EXIT_OK);
+    bool k1, k2;
+    double f1 = fid_in(j1, "npy", &k1), f2 = fid_in(j2, "npy", &k2), f3 = fid_in(j3, "npy", NULL);
+    printf("points: FID via .npz %.15g, via .npy %.15g, a set against itself %.3g\n", f1, f2, f3);
+    assert_true(fabs(f1 - f2) <= 1e-12 * f2); /* the .npz holds float64 mu and sigma exactly */
+    assert_true(!k1 && k2);                    /* KID needs reference features, not statistics */
+    assert_true(fabs(f3) <= 1e-10);            /* identical statistics: 0 up to the eigensolver */
+    const char *e4[] = {"--npy", a, "--ref", tu_path(TMP, "missing.npz"), "--out", j1};
+    assert_int_equal(run_eval(e4, 6), EBMC_EXIT_DATA);
+    const char *e5[] = {"--npy", a, "--out", j1}; /* no reference */
+    assert_int_equal(run_eval(e5, 4), EBMC_EXIT_CONFIG);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eval_points_npz),
+        cmocka_unit_test(test_eval_run_images),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
