@@ -269,8 +269,9 @@ def case_fault(tmp, prog, ini, sig):
             ok &= check(dt < 30, "within 30 s")
             ok &= check("rank 1" in err and ("signal 9" in err or "Killed" in err), "the message names rank 1's death")
         return ok
-    finally:
-        for q in (victim, p.pid):
+    finally:  # nothing of the job outlives the test, whatever happened
+        rank0 = rank_pid(p.pid, 0, time.time() + 1) if p.poll() is None else None
+        for q in (victim, rank0, p.pid):
             if q:
                 try:
                     os.kill(q, signal.SIGKILL)
