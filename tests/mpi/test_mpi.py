@@ -17,6 +17,8 @@ usage: test_mpi.py CASE EBMC MPI_TRAIN      (CASE: equiv_dualmcmc, equiv_mle2d, 
   resume   2 ranks: 20 iterations in one go vs 10, then --resume to 20: bit-identical.
   refuse   resuming a 2-rank run with 1 process, and a batch that 3 ranks cannot split: exit 64
            with a message naming the problem.
+  stop     SIGTERM to rank 1 alone: every rank stops after the same iteration; one checkpoint
+           there; exit 0.
   killed   rank 1 killed (SIGKILL) mid-run: the job ends (non-zero) within a timeout.
   hung     rank 1 stopped (SIGSTOP) mid-run: rank 0 reports its collective timed out
            (run.comm_timeout = 3 s) and aborts the job, within 3 s + a margin.
@@ -280,6 +282,45 @@ def case_fault(tmp, prog, ini, sig):
         p.wait()
 
 
+def case_stop(tmp, prog, ini):
+    """SIGTERM to rank 1 alone: both ranks stop after the same iteration, rank 0 writes its
+    checkpoint, the job exits 0"""
+    cfg = os.path.join(tmp, "c.ini")
+    open(cfg, "w").write(ini)
+    run = os.path.join(tmp, "long")
+    argv = ["mpirun", "--oversubscribe", "-np", "2", prog, "train", cfg, "run.out_dir=" + tmp, "run.name=long",
+            "train.iterations=100000000", "log.ckpt_every=0"]
+    p = subprocess.Popen(argv, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    try:
+        deadline = time.time() + 60
+        metrics = os.path.join(run, "metrics.jsonl")
+        while time.time() < deadline and p.poll() is None:
+            if os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 5:
+                break
+            time.sleep(0.1)
+        victim = rank_pid(p.pid, 1, deadline)
+        if not check(victim is not None, "rank 1 is pid %s" % victim):
+            return False
+        os.kill(victim, signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        its = [json.loads(x)["iter"] for x in open(metrics) if x.startswith('{"iter"')]
+        ck = sorted(os.listdir(os.path.join(run, "checkpoints")))
+        ok = check(p.returncode == 0, "mpirun exited %d" % p.returncode)
+        ok &= check(its == list(range(1, len(its) + 1)) and ck == ["iter_%08d" % its[-1]],
+                    "one checkpoint, at the last logged iteration (%d): %s" % (its[-1], ck))
+        ok &= check("stopped by a signal to another rank" in err, "rank 0 says why it stopped")
+        return ok
+    finally:
+        for q in (victim, p.pid):
+            if q and p.poll() is None:
+                try:
+                    os.kill(q, signal.SIGKILL)
+                except OSError:
+                    pass
+        p.wait()
+
+
 def main():
     case, ebmc, mpi_train = sys.argv[1], sys.argv[2], sys.argv[3]
     if not shutil.which("mpirun"):
@@ -299,6 +340,8 @@ def main():
             ok = case_resume(tmp, ebmc, DM_INI)
         elif case == "refuse":
             ok = case_refuse(tmp, ebmc, DM_INI)
+        elif case == "stop":
+            ok = case_stop(tmp, ebmc, DM_INI)
         elif case == "killed":
             ok = case_fault(tmp, ebmc, DM_INI, signal.SIGKILL)
         elif case == "hung":

@@ -372,8 +372,12 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
     ebmc_progress_free(L.prog);
     if (!rc_exit && stop_now(&L) && L.last_saved != L.it) { /* finish cleanly: checkpoint, exit 0 */
         if (save_checkpoint(&L)) rc_exit = EBMC_EXIT_ERROR;
-        else if (ebmc_run_is_root(L.run)) fprintf(stderr, "ebmc train: stopped by signal %d after iteration %" PRId64 "; checkpoint in %s/checkpoints\n",
-                     (int)g_stop, L.it, run_dir);
+        else if (ebmc_run_is_root(L.run) && g_stop)
+            fprintf(stderr, "ebmc train: stopped by signal %d after iteration %" PRId64 "; checkpoint in %s/checkpoints\n",
+                    (int)g_stop, L.it, run_dir);
+        else if (ebmc_run_is_root(L.run)) /* another rank got it */
+            fprintf(stderr, "ebmc train: stopped by a signal to another rank after iteration %" PRId64 "; checkpoint "
+                    "in %s/checkpoints\n", L.it, run_dir);
     }
     if (rc_exit) fprintf(stderr, "ebmc train: %s%s\n", who(L.run), err);
     else if (ebmc_run_is_root(L.run))
