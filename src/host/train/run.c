@@ -317,10 +317,11 @@ ebmc_status ebmc_run_print_plan(ebmc_run_t *r, FILE *f, const char *json_path, c
     cJSON_AddStringToObject(root, "recipe", r->recipe->name);
     cJSON_AddStringToObject(root, "backend", be);
     cJSON_AddStringToObject(root, "precision", prec);
-    cJSON_AddNumberToObject(root, "batch", r->batch);
+    cJSON_AddNumberToObject(root, "batch", r->local_batch); /* a rank's: what its memory is planned for */
+    cJSON_AddNumberToObject(root, "ranks", r->ranks);
     cJSON *arr = cJSON_AddArrayToObject(root, "networks");
-    if (f) fprintf(f, "ebmc plan: recipe %s on %s, %s, batch %d; device memory in MiB\n  %-9s %11s %9s %9s %9s %9s "
-                   "%9s %9s  %s\n", r->recipe->name, be, prec, r->batch, "", "params", "weights", "grads", "optim",
+    if (f) fprintf(f, "ebmc plan: recipe %s on %s, %s, batch %d%s; device memory in MiB\n  %-9s %11s %9s %9s %9s "
+                   "%9s %9s %9s  %s\n", r->recipe->name, be, prec, r->local_batch, r->ranks > 1 ? " per rank" : "", "", "params", "weights", "grads", "optim",
                    "tapes", "other", "total", "passes/arenas");
     for (int i = 0; i < n; i++) {
         const ebmc_plan_row *p = &rows[i];

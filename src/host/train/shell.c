@@ -272,6 +272,26 @@ static int loop_step(loop_t *L) {
     return EBMC_EXIT_OK;
 }
 
+/* Rank 0 creates the run directory and clears what a killed process left half-made or
+ * half-deleted; the other ranks read checkpoints only after that. Exit status, or EBMC_EXIT_OK. */
+static int prepare_run_dir(loop_t *L) {
+    bool root = ebmc_run_is_root(L->run);
+    snprintf(L->mpath, sizeof L->mpath, "%s/metrics.jsonl", L->run_dir);
+    int32_t made = EBMC_EXIT_OK;
+    if (root && ebmc_mkdir_p(L->run_dir)) {
+        snprintf(L->err, L->errlen, "%s: cannot create the run directory: %s", L->run_dir, strerror(errno));
+        made = EBMC_EXIT_DATA;
+    }
+    if (root && !made) {
+        ebmc_ckpt_clean(L->run_dir);
+        ebmc_ckpt_prune(L->run_dir, L->c.keep);
+    }
+    if (L->run->ranks > 1 && ebmc_comm_bcast(L->run->comm, &made, sizeof made, "opening the run directory"))
+        return EBMC_EXIT_ERROR;
+    if (made && !root) snprintf(L->err, L->errlen, "rank 0 could not create %s", L->run_dir);
+    return made;
+}
+
 /* ", N data-parallel ranks of batch B each" (empty in one process) */
 static const char *ranks_note(const ebmc_run_t *r) {
     static char buf[96];
@@ -288,23 +308,8 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
     if (s) return status_exit(s);
     bool root = ebmc_run_is_root(L->run);
     if (!root) L->c.quiet = true; /* one progress line and plan: rank 0's */
-    snprintf(L->mpath, sizeof L->mpath, "%s/metrics.jsonl", L->run_dir);
-    int32_t made = EBMC_EXIT_OK;
-    if (root && ebmc_mkdir_p(L->run_dir)) {
-        snprintf(L->err, L->errlen, "%s: cannot create the run directory: %s", L->run_dir, strerror(errno));
-        made = EBMC_EXIT_DATA;
-    }
-    if (root && !made) {
-        ebmc_ckpt_clean(L->run_dir); /* what a killed process left half-made or half-deleted */
-        ebmc_ckpt_prune(L->run_dir, L->c.keep);
-    }
-    /* the other ranks read checkpoints only after rank 0 has cleaned the folder */
-    if (L->run->ranks > 1 && ebmc_comm_bcast(L->run->comm, &made, sizeof made, "opening the run directory"))
-        return EBMC_EXIT_ERROR;
-    if (made) {
-        if (!root) snprintf(L->err, L->errlen, "rank 0 could not create %s", L->run_dir);
-        return made;
-    }
+    int made = prepare_run_dir(L);
+    if (made) return made;
     L->last_saved = -1;
     if (resume) {
         int rc = check_resume_ranks(L);
