@@ -519,11 +519,13 @@ static int agreed_run_dir(const ebmc_config_t *cfg, const char *config_path, cha
     return m.rc;
 }
 
-/* The end of a rank: errors every rank meets alike (the command line, the config) end it
- * normally; any other failure ends the job (the other ranks would wait for this one). */
+/* The end of a rank: outcomes every rank meets alike (done, the command line, the config, the
+ * guard's agreed verdict) end it normally; any other failure ends the job (the other ranks
+ * would wait for this one). */
 static int leave_ranks(int rc) {
     ebmc_comm_t *w = ebmc_comm_world();
-    if (ebmc_comm_size(w) > 1 && rc != EBMC_EXIT_OK && rc != EBMC_EXIT_CONFIG && rc != EBMC_EXIT_USAGE)
+    bool alike = rc == EBMC_EXIT_OK || rc == EBMC_EXIT_CONFIG || rc == EBMC_EXIT_USAGE || rc == EBMC_EXIT_DIVERGED;
+    if (ebmc_comm_size(w) > 1 && !alike)
         ebmc_comm_abort(w, rc);
     ebmc_comm_finalize();
     return rc;
