@@ -13,6 +13,8 @@ want_tests=0
 
 pkgs=(cmake make gcc pkg-config libinih-dev libstb-dev libcjson-dev zlib1g-dev libopenblas-dev
       liblapacke-dev libssl-dev) # ebmc eval: FID's eigenproblems (LAPACKE), file hashes (OpenSSL)
+# data-parallel training over MPI ranks (mpirun -np N ebmc train ...; README "Several GPUs")
+pkgs+=(libopenmpi-dev openmpi-bin)
 [ $want_tests = 1 ] && pkgs+=(libcmocka-dev python3-torch python3-numpy python3-torchvision python3-pil
                                    clang libclang-rt-14-dev)
 # libclang-rt-14-dev: libFuzzer and the sanitizers (only recommended by clang-14 in bookworm)

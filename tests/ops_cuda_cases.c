@@ -4,6 +4,7 @@
  * case from its label, and the call of the row's op on a context. Linked into the test_ops_cuda
  * executable; the rows and the runner are in test_ops_cuda.c. */
 #include "ops_cuda_cases.h"
+#include "ebmc/comm.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,15 @@ static ebmc_rng_key row_key(const prow *r, pcase *pc) {
                       .step_base = NULL, .step_offset = r->s ? 3u : 11u};
     pc->step_buf = -1;
     return k;
+}
+
+/* Sampler rows with an odd chain count run as a data-parallel rank whose chain 0 is global chain
+ * 1000 (ebmc_ctx_set_chain_offset): the offset must reach the CPU's and the kernels' Philox
+ * counters alike. */
+static uint32_t row_chain0(const prow *r) {
+    bool sampler = r->op == EBMC_OP_LANGEVIN || r->op == EBMC_OP_RNG || r->op == EBMC_OP_REPARAM ||
+                   r->op == EBMC_OP_REPLAY_SAMPLE;
+    return sampler && (r->n & 1) ? 1000u : 0u;
 }
 
 static void add_step_buf(const prow *r, pcase *pc) {
@@ -505,6 +515,10 @@ void parity_build_case(const prow *r, pcase *pc) {
         break;
     default: jz_build_case(r, pc, cnt, ob); break;
     }
+    if (row_chain0(r)) {
+        size_t len = strlen(pc->label);
+        snprintf(pc->label + len, sizeof pc->label - len, " chain0 %u", row_chain0(r));
+    }
 }
 
 void parity_fill_host(tu_rng *rng, float *h, size_t n, int fill) {
@@ -611,8 +625,18 @@ uint64_t parity_label_seed(const char *s) {
     return h;
 }
 
-/* Runs the row's op on ctx with buffers p[] (in the order parity_build_case added them). */
+static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, float *const *p);
+
+/* Runs the row's op on ctx with buffers p[] (in the order parity_build_case added them), with
+ * the row's chain offset. */
 ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, float *const *p) {
+    ebmc_ctx_set_chain_offset(ctx, row_chain0(r));
+    ebmc_status s = call_op(ctx, r, pc, p);
+    ebmc_ctx_set_chain_offset(ctx, 0);
+    return s;
+}
+
+static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, float *const *p) {
     switch (r->op) {
     case EBMC_OP_CONV2D_FWD: return ebmc_conv2d_fwd(ctx, &pc->conv, p[0], p[1], p[2]);
     case EBMC_OP_CONV2D_BWD_DATA:

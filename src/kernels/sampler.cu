@@ -3,7 +3,7 @@
  * Gaussian NLL. Each mirrors its CPU reference in src/host/backend_cpu.c value for value:
  *
  * - Counters. A thread owns group q (elements 4q..4q+3) of chain ch and draws its four values with
- *   one ebmc_philox_*4(seed, q, ch, step, stream) call, exactly the CPU's counter; the replay
+ *   one ebmc_philox_*4(seed, q, chain0 + ch, step, stream) call, exactly the CPU's counter; the replay
  *   buffer's per-chain decisions use group 0xFFFFFFFF as the CPU does. The step is read from
  *   rng.step_base on the device (NULL reads as 0), never baked in at launch.
  * - Rounding. nvcc contracts a*b + c into one FMA by default; the CPU reference (x86-64, no FMA)
@@ -59,7 +59,7 @@ static __device__ __forceinline__ uint32_t key_step(const ebmc_rng_key &k) {
 /* x, g (n_chains, E): the fused update of backend_cpu.c's cpu_langevin. Each element is read
  * (g, then x) and written by one thread, so x == g would be harmless; partial overlap is not. */
 static __global__ void langevin_kernel(ebmc_langevin_desc d, float *x, const float *g,
-                                       size_t groups) {
+                                       size_t groups, uint32_t chain0) {
     const size_t E = d.chain_elems;
     uint32_t step = 0;
     if (d.noise != EBMC_NOISE_OFF) {
@@ -70,7 +70,7 @@ static __global__ void langevin_kernel(ebmc_langevin_desc d, float *x, const flo
         FOR_EACH_GROUP(q, groups) {
             float xi[4] = {0.f, 0.f, 0.f, 0.f};
             if (d.noise != EBMC_NOISE_OFF)
-                ebmc_philox_normal4(d.rng.seed, (uint32_t)q, (uint32_t)ch, step, d.rng.stream, xi);
+                ebmc_philox_normal4(d.rng.seed, (uint32_t)q, (uint32_t)ch + chain0, step, d.rng.stream, xi);
             const size_t e0 = 4 * q, base = (size_t)ch * E;
 #pragma unroll
             for (int l = 0; l < 4; l++) {
@@ -90,11 +90,12 @@ static __global__ void langevin_kernel(ebmc_langevin_desc d, float *x, const flo
     }
 }
 
-void sampler_langevin_step(const ebmc_langevin_desc *d, float *x, const float *g, cudaStream_t s) {
+void sampler_langevin_step(const ebmc_langevin_desc *d, float *x, const float *g, uint32_t chain0,
+                           cudaStream_t s) {
     EBMC_NVTX_PUSH(__func__);
     const size_t groups = CEIL_DIV(d->chain_elems, (size_t)4);
     const chain_launch l = chain_geometry(d->n_chains, groups);
-    langevin_kernel<<<l.grid, l.block, 0, s>>>(*d, x, g, groups);
+    langevin_kernel<<<l.grid, l.block, 0, s>>>(*d, x, g, groups, chain0);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }
@@ -102,7 +103,7 @@ void sampler_langevin_step(const ebmc_langevin_desc *d, float *x, const float *g
 /* ---- noise fill ---- */
 
 /* y (n_chains, E) = or += p0 + p1*n (normal) / p0 + (p1 - p0)*u (uniform) */
-static __global__ void rng_kernel(ebmc_rng_desc d, float *y, size_t groups) {
+static __global__ void rng_kernel(ebmc_rng_desc d, float *y, size_t groups, uint32_t chain0) {
     const size_t E = d.chain_elems;
     const uint32_t step = key_step(d.rng);
     const bool normal = d.dist == EBMC_RNG_NORMAL;
@@ -111,9 +112,9 @@ static __global__ void rng_kernel(ebmc_rng_desc d, float *y, size_t groups) {
         FOR_EACH_GROUP(q, groups) {
             float r[4];
             if (normal)
-                ebmc_philox_normal4(d.rng.seed, (uint32_t)q, (uint32_t)ch, step, d.rng.stream, r);
+                ebmc_philox_normal4(d.rng.seed, (uint32_t)q, (uint32_t)ch + chain0, step, d.rng.stream, r);
             else
-                ebmc_philox_uniform4(d.rng.seed, (uint32_t)q, (uint32_t)ch, step, d.rng.stream, r);
+                ebmc_philox_uniform4(d.rng.seed, (uint32_t)q, (uint32_t)ch + chain0, step, d.rng.stream, r);
             const size_t e0 = 4 * q, base = (size_t)ch * E;
 #pragma unroll
             for (int l = 0; l < 4; l++) {
@@ -126,11 +127,11 @@ static __global__ void rng_kernel(ebmc_rng_desc d, float *y, size_t groups) {
     }
 }
 
-void sampler_rng_fill(const ebmc_rng_desc *d, float *y, cudaStream_t s) {
+void sampler_rng_fill(const ebmc_rng_desc *d, float *y, uint32_t chain0, cudaStream_t s) {
     EBMC_NVTX_PUSH(__func__);
     const size_t groups = CEIL_DIV(d->chain_elems, (size_t)4);
     const chain_launch l = chain_geometry(d->n_chains, groups);
-    rng_kernel<<<l.grid, l.block, 0, s>>>(*d, y, groups);
+    rng_kernel<<<l.grid, l.block, 0, s>>>(*d, y, groups, chain0);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }
@@ -139,13 +140,13 @@ void sampler_rng_fill(const ebmc_rng_desc *d, float *y, cudaStream_t s) {
 
 /* z = mu + expf(k*s) * n, all (n_chains, E) */
 static __global__ void reparam_kernel(ebmc_reparam_desc d, const float *mu, const float *sv,
-                                      float *z, size_t groups) {
+                                      float *z, size_t groups, uint32_t chain0) {
     const size_t E = d.chain_elems;
     const uint32_t step = key_step(d.rng);
     FOR_EACH_CHAIN(ch, d.n_chains) {
         FOR_EACH_GROUP(q, groups) {
             float r[4];
-            ebmc_philox_normal4(d.rng.seed, (uint32_t)q, (uint32_t)ch, step, d.rng.stream, r);
+            ebmc_philox_normal4(d.rng.seed, (uint32_t)q, (uint32_t)ch + chain0, step, d.rng.stream, r);
             const size_t e0 = 4 * q, base = (size_t)ch * E;
 #pragma unroll
             for (int l = 0; l < 4; l++) {
@@ -159,11 +160,11 @@ static __global__ void reparam_kernel(ebmc_reparam_desc d, const float *mu, cons
 }
 
 void sampler_reparam_sample(const ebmc_reparam_desc *d, const float *mu, const float *sv, float *z,
-                            cudaStream_t s) {
+                            uint32_t chain0, cudaStream_t s) {
     EBMC_NVTX_PUSH(__func__);
     const size_t groups = CEIL_DIV(d->chain_elems, (size_t)4);
     const chain_launch l = chain_geometry(d->n_chains, groups);
-    reparam_kernel<<<l.grid, l.block, 0, s>>>(*d, mu, sv, z, groups);
+    reparam_kernel<<<l.grid, l.block, 0, s>>>(*d, mu, sv, z, groups, chain0);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }
@@ -209,21 +210,21 @@ void sampler_counter_add(uint32_t delta, uint32_t *counter, cudaStream_t s) {
  * probability p_reuse, else U(lo, hi). Every thread of a chain derives the chain's decision
  * from the same Philox call (group REPLAY_GROUP), so no cross-thread communication is needed. */
 static __global__ void replay_sample_kernel(ebmc_replay_desc d, const void *buffer, float *x,
-                                            size_t groups) {
+                                            size_t groups, uint32_t chain0) {
     const size_t E = d.chain_elems;
     const uint32_t step = key_step(d.rng);
     const float span = __fsub_rn(d.hi, d.lo);
     const float qstep = __fdiv_rn(span, 256.0f);
     FOR_EACH_CHAIN(ch, d.n_chains) {
         float u[4];
-        ebmc_philox_uniform4(d.rng.seed, REPLAY_GROUP, (uint32_t)ch, step, d.rng.stream, u);
+        ebmc_philox_uniform4(d.rng.seed, REPLAY_GROUP, (uint32_t)ch + chain0, step, d.rng.stream, u);
         const bool reuse = d.count > 0 && u[0] < d.p_reuse;
         int j = (int)__fmul_rn(u[1], (float)d.count);
         if (j >= d.count) j = d.count - 1;
         FOR_EACH_GROUP(q, groups) {
             float r[4] = {0.f, 0.f, 0.f, 0.f};
             if (!reuse || d.u8)
-                ebmc_philox_uniform4(d.rng.seed, (uint32_t)q, (uint32_t)ch, step, d.rng.stream, r);
+                ebmc_philox_uniform4(d.rng.seed, (uint32_t)q, (uint32_t)ch + chain0, step, d.rng.stream, r);
             const size_t e0 = 4 * q;
 #pragma unroll
             for (int l = 0; l < 4; l++) {
@@ -244,12 +245,12 @@ static __global__ void replay_sample_kernel(ebmc_replay_desc d, const void *buff
     }
 }
 
-void sampler_replay_sample(const ebmc_replay_desc *d, const void *buffer, float *x,
+void sampler_replay_sample(const ebmc_replay_desc *d, const void *buffer, float *x, uint32_t chain0,
                            cudaStream_t s) {
     EBMC_NVTX_PUSH(__func__);
     const size_t groups = CEIL_DIV(d->chain_elems, (size_t)4);
     const chain_launch l = chain_geometry(d->n_chains, groups);
-    replay_sample_kernel<<<l.grid, l.block, 0, s>>>(*d, buffer, x, groups);
+    replay_sample_kernel<<<l.grid, l.block, 0, s>>>(*d, buffer, x, groups, chain0);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }

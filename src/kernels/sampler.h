@@ -22,20 +22,24 @@ extern "C" {
 #endif
 
 /* x (n_chains, chain_elems) <- clamp(x - a clip(g) - b x [+ c xi]) [+ c xi_next]: one fused
- * kernel, one thread per group of 4 elements of a chain (its 4 normals are one Philox call). */
-void sampler_langevin_step(const ebmc_langevin_desc *d, float *x, const float *g, cudaStream_t s);
+ * kernel, one thread per group of 4 elements of a chain (its 4 normals are one Philox call).
+ * The random launchers take chain0: the global index of chain 0 (a data-parallel rank's offset,
+ * ebmc_ctx_set_chain_offset), added to the chain index of every Philox counter. */
+void sampler_langevin_step(const ebmc_langevin_desc *d, float *x, const float *g, uint32_t chain0,
+                           cudaStream_t s);
 /* y (n_chains, chain_elems) = or += p0 + p1 N(0,1) / U(p0, p1). */
-void sampler_rng_fill(const ebmc_rng_desc *d, float *y, cudaStream_t s);
+void sampler_rng_fill(const ebmc_rng_desc *d, float *y, uint32_t chain0, cudaStream_t s);
 /* z = mu + expf(k s) N(0,1), all (n_chains, chain_elems). */
 void sampler_reparam_sample(const ebmc_reparam_desc *d, const float *mu, const float *sv, float *z,
-                            cudaStream_t s);
+                            uint32_t chain0, cudaStream_t s);
 /* out = alpha (a - b) + beta out over count elements (beta == 0: out is not read). */
 void sampler_scaled_diff(const ebmc_scaled_diff_desc *d, const float *a, const float *b, float *out,
                          cudaStream_t s);
 /* *counter += delta (one thread: the replayable step counter). */
 void sampler_counter_add(uint32_t delta, uint32_t *counter, cudaStream_t s);
 /* x (n_chains, chain_elems) from the replay buffer (float32 or uint8 entries) or U(lo, hi). */
-void sampler_replay_sample(const ebmc_replay_desc *d, const void *buffer, float *x, cudaStream_t s);
+void sampler_replay_sample(const ebmc_replay_desc *d, const void *buffer, float *x, uint32_t chain0,
+                           cudaStream_t s);
 /* buffer slots (head + i) % capacity <- x (n_chains, chain_elems). */
 void sampler_replay_push(const ebmc_replay_desc *d, void *buffer, const float *x, cudaStream_t s);
 /* Diagonal Gaussian NLL of (rows, cols): loss (rows, nullable) from a fixed-order block sum in

@@ -1,5 +1,6 @@
 #include "backend/ctx_internal.h"
 #include "backend/cpu/gemm.h"
+#include "ebmc/comm.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,7 @@ ebmc_status ebmc_ctx_create(const ebmc_ctx_opts *opts, ebmc_ctx_t **out, char *e
 
 void ebmc_ctx_free(ebmc_ctx_t *ctx) {
     if (!ctx) return;
+    if (ctx->nccl) ebmc_cuda_nccl_free(ctx); /* before the stream it runs on goes */
     if (ctx->workspace) ctx->ops->free(ctx, ctx->workspace);
     if (ctx->ops->fini) ctx->ops->fini(ctx);
     free(ctx);
@@ -136,4 +138,6 @@ void ebmc_print_build_info(FILE *f) {
     cpu_blas_info(blas, sizeof blas);
     fprintf(f, "CPU BLAS: %s\n", blas);
     ebmc_cuda_print_build_info(f); /* the CUDA versions and devices, or "not built" */
+    ebmc_comm_print_build_info(f);  /* data-parallel ranks: MPI, and NCCL on CUDA */
+    ebmc_nccl_print_build_info(f);
 }

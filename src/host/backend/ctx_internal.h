@@ -4,6 +4,7 @@
 #define EBMC_CTX_INTERNAL_H
 
 #include "ebmc/backend.h"
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +19,9 @@ struct ebmc_ctx {
     size_t ws_bytes;
     bool ws_frozen;             /* after planning: never grow, fail instead */
     void *priv;                 /* backend-owned state (CUDA: stream, handles, plan cache) */
+    struct ebmc_comm *comm;     /* the ranks of a data-parallel run (NULL: none; ebmc/comm.h) */
+    uint32_t chain0;            /* global index of this rank's chain 0 (added to rng.chain0) */
+    void *nccl;                 /* CUDA: the NCCL communicator and its event (cuda/nccl.c) */
 };
 
 /* Formats the message into ctx->err and returns `status` (so: return ebmc_ctx_seterr(...)). */
@@ -38,6 +42,13 @@ void ebmc_cuda_print_build_info(FILE *f);
  * profiler_start / profiler_stop entries of ebmc_cuda_ops. */
 ebmc_status ebmc_cuda_profiler_start(ebmc_ctx_t *ctx);
 ebmc_status ebmc_cuda_profiler_stop(ebmc_ctx_t *ctx);
+
+/* The NCCL part of the context's communicator (src/host/backend/cuda/nccl.c; nccl_none.c in a
+ * build without CUDA or NCCL, where init fails with a clear message). */
+ebmc_status ebmc_cuda_nccl_init(ebmc_ctx_t *ctx, struct ebmc_comm *comm, char *err, size_t errlen);
+ebmc_status ebmc_cuda_nccl_mean(ebmc_ctx_t *ctx, float *dev, size_t count);
+void ebmc_cuda_nccl_free(ebmc_ctx_t *ctx);
+void ebmc_nccl_print_build_info(FILE *f);
 
 #ifdef __cplusplus
 }

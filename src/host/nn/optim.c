@@ -1,4 +1,5 @@
 #include "ebmc/optim.h"
+#include "ebmc/comm.h"
 #include "ebmc/nvtx.h"
 #include <math.h>
 #include <stdio.h>
@@ -60,8 +61,11 @@ ebmc_status ebmc_adam_step(ebmc_adam_t *a, int64_t epoch) {
                         .weight_decay = a->cfg.weight_decay,
                         .step = a->step + 1};
     EBMC_RANGE_PUSH(a->range);
-    ebmc_status s = ebmc_adam(ebmc_net_ctx(a->net), &d, ebmc_net_params(a->net),
-                              ebmc_net_grads(a->net), a->m, a->v);
+    /* data-parallel ranks: every step is taken on the mean of the ranks' gradients (a no-op in
+     * one process), so every recipe's optimiser steps are synchronised here */
+    ebmc_ctx_t *ctx = ebmc_net_ctx(a->net);
+    ebmc_status s = ebmc_ctx_grad_mean(ctx, ebmc_net_grads(a->net), a->count);
+    if (!s) s = ebmc_adam(ctx, &d, ebmc_net_params(a->net), ebmc_net_grads(a->net), a->m, a->v);
     EBMC_RANGE_POP();
     if (!s) a->step++;
     return s;

@@ -79,7 +79,7 @@ static ebmc_status write_state(ebmc_run_t *r, item_list *L, const char *path, co
             st[n++] = (ebmc_st_tensor){it->name, item_dtype(it->kind), 1, {(int64_t)it->count}, data};
         }
     }
-    if (!s) s = ebmc_st_write(path, st, n, meta, 2, err, errlen);
+    if (!s) s = ebmc_st_write(path, st, n, meta, 3, err, errlen);
     for (int i = 0; i < L->n; i++) free(host[i]);
     free(host);
     free(names);
@@ -98,14 +98,16 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     list_items(r, &L);
     L.iteration = iteration;
     char *cfg_json = ebmc_config_to_json(r->cfg);
-    char its[32];
+    char its[32], ranks[16];
     snprintf(its, sizeof its, "%" PRId64, iteration);
-    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}};
+    snprintf(ranks, sizeof ranks, "%d", r->ranks > 0 ? r->ranks : 1);
+    /* "ranks": the data-parallel ranks that trained it (a resume must use as many) */
+    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}, {"ranks", ranks}};
     ebmc_status s = EBMC_OK;
     for (int i = 0; i < L.n && !s; i++)
         if (L.items[i].kind == EBMC_ITEM_NET) {
             snprintf(path, sizeof path, "%s/%s.safetensors", tmp, L.items[i].name);
-            s = ebmc_net_save(L.items[i].ptr, path, meta, 2, err, errlen);
+            s = ebmc_net_save(L.items[i].ptr, path, meta, 3, err, errlen);
         }
     snprintf(path, sizeof path, "%s/state.safetensors", tmp);
     if (!s) s = write_state(r, &L, path, meta, err, errlen);
@@ -294,7 +296,7 @@ ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *i
          * iteration again; the user can still inspect it */
         char aside[PATH_MAX + 48];
         snprintf(aside, sizeof aside, "%s.unusable", path);
-        bool moved = rename(path, aside) == 0;
+        bool moved = ebmc_run_is_root(r) && rename(path, aside) == 0; /* rank 0 owns the folder */
         fprintf(stderr, "ebmc: checkpoint %s is unusable (%s)%s%s%s\n", path, e, moved ? "; moved to " : "",
                 moved ? aside : "", i + 1 < count ? "; trying the one before it" : "");
         if (!first[0]) snprintf(first, sizeof first, "%s", e);
@@ -345,4 +347,15 @@ void ebmc_ckpt_prune(const char *run_dir, int keep) {
         remove_folder(gone);
     }
     free(its);
+}
+
+int ebmc_ckpt_ranks(const char *ckpt_dir) {
+    char path[PATH_MAX + 32], err[256];
+    snprintf(path, sizeof path, "%s/state.safetensors", ckpt_dir);
+    ebmc_st_file *f;
+    if (ebmc_st_open(path, &f, err, sizeof err)) return -1;
+    const char *v = ebmc_st_meta(f, "ranks");
+    int n = v ? atoi(v) : 1; /* checkpoints from before data parallelism: one process */
+    ebmc_st_close(f);
+    return n;
 }

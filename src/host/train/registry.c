@@ -20,6 +20,7 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"run", "precision", EBMC_CFG_CHOICE, "tf32", "convolution precision on the GPU (fp32: no TF32 tensor cores)", U, "tf32|fp32"},
     {"run", "graphs", EBMC_CFG_BOOL, "true", "capture each Langevin chain once as a CUDA graph and replay it", U, NULL},
     {"run", "share_tapes", EBMC_CFG_BOOL, "true", "passes that are never live at the same time share activation memory (false: every pass keeps its own, for inspection)", U, NULL},
+    {"run", "comm_timeout", EBMC_CFG_FLOAT, "600", "data-parallel ranks (mpirun): seconds a rank waits for the others in a collective before it aborts the job (a rank died or hangs)", 1, 1e7, NULL},
     {"run", "profile_iters", EBMC_CFG_STRING, "", "W:N: after W iterations of this run, N inside cudaProfilerStart/Stop (nsys --capture-range=cudaProfilerApi); empty: off", U, NULL},
 
     {"data", "dataset", EBMC_CFG_CHOICE, "shapes", "training data", U, "shapes|cifar10|mnist|images|toy2d|gmm|npy"},
@@ -36,7 +37,7 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
 
     {"train", "epochs", EBMC_CFG_INT, "301", "epochs (the learning rates decay once per epoch)", 0, 1e9, NULL},
     {"train", "iterations", EBMC_CFG_INT, "0", "stop after this many iterations (0: epochs x batches per epoch)", 0, 1e12, NULL},
-    {"train", "batch_size", EBMC_CFG_INT, "100", "data examples per iteration", 1, 65536, NULL},
+    {"train", "batch_size", EBMC_CFG_INT, "100", "data examples per iteration (with N ranks: the global batch, batch_size/N per rank)", 1, 65536, NULL},
 };
 
 static const ebmc_cfg_key SHELL_TAIL[] = {

@@ -2,6 +2,7 @@
  * run shell that `ebmc train`, `ebmc sample`, `ebmc bench` and the tests share. The shell's keys
  * are read here, once; the recipe's keys by its parse(). */
 #include "train/shell.h"
+#include "ebmc/comm.h"
 #include "ebmc/fileio.h"
 #include "ebmc/image.h"
 #include <cjson/cJSON.h>
@@ -100,11 +101,21 @@ static ebmc_status parse_recipe(ebmc_run_t *r, bool need_data, char *err, size_t
     return EBMC_OK;
 }
 
-static ebmc_status open_ctx(const ebmc_config_t *cfg, ebmc_ctx_t **ctx, char *err, size_t errlen) {
+/* One GPU per rank: run.device + the rank's index on its node, or the only visible device when
+ * the launcher gave each rank one (srun --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank). */
+static int rank_device(const ebmc_run_t *r, int device) {
+    if (!r->comm || r->ranks < 2) return device;
+    int visible = ebmc_cuda_device_count();
+    return visible == 1 ? 0 : device + ebmc_comm_local_rank(r->comm);
+}
+
+static ebmc_status open_ctx(const ebmc_run_t *r, const ebmc_config_t *cfg, ebmc_ctx_t **ctx, char *err,
+                            size_t errlen) {
     ebmc_ctx_opts o = ebmc_ctx_opts_default();
     const char *be = ebmc_config_str(cfg, "run", "backend");
     o.kind = !strcmp(be, "cpu") ? EBMC_BACKEND_CPU : !strcmp(be, "cuda") ? EBMC_BACKEND_CUDA : EBMC_BACKEND_AUTO;
-    o.device = (int)ebmc_config_int(cfg, "run", "device");
+    o.device = rank_device(r, (int)ebmc_config_int(cfg, "run", "device"));
+    o.quiet = r->rank != 0; /* the CPU fallback notice once, not once per rank */
     o.precision = !strcmp(ebmc_config_str(cfg, "run", "precision"), "fp32") ? EBMC_PREC_FP32 : EBMC_PREC_TF32;
     o.deterministic = true; /* as the reference (cudnn.deterministic = True); resume is exact */
     return ebmc_ctx_create(&o, ctx, err, errlen);
@@ -114,7 +125,7 @@ static ebmc_status open_ctx(const ebmc_config_t *cfg, ebmc_ctx_t **ctx, char *er
 static ebmc_status setup_recipe(ebmc_run_t *r, char *err, size_t errlen) {
     const ebmc_recipe *rc = r->recipe;
     r->state = ebmc_xcalloc(1, rc->state_size ? rc->state_size : 1, "recipe state");
-    ebmc_recipe_env env = {r->ctx, r->seed, r->batch, ebmc_config_bool(r->cfg, "run", "graphs"),
+    ebmc_recipe_env env = {r->ctx, r->seed, r->local_batch, ebmc_config_bool(r->cfg, "run", "graphs"),
                            ebmc_config_bool(r->cfg, "run", "share_tapes"), r->ds != NULL, 0, 0, 0, NULL};
     if (r->ds) {
         ebmc_data_shape(r->ds, &env.data_c, &env.data_h, &env.data_w);
@@ -134,6 +145,25 @@ static ebmc_status setup_recipe(ebmc_run_t *r, char *err, size_t errlen) {
     return EBMC_OK;
 }
 
+/* Training joins the world's ranks: each takes an equal slice of the global batch. Without data
+ * (ebmc sample) a process is on its own. */
+static ebmc_status join_ranks(ebmc_run_t *r, bool need_data, char *err, size_t errlen) {
+    r->ranks = 1, r->rank = 0, r->local_batch = r->batch;
+    if (!need_data) return EBMC_OK;
+    r->comm = ebmc_comm_world();
+    ebmc_comm_set_timeout(r->comm, ebmc_config_float(r->cfg, "run", "comm_timeout"));
+    r->ranks = ebmc_comm_size(r->comm);
+    r->rank = ebmc_comm_rank(r->comm);
+    if (r->batch % r->ranks) {
+        snprintf(err, errlen, "train.batch_size = %d (the global batch) does not divide evenly among %d ranks "
+                 "(HINT: a multiple of %d, or a number of ranks that divides %d)", r->batch, r->ranks, r->ranks,
+                 r->batch);
+        return EBMC_E_INVALID;
+    }
+    r->local_batch = r->batch / r->ranks;
+    return EBMC_OK;
+}
+
 ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_data, ebmc_run_t **out,
                           char *err, size_t errlen) {
     *out = NULL;
@@ -143,7 +173,12 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
     r->seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
     r->batch = (int)ebmc_config_int(cfg, "train", "batch_size");
     ebmc_status s = parse_recipe(r, need_data, err, errlen);
-    if (!s) s = open_ctx(cfg, &r->ctx, err, errlen);
+    if (!s) s = join_ranks(r, need_data, err, errlen);
+    if (!s) s = open_ctx(r, cfg, &r->ctx, err, errlen);
+    if (!s && r->comm) { /* collective (NCCL's set-up); chains draw their global indices' noise */
+        s = ebmc_ctx_set_comm(r->ctx, r->comm, err, errlen);
+        ebmc_ctx_set_chain_offset(r->ctx, (uint32_t)r->rank * (uint32_t)r->local_batch);
+    }
     if (!s && need_data) {
         s = ebmc_run_open_data(cfg, &r->ds, err, errlen);
         ebmc_loader_opts lo = {true, ebmc_config_bool(cfg, "data", "hflip"), true};
@@ -151,6 +186,7 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
         if (!s) {
             int c, h, w;
             ebmc_data_shape(r->ds, &c, &h, &w);
+            r->example_elems = (size_t)c * h * w;
             r->host_batch = ebmc_xmalloc((size_t)r->batch * c * h * w * sizeof(float), "batch");
         }
     }
@@ -209,8 +245,24 @@ void ebmc_report_add(ebmc_report *r, const char *name, double value, bool guard)
     r->m[r->n++] = (ebmc_metric){name, value, guard};
 }
 
+bool ebmc_run_is_root(const ebmc_run_t *r) { return r->rank == 0; }
+
+ebmc_status ebmc_run_reduce_report(ebmc_run_t *r, double *flag) {
+    if (r->ranks < 2) return EBMC_OK;
+    ebmc_report *p = &r->report;
+    double v[EBMC_MAX_METRICS + 3];
+    for (int i = 0; i < p->n; i++) v[i] = p->m[i].value;
+    v[p->n] = p->images, v[p->n + 1] = p->chain_steps, v[p->n + 2] = *flag;
+    EBMC_TRY(ebmc_comm_sum_f64(r->comm, v, p->n + 3, "the iteration's metrics"));
+    for (int i = 0; i < p->n; i++) p->m[i].value = v[i] / r->ranks;
+    p->images = v[p->n], p->chain_steps = v[p->n + 1], *flag = v[p->n + 2];
+    return EBMC_OK;
+}
+
+/* The recipe sees this rank's slice of the global batch. */
 ebmc_status ebmc_run_iteration(ebmc_run_t *r, int64_t it, int64_t epoch, bool grids) {
-    ebmc_status s = r->recipe->iteration(r->state, r->host_batch, it, epoch, grids);
+    const float *mine = r->host_batch ? r->host_batch + (size_t)r->rank * r->local_batch * r->example_elems : NULL;
+    ebmc_status s = r->recipe->iteration(r->state, mine, it, epoch, grids);
     memset(&r->report, 0, sizeof r->report);
     r->report.gap = -1;
     if (!s) r->recipe->report(r->state, epoch, &r->report);
@@ -283,10 +335,11 @@ ebmc_status ebmc_run_print_plan(ebmc_run_t *r, FILE *f, const char *json_path, c
     cJSON_AddStringToObject(root, "recipe", r->recipe->name);
     cJSON_AddStringToObject(root, "backend", be);
     cJSON_AddStringToObject(root, "precision", prec);
-    cJSON_AddNumberToObject(root, "batch", r->batch);
+    cJSON_AddNumberToObject(root, "batch", r->local_batch); /* a rank's: what its memory is planned for */
+    cJSON_AddNumberToObject(root, "ranks", r->ranks);
     cJSON *arr = cJSON_AddArrayToObject(root, "networks");
-    if (f) fprintf(f, "ebmc plan: recipe %s on %s, %s, batch %d; device memory in MiB\n  %-9s %11s %9s %9s %9s %9s "
-                   "%9s %9s  %s\n", r->recipe->name, be, prec, r->batch, "", "params", "weights", "grads", "optim",
+    if (f) fprintf(f, "ebmc plan: recipe %s on %s, %s, batch %d%s; device memory in MiB\n  %-9s %11s %9s %9s %9s "
+                   "%9s %9s %9s  %s\n", r->recipe->name, be, prec, r->local_batch, r->ranks > 1 ? " per rank" : "", "", "params", "weights", "grads", "optim",
                    "tapes", "other", "total", "passes/arenas");
     for (int i = 0; i < n; i++) {
         const ebmc_plan_row *p = &rows[i];

@@ -3,6 +3,7 @@
  * and knows nothing of any recipe's networks, losses or metric names: it calls the recipe
  * table (include/ebmc/recipe.h). */
 #include "train/shell.h"
+#include "ebmc/comm.h"
 #include "ebmc/log.h"
 #include <ctype.h>
 #include <limits.h>
@@ -40,6 +41,7 @@ typedef struct {
     int64_t start, it, last_saved;
     int recoveries;
     bool prof_on;
+    bool stop;            /* data-parallel ranks: a stop the ranks agreed on (any rank's signal) */
     char *err;
     size_t errlen;
 } loop_t;
@@ -78,20 +80,68 @@ static ebmc_status read_shell_cfg(const ebmc_config_t *cfg, shell_cfg *c, char *
     return EBMC_OK;
 }
 
+/* Rank 0 alone writes the run directory (the ranks' parameters are the same). */
 static ebmc_status save_checkpoint(loop_t *L) {
     char ckpt[PATH_MAX + 64];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/iter_%08" PRId64, L->run_dir, L->it);
-    EBMC_TRY(ebmc_run_save(L->run, ckpt, L->it, L->err, L->errlen));
+    if (ebmc_run_is_root(L->run)) {
+        EBMC_TRY(ebmc_run_save(L->run, ckpt, L->it, L->err, L->errlen));
+        ebmc_ckpt_prune(L->run_dir, L->c.keep);
+    }
     L->last_saved = L->it;
-    ebmc_ckpt_prune(L->run_dir, L->c.keep);
     return EBMC_OK;
 }
 
-/* Back to the newest checkpoint that loads; metrics.jsonl forgets the iterations after it. */
+/* Back to the newest checkpoint that loads; metrics.jsonl forgets the iterations after it. With
+ * ranks: rank 0 picks it (trying older ones when the newest is unusable), every rank loads it,
+ * and any rank's failure is every rank's. */
 static ebmc_status reload(loop_t *L, int64_t *it) {
-    char path[PATH_MAX + 32];
-    EBMC_TRY(ebmc_ckpt_load_newest(L->run, L->run_dir, it, path, sizeof path, L->err, L->errlen));
-    return ebmc_metrics_truncate(L->mpath, *it, L->err, L->errlen);
+    ebmc_run_t *r = L->run;
+    struct {
+        int32_t status;
+        int64_t it;
+        char path[PATH_MAX + 32];
+    } m;
+    memset(&m, 0, sizeof m);
+    if (ebmc_run_is_root(r)) {
+        m.status = ebmc_ckpt_load_newest(r, L->run_dir, &m.it, m.path, sizeof m.path, L->err, L->errlen);
+        if (!m.status) m.status = ebmc_metrics_truncate(L->mpath, m.it, L->err, L->errlen);
+    }
+    *it = m.it;
+    if (r->ranks < 2) return (ebmc_status)m.status;
+    EBMC_TRY(ebmc_comm_bcast(r->comm, &m, sizeof m, "choosing the checkpoint"));
+    *it = m.it;
+    if (m.status) {
+        if (!ebmc_run_is_root(r)) snprintf(L->err, L->errlen, "rank 0 found no checkpoint to load (see its message)");
+        return (ebmc_status)m.status;
+    }
+    ebmc_status s = EBMC_OK;
+    int64_t got = m.it;
+    if (!ebmc_run_is_root(r)) s = ebmc_run_load(r, m.path, &got, L->err, L->errlen);
+    double bad = s != EBMC_OK || got != m.it;
+    EBMC_TRY(ebmc_comm_sum_f64(r->comm, &bad, 1, "loading the checkpoint"));
+    if (bad > 0 && !s) {
+        snprintf(L->err, L->errlen, "%s: another rank could not load it (see its message)", m.path);
+        s = EBMC_E_IO;
+    }
+    return s;
+}
+
+/* Resuming needs the ranks the run was trained with: the global batch is split and the noise
+ * keyed by them (its newest checkpoint says how many). Exit status, or EBMC_EXIT_OK. */
+static int check_resume_ranks(loop_t *L) {
+    ebmc_run_t *r = L->run;
+    int32_t was = 0;
+    char latest[PATH_MAX];
+    if (ebmc_run_is_root(r) && ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0)
+        was = ebmc_ckpt_ranks(latest);
+    if (r->ranks > 1 && ebmc_comm_bcast(r->comm, &was, sizeof was, "checking the checkpoint's ranks"))
+        return EBMC_EXIT_ERROR;
+    if (was <= 0 || was == r->ranks) return EBMC_EXIT_OK; /* none, or unreadable: reload says why */
+    snprintf(L->err, L->errlen, "%s was trained with %d rank%s and this launch has %d: resume it with as many "
+             "(HINT: mpirun -np %d ebmc train --resume %s); the batch split and the chains' noise depend on "
+             "the count", L->run_dir, (int)was, was == 1 ? "" : "s", r->ranks, (int)was, L->run_dir);
+    return EBMC_EXIT_CONFIG;
 }
 
 /* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"};
@@ -132,10 +182,13 @@ static int recover(loop_t *L, int64_t next) {
     char why[512], latest[PATH_MAX];
     describe_divergence(L, why, sizeof why);
     L->recoveries++;
-    bool have = ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0;
+    int32_t have = ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0;
+    bool root = ebmc_run_is_root(L->run);
+    if (L->run->ranks > 1 && ebmc_comm_bcast(L->run->comm, &have, sizeof have, "divergence recovery"))
+        return EBMC_EXIT_ERROR;
     uint32_t restarts = ebmc_run_restarts(L->run);
     bool give_up = L->recoveries > L->c.max_rec || !have;
-    fprintf(stderr, "\nebmc train: divergence at iteration %" PRId64 " (%s)%s\n", next, why,
+    if (root) fprintf(stderr, "\nebmc train: divergence at iteration %" PRId64 " (%s)%s\n", next, why,
             give_up ? "" : "; reloading the last good checkpoint");
     const ebmc_report *r = ebmc_run_report(L->run);
     ebmc_jsonl l;
@@ -146,7 +199,7 @@ static int recover(loop_t *L, int64_t next) {
     ebmc_jsonl_int(&l, "recovery", L->recoveries);
     ebmc_jsonl_int(&l, "restarts", (int64_t)restarts + 1);
     char e[512];
-    ebmc_jsonl_append(&l, L->mpath, e, sizeof e);
+    if (root) ebmc_jsonl_append(&l, L->mpath, e, sizeof e);
     if (give_up) {
         snprintf(L->err, L->errlen, "diverged at iteration %" PRId64 " %s", next,
                  have ? "after the allowed recoveries (guard.max_recoveries)" : "before the first checkpoint");
@@ -203,16 +256,48 @@ static int loop_step(loop_t *L) {
         snprintf(L->err, L->errlen, "iteration %" PRId64 ": %s", next, ebmc_ctx_error(ebmc_run_ctx(L->run)));
         return EBMC_EXIT_ERROR;
     }
-    if (log_metrics(L, next, epoch, dt)) return EBMC_EXIT_ERROR;
+    double stop = g_stop != 0; /* the ranks agree on stopping and on the guard's numbers */
+    if (ebmc_run_reduce_report(L->run, &stop)) return EBMC_EXIT_ERROR;
+    L->stop = stop > 0;
+    if (ebmc_run_is_root(L->run) && log_metrics(L, next, epoch, dt)) return EBMC_EXIT_ERROR;
     if (diverged(L)) return recover(L, next);
     L->it = next;
     ebmc_progress_update(L->prog, L->it, ebmc_run_report(L->run)->progress);
     /* writing outputs is a run-time failure (a full disk), not bad input */
-    if (grid_due && ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->err, L->errlen))
+    if (grid_due && ebmc_run_is_root(L->run) &&
+        ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->err, L->errlen))
         return EBMC_EXIT_ERROR;
     if ((L->c.ckpt_every && L->it % L->c.ckpt_every == 0) || L->it == L->c.total)
         if (save_checkpoint(L)) return EBMC_EXIT_ERROR;
     return EBMC_EXIT_OK;
+}
+
+/* Rank 0 creates the run directory and clears what a killed process left half-made or
+ * half-deleted; the other ranks read checkpoints only after that. Exit status, or EBMC_EXIT_OK. */
+static int prepare_run_dir(loop_t *L) {
+    bool root = ebmc_run_is_root(L->run);
+    snprintf(L->mpath, sizeof L->mpath, "%s/metrics.jsonl", L->run_dir);
+    int32_t made = EBMC_EXIT_OK;
+    if (root && ebmc_mkdir_p(L->run_dir)) {
+        snprintf(L->err, L->errlen, "%s: cannot create the run directory: %s", L->run_dir, strerror(errno));
+        made = EBMC_EXIT_DATA;
+    }
+    if (root && !made) {
+        ebmc_ckpt_clean(L->run_dir);
+        ebmc_ckpt_prune(L->run_dir, L->c.keep);
+    }
+    if (L->run->ranks > 1 && ebmc_comm_bcast(L->run->comm, &made, sizeof made, "opening the run directory"))
+        return EBMC_EXIT_ERROR;
+    if (made && !root) snprintf(L->err, L->errlen, "rank 0 could not create %s", L->run_dir);
+    return made;
+}
+
+/* ", N data-parallel ranks of batch B each" (empty in one process) */
+static const char *ranks_note(const ebmc_run_t *r) {
+    static char buf[96];
+    buf[0] = 0;
+    if (r->ranks > 1) snprintf(buf, sizeof buf, ", %d data-parallel ranks of batch %d each", r->ranks, r->local_batch);
+    return buf;
 }
 
 /* Opens the run (context, data, recipe), resumes from the newest checkpoint, writes the
@@ -221,33 +306,49 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
     ebmc_status s = read_shell_cfg(cfg, &L->c, L->err, L->errlen);
     if (!s) s = ebmc_run_open(rc, cfg, true, &L->run, L->err, L->errlen);
     if (s) return status_exit(s);
-    if (ebmc_mkdir_p(L->run_dir)) {
-        snprintf(L->err, L->errlen, "%s: cannot create the run directory: %s", L->run_dir, strerror(errno));
-        return EBMC_EXIT_DATA;
-    }
-    snprintf(L->mpath, sizeof L->mpath, "%s/metrics.jsonl", L->run_dir);
-    ebmc_ckpt_clean(L->run_dir); /* what a killed process left half-made or half-deleted */
-    ebmc_ckpt_prune(L->run_dir, L->c.keep);
+    bool root = ebmc_run_is_root(L->run);
+    if (!root) L->c.quiet = true; /* one progress line and plan: rank 0's */
+    int made = prepare_run_dir(L);
+    if (made) return made;
     L->last_saved = -1;
     if (resume) {
+        int rc = check_resume_ranks(L);
+        if (rc) return rc;
         if (reload(L, &L->start)) return EBMC_EXIT_DATA;
         L->last_saved = L->start;
-        fprintf(stderr, "ebmc train: resuming %s at iteration %" PRId64 "\n", L->run_dir, L->start);
+        if (root) fprintf(stderr, "ebmc train: resuming %s at iteration %" PRId64 "\n", L->run_dir, L->start);
     }
     L->it = L->start;
     char cfgpath[PATH_MAX + 32], planpath[PATH_MAX + 32];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", L->run_dir);
     snprintf(planpath, sizeof planpath, "%s/plan.json", L->run_dir);
-    if (ebmc_config_write(cfg, cfgpath, L->err, L->errlen)) return EBMC_EXIT_ERROR; /* overrides included */
+    if (root && ebmc_config_write(cfg, cfgpath, L->err, L->errlen)) return EBMC_EXIT_ERROR; /* overrides included */
     if (L->c.total == 0) L->c.total = ebmc_config_int(cfg, "train", "epochs") * ebmc_run_batches_per_epoch(L->run);
-    if (resume && L->start >= L->c.total)
+    if (root && resume && L->start >= L->c.total)
         fprintf(stderr, "ebmc train: the checkpoint is at iteration %" PRId64 " and the run has %" PRId64 " in all: "
                 "nothing to do (HINT: train.iterations=N extends it)\n", L->start, L->c.total);
-    fprintf(stderr, "ebmc train: run %s: recipe %s on %s (%s), %" PRId64 " iterations of batch %d, %" PRId64
-            " per epoch\n", L->run_dir, rc->name, ebmc_ctx_ops(ebmc_run_ctx(L->run))->name, ebmc_run_data_name(L->run),
-            L->c.total, ebmc_run_batch_size(L->run), ebmc_run_batches_per_epoch(L->run));
-    if (ebmc_run_print_plan(L->run, L->c.quiet ? NULL : stderr, planpath, L->err, L->errlen)) return EBMC_EXIT_ERROR;
+    if (root)
+        fprintf(stderr, "ebmc train: run %s: recipe %s on %s (%s), %" PRId64 " iterations of batch %d, %" PRId64
+                " per epoch%s\n", L->run_dir, rc->name, ebmc_ctx_ops(ebmc_run_ctx(L->run))->name,
+                ebmc_run_data_name(L->run), L->c.total, ebmc_run_batch_size(L->run), ebmc_run_batches_per_epoch(L->run),
+                ranks_note(L->run));
+    if (root && ebmc_run_print_plan(L->run, L->c.quiet ? NULL : stderr, planpath, L->err, L->errlen))
+        return EBMC_EXIT_ERROR;
     return EBMC_EXIT_OK;
+}
+
+/* Whether to stop before the next iteration: a signal; with ranks, one that any rank received,
+ * as agreed after the last iteration (each rank's own flag could stop them at different ones). */
+static bool stop_now(const loop_t *L) {
+    return L->run && L->run->ranks > 1 ? L->stop : g_stop != 0;
+}
+
+/* "rank R of N: " in messages of a multi-rank run */
+static const char *who(const ebmc_run_t *r) {
+    static char buf[48];
+    buf[0] = 0;
+    if (r && r->ranks > 1) snprintf(buf, sizeof buf, "rank %d of %d: ", r->rank, r->ranks);
+    return buf;
 }
 
 static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_dir, bool resume, char *err,
@@ -262,7 +363,7 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
     sigaction(SIGTERM, &sa, NULL);
     int rc_exit = loop_open(&L, rc, cfg, resume);
     if (rc_exit) {
-        fprintf(stderr, "ebmc train: %s\n", err);
+        fprintf(stderr, "ebmc train: %s%s\n", who(L.run), err);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         ebmc_run_free(L.run);
@@ -270,17 +371,21 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
     }
     L.prog = ebmc_progress_create(L.c.total, L.start, L.c.progress_every, L.c.quiet);
     double t_run = ebmc_now_s();
-    while (!rc_exit && L.it < L.c.total && !g_stop) rc_exit = loop_step(&L);
+    while (!rc_exit && L.it < L.c.total && !stop_now(&L)) rc_exit = loop_step(&L);
     if (L.prof_on) ebmc_profiler_stop(ebmc_run_ctx(L.run));
     ebmc_progress_finish(L.prog);
     ebmc_progress_free(L.prog);
-    if (!rc_exit && g_stop && L.last_saved != L.it) { /* finish cleanly: checkpoint, exit 0 */
+    if (!rc_exit && stop_now(&L) && L.last_saved != L.it) { /* finish cleanly: checkpoint, exit 0 */
         if (save_checkpoint(&L)) rc_exit = EBMC_EXIT_ERROR;
-        else fprintf(stderr, "ebmc train: stopped by signal %d after iteration %" PRId64 "; checkpoint in %s/checkpoints\n",
-                     (int)g_stop, L.it, run_dir);
+        else if (ebmc_run_is_root(L.run) && g_stop)
+            fprintf(stderr, "ebmc train: stopped by signal %d after iteration %" PRId64 "; checkpoint in %s/checkpoints\n",
+                    (int)g_stop, L.it, run_dir);
+        else if (ebmc_run_is_root(L.run)) /* another rank got it */
+            fprintf(stderr, "ebmc train: stopped by a signal to another rank after iteration %" PRId64 "; checkpoint "
+                    "in %s/checkpoints\n", L.it, run_dir);
     }
-    if (rc_exit) fprintf(stderr, "ebmc train: %s\n", err);
-    else
+    if (rc_exit) fprintf(stderr, "ebmc train: %s%s\n", who(L.run), err);
+    else if (ebmc_run_is_root(L.run))
         fprintf(stderr, "ebmc train: done: %" PRId64 " iterations in %.1f s; metrics, grids and checkpoints in %s\n",
                 L.it - L.start, ebmc_now_s() - t_run, run_dir);
     signal(SIGINT, SIG_DFL);
@@ -397,6 +502,35 @@ static int new_run_dir(const ebmc_config_t *cfg, const char *config_path, char *
     return EBMC_EXIT_OK;
 }
 
+/* The run directory rank 0 chose (its date-stamped name, its check that no run is there) for
+ * every rank. */
+static int agreed_run_dir(const ebmc_config_t *cfg, const char *config_path, char *run_dir, size_t n) {
+    ebmc_comm_t *w = ebmc_comm_world();
+    if (ebmc_comm_size(w) < 2) return new_run_dir(cfg, config_path, run_dir, n);
+    struct {
+        int32_t rc;
+        char dir[PATH_MAX];
+    } m;
+    memset(&m, 0, sizeof m);
+    if (ebmc_comm_rank(w) == 0) m.rc = new_run_dir(cfg, config_path, m.dir, sizeof m.dir);
+    ebmc_comm_set_timeout(w, ebmc_config_float(cfg, "run", "comm_timeout"));
+    if (ebmc_comm_bcast(w, &m, sizeof m, "choosing the run directory")) return EBMC_EXIT_ERROR;
+    snprintf(run_dir, n, "%s", m.dir);
+    return m.rc;
+}
+
+/* The end of a rank: outcomes every rank meets alike (done, the command line, the config, the
+ * guard's agreed verdict) end it normally; any other failure ends the job (the other ranks
+ * would wait for this one). */
+static int leave_ranks(int rc) {
+    ebmc_comm_t *w = ebmc_comm_world();
+    bool alike = rc == EBMC_EXIT_OK || rc == EBMC_EXIT_CONFIG || rc == EBMC_EXIT_USAGE || rc == EBMC_EXIT_DIVERGED;
+    if (ebmc_comm_size(w) > 1 && !alike)
+        ebmc_comm_abort(w, rc);
+    ebmc_comm_finalize();
+    return rc;
+}
+
 int ebmc_train_main(int argc, char **argv) {
     char err[1024] = "";
     train_args a;
@@ -427,9 +561,9 @@ int ebmc_train_main(int argc, char **argv) {
         fputs(ini ? ini : "", stdout);
         free(ini);
     } else {
-        rc = a.resume ? EBMC_EXIT_OK : new_run_dir(cfg, a.config_path, run_dir, sizeof run_dir);
+        rc = a.resume ? EBMC_EXIT_OK : agreed_run_dir(cfg, a.config_path, run_dir, sizeof run_dir);
         if (!rc) rc = run_loop(recipe, cfg, run_dir, a.resume != NULL, err, sizeof err);
     }
     ebmc_config_free(cfg);
-    return rc;
+    return leave_ranks(rc);
 }

@@ -24,7 +24,19 @@ struct ebmc_run {
     float *host_batch;        /* (batch, C, H, W) the current data batch */
     float *host_grid;         /* the largest grid, for PNG writing */
     ebmc_report report;       /* of the last iteration */
+    /* data-parallel ranks (ebmc/comm.h): batch is the global batch (the loader's, the same on
+     * every rank); this rank trains on examples [rank * local_batch, (rank+1) * local_batch) */
+    struct ebmc_comm *comm;   /* the world when training (NULL: ebmc sample, bench) */
+    int rank, ranks, local_batch;
+    size_t example_elems;     /* C*H*W of one example */
 };
+
+/* The report's metrics averaged over the ranks (images and chain-steps summed), so that every
+ * rank logs and guards the same numbers; *flag (in: this rank's, e.g. a stop request) becomes
+ * the ranks' sum. A no-op in one process. */
+ebmc_status ebmc_run_reduce_report(ebmc_run_t *r, double *flag);
+/* Rank 0 of the run's world (true without one): only it writes the run directory. */
+bool ebmc_run_is_root(const ebmc_run_t *r);
 
 /* The data set data.* (and run.seed) of cfg describe, read or generated. */
 ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen);
@@ -43,6 +55,9 @@ void ebmc_ckpt_prune(const char *run_dir, int keep);
  * path (n bytes): its folder. EBMC_E_IO when none loads (err: the newest one's problem). */
 ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *it, char *path, size_t n,
                                   char *err, size_t errlen);
+/* The data-parallel ranks a checkpoint folder was trained with ("ranks" in its metadata; 1 for
+ * checkpoints written before there were ranks); -1 when its state cannot be read. */
+int ebmc_ckpt_ranks(const char *ckpt_dir);
 /* Rewrites metrics.jsonl without the iteration records after `last` (a resumed or recovered
  * run repeats them); event lines are kept. A missing file is fine. */
 ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, size_t errlen);

@@ -454,10 +454,10 @@ static uint32_t step_of(const ebmc_rng_key *k) {
     return (k->step_base ? *k->step_base : 0u) + k->step_offset;
 }
 
-/* normal noise of element e of chain `chain` at `step` */
-static inline float normal_at(const ebmc_rng_key *k, uint32_t step, int chain, size_t e) {
+/* normal noise of element e of (global) chain `chain` at `step` */
+static inline float normal_at(const ebmc_rng_key *k, uint32_t step, uint32_t chain, size_t e) {
     float r[4];
-    ebmc_philox_normal4(k->seed, (uint32_t)(e / 4), (uint32_t)chain, step, k->stream, r);
+    ebmc_philox_normal4(k->seed, (uint32_t)(e / 4), chain, step, k->stream, r);
     return r[e % 4];
 }
 
@@ -472,9 +472,9 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
         for (size_t g4 = 0; g4 < E; g4 += 4) {
             float xi[4] = {0, 0, 0, 0};
             if (d->noise == EBMC_NOISE_AFTER)
-                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, xi);
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, xi);
             else if (d->noise == EBMC_NOISE_NEXT)
-                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step + 1, d->rng.stream, xi);
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step + 1, d->rng.stream, xi);
             for (size_t l = 0; l < 4 && g4 + l < E; l++) {
                 size_t i = g4 + l;
                 float gr = gc[i];
@@ -499,9 +499,9 @@ static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
         for (size_t g4 = 0; g4 < E; g4 += 4) {
             float r[4];
             if (d->dist == EBMC_RNG_NORMAL)
-                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, r);
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, r);
             else
-                ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, r);
+                ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, r);
             for (size_t l = 0; l < 4 && g4 + l < E; l++) {
                 float v = d->dist == EBMC_RNG_NORMAL ? d->p0 + d->p1 * r[l]
                                                       : d->p0 + (d->p1 - d->p0) * r[l];
@@ -519,7 +519,7 @@ static ebmc_status cpu_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, cons
     for (int ch = 0; ch < d->n_chains; ch++)
         for (size_t e = 0; e < E; e++) {
             size_t i = (size_t)ch * E + e;
-            z[i] = mu[i] + expf(d->k * s[i]) * normal_at(&d->rng, step, ch, e);
+            z[i] = mu[i] + expf(d->k * s[i]) * normal_at(&d->rng, step, (uint32_t)ch + ctx->chain0, e);
         }
     return EBMC_OK;
 }
@@ -546,14 +546,14 @@ static ebmc_status cpu_replay_sample(ebmc_ctx_t *ctx, const ebmc_replay_desc *d,
     float span = d->hi - d->lo;
     for (int ch = 0; ch < d->n_chains; ch++) {
         float u[4];
-        ebmc_philox_uniform4(d->rng.seed, REPLAY_GROUP, (uint32_t)ch, step, d->rng.stream, u);
+        ebmc_philox_uniform4(d->rng.seed, REPLAY_GROUP, (uint32_t)ch + ctx->chain0, step, d->rng.stream, u);
         bool reuse = d->count > 0 && u[0] < d->p_reuse;
         int j = (int)(u[1] * (float)d->count);
         if (j >= d->count) j = d->count - 1;
         float *xc = x + (size_t)ch * E;
         for (size_t g4 = 0; g4 < E; g4 += 4) {
             float r[4];
-            ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch, step, d->rng.stream, r);
+            ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, r);
             for (size_t l = 0; l < 4 && g4 + l < E; l++) {
                 size_t e = g4 + l;
                 float v;

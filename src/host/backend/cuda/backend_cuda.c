@@ -470,18 +470,18 @@ ebmc_status cuda_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
 
 ebmc_status cuda_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x,
                           const float *g) {
-    sampler_langevin_step(d, x, g, cpriv(ctx)->stream);
+    sampler_langevin_step(d, x, g, ctx->chain0, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
 ebmc_status cuda_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
-    sampler_rng_fill(d, y, cpriv(ctx)->stream);
+    sampler_rng_fill(d, y, ctx->chain0, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
 ebmc_status cuda_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu,
                          const float *s, float *z) {
-    sampler_reparam_sample(d, mu, s, z, cpriv(ctx)->stream);
+    sampler_reparam_sample(d, mu, s, z, ctx->chain0, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
@@ -499,7 +499,7 @@ ebmc_status cuda_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d,
 
 ebmc_status cuda_replay_sample(ebmc_ctx_t *ctx, const ebmc_replay_desc *d,
                                const void *buffer, float *x) {
-    sampler_replay_sample(d, buffer, x, cpriv(ctx)->stream);
+    sampler_replay_sample(d, buffer, x, ctx->chain0, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
