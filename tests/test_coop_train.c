@@ -131,6 +131,14 @@ static toy_samples sample_toy(const char *run_dir, const char *ckpt, int n) {
     ebmc_sample_opts o = {n, -1, -1, -1, 4242};
     char desc[256];
     if (rc->sample(ebmc_run_state(run), &o, outs, desc, sizeof desc, err, sizeof err)) fail_msg("%s", err);
+    /* the recipe's own test-time settings: sample.steps of the config, in batches of the chains */
+    int steps = -1, batch = -1;
+    const char *in = strstr(desc, "in batches of ");
+    assert_int_equal(sscanf(desc, "%d Langevin steps", &steps), 1);
+    assert_non_null(in);
+    assert_int_equal(sscanf(in, "in batches of %d", &batch), 1);
+    assert_int_equal(steps, (int)ebmc_config_int(cfg, "sample", "steps"));
+    assert_int_equal(batch, (int)ebmc_config_int(cfg, "train", "chains"));
     ebmc_run_free(run);
     ebmc_config_free(cfg);
     return s;
@@ -158,6 +166,9 @@ static void test_coopvaebm_toy(void **state) {
     assert_true(ebmc_latest_checkpoint(run, ck, sizeof ck) >= 0);
     int n = 900;
     toy_samples tr = sample_toy(run, ck, n), un = sample_toy(run, NULL, n);
+    char *sargs[] = {run, "--n", "150"}; /* the command: its files appear */
+    assert_int_equal(ebmc_sample_main(3, sargs), 0);
+    assert_int_equal(access(tu_path(run, "samples/final-00000800/revised.npy"), R_OK), 0);
     ebmc_dataset_t *ds;
     const float *centres;
     float std;
