@@ -6,7 +6,8 @@
  *   samples are closer to held-out data (MMD^2) than the VAE's own samples and than an untrained
  *   model's revised samples, and cover every mode;
  * - coopnets on the same mixture (configs/toy2d_coopnets.ini): the generator, trained on revised
- *   samples alone, gets closer to held-out data as it trains (untrained > iteration 200 > 800);
+ *   samples alone, gets closer to held-out data as it trains (untrained > iteration 200 > 800)
+ *   and reaches every mode;
  * - resume is exact for both: N iterations straight == N/2 + --resume + N/2, bit for bit;
  * - bad values of their keys are config errors.
  * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
@@ -130,6 +131,14 @@ static toy_samples sample_toy(const char *run_dir, const char *ckpt, int n) {
     ebmc_sample_opts o = {n, -1, -1, -1, 4242};
     char desc[256];
     if (rc->sample(ebmc_run_state(run), &o, outs, desc, sizeof desc, err, sizeof err)) fail_msg("%s", err);
+    /* the recipe's own test-time settings: sample.steps of the config, in batches of the chains */
+    int steps = -1, batch = -1;
+    const char *in = strstr(desc, "in batches of ");
+    assert_int_equal(sscanf(desc, "%d Langevin steps", &steps), 1);
+    assert_non_null(in);
+    assert_int_equal(sscanf(in, "in batches of %d", &batch), 1);
+    assert_int_equal(steps, (int)ebmc_config_int(cfg, "sample", "steps"));
+    assert_int_equal(batch, (int)ebmc_config_int(cfg, "train", "chains"));
     ebmc_run_free(run);
     ebmc_config_free(cfg);
     return s;
@@ -157,6 +166,9 @@ static void test_coopvaebm_toy(void **state) {
     assert_true(ebmc_latest_checkpoint(run, ck, sizeof ck) >= 0);
     int n = 900;
     toy_samples tr = sample_toy(run, ck, n), un = sample_toy(run, NULL, n);
+    char *sargs[] = {run, "--n", "150"}; /* the command: its files appear */
+    assert_int_equal(ebmc_sample_main(3, sargs), 0);
+    assert_int_equal(access(tu_path(run, "samples/final-00000800/revised.npy"), R_OK), 0);
     ebmc_dataset_t *ds;
     const float *centres;
     float std;
@@ -202,7 +214,9 @@ static void test_coopnets_toy(void **state) {
     printf("\n");
     assert_true(m200 < m0);
     assert_true(m800 < m200);
-    for (int k = 0; k < 8; k++) assert_true(fabs(sh[k] - 0.125) < 0.06);
+    /* every mode reached: at least a third of its share (a balanced spread is coopvaebm's claim,
+     * checked above; here the claim is the generator's progress) */
+    for (int k = 0; k < 8; k++) assert_true(sh[k] > 0.125 / 3);
     free(s0.gen), free(s0.rev), free(s200.gen), free(s200.rev), free(s800.gen), free(s800.rev);
     ebmc_data_free(ds);
 }
@@ -263,14 +277,23 @@ static void test_coop_bad_config(void **state) {
     assert_int_equal(tu_train(a4, 3), EBMC_EXIT_CONFIG);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
+/* argv[1]: "coopvaebm" or "coopnets" (ctest runs each as its own test), or nothing: both */
+int main(int argc, char **argv) {
+    const struct CMUnitTest vae[] = {
         cmocka_unit_test(test_coop_gauss_kl_op),
         cmocka_unit_test(test_coop_bad_config),
         cmocka_unit_test(test_coopvaebm_resume_exact),
-        cmocka_unit_test(test_coopnets_resume_exact),
         cmocka_unit_test(test_coopvaebm_toy),
+    };
+    const struct CMUnitTest nets[] = {
+        cmocka_unit_test(test_coopnets_resume_exact),
         cmocka_unit_test(test_coopnets_toy),
     };
-    return cmocka_run_group_tests_name("coop_train", tests, setup, teardown);
+    const char *only = argc > 1 ? argv[1] : "";
+    int fails = 0;
+    if (strcmp(only, "coopnets"))
+        fails += cmocka_run_group_tests_name("coopvaebm_train", vae, setup, teardown);
+    if (strcmp(only, "coopvaebm"))
+        fails += cmocka_run_group_tests_name("coopnets_train", nets, setup, teardown);
+    return fails;
 }
