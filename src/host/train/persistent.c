@@ -29,6 +29,7 @@ static const ebmc_cfg_key PC_KEYS[] = {
     {"model", "arch", EBMC_CFG_CHOICE, "igebm", "architecture of the EBM", U, "igebm|shortrun|mnist|toy2d"},
     {"model", "ndf", EBMC_CFG_INT, "0", "width (0: the architecture's default; igebm: 128)", 0, 65536, NULL},
     {"model", "hidden", EBMC_CFG_INT, "0", "toy2d: MLP width (0: default)", 0, 65536, NULL},
+    {"model", "img_size", EBMC_CFG_INT, "0", "igebm: image size (0: the architecture's, 32)", 0, 4096, NULL},
     {"train", "lr", EBMC_CFG_FLOAT, "3e-4", "Adam learning rate", 0, 1, NULL},
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
@@ -58,6 +59,13 @@ static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     }
     if (ebmc_config_int(cfg, "model", "ndf")) c->mc.ndf = (int)ebmc_config_int(cfg, "model", "ndf");
     if (ebmc_config_int(cfg, "model", "hidden")) c->mc.hidden = (int)ebmc_config_int(cfg, "model", "hidden");
+    if (ebmc_config_int(cfg, "model", "img_size")) {
+        if (strcmp(arch, "igebm")) {
+            snprintf(err, errlen, "model.img_size: only model.arch = igebm takes another image size");
+            return EBMC_E_INVALID;
+        }
+        c->mc.img_size = (int)ebmc_config_int(cfg, "model", "img_size");
+    }
     c->adam = (ebmc_adam_cfg){ebmc_config_float(cfg, "train", "lr"), ebmc_config_float(cfg, "train", "beta1"),
                               ebmc_config_float(cfg, "train", "beta2"), 1e-8, 0.0,
                               ebmc_config_float(cfg, "train", "gamma")};
@@ -182,7 +190,7 @@ static ebmc_status copy_f(ebmc_ctx_t *ctx, float *dst, const float *src, size_t 
     return ebmc_axpby(ctx, &d, src, dst);
 }
 
-/* y = a x + b (elementwise) */
+/* y = a x + b (elementwise; y and x distinct) */
 static ebmc_status affine(ebmc_ctx_t *ctx, float *y, const float *x, size_t n, float a, float b) {
     ebmc_fill_desc f = {n, b};
     ebmc_axpby_desc d = {n, a, 1.0f};
@@ -194,9 +202,10 @@ static ebmc_status affine(ebmc_ctx_t *ctx, float *y, const float *x, size_t n, f
 static ebmc_status positive_batch(pc_t *t, const float *batch, int64_t it) {
     ebmc_ctx_t *ctx = t->ctx;
     size_t n = (size_t)t->B * t->img;
-    EBMC_TRY(ebmc_copy(ctx, t->x_pos, batch, n * sizeof(float), EBMC_COPY_H2D));
-    if (!t->images || !t->c.dequant) return EBMC_OK;
-    EBMC_TRY(affine(ctx, t->x_pos, t->x_pos, n, 127.5f / 256.0f, 127.5f / 256.0f));
+    if (!t->images || !t->c.dequant) return ebmc_copy(ctx, t->x_pos, batch, n * sizeof(float), EBMC_COPY_H2D);
+    /* the batch lands in the grid buffer (free until the iteration's end): affine is not in place */
+    EBMC_TRY(ebmc_copy(ctx, t->grid, batch, n * sizeof(float), EBMC_COPY_H2D));
+    EBMC_TRY(affine(ctx, t->x_pos, t->grid, n, 127.5f / 256.0f, 127.5f / 256.0f));
     ebmc_rng_desc r = {t->B, t->img, EBMC_RNG_UNIFORM, 0.0f, 1.0f / 256.0f, true,
                        {noise_seed(t), PC_STREAM_DATA, NULL, (uint32_t)it}};
     return ebmc_rng(ctx, &r, t->x_pos);
