@@ -23,7 +23,8 @@ counter, buffer), runs iteration 3 and saves E1 and step.safetensors. Here, from
        loss = mean E(x+) - mean E(x-) + l2 (mean E(x+)^2 + mean E(x-)^2)
   3. Rows:
      exact      Philox known answers; the buffer after the push, byte for byte, from C's own
-                x- (floor(256 (x - lo)/(hi - lo)) clipped: the same float32 operations); the
+                x- (floor(255 (x - lo)/(hi - lo)) clipped, compress_x_mod's 255 levels: the
+                same float32 operations); the
                 counters after (chain step, fill count, next slot); the state_dict names.
      rel. L2    ||C - ref|| / ||ref|| for x+, x-, E(x+), E(x-), the energy trace and every
                 parameter gradient, bound K_MCA e_mca + FLOOR as test_shortrun_step_torch.py:
@@ -218,7 +219,7 @@ def check(d, cfg, refs, verbose=True):
     # the push: C's own x- quantised with the same float32 operations, into slots head..
     lo, hi, size = np.float32(cfg["langevin.lo"]), np.float32(cfg["langevin.hi"]), cfg["buffer.size"]
     xn = st["x_neg"].reshape(st["x_neg"].shape[0], -1).astype(np.float32)
-    qn = np.clip(np.floor((xn - lo) / (hi - lo) * np.float32(256.0)), 0, 255)
+    qn = np.clip(np.floor((xn - lo) / (hi - lo) * np.float32(cfg["buffer.levels"])), 0, 255)
     want = d["ck"]["buffer.data"].reshape(size, -1).astype(np.float64).copy()
     head = int(d["ck"]["buffer.head"])
     for i in range(xn.shape[0]):

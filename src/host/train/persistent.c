@@ -39,6 +39,7 @@ static const ebmc_cfg_key PC_KEYS[] = {
     {"buffer", "size", EBMC_CFG_INT, "10000", "replay buffer entries (FIFO)", 1, 1 << 26, NULL},
     {"buffer", "reinit", EBMC_CFG_FLOAT, "0.05", "probability that a chain starts from fresh noise instead of the buffer", 0, 1, NULL},
     {"buffer", "uint8", EBMC_CFG_BOOL, "true", "store entries as uint8 over [lo, hi] (dequantised on read)", U, NULL},
+    {"buffer", "levels", EBMC_CFG_INT, "255", "uint8 quantisation floor(levels (x - lo)/(hi - lo)): 255 as the code's compress_x_mod (read back as (q + u)/256: a 255/256 shrink per round trip), 256 unbiased", 2, 256, NULL},
     {"langevin", "steps", EBMC_CFG_INT, "60", "K: Langevin steps per iteration", 1, 100000, NULL},
     {"langevin", "step_size", EBMC_CFG_FLOAT, "10", "x <- x - step_size * clip(grad E)", 0, 1e6, NULL},
     {"langevin", "clip", EBMC_CFG_FLOAT, "0.01", "element-wise gradient clip (proj_norm; 0: off)", 0, 1e6, NULL},
@@ -74,6 +75,7 @@ static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->buf_size = (int)ebmc_config_int(cfg, "buffer", "size");
     c->p_reinit = ebmc_config_float(cfg, "buffer", "reinit");
     c->u8 = ebmc_config_bool(cfg, "buffer", "uint8");
+    c->levels = (int)ebmc_config_int(cfg, "buffer", "levels");
     c->steps = (int)ebmc_config_int(cfg, "langevin", "steps");
     c->step = ebmc_config_float(cfg, "langevin", "step_size");
     c->clip = ebmc_config_float(cfg, "langevin", "clip");
@@ -173,6 +175,7 @@ static ebmc_status pc_setup(void *state, const void *typed, const ebmc_recipe_en
     }
     EBMC_TRY(build(t, env->share_tapes, err, errlen));
     ebmc_chain_set_graph(t->chain, env->graphs);
+    ebmc_replay_set_push_levels(t->buf, (float)t->c.levels);
     return EBMC_OK;
 }
 
@@ -351,7 +354,8 @@ static ebmc_status pc_sample(void *state, const ebmc_sample_opts *o, float **out
         if (!s && p.steps > 0) s = ebmc_chain_run(t->chain, B);
         if (!s) s = ebmc_copy(t->ctx, outs[0] + off, xs, cnt * sizeof(float), EBMC_COPY_D2H);
         ebmc_replay_desc d = {B, t->img, t->c.buf_size, ebmc_replay_count(t->buf), ebmc_replay_head(t->buf), 1.0f,
-                              (float)t->c.lo, (float)t->c.hi, t->c.u8, {o->seed, PC_STREAM_SBUF, NULL, (uint32_t)(done / B)}};
+                              (float)t->c.lo, (float)t->c.hi, t->c.u8, {o->seed, PC_STREAM_SBUF, NULL, (uint32_t)(done / B)},
+                              0.0f};
         if (!s) s = ebmc_replay_sample_op(t->ctx, &d, ebmc_replay_storage(t->buf), xs);
         if (!s) s = ebmc_copy(t->ctx, outs[1] + off, xs, cnt * sizeof(float), EBMC_COPY_D2H);
         if (!s) to_output(t, outs[0] + off, cnt), to_output(t, outs[1] + off, cnt);
