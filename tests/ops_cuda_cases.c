@@ -386,10 +386,11 @@ void parity_build_case(const prow *r, pcase *pc) {
         pc->replay = (ebmc_replay_desc){.n_chains = r->n, .chain_elems = E, .capacity = r->co,
                                         .count = push ? r->co : r->k, .head = push ? r->k : 0,
                                         .p_reuse = r->x1, .lo = -1.0f, .hi = 1.0f,
-                                        .u8 = r->var != 0, .rng = row_key(r, pc)};
-        snprintf(pc->label, sizeof pc->label, "%s %s (%d,%zu) capacity %d %s %d p_reuse %g",
+                                        .u8 = r->var != 0, .rng = row_key(r, pc),
+                                        .push_levels = (float)r->opad}; /* opad: 255 as IGEBM */
+        snprintf(pc->label, sizeof pc->label, "%s %s (%d,%zu) capacity %d %s %d p_reuse %g levels %d",
                  ebmc_op_name(r->op), r->var ? "u8" : "f32", r->n, E, r->co,
-                 push ? "head" : "count", r->k, r->x1);
+                 push ? "head" : "count", r->k, r->x1, r->opad ? r->opad : 256);
         /* uint8 storage lives in a float buffer of ceil(bytes/4) (random bytes are valid
          * quantised values) and is compared byte for byte */
         const size_t nbuf = r->var ? CEIL_DIV(entries, (size_t)4) : entries;

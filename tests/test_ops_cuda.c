@@ -248,6 +248,8 @@ static const prow ROWS[] = {
     {EBMC_OP_REPLAY_SAMPLE,     21,  1,  1, 10, 10, 7, 1,  0,  0,  0, 0.5f,  0,    TOL_NOISE, TOL_NOISE}, /* chain0 */
     {EBMC_OP_REPLAY_PUSH,        6,  3,  4,  4, 10, 7, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
     {EBMC_OP_REPLAY_PUSH,        6,  3,  4,  5, 10, 7, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
+    /* uint8 push with IGEBM's 255 levels (compress_x_mod) */
+    {EBMC_OP_REPLAY_PUSH,        6,  3,  4,  5, 10, 7, 0,  0,255,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
     /* gauss_nll: with and without the loss, beta 0 and 1, rows shorter than a block */
     {EBMC_OP_GAUSS_NLL,          8,  1,  1,128,  0, 0, 0,  0,  0,  0, 0.5f,  0,    TOL_NOISE, TOL_NOISE},
     {EBMC_OP_GAUSS_NLL,          3,  1,  1,1000, 0, 0, 0,  0,  0,  1, 1.0f,  1,    TOL_NOISE, TOL_NOISE},

@@ -5,7 +5,7 @@
  *   L2 energy regulariser the energies stay bounded;
  * - resume is exact, the replay buffer (uint8 storage, fill count, next slot) included;
  * - the buffer stores uint8 and dequantises: every entry read back lies within one quantisation
- *   bin of what was pushed;
+ *   bin of what was pushed; with IGEBM's 255 levels the stored byte is floor(255 (x-lo)/(hi-lo));
  * - bad values are config errors (exit 64).
  * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
 #include "testutil.h"
@@ -193,6 +193,15 @@ static void test_persistent_buffer_uint8(void **state) {
             found = ok;
         }
         assert_true(found);
+    }
+    /* IGEBM's compress_x_mod: 255 levels, q = floor(255 (x - lo)/(hi - lo)) */
+    ebmc_replay_set_push_levels(r, 255.0f);
+    assert_int_equal(ebmc_replay_push(r, x, n), EBMC_OK);
+    for (int i = 0; i < n * E; i++) {
+        double c = fmin(fmax(x[i], -3.0), 3.0);
+        int want = (int)fmin(floor((c + 3.0) / 6.0 * 255.0), 255.0);
+        if (fabs((c + 3.0) / 6.0 * 255.0 - floor((c + 3.0) / 6.0 * 255.0 + 0.5)) > 1e-4) /* off a float tie */
+            assert_int_equal(q[i], want);
     }
     free(x);
     free(y);

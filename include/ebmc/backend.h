@@ -436,6 +436,9 @@ typedef struct {
     float lo, hi;
     bool u8;
     ebmc_rng_key rng;
+    float push_levels;  /* u8 push: q = floor((x-lo)/(hi-lo) * push_levels); 0 means 256 (the
+                         * unbiased pair of the read-back above); IGEBM's compress_x_mod uses 255
+                         * (a 255/256 shrink toward lo per round trip) */
 } ebmc_replay_desc;
 
 /* Diagonal Gaussian negative log-likelihood (constant dropped), per row r of (rows, cols):

@@ -145,6 +145,8 @@ void *ebmc_replay_storage(ebmc_replay_t *r); /* device memory, for checkpoints *
 /* Resume: the fill count and the next slot of a checkpointed buffer (storage restored by the
  * caller); EBMC_E_INVALID for values outside [0, capacity] and [0, capacity). */
 ebmc_status ebmc_replay_restore(ebmc_replay_t *r, int count, int head);
+/* uint8 pushes with `levels` quantisation levels (ebmc_replay_desc.push_levels; 0: 256) */
+void ebmc_replay_set_push_levels(ebmc_replay_t *r, float levels);
 
 #ifdef __cplusplus
 }

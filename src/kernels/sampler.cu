@@ -266,7 +266,8 @@ static __global__ void replay_push_kernel(ebmc_replay_desc d, void *buffer, cons
         const size_t ch = i / E, e = i - ch * E;
         const size_t slot = ((size_t)d.head + ch) % (size_t)d.capacity;
         if (d.u8) {
-            float q = floorf(__fmul_rn(__fdiv_rn(__fsub_rn(x[i], d.lo), span), 256.0f));
+            const float levels = d.push_levels > 0.f ? d.push_levels : 256.0f;
+            float q = floorf(__fmul_rn(__fdiv_rn(__fsub_rn(x[i], d.lo), span), levels));
             q = q < 0.f ? 0.f : (q > 255.f ? 255.f : q);
             ((uint8_t *)buffer)[slot * E + e] = (uint8_t)q;
         } else {

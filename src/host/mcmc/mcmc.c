@@ -501,6 +501,7 @@ struct ebmc_replay {
     size_t elems;
     bool u8;
     float lo, hi, p_reuse;
+    float push_levels; /* 0: 256 */
 };
 
 ebmc_status ebmc_replay_create(ebmc_ctx_t *ctx, int capacity, size_t elems, bool u8, float lo,
@@ -511,7 +512,7 @@ ebmc_status ebmc_replay_create(ebmc_ctx_t *ctx, int capacity, size_t elems, bool
                                "replay buffer: capacity %d, elems %zu, range [%g, %g], p_reuse %g",
                                capacity, elems, lo, hi, p_reuse);
     ebmc_replay_t *r = ebmc_xcalloc(1, sizeof *r, "replay");
-    *r = (ebmc_replay_t){ctx, NULL, capacity, 0, 0, min_fill, elems, u8, lo, hi, p_reuse};
+    *r = (ebmc_replay_t){ctx, NULL, capacity, 0, 0, min_fill, elems, u8, lo, hi, p_reuse, 0.0f};
     ebmc_status s = ebmc_alloc(ctx, &r->storage, (size_t)capacity * elems * (u8 ? 1 : sizeof(float)));
     if (s) {
         free(r);
@@ -529,7 +530,7 @@ void ebmc_replay_free(ebmc_replay_t *r) {
 
 static ebmc_replay_desc replay_desc(const ebmc_replay_t *r, int n, ebmc_rng_key key) {
     ebmc_replay_desc d = {n, r->elems, r->capacity, r->count, r->head, r->p_reuse,
-                          r->lo, r->hi, r->u8, key};
+                          r->lo, r->hi, r->u8, key, r->push_levels};
     if (r->count < r->min_fill) d.count = 0; /* not filled enough: fresh noise everywhere */
     return d;
 }
@@ -560,3 +561,5 @@ ebmc_status ebmc_replay_restore(ebmc_replay_t *r, int count, int head) {
     r->head = head;
     return EBMC_OK;
 }
+
+void ebmc_replay_set_push_levels(ebmc_replay_t *r, float levels) { r->push_levels = levels; }

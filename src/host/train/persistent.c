@@ -29,6 +29,7 @@ static const ebmc_cfg_key PC_KEYS[] = {
     {"model", "arch", EBMC_CFG_CHOICE, "igebm", "architecture of the EBM", U, "igebm|shortrun|mnist|toy2d"},
     {"model", "ndf", EBMC_CFG_INT, "0", "width (0: the architecture's default; igebm: 128)", 0, 65536, NULL},
     {"model", "hidden", EBMC_CFG_INT, "0", "toy2d: MLP width (0: default)", 0, 65536, NULL},
+    {"model", "img_size", EBMC_CFG_INT, "0", "igebm: image size (0: the architecture's, 32)", 0, 4096, NULL},
     {"train", "lr", EBMC_CFG_FLOAT, "3e-4", "Adam learning rate", 0, 1, NULL},
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
@@ -38,6 +39,7 @@ static const ebmc_cfg_key PC_KEYS[] = {
     {"buffer", "size", EBMC_CFG_INT, "10000", "replay buffer entries (FIFO)", 1, 1 << 26, NULL},
     {"buffer", "reinit", EBMC_CFG_FLOAT, "0.05", "probability that a chain starts from fresh noise instead of the buffer", 0, 1, NULL},
     {"buffer", "uint8", EBMC_CFG_BOOL, "true", "store entries as uint8 over [lo, hi] (dequantised on read)", U, NULL},
+    {"buffer", "levels", EBMC_CFG_INT, "255", "uint8 quantisation floor(levels (x - lo)/(hi - lo)): 255 as the code's compress_x_mod (read back as (q + u)/256: a 255/256 shrink per round trip), 256 unbiased", 2, 256, NULL},
     {"langevin", "steps", EBMC_CFG_INT, "60", "K: Langevin steps per iteration", 1, 100000, NULL},
     {"langevin", "step_size", EBMC_CFG_FLOAT, "10", "x <- x - step_size * clip(grad E)", 0, 1e6, NULL},
     {"langevin", "clip", EBMC_CFG_FLOAT, "0.01", "element-wise gradient clip (proj_norm; 0: off)", 0, 1e6, NULL},
@@ -58,6 +60,13 @@ static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     }
     if (ebmc_config_int(cfg, "model", "ndf")) c->mc.ndf = (int)ebmc_config_int(cfg, "model", "ndf");
     if (ebmc_config_int(cfg, "model", "hidden")) c->mc.hidden = (int)ebmc_config_int(cfg, "model", "hidden");
+    if (ebmc_config_int(cfg, "model", "img_size")) {
+        if (strcmp(arch, "igebm")) {
+            snprintf(err, errlen, "model.img_size: only model.arch = igebm takes another image size");
+            return EBMC_E_INVALID;
+        }
+        c->mc.img_size = (int)ebmc_config_int(cfg, "model", "img_size");
+    }
     c->adam = (ebmc_adam_cfg){ebmc_config_float(cfg, "train", "lr"), ebmc_config_float(cfg, "train", "beta1"),
                               ebmc_config_float(cfg, "train", "beta2"), 1e-8, 0.0,
                               ebmc_config_float(cfg, "train", "gamma")};
@@ -66,6 +75,7 @@ static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->buf_size = (int)ebmc_config_int(cfg, "buffer", "size");
     c->p_reinit = ebmc_config_float(cfg, "buffer", "reinit");
     c->u8 = ebmc_config_bool(cfg, "buffer", "uint8");
+    c->levels = (int)ebmc_config_int(cfg, "buffer", "levels");
     c->steps = (int)ebmc_config_int(cfg, "langevin", "steps");
     c->step = ebmc_config_float(cfg, "langevin", "step_size");
     c->clip = ebmc_config_float(cfg, "langevin", "clip");
@@ -165,6 +175,7 @@ static ebmc_status pc_setup(void *state, const void *typed, const ebmc_recipe_en
     }
     EBMC_TRY(build(t, env->share_tapes, err, errlen));
     ebmc_chain_set_graph(t->chain, env->graphs);
+    ebmc_replay_set_push_levels(t->buf, (float)t->c.levels);
     return EBMC_OK;
 }
 
@@ -182,7 +193,7 @@ static ebmc_status copy_f(ebmc_ctx_t *ctx, float *dst, const float *src, size_t 
     return ebmc_axpby(ctx, &d, src, dst);
 }
 
-/* y = a x + b (elementwise) */
+/* y = a x + b (elementwise; y and x distinct) */
 static ebmc_status affine(ebmc_ctx_t *ctx, float *y, const float *x, size_t n, float a, float b) {
     ebmc_fill_desc f = {n, b};
     ebmc_axpby_desc d = {n, a, 1.0f};
@@ -194,9 +205,10 @@ static ebmc_status affine(ebmc_ctx_t *ctx, float *y, const float *x, size_t n, f
 static ebmc_status positive_batch(pc_t *t, const float *batch, int64_t it) {
     ebmc_ctx_t *ctx = t->ctx;
     size_t n = (size_t)t->B * t->img;
-    EBMC_TRY(ebmc_copy(ctx, t->x_pos, batch, n * sizeof(float), EBMC_COPY_H2D));
-    if (!t->images || !t->c.dequant) return EBMC_OK;
-    EBMC_TRY(affine(ctx, t->x_pos, t->x_pos, n, 127.5f / 256.0f, 127.5f / 256.0f));
+    if (!t->images || !t->c.dequant) return ebmc_copy(ctx, t->x_pos, batch, n * sizeof(float), EBMC_COPY_H2D);
+    /* the batch lands in the grid buffer (free until the iteration's end): affine is not in place */
+    EBMC_TRY(ebmc_copy(ctx, t->grid, batch, n * sizeof(float), EBMC_COPY_H2D));
+    EBMC_TRY(affine(ctx, t->x_pos, t->grid, n, 127.5f / 256.0f, 127.5f / 256.0f));
     ebmc_rng_desc r = {t->B, t->img, EBMC_RNG_UNIFORM, 0.0f, 1.0f / 256.0f, true,
                        {noise_seed(t), PC_STREAM_DATA, NULL, (uint32_t)it}};
     return ebmc_rng(ctx, &r, t->x_pos);
@@ -342,7 +354,8 @@ static ebmc_status pc_sample(void *state, const ebmc_sample_opts *o, float **out
         if (!s && p.steps > 0) s = ebmc_chain_run(t->chain, B);
         if (!s) s = ebmc_copy(t->ctx, outs[0] + off, xs, cnt * sizeof(float), EBMC_COPY_D2H);
         ebmc_replay_desc d = {B, t->img, t->c.buf_size, ebmc_replay_count(t->buf), ebmc_replay_head(t->buf), 1.0f,
-                              (float)t->c.lo, (float)t->c.hi, t->c.u8, {o->seed, PC_STREAM_SBUF, NULL, (uint32_t)(done / B)}};
+                              (float)t->c.lo, (float)t->c.hi, t->c.u8, {o->seed, PC_STREAM_SBUF, NULL, (uint32_t)(done / B)},
+                              0.0f};
         if (!s) s = ebmc_replay_sample_op(t->ctx, &d, ebmc_replay_storage(t->buf), xs);
         if (!s) s = ebmc_copy(t->ctx, outs[1] + off, xs, cnt * sizeof(float), EBMC_COPY_D2H);
         if (!s) to_output(t, outs[0] + off, cnt), to_output(t, outs[1] + off, cnt);

@@ -25,6 +25,7 @@ typedef struct {
     int buf_size;                /* buffer.size */
     double p_reinit;             /* buffer.reinit */
     bool u8;                     /* buffer.uint8 */
+    int levels;                  /* buffer.levels */
     int steps;                   /* langevin.* */
     double step, clip, noise, lo, hi;
     int sample_steps;            /* sample.* */

@@ -575,7 +575,7 @@ static ebmc_status cpu_replay_push(ebmc_ctx_t *ctx, const ebmc_replay_desc *d, v
         const float *xc = x + (size_t)ch * E;
         for (size_t e = 0; e < E; e++) {
             if (d->u8) {
-                float q = floorf((xc[e] - d->lo) / (d->hi - d->lo) * 256.0f);
+                float q = floorf((xc[e] - d->lo) / (d->hi - d->lo) * (d->push_levels > 0 ? d->push_levels : 256.0f));
                 q = q < 0 ? 0 : (q > 255 ? 255 : q);
                 ((uint8_t *)buffer)[slot * E + e] = (uint8_t)q;
             } else {
