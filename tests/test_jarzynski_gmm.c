@@ -9,7 +9,10 @@
  * - resume is exact: N iterations straight == N/2 + --resume + N/2, bit for bit (the mixture,
  *   walkers, float64 log-weights, statistics, counters and every logged metric), with weights
  *   and resampling (Jarzynski) and with resets to data (CD);
- * - bad configs: an unknown switch value, a data dimension that is not the model's.
+ * - the image path (CIFAR-10 config's net on procedural images; MNIST 2/3/6 with EBMC_DATA):
+ *   iterations, grids and bit-exact resume;
+ * - bad configs: an unknown switch value, a data dimension that is not the model's, a malformed
+ *   data.classes.
  * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
 #include "ebmc/gmm.h"
 #include "ebmc/train.h"
@@ -135,38 +138,47 @@ static void test_gmm_gradients_and_log_z(void **state) {
     ebmc_ctx_free(ctx);
 }
 
-/* straight == half + --resume + half, bit for bit */
-static void resume_case(const char *cfg, const char *tag, const char *const *extra, int n_extra) {
+static const char *const GMM_SMALL[] = {"data.dim=5", "model.dim=5", "data.count=300", "train.batch_size=300",
+                                        "jarzynski.walkers=256", "log.quiet=true", "log.ckpt_every=1000", "run.seed=3"};
+
+/* straight == half + --resume + half (iters in all), bit for bit: state.safetensors, the nets
+ * named in nets (NULL-terminated), every metrics line */
+static void resume_case(const char *cfg, const char *tag, const char *const *common, int n_common,
+                        const char *const *extra, int n_extra, int iters, const char *const *nets) {
     char od[600], sn[64], hn[64], split[700];
     snprintf(od, sizeof od, "run.out_dir=%s", TMP);
     snprintf(sn, sizeof sn, "run.name=%s_straight", tag);
     snprintf(hn, sizeof hn, "run.name=%s_split", tag);
-    const char *common[] = {"data.dim=5", "model.dim=5", "data.count=300", "train.batch_size=300",
-                            "jarzynski.walkers=256", "log.quiet=true", "log.ckpt_every=1000", "run.seed=3"};
-    const char *a[24] = {cfg, od, sn}, *b[24] = {cfg, od, hn};
+    char full[64], half[64];
+    snprintf(full, sizeof full, "train.iterations=%d", iters);
+    snprintf(half, sizeof half, "train.iterations=%d", iters / 2);
+    const char *a[32] = {cfg, od, sn}, *b[32] = {cfg, od, hn};
     int na = 3, nb = 3;
-    for (int i = 0; i < 8; i++) a[na++] = b[nb++] = common[i];
+    for (int i = 0; i < n_common; i++) a[na++] = b[nb++] = common[i];
     for (int i = 0; i < n_extra; i++) a[na++] = b[nb++] = extra[i];
-    a[na++] = "train.iterations=60";
-    b[nb++] = "train.iterations=30";
+    a[na++] = full;
+    b[nb++] = half;
     assert_int_equal(tu_train(a, na), 0);
     assert_int_equal(tu_train(b, nb), 0);
     snprintf(split, sizeof split, "%s/%s_split", TMP, tag);
-    const char *r[] = {"--resume", split, "train.iterations=60"};
+    const char *r[] = {"--resume", split, full};
     assert_int_equal(tu_train(r, 3), 0);
     char pa[900], pb[900];
-    snprintf(pa, sizeof pa, "%s/%s_straight/checkpoints/iter_00000060/state.safetensors", TMP, tag);
-    snprintf(pb, sizeof pb, "%s/%s_split/checkpoints/iter_00000060/state.safetensors", TMP, tag);
-    tu_assert_same_tensors(pa, pb);
+    for (int i = -1; i < 0 || (nets && nets[i]); i++) {
+        const char *f = i < 0 ? "state" : nets[i];
+        snprintf(pa, sizeof pa, "%s/%s_straight/checkpoints/iter_%08d/%s.safetensors", TMP, tag, iters, f);
+        snprintf(pb, sizeof pb, "%s/%s_split/checkpoints/iter_%08d/%s.safetensors", TMP, tag, iters, f);
+        tu_assert_same_tensors(pa, pb);
+    }
     snprintf(pa, sizeof pa, "%s/%s_straight/metrics.jsonl", TMP, tag);
     snprintf(pb, sizeof pb, "%s/%s_split/metrics.jsonl", TMP, tag);
-    tu_assert_same_metrics(pa, pb, 60);
+    tu_assert_same_metrics(pa, pb, iters);
 }
 
 static void test_resume_is_exact(void **state) {
     /* a high threshold: resampling happens on both sides of the split */
     const char *jz[] = {"jarzynski.ess_threshold=0.995", "train.lr_z=0.05"};
-    resume_case(CFG[0], "jz", jz, 2);
+    resume_case(CFG[0], "jz", GMM_SMALL, 8, jz, 2, 60, NULL);
     char path[800];
     snprintf(path, sizeof path, "%s/jz_straight/metrics.jsonl", TMP);
     char *text = tu_read_file(path, NULL), *last = strrchr(text, '{');
@@ -174,7 +186,45 @@ static void test_resume_is_exact(void **state) {
     printf("  60 straight == 30 + resume + 30 (jarzynski, %.0f resamplings; cd, resets every 4)\n", res);
     assert_true(res >= 2);
     free(text);
-    resume_case(CFG[2], "cd", NULL, 0);
+    resume_case(CFG[2], "cd", GMM_SMALL, 8, NULL, 0, 60, NULL);
+}
+
+/* The image path: the CIFAR-10 config's architecture (shortrun, the score net, width 8) on
+ * procedural 32x32 images (no download): iterations run with weights, burn-in and resampling at
+ * every iteration, walkers and data are written as grids, and resume is bit-exact (E, its Adam
+ * state, the walkers and their log-weights). With EBMC_DATA: one iteration of the MNIST config
+ * on its 2/3/6 subset. */
+static void test_image_path(void **state) {
+    char cifar[1100];
+    snprintf(cifar, sizeof cifar, "%s/cifar10_jarzynski.ini", getenv("EBMC_CONFIGS") ? getenv("EBMC_CONFIGS") : "configs");
+    const char *small[] = {"data.dataset=shapes", "data.size=32", "data.count=64", "model.width=8",
+                           "train.batch_size=8", "jarzynski.walkers=16", "jarzynski.init_steps=2",
+                           "jarzynski.ess_threshold=2", "log.grid_every=2", "log.ckpt_every=1000",
+                           "log.quiet=true", "train.lr=1e-3"};
+    const char *nets[] = {"E", NULL};
+    resume_case(cifar, "img", small, 12, NULL, 0, 4, nets);
+    char path[900];
+    snprintf(path, sizeof path, "%s/img_straight/metrics.jsonl", TMP);
+    char *text = tu_read_file(path, NULL), *last = strrchr(text, '{');
+    printf("  image path (shortrun on 32x32 shapes): 4 straight == 2 + resume + 2; %.0f resamplings, E(data) %.4g\n",
+           field(last, "resamplings"), field(last, "e_data"));
+    assert_true(field(last, "resamplings") == 4 && isfinite(field(last, "e_data")));
+    free(text);
+    snprintf(path, sizeof path, "%s/img_straight/samples/iter_00000004_walkers.png", TMP);
+    assert_int_equal(access(path, R_OK), 0);
+    const char *data = getenv("EBMC_DATA");
+    if (!data) {
+        printf("  MNIST 2/3/6 subset: skipped (set EBMC_DATA to the folder holding mnist/)\n");
+        return;
+    }
+    char mcfg[1100], dp[1100], od[600];
+    snprintf(mcfg, sizeof mcfg, "%s/mnist_jarzynski.ini", getenv("EBMC_CONFIGS") ? getenv("EBMC_CONFIGS") : "configs");
+    snprintf(dp, sizeof dp, "data.path=%s/mnist", data);
+    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
+    const char *m[] = {mcfg, od, dp, "run.name=mnist", "train.iterations=1", "train.batch_size=8",
+                       "jarzynski.walkers=8", "jarzynski.init_steps=1", "model.width=4", "log.quiet=true"};
+    assert_int_equal(tu_train(m, 10), 0);
+    printf("  MNIST 2/3/6 subset (9800 images): one iteration ran\n");
 }
 
 static void test_bad_configs(void **state) {
@@ -186,6 +236,8 @@ static void test_bad_configs(void **state) {
     assert_int_equal(tu_train(a2, 4), EBMC_EXIT_CONFIG);
     const char *a3[] = {CFG[0], od, "model.components=64", "model.dim=200", "data.dim=200", "run.name=big"};
     assert_int_equal(tu_train(a3, 6), EBMC_EXIT_CONFIG);
+    const char *a4[] = {CFG[0], od, "data.classes=2:5x", "run.name=badcls"};
+    assert_int_equal(tu_train(a4, 4), EBMC_EXIT_CONFIG);
 }
 
 int main(void) {
@@ -193,6 +245,7 @@ int main(void) {
         cmocka_unit_test(test_gmm_gradients_and_log_z),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_image_path),
         cmocka_unit_test(test_headline_reduced),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -121,6 +121,12 @@ ebmc_status ebmc_data_toy2d(const char *kind, int n, uint64_t seed, ebmc_dataset
  * -10 (component 0), the rest from +6 (component 1). Point i depends only on (seed, i). Name
  * "gmm<dim>". */
 ebmc_status ebmc_data_gmm(int dim, int n, uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen);
+/* A labelled data set (MNIST, CIFAR-10) cut down to the first COUNT images of each CLASS, in
+ * file order: spec "CLASS:COUNT[,CLASS:COUNT...]" (e.g. "2:5600,3:2800,6:1400", the MNIST set of
+ * the Jarzynski paper). A malformed spec or a set without labels is EBMC_E_INVALID; too few
+ * images of a class EBMC_E_IO. ds is not changed. Name "<ds name>-classes". */
+ebmc_status ebmc_data_take_classes(const ebmc_dataset_t *ds, const char *spec, ebmc_dataset_t **out, char *err,
+                                   size_t errlen);
 /* For "gmm8"/"gmm25": the number M of modes, *centres = (M,2) and *std = the component std.
  * Other data sets: 0 (centres NULL, std 0). Either output pointer may be NULL. */
 int ebmc_toy2d_modes(const ebmc_dataset_t *ds, const float **centres, float *std);

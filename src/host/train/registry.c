@@ -32,6 +32,7 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"data", "hflip", EBMC_CFG_BOOL, "false", "random horizontal flips", U, NULL},
     {"data", "crop", EBMC_CFG_STRING, "", "images: crop box x0,y0,x1,y1 in source pixels (empty: the centred square)", U, NULL},
     {"data", "cache", EBMC_CFG_STRING, "", "images: prepared uint8 cache (empty: <path>.ebmc-<size>.cache)", U, NULL},
+    {"data", "classes", EBMC_CFG_STRING, "", "mnist/cifar10: keep the first COUNT images of each CLASS, \"CLASS:COUNT,...\" (empty: all)", U, NULL},
     {"data", "dim", EBMC_CFG_INT, "50", "gmm: dimension of the teacher's points", 1, 4096, NULL},
     {"data", "mnist_pad", EBMC_CFG_INT, "0", "mnist: pad 28x28 images to this size (0: keep)", 0, 64, NULL},
 

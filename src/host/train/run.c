@@ -11,8 +11,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* data.* -> a data set (the shell's keys: every recipe trains on the same loaders) */
+static ebmc_status open_data_kind(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen);
+
+/* data.* -> a data set (the shell's keys: every recipe trains on the same loaders), cut down to
+ * data.classes when given */
 ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
+    EBMC_TRY(open_data_kind(cfg, ds, err, errlen));
+    const char *classes = ebmc_config_str(cfg, "data", "classes");
+    if (!*classes) return EBMC_OK;
+    ebmc_dataset_t *sub = NULL;
+    ebmc_status s = ebmc_data_take_classes(*ds, classes, &sub, err, errlen);
+    ebmc_data_free(*ds);
+    *ds = sub;
+    return s;
+}
+
+static ebmc_status open_data_kind(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen) {
     const char *kind = ebmc_config_str(cfg, "data", "dataset");
     const char *path = ebmc_config_str(cfg, "data", "path");
     uint64_t seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
