@@ -72,6 +72,23 @@ ebmc_status ebmc_data_mnist(const char *dir, bool train, int pad_to, ebmc_datase
  * all is EBMC_E_IO. Name "images". */
 ebmc_status ebmc_data_images(const char *path, int size, const float *box, const char *cache_path,
                              bool skip_bad, ebmc_dataset_t **out, char *err, size_t errlen);
+/* ebmc_data_images with the CelebA protocol of the Dual-MCMC authors (addition):
+ *   resize   EBMC_RESIZE_CATMULL_ROM: as ebmc_data_images; EBMC_RESIZE_PIL_BILINEAR: the box
+ *            (integer pixels) cropped, then Pillow's antialiased bilinear Image.resize, bit for
+ *            bit (what torchvision's Resize does to a PIL image)
+ *   split    EBMC_SPLIT_ALL, or EBMC_SPLIT_CELEBA_TRAIN: only files numbered 1..162770
+ *            (000001.jpg ...), or, with partition_file (list_eval_partition.txt), those marked 0
+ * Both enter the cache's hash. Name "images". */
+typedef enum { EBMC_RESIZE_CATMULL_ROM = 0, EBMC_RESIZE_PIL_BILINEAR = 1 } ebmc_resize_filter;
+typedef enum { EBMC_SPLIT_ALL = 0, EBMC_SPLIT_CELEBA_TRAIN = 1 } ebmc_image_split;
+typedef struct {
+    ebmc_resize_filter resize;
+    ebmc_image_split split;
+    const char *partition_file; /* NULL or "": the official numbering */
+} ebmc_images_opts;
+ebmc_status ebmc_data_images_ex(const char *path, int size, const float *box, const char *cache_path,
+                                bool skip_bad, const ebmc_images_opts *o, ebmc_dataset_t **out, char *err,
+                                size_t errlen);
 /* Cache file layout (little-endian):
  *   0  char[8]  "EBMCIMGC"
  *   8  u32      version (EBMC_IMAGE_CACHE_VERSION)

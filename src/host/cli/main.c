@@ -25,6 +25,9 @@ static void usage(FILE *f) {
             "                             --stats DATA --out F.npz writes pytorch-fid statistics\n"
             "  score RUN_DIR INPUT [--out F.jsonl|F.npy]\n"
             "                             the energy of each image or point of INPUT (.npy or a config)\n"
+            "  import CONFIG WEIGHTS_DIR --out RUN_DIR\n"
+            "                             a run from network weights alone (scripts/import_dualmcmc.py\n"
+            "                             converts the Dual-MCMC authors' .pth)\n"
             "  bench [--quick] [--cases L] [--json FILE] ...\n"
             "                             sampler and training-iteration throughput (median,\n"
             "                             p10/p90, FLOP fraction); ebmc bench --help for all options\n"
@@ -226,6 +229,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "data")) return ebmc_data_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return ebmc_eval_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "score")) return ebmc_score_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "import")) return ebmc_import_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "loglik")) return ebmc_loglik_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

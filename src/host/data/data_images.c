@@ -574,8 +574,8 @@ static uint8_t *read_item(const src_ctx *S, const src_item *it, size_t *len, cha
 }
 
 /* Decodes, crops and resizes one image into dst (3,size,size). false with a reason in why. */
-static bool prepare_one(const uint8_t *bytes, size_t len, const float *box, int size, uint8_t *dst,
-                        uint8_t *hwc /* (size,size,3) scratch */, char *why, size_t wlen) {
+static bool prepare_one(const uint8_t *bytes, size_t len, const float *box, int size, ebmc_resize_filter rf,
+                        uint8_t *dst, uint8_t *hwc /* (size,size,3) scratch */, char *why, size_t wlen) {
     int w = 0, h = 0, comp = 0;
     if (len == 0) {
         snprintf(why, wlen, "cannot decode: empty file");
@@ -618,7 +618,12 @@ static bool prepare_one(const uint8_t *bytes, size_t len, const float *box, int 
         b[2] = b[0] + side;
         b[3] = b[1] + side;
     }
-    int ok = stbir_resize_region(px, w, h, 0, hwc, size, size, 0, STBIR_TYPE_UINT8, 3,
+    int ok;
+    if (rf == EBMC_RESIZE_PIL_BILINEAR) { /* PIL: crop to whole pixels, then Image.resize */
+        int x0 = (int)b[0], y0 = (int)b[1], x1 = (int)b[2], y1 = (int)b[3];
+        ok = ebmc_pil_resize_bilinear(px + ((size_t)y0 * w + x0) * 3, x1 - x0, y1 - y0, w * 3, size, hwc);
+    } else
+    ok = stbir_resize_region(px, w, h, 0, hwc, size, size, 0, STBIR_TYPE_UINT8, 3,
                                  STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP, STBIR_EDGE_CLAMP,
                                  STBIR_FILTER_CATMULLROM, STBIR_FILTER_CATMULLROM,
                                  STBIR_COLORSPACE_LINEAR, NULL, b[0] / (float)w, b[1] / (float)h,
@@ -638,6 +643,30 @@ static bool prepare_one(const uint8_t *bytes, size_t len, const float *box, int 
 
 ebmc_status ebmc_data_images(const char *path, int size, const float *box, const char *cache_path,
                              bool skip_bad, ebmc_dataset_t **out, char *err, size_t errlen) {
+    ebmc_images_opts o = {EBMC_RESIZE_CATMULL_ROM, EBMC_SPLIT_ALL, NULL};
+    return ebmc_data_images_ex(path, size, box, cache_path, skip_bad, &o, out, err, errlen);
+}
+
+/* Keeps the CelebA train partition's images of L (data_celeba.c). */
+static ebmc_status keep_split(src_list *L, const ebmc_images_opts *o, char *err, size_t errlen) {
+    uint8_t *part = NULL;
+    long np = 0;
+    if (o->partition_file && o->partition_file[0] &&
+        ebmc_celeba_partition_load(o->partition_file, &part, &np, err, errlen))
+        return EBMC_E_IO;
+    size_t k = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        if (ebmc_celeba_in_train(L->v[i].rel, part, np)) L->v[k++] = L->v[i];
+        else free(L->v[i].rel);
+    }
+    L->n = k;
+    free(part);
+    return EBMC_OK;
+}
+
+ebmc_status ebmc_data_images_ex(const char *path, int size, const float *box, const char *cache_path,
+                                bool skip_bad, const ebmc_images_opts *o, ebmc_dataset_t **out, char *err,
+                                size_t errlen) {
     if (err && errlen) err[0] = '\0';
     if (out) *out = NULL;
     if (!out) return ebmc_data_err(EBMC_E_INVALID, err, errlen, path, "images: out is NULL");
@@ -651,6 +680,10 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
             return ebmc_data_err(EBMC_E_INVALID, err, errlen, path,
                                  "images: bad crop box (%g, %g, %g, %g): need 0 <= x0 < x1, "
                                  "0 <= y0 < y1 (pixels of the source)", box[0], box[1], box[2], box[3]);
+        if (o->resize == EBMC_RESIZE_PIL_BILINEAR &&
+            (box[0] != floorf(box[0]) || box[1] != floorf(box[1]) || box[2] != floorf(box[2]) || box[3] != floorf(box[3])))
+            return ebmc_data_err(EBMC_E_INVALID, err, errlen, path, "images: the PIL resize crops whole pixels: "
+                                 "the box (%g, %g, %g, %g) must be integers", box[0], box[1], box[2], box[3]);
     }
     if (cache_path && !cache_path[0]) cache_path = NULL;
 
@@ -680,6 +713,7 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
     } else {
         return ebmc_data_err(EBMC_E_IO, err, errlen, path, "neither a folder nor a tar file");
     }
+    if (st == EBMC_OK && o->split == EBMC_SPLIT_CELEBA_TRAIN) st = keep_split(&L, o, err, errlen);
     if (st != EBMC_OK) goto done;
     if (L.n == 0) {
         st = ebmc_data_err(EBMC_E_IO, err, errlen, path,
@@ -705,6 +739,7 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
     if (cache_path) {
         bool nomem = false;
         hash = source_hash(&S, &L, box, size, skip_bad, &nomem);
+        if (o->resize != EBMC_RESIZE_CATMULL_ROM) hash = fnv_u64(hash, 0x5049u + (uint64_t)o->resize); /* "PI" */
         if (nomem) {
             st = ebmc_data_err(EBMC_E_NOMEM, err, errlen, path, "out of memory");
             goto done;
@@ -741,7 +776,7 @@ ebmc_status ebmc_data_images(const char *path, int size, const float *box, const
         char why[512] = "";
         size_t len = 0;
         uint8_t *bytes = read_item(&S, &L.v[i], &len, why, sizeof why);
-        bool ok = bytes && prepare_one(bytes, len, box, size, ds->u8 + kept * per, hwc, why, sizeof why);
+        bool ok = bytes && prepare_one(bytes, len, box, size, o->resize, ds->u8 + kept * per, hwc, why, sizeof why);
         free(bytes);
         if (ok) {
             kept++;

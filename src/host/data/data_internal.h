@@ -40,5 +40,12 @@ void *ebmc_data_malloc(size_t bytes, const char *what, const char *for_what, cha
  * pd_rings, 2spirals): the kind's index or -1; the data set of kind index kid. */
 int ebmc_toy_pd_kind(const char *kind);
 ebmc_status ebmc_data_toy_pd(int kid, int n, uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen);
+/* data_celeba.c: Pillow's antialiased bilinear resize of an RGB region (w x h pixels, rows
+ * `stride` bytes apart) to size x size, bit for bit as Image.resize(BILINEAR); false when out of
+ * memory. The CelebA train partition: the official split by file number (part NULL) or the rows
+ * marked 0 of list_eval_partition.txt (loaded into part, indexed by number, n the largest). */
+bool ebmc_pil_resize_bilinear(const uint8_t *px, int w, int h, int stride, int size, uint8_t *hwc);
+int ebmc_celeba_partition_load(const char *file, uint8_t **part, long *n, char *err, size_t errlen);
+bool ebmc_celeba_in_train(const char *rel, const uint8_t *part, long n);
 
 #endif

@@ -35,6 +35,9 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"data", "classes", EBMC_CFG_STRING, "", "mnist/cifar10: keep the first COUNT images of each CLASS, \"CLASS:COUNT,...\" (empty: all)", U, NULL},
     {"data", "dim", EBMC_CFG_INT, "50", "gmm: dimension of the teacher's points", 1, 4096, NULL},
     {"data", "mnist_pad", EBMC_CFG_INT, "0", "mnist: pad 28x28 images to this size (0: keep)", 0, 64, NULL},
+    {"data", "resize", EBMC_CFG_CHOICE, "catmull_rom", "images: resize filter (pil_bilinear: torchvision's Resize on PIL images, as the Dual-MCMC authors; needs an integer crop)", U, "catmull_rom|pil_bilinear"},
+    {"data", "split", EBMC_CFG_CHOICE, "all", "images: all, or celeba_train (files 000001-162770, or the rows marked 0 of data.partition)", U, "all|celeba_train"},
+    {"data", "partition", EBMC_CFG_STRING, "", "images: CelebA's list_eval_partition.txt for data.split = celeba_train", U, NULL},
 
     {"train", "epochs", EBMC_CFG_INT, "301", "epochs (the learning rates decay once per epoch)", 0, 1e9, NULL},
     {"train", "iterations", EBMC_CFG_INT, "0", "stop after this many iterations (0: epochs x batches per epoch)", 0, 1e12, NULL},

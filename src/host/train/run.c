@@ -67,7 +67,12 @@ static ebmc_status open_data_kind(const ebmc_config_t *cfg, ebmc_dataset_t **ds,
         while (n > 1 && path[n - 1] == '/') n--;
         snprintf(cache, sizeof cache, "%.*s.ebmc-%d.cache", (int)n, path, size);
     }
-    return ebmc_data_images(path, size, has_box ? box : NULL, cache, false, ds, err, errlen);
+    ebmc_images_opts io = {!strcmp(ebmc_config_str(cfg, "data", "resize"), "pil_bilinear") ? EBMC_RESIZE_PIL_BILINEAR
+                                                                                         : EBMC_RESIZE_CATMULL_ROM,
+                           !strcmp(ebmc_config_str(cfg, "data", "split"), "celeba_train") ? EBMC_SPLIT_CELEBA_TRAIN
+                                                                                          : EBMC_SPLIT_ALL,
+                           ebmc_config_str(cfg, "data", "partition")};
+    return ebmc_data_images_ex(path, size, has_box ? box : NULL, cache, false, &io, ds, err, errlen);
 }
 
 /* The example shape data.* gives, known before anything is read (a .npy: from its header). */
