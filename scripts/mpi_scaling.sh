@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Data-parallel throughput on the CPU (issue 15): the same config and global batch trained by 1
-# rank and by N ranks (one OpenMP thread each), images/s from the median iteration time after a
+# Data-parallel throughput (issue 15): the same config and global batch trained by 1 rank and by
+# N ranks (CPU ranks with one OpenMP thread each; GPUs with run.backend=cuda, one per rank), images/s from the median iteration time after a
 # warm-up (metrics.jsonl "sec", rank 0's iteration wall time, gradient all-reduces included).
 #   scripts/mpi_scaling.sh [CONFIG] [N] [k=v ...]
 # defaults: configs/quickstart.ini, N = 2, train.batch_size=32 train.iterations=30.
@@ -16,8 +16,12 @@ trap 'rm -rf "$out"' EXIT
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 common=(run.out_dir="$out" run.backend=cpu train.batch_size=32 train.iterations=30 log.grid_every=0
         log.ckpt_every=0 log.quiet=true "$@")
-build/ebmc train "$cfg" "${common[@]}" run.name=r1 2>/dev/null
-mpirun --oversubscribe -np "$n" build/ebmc train "$cfg" "${common[@]}" run.name=r$n 2>/dev/null
+run() { # run LOG command...: its stderr in LOG, shown when it fails
+  local log=$1; shift
+  "$@" 2>"$log" || { tail -n 20 "$log" >&2; echo "mpi_scaling: $* failed" >&2; exit 1; }
+}
+run "$out/r1.log" build/ebmc train "$cfg" "${common[@]}" run.name=r1
+run "$out/rn.log" mpirun --oversubscribe -np "$n" build/ebmc train "$cfg" "${common[@]}" run.name=r$n
 python3 - "$out" "$n" <<'PY'
 import json, statistics, sys
 out, n = sys.argv[1], int(sys.argv[2])
