@@ -233,14 +233,17 @@ static void gaussian_energy(pd_t *t, const float *mu, const float *ls, float b) 
  * exactly, and so is Beta's central difference (the gradient is linear in mu). Every particle
  * must move by delta up to float rounding: each of the two gradients is rounded once (2^-24
  * |x - mu| each), their difference and the update once more (2^-24 (|delta| + |x'|)). */
-static void check_translation(const char *method) {
-    char m[64];
+static void check_translation(const char *method, float cap) {
+    char m[64], c[64];
     snprintf(m, sizeof m, "particles.method=%s", method);
-    const char *args[] = {m, "particles.count=500", "model.hidden=8"};
-    ebmc_run_t *run = open_run(args, 3, false);
+    snprintf(c, sizeof c, "particles.max_move=%g", cap);
+    const char *args[] = {m, "particles.count=500", "model.hidden=8", c};
+    ebmc_run_t *run = open_run(args, 4, false);
     pd_t *t = ebmc_run_state(run);
     const float mu0[2] = {0.3f, -0.7f}, delta[2] = {0.05f, -0.02f}, zero[2] = {0, 0};
-    float mu1[2] = {mu0[0] + delta[0], mu0[1] + delta[1]};
+    float mu1[2] = {mu0[0] + delta[0], mu0[1] + delta[1]}, want[2];
+    for (int d = 0; d < 2; d++) /* the move, capped per coordinate when cap > 0 */
+        want[d] = cap > 0 && fabsf(mu1[d] - mu0[d]) > cap ? copysignf(cap, delta[d]) : mu1[d] - mu0[d];
     gaussian_energy(t, mu0, zero, 0);
     OK(pd_copy_model(t));
     set_tensor(t->E, "base_mu", mu1);
@@ -250,11 +253,12 @@ static void check_translation(const char *method) {
     double worst = 0, v0 = 0, v1 = 0;
     for (int i = 0; i < 1000; i++) {
         double u = 0x1p-24 * (2 * fabs(x0[i] - mu0[i % 2]) + 2 * fabs(delta[i % 2]) + fabs(x[i]) + 1e-30);
-        worst = fmax(worst, fabs((double)x[i] - x0[i] - (double)(mu1[i % 2] - mu0[i % 2])) / (4 * u));
-        v0 += (x0[i] - mu0[i % 2]) * (x0[i] - mu0[i % 2]), v1 += (x[i] - mu1[i % 2]) * (x[i] - mu1[i % 2]);
+        worst = fmax(worst, fabs((double)x[i] - x0[i] - want[i % 2]) / (4 * u));
+        v0 += (x0[i] - mu0[i % 2]) * (x0[i] - mu0[i % 2]);
+        v1 += (x[i] - mu0[i % 2] - want[i % 2]) * (x[i] - mu0[i % 2] - want[i % 2]); /* about the moved mean */
     }
-    printf("N1 %s: worst |x' - x - delta| / (4 ulp bound) = %.3f; second moment %.6f -> %.6f\n", method, worst,
-           v0 / 1000, v1 / 1000);
+    printf("N1 %s (max_move %g): worst |x' - x - delta| / (4 ulp bound) = %.3f; second moment %.6f -> %.6f\n",
+           method, cap, worst, v0 / 1000, v1 / 1000);
     assert_true(worst <= 1.0);
     assert_true(fabs(v1 - v0) <= 1e-5 * v0);
     free(x0);
@@ -263,8 +267,9 @@ static void check_translation(const char *method) {
 
 static void test_n1_translation(void **state) {
     (void)state;
-    check_translation("alpha");
-    check_translation("beta");
+    check_translation("alpha", 0);
+    check_translation("beta", 0);
+    check_translation("alpha", 0.03f); /* pitfall 2(d)1's cap: x moves by (0.03, -0.02) */
 }
 
 /* N2 (1-D): E = x^2 / (2 s^2), s^2: 1 -> 1 + eps. The Alpha move is x' = x (1 - d(1/s^2)) =

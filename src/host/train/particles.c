@@ -44,6 +44,7 @@ static const ebmc_cfg_key PD_KEYS[] = {
     {"particles", "reinit_step_size", EBMC_CFG_FLOAT, "1", "their epsilon (beta_MNIST: 1)", 0, 100, NULL},
     {"particles", "reinit_noise", EBMC_CFG_FLOAT, "0.005", "their noise std (beta_MNIST: 0.005)", 0, 100, NULL},
     {"particles", "init_base", EBMC_CFG_BOOL, "true", "pd_mlp: base mean/std from the first batch", U, NULL},
+    {"particles", "max_move", EBMC_CFG_FLOAT, "0", "> 0: cap each coordinate of the transport (spec 2(d)1; 0: off, as the authors)", 0, 1e6, NULL},
     {"replay", "capacity", EBMC_CFG_INT, "10000", "replay method: buffer entries", 1, 1 << 24, NULL},
 };
 
@@ -73,6 +74,7 @@ static ebmc_status pd_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->reinit_step = ebmc_config_float(cfg, "particles", "reinit_step_size");
     c->reinit_noise = ebmc_config_float(cfg, "particles", "reinit_noise");
     c->init_base = ebmc_config_bool(cfg, "particles", "init_base");
+    c->max_move = ebmc_config_float(cfg, "particles", "max_move");
     c->capacity = (int)ebmc_config_int(cfg, "replay", "capacity");
     if (c->method == PD_REPLAY && c->capacity < c->n) {
         snprintf(err, errlen, "replay.capacity = %d is smaller than particles.count = %d", c->capacity, c->n);

@@ -34,6 +34,7 @@ typedef struct {
     double reinit_step, reinit_noise;
     int capacity;                 /* replay.capacity */
     bool init_base;               /* base mean/std from the first data batch */
+    double max_move;              /* > 0: each coordinate of the transport capped (0: off, the authors') */
 } pd_cfg;
 
 typedef struct {

@@ -45,7 +45,13 @@ ebmc_status pd_transport(pd_t *t, float *x, int n) {
     }
     ebmc_scaled_diff_desc sd = {cnt, half, 0.0f};
     EBMC_TRY(ebmc_scaled_diff(ctx, &sd, t->g_old, t->g_new, t->move));
-    EBMC_TRY(axpby(ctx, t->move, x, cnt, 1.0f, 1.0f));
+    if (t->c.max_move > 0) { /* pitfall 2(d)1: each coordinate of v capped, x <- x + clip(v) */
+        ebmc_langevin_desc c = {.n_chains = n, .chain_elems = (size_t)t->D, .a = -1.0f,
+                                .clip = (float)t->c.max_move, .noise = EBMC_NOISE_OFF};
+        EBMC_TRY(ebmc_langevin(ctx, &c, x, t->move));
+    } else {
+        EBMC_TRY(axpby(ctx, t->move, x, cnt, 1.0f, 1.0f));
+    }
     ebmc_reduce_desc r = {1, cnt, EBMC_REDUCE_SUMSQ, 0.0f};
     return ebmc_reduce(ctx, &r, t->move, t->metrics + PM_MOVE);
 }
