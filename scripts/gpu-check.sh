@@ -48,17 +48,18 @@ PLAN=(
   "test_ops_cuda|60|CUDA-vs-CPU parity rows (FP32, TF32, training widths), bad calls, workspace, device 1 from a thread"
   "test_mcmc_cuda|45|GPU chains: CPU parity (FP32, TF32), graph vs eager, replays, capture errors, fallback"
   "gates|60|bench/run.py --gates-only on the headline cases"
-  "bench|50|bench/run.py on the headline cases (5 rounds; torch eager TF32 and CUDA graph)"
-  "quickstart|35|ebmc train configs/quickstart.ini, 100 iterations on the GPU, grids"
-  "memcheck|50|compute-sanitizer memcheck: test_ops_cuda --skip-large, test_mcmc_cuda graph tests"
-  "racecheck|35|compute-sanitizer racecheck: test_ops_cuda --skip-large (reductions, BN, SN)"
+  "bench|45|bench/run.py on the headline cases (5 rounds; torch eager TF32 and CUDA graph)"
+  "quickstart|30|ebmc train configs/quickstart.ini, 100 iterations on the GPU, grids"
+  "recipes|20|every other recipe's 2-D config, 20 iterations each on the GPU (no crash, no NaN, exit 0)"
+  "memcheck|45|compute-sanitizer memcheck: test_ops_cuda --skip-large, test_mcmc_cuda graph tests"
+  "racecheck|30|compute-sanitizer racecheck: test_ops_cuda --skip-large (reductions, BN, SN)"
 )
 # the headline benchmark cases (ebmc bench --list): Dual-MCMC CIFAR-10 x-chain and one training
 # iteration at batch 100, a short-run chain
 CASES='x-chain/dualmcmc-cifar10/b100/*,iteration/dualmcmc-cifar10/b100,x-chain/shortrun-nf64/b64/*'
 CUDA_TESTS=(test_ops_cuda test_mcmc_cuda)
 RUN_PY_FLAGS=(--gates-only --cases --ebmc --out --rounds --warmup --torch-variants)
-PC_MODULES="inih stb libcjson cmocka openblas"
+PC_MODULES="inih stb libcjson cmocka openblas lapacke libcrypto"
 
 plan_total() { local t=0 p; for p in "${PLAN[@]}"; do t=$((t + $(echo "$p" | cut -d'|' -f2))); done; echo $t; }
 
@@ -87,6 +88,12 @@ unpack_debs() { # DIR SYSROOT
   local f n=0
   mkdir -p "$2"
   for f in "$1"/*.deb; do [ -e "$f" ] || continue; dpkg-deb -x "$f" "$2" || return 1; n=$((n + 1)); done
+  # lapacke.pc requires lapack.pc, which Debian links into place with update-alternatives (as
+  # for OpenBLAS above): point it at OpenBLAS's LAPACK, as the alternative would
+  local pc="$2/usr/lib/x86_64-linux-gnu/pkgconfig"
+  if [ -f "$pc/lapacke.pc" ] && [ ! -e "$pc/lapack.pc" ]; then
+    ln -s ../openblas-pthread/pkgconfig/lapack-openblas.pc "$pc/lapack.pc"
+  fi
   [ $n -gt 0 ]
 }
 
@@ -265,6 +272,21 @@ part bench gates -- python3 bench/run.py --ebmc "$BUILD/ebmc" --out "$W/bench" -
   --rounds 5 --warmup 3 --torch-variants torch-eager-tf32,torch-cudagraph
 part quickstart build -- "$BUILD/ebmc" train configs/quickstart.ini train.iterations=100 \
   run.backend=cuda run.out_dir="$W/runs" run.name=quickstart log.grid_every=50
+
+# the recipes added after Dual-MCMC: each one's 2-D config, briefly, on the GPU (their CUDA paths
+# have never run elsewhere); the divergence guard turns a NaN into a failed run
+recipes() {
+  local c rc=0
+  for c in toy2d_shortrun toy2d_persistent toy2d_coopvaebm toy2d_coopnets gmm50_jarzynski toy2d_particles; do
+    [ -f "configs/$c.ini" ] || { echo "configs/$c.ini missing"; rc=1; continue; }
+    echo "== $c"
+    "$BUILD/ebmc" train "configs/$c.ini" train.iterations=20 run.backend=cuda run.out_dir="$W/recipes" \
+      run.name="$c" log.quiet=true || { echo "$c: FAILED (exit $?)"; rc=1; }
+    tail -1 "$W/recipes/$c/metrics.jsonl" 2>/dev/null
+  done
+  return $rc
+}
+part recipes build -- recipes
 
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer 2>/dev/null | head -1)
 export SAN
