@@ -1,4 +1,4 @@
-/* `ebmc score`, `ebmc eval` and data.dataset = npy for every recipe with an energy: for each, a
+/* `ebmc score`, `ebmc eval` and data.dataset = npy for every recipe (all have an energy): for each, a
  * 2-iteration run by `ebmc train` on a tiny .npy (float32 points for the 2-D recipes, uint8
  * images for the image EBMs), then `ebmc score` on 37 inputs (three batches or more of the run's)
  * against an independent computation:
@@ -48,6 +48,9 @@ typedef struct {
 } score_case;
 
 static const score_case CASES[] = {
+    {"dualmcmc", "dualmcmc", "toy2d_dual_mcmc.ini", PTS,
+     {"model.hidden=16", "langevin_x.steps=3", "langevin_z.steps=2", "sample.steps=3", NULL}, REF_NET, "toy2d", 16, 0, 0,
+     0, 1.0f, 0, false, true},
     {"shortrun", "shortrun", "toy2d_shortrun.ini", PTS,
      {"model.hidden=16", "langevin.steps=3", "sample.steps=3", NULL}, REF_NET, "toy2d", 16, 0, 0, 0, -1.0f, 0, false, true},
     {"persistent", "persistent", "toy2d_persistent.ini", PTS,
@@ -226,10 +229,25 @@ static double json_num(const char *path, const char *arr, const char *key) {
 
 /* ebmc eval RUN --n 32: every sample array's FID (and KID) on the coordinates is finite */
 static void eval_points(const score_case *k, const char *run) {
+    /* the recipe's test-time sampler as the protocol records it (the sample.* the case set) */
+    static const char *const SAMPLER[][2] = {
+        {"dualmcmc", "3 Langevin steps"}, {"shortrun", "3 Langevin steps"}, {"persistent", "3 Langevin steps"},
+        {"coopvaebm", "3 Langevin steps"}, {"coopnets", "3 Langevin steps"}, {"jarzynski", "exact draws"},
+        {"particles", "the first 32 of the 32 particles"}};
     char js[600];
     snprintf(js, sizeof js, "%s", tu_path(TMP, "%s.json", k->name));
     const char *ev[] = {run, "--n", "32", "--backend", "cpu", "--kid-subsets", "4", "--kid-size", "16", "--out", js};
     assert_int_equal(run_main(ebmc_eval_main, ev, 11), EBMC_EXIT_OK);
+    char *txt = tu_read_file(js, NULL);
+    cJSON *j = cJSON_Parse(txt), *sm = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "samples"), "sampler");
+    assert_true(cJSON_IsString(sm));
+    printf("  eval %s: sampler \"%s\"\n", k->name, sm->valuestring);
+    bool found = false;
+    for (size_t i = 0; i < sizeof SAMPLER / sizeof SAMPLER[0]; i++)
+        if (!strcmp(SAMPLER[i][0], k->recipe)) found = true, assert_non_null(strstr(sm->valuestring, SAMPLER[i][1]));
+    assert_true(found);
+    cJSON_Delete(j);
+    free(txt);
     const ebmc_recipe *rc = ebmc_recipe_find(k->recipe);
     for (int a = 0; rc->sample_names[a]; a++) {
         double fid = json_num(js, rc->sample_names[a], "fid"), kid = json_num(js, rc->sample_names[a], "kid_mean");
