@@ -285,7 +285,9 @@ static void check_case(const score_case *k) {
     snprintf(in, sizeof in, "%s", tu_path(TMP, "%s_in.npy", k->name));
     snprintf(out, sizeof out, "%s", tu_path(TMP, "%s_e.npy", k->name));
     if (k->data == PTS) write_points(in, NS, 77);
-    else write_images(in, NS, k->data == IMG8 ? 3 : k->data == IMG28 ? 1 : 3, k->data == IMG8 ? 8 : k->data == IMG28 ? 28 : 32, 78);
+    else if (k->data == IMG8) write_images(in, NS, 3, 8, 78);
+    else if (k->data == IMG28) write_images(in, NS, 1, 28, 78);
+    else write_images(in, NS, 3, 32, 78);
     const char *sc[] = {run, in, "--out", out};
     assert_int_equal(run_main(ebmc_score_main, sc, 4), EBMC_EXIT_OK);
     ebmc_npy_info info;
