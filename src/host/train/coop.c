@@ -8,6 +8,7 @@
  * Randomness: Philox streams keyed by (seed, stream, chain, step, element); z and eps by the
  * iteration, the chains by their own step counters. */
 #include "train/coop.h"
+#include "train/energy.h"
 #include "ebmc/nvtx.h"
 #include <math.h>
 #include <stdio.h>
@@ -364,4 +365,22 @@ int coop_probes(void *state, const char **names, const float **values) {
     *names = COOP_PROBES;
     *values = ((coop_t *)state)->hmet;
     return C_COUNT;
+}
+
+/* `ebmc score` (both recipes): the energy the chains descend, -f(x) + |x|^2 / (2 sr^2): the
+ * descriptor outputs the score f and the model is p(x) ∝ exp(f(x)) N(x; 0, sr^2 I) (the
+ * reference's term is the kernel's b x, specs/teaching.md 0; its log-normaliser is a constant and
+ * left out). -f in batches of at most B through the data buffer on E(x)'s tape; the reference
+ * term in double on the host. */
+ebmc_status coop_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
+    coop_t *t = state;
+    ebmc_energy_pass p = {t->E, t->tEd, t->x_real, NULL, 1.0f, 0.0f, t->B, t->img, -1.0f};
+    EBMC_TRY(ebmc_net_energy(&p, x, n, e, err, errlen));
+    double k = 0.5 / (t->c.sigma_ref * t->c.sigma_ref);
+    for (int i = 0; i < n; i++) {
+        double q = 0;
+        for (size_t j = 0; j < t->img; j++) q += (double)x[(size_t)i * t->img + j] * x[(size_t)i * t->img + j];
+        e[i] = (float)((double)e[i] + k * q);
+    }
+    return EBMC_OK;
 }

@@ -89,6 +89,8 @@ void coop_sample_shape(void *state, int *c, int *h, int *w);
 int coop_plan(void *state, ebmc_plan_row *rows, int max);
 int coop_probes(void *state, const char **names, const float **values);
 uint64_t coop_noise_seed(const coop_t *t);
+/* the energy entry: -f(x) + |x|^2 / (2 sigma_ref^2) of host examples (recipe.h) */
+ebmc_status coop_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen);
 
 /* small device helpers */
 ebmc_status coop_sumto(ebmc_ctx_t *ctx, const float *x, size_t n, ebmc_reduce_mode m, float *out);

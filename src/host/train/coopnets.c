@@ -147,4 +147,5 @@ const ebmc_recipe ebmc_recipe_coopnets = {
     .plan = coop_plan,
     .probes = coop_probes,
     .destroy = coop_destroy,
+    .energy = coop_energy,
 };

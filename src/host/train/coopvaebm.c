@@ -145,4 +145,5 @@ const ebmc_recipe ebmc_recipe_coopvaebm = {
     .plan = coop_plan,
     .probes = coop_probes,
     .destroy = coop_destroy,
+    .energy = coop_energy,
 };

@@ -523,6 +523,24 @@ static int jz_plan(void *state, ebmc_plan_row *rows, int max) {
     return 2;
 }
 
+/* `ebmc score`: the energy U the walkers descend, through the energy's own eval (the GMM:
+ * U(x) = -log sum_k exp(-|x - a_k|^2/2 - z_k), analytic; an image EBM: E, or -f for the shortrun
+ * net, which outputs the score f: jarzynski_net.c), batches of at most B through the data buffer */
+static ebmc_status jz_score_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
+    jz_t *t = state;
+    ebmc_status s = EBMC_OK;
+    for (int done = 0; !s && done < n; done += t->B) {
+        int take = n - done < t->B ? n - done : t->B;
+        s = ebmc_copy(t->ctx, t->x_data, x + (size_t)done * t->dim, (size_t)take * t->dim * sizeof(float),
+                      EBMC_COPY_H2D);
+        if (!s) s = t->E->eval(t->E, take, t->x_data, t->u_data, NULL, NULL);
+        if (!s) s = ebmc_copy(t->ctx, e + done, t->u_data, (size_t)take * sizeof(float), EBMC_COPY_D2H);
+    }
+    if (!s) s = ebmc_sync(t->ctx);
+    if (s) snprintf(err, errlen, "energy: %s", ebmc_ctx_error(t->ctx));
+    return s;
+}
+
 const ebmc_recipe ebmc_recipe_jarzynski = {
     .name = "jarzynski",
     .summary = "Jarzynski-weighted Langevin with SMC resampling (Carbone et al., NeurIPS 2023); PCD/CD as switches",
@@ -543,4 +561,5 @@ const ebmc_recipe ebmc_recipe_jarzynski = {
     .sample_shape = jz_sample_shape,
     .plan = jz_plan,
     .destroy = jz_destroy,
+    .energy = jz_score_energy,
 };

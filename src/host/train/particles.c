@@ -13,6 +13,7 @@
  * (N(0, I) without a base) and run init_steps Langevin steps. Everything a run needs to continue
  * exactly (E, E_prev, Adam, particles, replay buffer, counters) is in its checkpoint. */
 #include "train/particles.h"
+#include "train/energy.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,14 @@ static int pd_plan(void *state, ebmc_plan_row *rows, int max) {
     return 3;
 }
 
+/* `ebmc score`: the energy E itself (the net outputs E, learnable base included; the particles
+ * descend it), batches of at most N on the particle pass's tape through the g_old scratch */
+static ebmc_status pd_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
+    pd_t *t = state;
+    ebmc_energy_pass p = {t->E, t->tX, t->g_old, NULL, 1.0f, 0.0f, t->N, (size_t)t->D, 1.0f};
+    return ebmc_net_energy(&p, x, n, e, err, errlen);
+}
+
 const ebmc_recipe ebmc_recipe_particles = {
     .name = "particles",
     .summary = "Particle dynamics for learning EBMs (Neklyudov, Jaini & Welling 2021): alpha, beta, pcd, replay",
@@ -401,4 +410,5 @@ const ebmc_recipe ebmc_recipe_particles = {
     .sample_shape = pd_sample_shape,
     .plan = pd_plan,
     .destroy = pd_destroy,
+    .energy = pd_energy,
 };

@@ -15,6 +15,7 @@
  * the chain by its own device step counter. The buffer (storage, fill count, next slot) and the
  * counter are checkpointed. */
 #include "train/persistent.h"
+#include "train/energy.h"
 #include "ebmc/nvtx.h"
 #include <math.h>
 #include <stdio.h>
@@ -401,6 +402,16 @@ static int pc_probes(void *state, const char **names, const float **values) {
     return PC_COUNT;
 }
 
+/* `ebmc score`: the energy E itself (the net outputs E; the chains descend it), batches of at
+ * most B on E(x+)'s tape. Images arrive in [-1, 1] and the model works in [0, 1] (the chains' box,
+ * the buffer): x -> (x + 1) / 2 on the device, landing in the grid buffer (free between
+ * iterations); no dequantisation noise (scoring is deterministic). Points as they are. */
+static ebmc_status pc_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
+    pc_t *t = state;
+    ebmc_energy_pass p = {t->E, t->tP, t->x_pos, t->images ? t->grid : NULL, 0.5f, 0.5f, t->B, t->img, 1.0f};
+    return ebmc_net_energy(&p, x, n, e, err, errlen);
+}
+
 const ebmc_recipe ebmc_recipe_persistent = {
     .name = "persistent",
     .summary = "persistent / replay-buffer Langevin (IGEBM, Du & Mordatch, NeurIPS 2019): one EBM, a uint8 buffer",
@@ -423,4 +434,5 @@ const ebmc_recipe ebmc_recipe_persistent = {
     .plan = pc_plan,
     .probes = pc_probes,
     .destroy = pc_destroy,
+    .energy = pc_energy,
 };

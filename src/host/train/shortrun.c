@@ -9,6 +9,7 @@
  * keyed by (seed, stream, chain, step, element); the data noise and the start by the iteration,
  * the chain by its own device step counter (checkpointed). */
 #include "train/shortrun.h"
+#include "train/energy.h"
 #include "ebmc/nvtx.h"
 #include <math.h>
 #include <stdio.h>
@@ -320,6 +321,14 @@ static int sr_probes(void *state, const char **names, const float **values) {
     return SR_COUNT;
 }
 
+/* `ebmc score`: the energy E = -f (the net outputs the score f; the chains descend -f), batches
+ * of at most B through the data buffer on the data pass's tape */
+static ebmc_status sr_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
+    sr_t *t = state;
+    ebmc_energy_pass p = {t->E, t->tD, t->x_data, NULL, 1.0f, 0.0f, t->B, t->img, -1.0f};
+    return ebmc_net_energy(&p, x, n, e, err, errlen);
+}
+
 const ebmc_recipe ebmc_recipe_shortrun = {
     .name = "shortrun",
     .summary = "short-run noise-initialised Langevin MLE (Nijkamp et al., NeurIPS 2019): one score net f",
@@ -342,4 +351,5 @@ const ebmc_recipe ebmc_recipe_shortrun = {
     .plan = sr_plan,
     .probes = sr_probes,
     .destroy = sr_destroy,
+    .energy = sr_energy,
 };
