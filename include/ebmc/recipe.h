@@ -157,8 +157,9 @@ typedef struct ebmc_recipe {
     int (*probes)(void *state, const char **names, const float **values);
     void (*destroy)(void *state);
     /* Optional (addition; NULL: `ebmc score` refuses the recipe): the energy E(x) of n examples
-     * x (host, (n, C,H,W) of the sample shape; images in [-1, 1]) into e (host, n), in batches of
-     * at most the training batch, without changing the model (no spectral-norm power
+     * x (host, (n, C,H,W) of the sample shape; images in [-1, 1]) into e (host, n), in batches the
+     * recipe's tapes hold (the training batch; particles: the particle count), without changing
+     * the model (no spectral-norm power
      * iteration, no running statistics). Errors: EBMC_E_* with err set. */
     ebmc_status (*energy)(void *state, const float *x, int n, float *e, char *err, size_t errlen);
 } ebmc_recipe;
