@@ -132,7 +132,8 @@ static ebmc_status sr_setup(void *state, const void *typed, const ebmc_recipe_en
     t->ctx = env->ctx;
     t->seed = env->seed;
     t->B = env->batch;
-    t->M = t->c.chains ? t->c.chains : env->batch;
+    t->M = env->batch; /* train.chains is global: each data-parallel rank runs its share */
+    if (t->c.chains) EBMC_TRY(ebmc_env_share(env, t->c.chains, "train.chains", &t->M, err, errlen));
     const ebmc_model_cfg *mc = &t->c.mc;
     if (env->has_data && (env->data_c != mc->img_c || env->data_h != mc->img_size || env->data_w != mc->img_size)) {
         snprintf(err, errlen, "data %s gives %dx%dx%d examples but model.arch %s needs %dx%dx%d "
