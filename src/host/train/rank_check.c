@@ -87,7 +87,7 @@ ebmc_status ebmc_run_check_ranks(ebmc_run_t *r, int64_t iteration, char *err, si
     if (differ == 0) return EBMC_OK;
     if (first >= 0)
         snprintf(err, errlen, "after iteration %" PRId64 " this rank's %s differs from rank 0's: a parameter was "
-                 "updated without averaging its gradient over the ranks (ebmc_ctx_grad_mean)", iteration, H.name[first]);
+                 "set or updated apart on the ranks (e.g. a step that skips ebmc_ctx_grad_mean)", iteration, H.name[first]);
     else
         snprintf(err, errlen, "after iteration %" PRId64 " %g other rank(s) hold parameters that differ from rank 0's "
                  "(see their messages)", iteration, differ);
