@@ -2,7 +2,7 @@
 """Data-parallel training over MPI ranks on the CPU backend (issue 15), driven through mpirun.
 
 usage: test_mpi.py CASE EBMC MPI_TRAIN      (CASE: equiv_dualmcmc, equiv_mle2d, equiv_shortrun, equiv_coopnets,
-                                             equiv_particles, smoke_persistent, smoke_jarzynski, recover,
+                                             equiv_coopvaebm, equiv_particles, smoke_persistent, smoke_jarzynski, recover,
                                              resume, refuse, stop, killed, hung)
 
   equiv_*  1 rank with global batch 2B and 2 ranks with 2B (B each) train T = 20 iterations from
@@ -17,7 +17,7 @@ usage: test_mpi.py CASE EBMC MPI_TRAIN      (CASE: equiv_dualmcmc, equiv_mle2d, 
            order: it does not model amplification through the chains' dynamics. A real defect (a
            rank drawing the other rank's noise, a wrong slice, no all-reduce) moves parameters by
            ~lr per step: 100x the bound and more.
-           equiv_shortrun, equiv_coopnets, equiv_particles: the same for recipes that count their
+           equiv_shortrun, equiv_coopnets, equiv_coopvaebm, equiv_particles: the same for recipes that count their
            chains (train.chains) or particles apart from the batch: a rank runs its share, and n
            in the bound is the larger count of summands.
   smoke_*  recipes not equivalent to one process by design (persistent: a replay buffer per rank;
@@ -167,6 +167,8 @@ keep = 4
 grid_every = 0
 """
 COOP_ADAM = (1e-3, 0.5, 0.999, 24)
+# CoopVAEBM: the same chains, an encoder I, the VAE's reparameterisation noise per chain
+COOPVAE_INI = COOP_INI.replace("recipe = coopnets", "recipe = coopvaebm").replace("sigma_g = 0.3", "lr_decay = 1")
 
 PD_INI = """[run]
 recipe = particles
@@ -539,6 +541,8 @@ def main():
             ok = case_equiv(tmp, ebmc, SR_INI, SR_ADAM)
         elif case == "equiv_coopnets":
             ok = case_equiv(tmp, ebmc, COOP_INI, COOP_ADAM)
+        elif case == "equiv_coopvaebm":
+            ok = case_equiv(tmp, ebmc, COOPVAE_INI, COOP_ADAM)
         elif case == "equiv_particles":
             ok = case_equiv(tmp, ebmc, PD_INI, PD_ADAM)
         elif case == "smoke_persistent":
