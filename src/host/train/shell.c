@@ -80,7 +80,6 @@ static ebmc_status read_shell_cfg(const ebmc_config_t *cfg, shell_cfg *c, char *
     return EBMC_OK;
 }
 
-/* Rank 0 alone writes the run directory (the ranks' parameters are the same). */
 /* Ranks > 0 write their own state into rank 0's <ckpt>.tmp before rank 0 renames it into place:
  * rank 0 creates the folder, then the others write; each step agreed (any rank's failure is
  * every rank's). */
@@ -91,6 +90,7 @@ static ebmc_status save_rank_states(loop_t *L, const char *ckpt) {
     double bad = ebmc_run_is_root(r) && ebmc_mkdir_p(tmp) != 0;
     if (bad) snprintf(L->err, L->errlen, "%s: cannot create: %s", tmp, strerror(errno));
     EBMC_TRY(ebmc_comm_sum_f64(r->comm, &bad, 1, "creating the checkpoint folder"));
+    if (bad && !ebmc_run_is_root(r)) snprintf(L->err, L->errlen, "rank 0 could not create %s", tmp);
     if (bad) return EBMC_E_IO;
     if (!ebmc_run_is_root(r)) bad = ebmc_run_save_rank(r, ckpt, L->it, L->err, L->errlen) != EBMC_OK;
     double mine = bad;
@@ -99,6 +99,8 @@ static ebmc_status save_rank_states(loop_t *L, const char *ckpt) {
     return bad ? EBMC_E_IO : EBMC_OK;
 }
 
+/* Rank 0 alone writes the run directory (the ranks' parameters are the same; the others' own
+ * state goes into its checkpoint folder first). */
 static ebmc_status save_checkpoint(loop_t *L) {
     char ckpt[PATH_MAX + 64];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/iter_%08" PRId64, L->run_dir, L->it);
