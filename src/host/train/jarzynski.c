@@ -39,7 +39,7 @@ static const ebmc_cfg_key JZ_KEYS[] = {
     {"model", "components", EBMC_CFG_INT, "2", "gmm: components of the student", 1, 64, NULL},
     {"model", "dim", EBMC_CFG_INT, "50", "gmm: dimension (= data.dim)", 1, 4096, NULL},
     {"model", "width", EBMC_CFG_INT, "0", "image EBM: channel width ndf (0: the architecture's default)", 0, 65536, NULL},
-    {"jarzynski", "walkers", EBMC_CFG_INT, "10000", "N persistent walkers", 1, 1 << 24, NULL},
+    {"jarzynski", "walkers", EBMC_CFG_INT, "10000", "N persistent walkers; global: data-parallel ranks split it", 1, 1 << 24, NULL},
     {"jarzynski", "weights", EBMC_CFG_CHOICE, "on", "on: Jarzynski log-weights and resampling; off: uniform weights (PCD/CD)", U, "on|off"},
     {"jarzynski", "init", EBMC_CFG_CHOICE, "model", "walkers start from the model (gmm: exact draws; images: U[-1,1] + init_steps) or from the data", U, "model|data"},
     {"jarzynski", "init_steps", EBMC_CFG_INT, "0", "image EBMs: unweighted ULA steps at theta_0 after a model start (authors: 20000 MNIST, 8000 CIFAR)", 0, 1 << 30, NULL},

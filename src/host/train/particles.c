@@ -33,7 +33,7 @@ static const ebmc_cfg_key PD_KEYS[] = {
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
     {"particles", "method", EBMC_CFG_CHOICE, "alpha", "particle update", U, "alpha|beta|pcd|replay"},
-    {"particles", "count", EBMC_CFG_INT, "1000", "number of particles N", 1, 1 << 24, NULL},
+    {"particles", "count", EBMC_CFG_INT, "1000", "number of particles N; global: data-parallel ranks split it", 1, 1 << 24, NULL},
     {"particles", "steps", EBMC_CFG_INT, "10", "Langevin steps per iteration K (pcd, replay: 20)", 0, 100000, NULL},
     {"particles", "step_size", EBMC_CFG_FLOAT, "1e-2", "epsilon: x += (eps/2)(-grad E) + noise xi", 0, 100, NULL},
     {"particles", "noise", EBMC_CFG_FLOAT, "0.1", "Langevin noise std (sqrt(eps) for exact Langevin)", 0, 100, NULL},

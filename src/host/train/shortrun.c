@@ -26,7 +26,7 @@ static const ebmc_cfg_key SR_KEYS[] = {
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
     {"train", "gamma", EBMC_CFG_FLOAT, "1", "ExponentialLR factor per epoch (1: constant, as the code)", 0, 1, NULL},
     {"train", "data_noise", EBMC_CFG_FLOAT, "0.03", "sigma of the Gaussian noise added to each data batch", 0, 100, NULL},
-    {"train", "chains", EBMC_CFG_INT, "0", "chains per iteration m (0: the batch size, as the code)", 0, 1 << 20, NULL},
+    {"train", "chains", EBMC_CFG_INT, "0", "chains per iteration m (0: the batch size, as the code); global: data-parallel ranks split it", 0, 1 << 20, NULL},
     {"langevin", "steps", EBMC_CFG_INT, "100", "K: Langevin steps per iteration", 1, 100000, NULL},
     {"langevin", "step_size", EBMC_CFG_FLOAT, "1", "drift: x <- x + step_size * grad f + noise * xi", 0, 1e6, NULL},
     {"langevin", "noise", EBMC_CFG_FLOAT, "0.01", "eps, the noise scale", 0, 100, NULL},
