@@ -28,8 +28,8 @@ static ebmc_rng_key row_key(const prow *r, pcase *pc) {
 }
 
 /* Sampler rows with an odd chain count run as a data-parallel rank whose chain 0 is global chain
- * 1000 (ebmc_ctx_set_chain_offset): the offset must reach the CPU's and the kernels' Philox
- * counters alike. */
+ * 1000 + 3 n (ebmc_ctx_set_chain_offset 1000, ebmc_ctx_set_chain_rank 3 for an op on n chains):
+ * the offset must reach the CPU's and the kernels' Philox counters alike. */
 static uint32_t row_chain0(const prow *r) {
     bool sampler = r->op == EBMC_OP_LANGEVIN || r->op == EBMC_OP_RNG || r->op == EBMC_OP_REPARAM ||
                    r->op == EBMC_OP_REPLAY_SAMPLE;
@@ -518,7 +518,7 @@ void parity_build_case(const prow *r, pcase *pc) {
     }
     if (row_chain0(r)) {
         size_t len = strlen(pc->label);
-        snprintf(pc->label + len, sizeof pc->label - len, " chain0 %u", row_chain0(r));
+        snprintf(pc->label + len, sizeof pc->label - len, " chain0 %u rank 3", row_chain0(r));
     }
 }
 
@@ -632,8 +632,10 @@ static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
  * the row's chain offset. */
 ebmc_status parity_call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, float *const *p) {
     ebmc_ctx_set_chain_offset(ctx, row_chain0(r));
+    ebmc_ctx_set_chain_rank(ctx, row_chain0(r) ? 3u : 0u);
     ebmc_status s = call_op(ctx, r, pc, p);
     ebmc_ctx_set_chain_offset(ctx, 0);
+    ebmc_ctx_set_chain_rank(ctx, 0);
     return s;
 }
 

@@ -63,6 +63,35 @@ static void test_chain_offset_splits_exactly(void **st) {
     ebmc_ctx_free(ctx);
 }
 
+/* The chain rank (what the run shell sets): rank r's op on n chains draws chains r*n.. of one
+ * process's op on 2n chains, for any n (here n = 3, not the B of the test above): counts a recipe
+ * splits apart from the data batch (train.chains, particles, walkers) follow without an offset of
+ * their own. */
+static void test_chain_rank_splits_any_count(void **st) {
+    enum { N = 3 };
+    ebmc_ctx_t *ctx = tu_ctx_cpu();
+    tu_rng r;
+    tu_rng_seed(&r, 8);
+    float *aux = tu_malloc(2 * B * E), *init = tu_malloc(2 * N * E); /* aux: draw's replay buffer of 2B */
+    float *one = tu_malloc(2 * N * E), *two = tu_malloc(2 * N * E);
+    tu_fill_normal(&r, aux, 2 * B * E, 1.0f);
+    tu_fill_normal(&r, init, 2 * N * E, 1.0f);
+    for (int op = 0; op < N_OPS; op++) {
+        memcpy(one, init, 2 * N * E * sizeof(float));
+        memcpy(two, init, 2 * N * E * sizeof(float));
+        const float *aux1 = op == OP_REPLAY ? aux : aux + N * E;
+        draw(ctx, (which_op)op, one, aux, 2 * N, 0);
+        draw(ctx, (which_op)op, two, aux, N, 0);
+        ebmc_ctx_set_chain_rank(ctx, 1);
+        assert_int_equal(ebmc_ctx_chain_base(ctx, N), N);
+        draw(ctx, (which_op)op, two + N * E, aux1, N, 0);
+        ebmc_ctx_set_chain_rank(ctx, 0);
+        assert_memory_equal(one, two, 2 * N * E * sizeof(float));
+    }
+    free(aux), free(init), free(one), free(two);
+    ebmc_ctx_free(ctx);
+}
+
 static void test_no_comm_leaves_grads(void **st) {
     ebmc_ctx_t *ctx = tu_ctx_cpu();
     float g[3] = {1.5f, -2.0f, 0.25f}, keep[3];
@@ -86,6 +115,7 @@ static void test_world_of_one(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_offset_splits_exactly),
+        cmocka_unit_test(test_chain_rank_splits_any_count),
         cmocka_unit_test(test_no_comm_leaves_grads),
         cmocka_unit_test(test_world_of_one),
     };

@@ -9,8 +9,8 @@
  * (MPI_Abort), instead of waiting forever.
  *
  * Data parallelism is generic: the run shell gives each rank its slice of the global batch, sets
- * the context's chain offset (rank x local batch) so that every per-chain random draw uses the
- * chain's global index, and every optimiser step (ebmc_adam_step) averages the gradients over the
+ * the context's chain rank (an op on n chains draws global chains rank x n + i) so that every
+ * per-chain random draw uses the chain's global index, and every optimiser step (ebmc_adam_step) averages the gradients over the
  * ranks first (ebmc_ctx_grad_mean). A recipe needs no code of its own for it. */
 #ifndef EBMC_COMM_H
 #define EBMC_COMM_H
@@ -67,6 +67,15 @@ ebmc_status ebmc_ctx_grad_mean(ebmc_ctx_t *ctx, float *dev, size_t count);
  * B chains draw what one process of N*B chains would. */
 void ebmc_ctx_set_chain_offset(ebmc_ctx_t *ctx, uint32_t offset);
 uint32_t ebmc_ctx_chain_offset(const ebmc_ctx_t *ctx);
+/* The rank's index for per-chain draws (the run shell sets it; 0 by default): an op on n chains
+ * of a rank draws the global chains chain_offset + rank * n + i. Every per-rank tensor of n rows
+ * is then rank r's slice of the tensor of ranks * n rows one process would hold, whatever n is
+ * (the data batch, train.chains split among the ranks), and sets each rank keeps whole (walkers,
+ * particles) draw distinct noise on every rank. */
+void ebmc_ctx_set_chain_rank(ebmc_ctx_t *ctx, uint32_t rank);
+/* chain_offset + rank * n_chains: the global index of chain 0 of an op on n_chains chains; host
+ * code drawing per-chain randomness itself (Philox on the CPU) adds it to its chain index. */
+uint32_t ebmc_ctx_chain_base(const ebmc_ctx_t *ctx, int n_chains);
 
 #ifdef __cplusplus
 }

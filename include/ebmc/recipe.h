@@ -39,7 +39,15 @@ typedef struct {
     bool has_data;              /* false for `ebmc sample` (no data set is opened) */
     int data_c, data_h, data_w; /* the data's example shape (has_data only) */
     const char *data_name;      /* e.g. "cifar10-train" (has_data only) */
+    int ranks;                  /* data-parallel ranks (0 or 1: one process); `batch` is already
+                                   this rank's share of train.batch_size */
 } ebmc_recipe_env;
+
+/* A rank's share of a global per-iteration count a recipe reads from its config (e.g.
+ * train.chains): global / ranks, or an error naming `key` when the ranks cannot split it evenly.
+ * With it (and the context's chain rank, ebmc/comm.h) N ranks run what one process runs. */
+ebmc_status ebmc_env_share(const ebmc_recipe_env *env, int global, const char *key, int *local, char *err,
+                           size_t errlen);
 
 /* One named scalar of an iteration, in the order it is logged (metrics.jsonl, after "iter" and
  * "epoch"). `guard`: a non-finite value is a divergence. */
@@ -82,6 +90,9 @@ typedef struct {
     size_t count;   /* F32/F64/U8 */
     bool device;    /* F32/F64/U8: ptr is device memory */
     int64_t lo, hi; /* I64: the valid range, checked on load */
+    bool shared;    /* F32/F64/U8: a parameter every data-parallel rank holds alike (networks'
+                       trainable tensors always are): compared across the ranks at each
+                       checkpoint (ebmc_run_check_ranks) */
 } ebmc_ckpt_item;
 
 #define EBMC_MAX_CKPT_ITEMS 64

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Data-parallel training over MPI ranks on the CPU backend (issue 15), driven through mpirun.
 
-usage: test_mpi.py CASE EBMC MPI_TRAIN      (CASE: equiv_dualmcmc, equiv_mle2d, recover, resume, refuse, stop,
-                                             killed, hung)
+usage: test_mpi.py CASE EBMC MPI_TRAIN      (CASE: equiv_dualmcmc, equiv_mle2d, equiv_shortrun, equiv_coopnets,
+                                             equiv_coopvaebm, equiv_particles, smoke_persistent, smoke_jarzynski, recover,
+                                             resume, refuse, stop, killed, hung)
 
   equiv_*  1 rank with global batch 2B and 2 ranks with 2B (B each) train T = 20 iterations from
            the same seed: the same data order (the loader's, sliced), the same per-chain noise
@@ -16,6 +17,13 @@ usage: test_mpi.py CASE EBMC MPI_TRAIN      (CASE: equiv_dualmcmc, equiv_mle2d, 
            order: it does not model amplification through the chains' dynamics. A real defect (a
            rank drawing the other rank's noise, a wrong slice, no all-reduce) moves parameters by
            ~lr per step: 100x the bound and more.
+           equiv_shortrun, equiv_coopnets, equiv_coopvaebm, equiv_particles: the same for recipes that count their
+           chains (train.chains) or particles apart from the batch: a rank runs its share, and n
+           in the bound is the larger count of summands.
+  smoke_*  recipes not equivalent to one process by design (persistent: a replay buffer per rank;
+           jarzynski: walkers weighted and resampled within each rank): 2 ranks train 20
+           iterations with one metrics line each, the shell's check that the ranks hold the same
+           parameters passes at each checkpoint (iterations 10, 20), and resume is bit-exact.
   recover  the divergence guard's recovery (a NaN at iteration 15) under 2 ranks ends as in one
            process (the bound above).
   resume   2 ranks: 20 iterations in one go vs 10, then --resume to 20: bit-identical.
@@ -95,6 +103,156 @@ steps = 5
 quiet = true
 ckpt_every = 10
 keep = 4
+"""
+
+# Recipes of main beyond Dual-MCMC (toy sizes: the CPU budget). shortrun and coopnets count their
+# chains apart from the data batch (train.chains, global: each rank runs its share), so their
+# gradients are sums over max(B, chains) summands; particles (alpha: no re-initialisation) splits
+# particles.count and starts its base from the global batch's statistics.
+SR_INI = """[run]
+recipe = shortrun
+backend = cpu
+[data]
+dataset = toy2d
+count = 512
+[model]
+arch = toy2d
+hidden = 16
+[train]
+iterations = 20
+batch_size = 16
+chains = 32
+lr = 1e-3
+data_noise = 0.01
+[langevin]
+steps = 5
+step_size = 0.02
+noise = 0.01
+init_lo = -3
+init_hi = 3
+[log]
+quiet = true
+ckpt_every = 10
+keep = 4
+grid_every = 0
+"""
+SR_ADAM = (1e-3, 0.9, 0.999, 32)
+
+COOP_INI = """[run]
+recipe = coopnets
+backend = cpu
+[data]
+dataset = toy2d
+count = 512
+[model]
+arch = toy2d
+nz = 2
+hidden = 16
+[train]
+iterations = 20
+batch_size = 16
+chains = 24
+lr_e = 1e-3
+lr_g = 1e-3
+sigma_g = 0.3
+[langevin]
+steps = 5
+step_size = 0.5
+sigma_ref = 3
+noise = 0.1
+[log]
+quiet = true
+ckpt_every = 10
+keep = 4
+grid_every = 0
+"""
+COOP_ADAM = (1e-3, 0.5, 0.999, 24)
+# CoopVAEBM: the same chains, an encoder I, the VAE's reparameterisation noise per chain
+COOPVAE_INI = COOP_INI.replace("recipe = coopnets", "recipe = coopvaebm").replace("sigma_g = 0.3", "lr_decay = 1")
+
+PD_INI = """[run]
+recipe = particles
+backend = cpu
+[data]
+dataset = toy2d
+toy = 8gaussians
+count = 512
+[model]
+arch = pd_mlp
+hidden = 16
+[train]
+iterations = 20
+batch_size = 16
+lr = 1e-3
+[particles]
+method = alpha
+count = 32
+steps = 3
+init_steps = 5
+[log]
+quiet = true
+ckpt_every = 10
+keep = 4
+grid_every = 0
+"""
+PD_ADAM = (1e-3, 0.0, 0.999, 32)
+
+# not equivalent to one process by design (each rank its own replay buffer / its own weighted,
+# resampled walkers): smoke tests (2 ranks run, one metrics line per iteration, the ranks' shared
+# parameters agree at each checkpoint, resume bit-exact)
+PC_INI = """[run]
+recipe = persistent
+backend = cpu
+[data]
+dataset = toy2d
+count = 512
+[model]
+arch = toy2d
+hidden = 16
+[train]
+iterations = 20
+batch_size = 16
+lr = 1e-3
+[buffer]
+size = 64
+reinit = 0.05
+[langevin]
+steps = 5
+step_size = 1
+clip = 0.01
+noise = 0.005
+lo = -3
+hi = 3
+[log]
+quiet = true
+ckpt_every = 10
+keep = 4
+grid_every = 0
+"""
+
+JZ_INI = """[run]
+recipe = jarzynski
+backend = cpu
+[data]
+dataset = gmm
+dim = 4
+count = 512
+[model]
+arch = gmm
+components = 2
+dim = 4
+[train]
+iterations = 20
+batch_size = 16
+[jarzynski]
+walkers = 64
+weights = on
+ess_threshold = 0.9
+[log]
+quiet = true
+ckpt_every = 10
+keep = 4
+grid_every = 0
 """
 
 
@@ -235,6 +393,17 @@ def case_resume(tmp, prog, ini):
     return ok
 
 
+def case_smoke(tmp, prog, ini):
+    """a recipe whose 2-rank run is not one process's by design: it runs, logs every iteration
+    once, passes the shell's rank agreement check at each checkpoint, and resumes bit-exactly"""
+    ok = case_resume(tmp, prog, ini)
+    full = os.path.join(tmp, "full")
+    lines = [json.loads(x) for x in open(os.path.join(full, "metrics.jsonl")) if x.startswith('{"iter"')]
+    ok &= check([x["iter"] for x in lines] == list(range(1, ITERS + 1)),
+                "metrics.jsonl: one line per iteration (rank 0 alone writes)")
+    return ok
+
+
 def case_refuse(tmp, prog, ini):
     cfg = os.path.join(tmp, "c.ini")
     open(cfg, "w").write(ini)
@@ -368,6 +537,18 @@ def main():
             ok = case_equiv(tmp, ebmc, DM_INI, DM_ADAM)
         elif case == "equiv_mle2d":
             ok = case_equiv(tmp, mpi_train, MLE_INI, MLE_ADAM)
+        elif case == "equiv_shortrun":
+            ok = case_equiv(tmp, ebmc, SR_INI, SR_ADAM)
+        elif case == "equiv_coopnets":
+            ok = case_equiv(tmp, ebmc, COOP_INI, COOP_ADAM)
+        elif case == "equiv_coopvaebm":
+            ok = case_equiv(tmp, ebmc, COOPVAE_INI, COOP_ADAM)
+        elif case == "equiv_particles":
+            ok = case_equiv(tmp, ebmc, PD_INI, PD_ADAM)
+        elif case == "smoke_persistent":
+            ok = case_smoke(tmp, ebmc, PC_INI)
+        elif case == "smoke_jarzynski":
+            ok = case_smoke(tmp, ebmc, JZ_INI)
         elif case == "recover":
             ok = case_recover(tmp, mpi_train, MLE_INI)
         elif case == "resume":

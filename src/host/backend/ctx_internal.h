@@ -21,6 +21,8 @@ struct ebmc_ctx {
     void *priv;                 /* backend-owned state (CUDA: stream, handles, plan cache) */
     struct ebmc_comm *comm;     /* the ranks of a data-parallel run (NULL: none; ebmc/comm.h) */
     uint32_t chain0;            /* global index of this rank's chain 0 (added to rng.chain0) */
+    uint32_t chain_rank;        /* a rank's index: an op on n chains draws global chains
+                                   chain0 + chain_rank * n + i (ebmc_ctx_chain_base) */
     void *nccl;                 /* CUDA: the NCCL communicator and its event (cuda/nccl.c) */
 };
 

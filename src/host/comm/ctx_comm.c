@@ -24,3 +24,7 @@ ebmc_status ebmc_ctx_grad_mean(ebmc_ctx_t *ctx, float *dev, size_t count) {
 
 void ebmc_ctx_set_chain_offset(ebmc_ctx_t *ctx, uint32_t offset) { ctx->chain0 = offset; }
 uint32_t ebmc_ctx_chain_offset(const ebmc_ctx_t *ctx) { return ctx->chain0; }
+void ebmc_ctx_set_chain_rank(ebmc_ctx_t *ctx, uint32_t rank) { ctx->chain_rank = rank; }
+uint32_t ebmc_ctx_chain_base(const ebmc_ctx_t *ctx, int n_chains) {
+    return ctx->chain0 + ctx->chain_rank * (uint32_t)n_chains;
+}

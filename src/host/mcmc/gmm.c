@@ -1,6 +1,7 @@
 /* The Gaussian-mixture model family (include/ebmc/gmm.h): parameters and their gradients on the
  * device, evaluated by the gmm_eval / gmm_pgrad ops; exact log Z, masses and draws on the host. */
 #include "ebmc/gmm.h"
+#include "ebmc/comm.h"
 #include "ebmc/philox.h"
 
 #include <math.h>
@@ -79,6 +80,9 @@ ebmc_status ebmc_gmm_accumulate(ebmc_gmm_t *m, int n, const float *x, const floa
 }
 
 ebmc_status ebmc_gmm_descend(ebmc_gmm_t *m, double lr_means, double lr_z) {
+    /* data-parallel ranks: the gradient averaged first, as ebmc_adam_step does (ebmc/comm.h) */
+    EBMC_TRY(ebmc_ctx_grad_mean(m->ctx, m->gm, (size_t)m->k * m->dim));
+    EBMC_TRY(ebmc_ctx_grad_mean(m->ctx, m->gz, (size_t)m->k));
     ebmc_axpby_desc am = {(size_t)m->k * m->dim, (float)-lr_means, 1.0f};
     EBMC_TRY(ebmc_axpby(m->ctx, &am, m->gm, m->means));
     ebmc_axpby_desc az = {(size_t)m->k - 1, (float)-lr_z, 1.0f}; /* z_0 fixed */
@@ -113,12 +117,13 @@ ebmc_status ebmc_gmm_sample(ebmc_gmm_t *m, int n, float *x, uint64_t seed) {
     if (!s) {
         ebmc_gmm_masses(z, k, p);
         int c = 0, end = (int)floor(n * p[0]);
+        uint32_t c0 = ebmc_ctx_chain_base(m->ctx, n); /* a data-parallel rank's draws: its own */
         for (int i = 0; i < n; i++) {
             while (i >= end && c < k - 1) end += (int)floor(n * p[++c]);
             if (c == k - 1) end = n;
             for (int g = 0; g < dim; g += 4) {
                 float r[4];
-                ebmc_philox_normal4(seed, (uint32_t)(g / 4), (uint32_t)i, 0, STREAM_GMM_DRAW, r);
+                ebmc_philox_normal4(seed, (uint32_t)(g / 4), (uint32_t)i + c0, 0, STREAM_GMM_DRAW, r);
                 for (int l = 0; l < 4 && g + l < dim; l++)
                     h[(size_t)i * dim + g + l] = a[(size_t)c * dim + g + l] + r[l];
             }

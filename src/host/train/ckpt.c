@@ -120,6 +120,27 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     return s;
 }
 
+/* Data-parallel ranks keep state of their own (replay buffers, walkers, particles, chain states):
+ * rank r > 0 writes all its state items to <dir>.tmp/state.rank<r>.safetensors before rank 0
+ * renames the folder into place (ebmc_run_save), and reads them back from there on resume. */
+static void rank_state_path(char *out, size_t n, const char *dir, int rank) {
+    snprintf(out, n, "%s/state.rank%d.safetensors", dir, rank);
+}
+
+ebmc_status ebmc_run_save_rank(ebmc_run_t *r, const char *dir, int64_t iteration, char *err, size_t errlen) {
+    char tmp[PATH_MAX + 8], path[PATH_MAX + 64], its[32], rk[16], rs[16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    rank_state_path(path, sizeof path, tmp, r->rank);
+    item_list L;
+    list_items(r, &L);
+    L.iteration = iteration;
+    snprintf(its, sizeof its, "%" PRId64, iteration);
+    snprintf(rk, sizeof rk, "%d", r->rank);
+    snprintf(rs, sizeof rs, "%d", r->ranks);
+    const char *meta[][2] = {{"iteration", its}, {"rank", rk}, {"ranks", rs}};
+    return write_state(r, &L, path, meta, err, errlen);
+}
+
 /* Reads every state item from f, validated, before anything is copied into the run. */
 static ebmc_status read_state(ebmc_run_t *r, item_list *L, const ebmc_st_file *f, const char *path, char *err,
                               size_t errlen) {
@@ -174,6 +195,11 @@ ebmc_status ebmc_run_load(ebmc_run_t *r, const char *dir, int64_t *iteration, ch
             EBMC_TRY(ebmc_net_load(L.items[i].ptr, path, err, errlen));
         }
     snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    if (r->rank > 0) { /* this rank's own state when the checkpoint has it */
+        char mine[PATH_MAX + 64];
+        rank_state_path(mine, sizeof mine, dir, r->rank);
+        if (access(mine, F_OK) == 0) snprintf(path, sizeof path, "%s", mine);
+    }
     ebmc_st_file *f;
     EBMC_TRY(ebmc_st_open(path, &f, err, errlen));
     ebmc_status s = read_state(r, &L, f, path, err, errlen);

@@ -161,7 +161,7 @@ ebmc_status coop_setup(void *state, const void *typed, const ebmc_recipe_env *en
     t->ctx = env->ctx;
     t->seed = env->seed;
     t->B = env->batch;
-    t->N = t->c.chains;
+    EBMC_TRY(ebmc_env_share(env, t->c.chains, "train.chains", &t->N, err, errlen)); /* a rank's share */
     const ebmc_model_cfg *mc = &t->c.mc;
     if (env->has_data && (env->data_c != mc->img_c || env->data_h != mc->img_size || env->data_w != mc->img_size)) {
         snprintf(err, errlen, "data %s gives %dx%dx%d examples but model.arch %s needs %dx%dx%d "

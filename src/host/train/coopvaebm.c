@@ -27,7 +27,7 @@ static const ebmc_cfg_key CV_KEYS[] = {
     {"model", "nif", EBMC_CFG_INT, "0", "encoder width (0: default)", 0, 65536, NULL},
     {"model", "hidden", EBMC_CFG_INT, "0", "toy2d: MLP width (0: default)", 0, 65536, NULL},
 
-    {"train", "chains", EBMC_CFG_INT, "900", "synthesised chains per iteration (nTileRow x nTileCol)", 1, 1 << 20, NULL},
+    {"train", "chains", EBMC_CFG_INT, "900", "synthesised chains per iteration (nTileRow x nTileCol); global: data-parallel ranks split it", 1, 1 << 20, NULL},
     {"train", "lr_e", EBMC_CFG_FLOAT, "0.009", "Adam learning rate of E (d_lr)", 0, 1, NULL},
     {"train", "lr_g", EBMC_CFG_FLOAT, "2e-4", "Adam learning rate of the VAE, G and I (vae_lr)", 0, 1, NULL},
     {"train", "beta1_e", EBMC_CFG_FLOAT, "0.5", "Adam beta1 of E", 0, 0.999999, NULL},

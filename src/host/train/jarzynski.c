@@ -18,6 +18,7 @@
  * stream, walker, step); the checkpoint holds theta, the walkers, their float64 log-weights, the
  * statistics (log Z bookkeeping, resampling count) and the noise counter: resume is exact. */
 #include "train/jarzynski.h"
+#include "ebmc/comm.h"
 #include "ebmc/gmm.h"
 #include "ebmc/mcmc.h"
 #include "ebmc/models.h"
@@ -38,7 +39,7 @@ static const ebmc_cfg_key JZ_KEYS[] = {
     {"model", "components", EBMC_CFG_INT, "2", "gmm: components of the student", 1, 64, NULL},
     {"model", "dim", EBMC_CFG_INT, "50", "gmm: dimension (= data.dim)", 1, 4096, NULL},
     {"model", "width", EBMC_CFG_INT, "0", "image EBM: channel width ndf (0: the architecture's default)", 0, 65536, NULL},
-    {"jarzynski", "walkers", EBMC_CFG_INT, "10000", "N persistent walkers", 1, 1 << 24, NULL},
+    {"jarzynski", "walkers", EBMC_CFG_INT, "10000", "N persistent walkers; global: data-parallel ranks split it", 1, 1 << 24, NULL},
     {"jarzynski", "weights", EBMC_CFG_CHOICE, "on", "on: Jarzynski log-weights and resampling; off: uniform weights (PCD/CD)", U, "on|off"},
     {"jarzynski", "init", EBMC_CFG_CHOICE, "model", "walkers start from the model (gmm: exact draws; images: U[-1,1] + init_steps) or from the data", U, "model|data"},
     {"jarzynski", "init_steps", EBMC_CFG_INT, "0", "image EBMs: unweighted ULA steps at theta_0 after a model start (authors: 20000 MNIST, 8000 CIFAR)", 0, 1 << 30, NULL},
@@ -211,9 +212,9 @@ static int gmm_ckpt_items(jz_energy *e, ebmc_ckpt_item *it, int max) {
     ebmc_gmm_t *m = ((jz_gmm *)e)->m;
     EBMC_ASSERT(max >= 2);
     it[0] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F32, .name = "gmm.means", .ptr = ebmc_gmm_means(m),
-                             .count = (size_t)ebmc_gmm_k(m) * ebmc_gmm_dim(m), .device = true};
+                             .count = (size_t)ebmc_gmm_k(m) * ebmc_gmm_dim(m), .device = true, .shared = true};
     it[1] = (ebmc_ckpt_item){.kind = EBMC_ITEM_F32, .name = "gmm.z", .ptr = ebmc_gmm_z(m),
-                             .count = (size_t)ebmc_gmm_k(m), .device = true};
+                             .count = (size_t)ebmc_gmm_k(m), .device = true, .shared = true};
     return 2;
 }
 static void gmm_destroy(jz_energy *e) {
@@ -241,7 +242,8 @@ static ebmc_status jz_setup(void *state, const void *typed, const ebmc_recipe_en
     jz_t *t = state;
     t->c = *(const jz_cfg *)typed;
     t->ctx = env->ctx, t->seed = env->seed, t->B = env->batch;
-    t->N = t->c.walkers, t->k = t->c.gmm ? t->c.k : 1;
+    t->k = t->c.gmm ? t->c.k : 1; /* walkers: a data-parallel rank weighs and resamples its share */
+    EBMC_TRY(ebmc_env_share(env, t->c.walkers, "jarzynski.walkers", &t->N, err, errlen));
     int most = t->N > t->B ? t->N : t->B, dc, dh, dw;
     jz_data_shape(&t->c, &dc, &dh, &dw);
     if (env->has_data && (env->data_c != dc || env->data_h != dh || env->data_w != dw)) {
@@ -276,9 +278,10 @@ static ebmc_status eval_walkers(jz_t *t, jz_walkers *w) {
 /* walkers <- data points picked uniformly with replacement (the authors' multinomial over the
  * data set), from the current batch; their energies at the current theta; A = 0 */
 static ebmc_status walkers_from_data(jz_t *t, int64_t it) {
+    uint32_t rank_key = ebmc_ctx_chain_base(t->ctx, 1); /* 0 in one process; a rank's own picks */
     for (int i = 0; i < t->N; i += 4) {
         float u[4];
-        ebmc_philox_uniform4(noise_seed(t), (uint32_t)(i / 4), 0, (uint32_t)it, STREAM_DATAPICK, u);
+        ebmc_philox_uniform4(noise_seed(t), (uint32_t)(i / 4), rank_key, (uint32_t)it, STREAM_DATAPICK, u);
         for (int l = 0; l < 4 && i + l < t->N; l++) {
             int j = (int)(u[l] * (float)t->B);
             t->pick[i + l] = j < t->B ? j : t->B - 1;

@@ -14,6 +14,7 @@
  * exactly (E, E_prev, Adam, particles, replay buffer, counters) is in its checkpoint. */
 #include "train/particles.h"
 #include "train/energy.h"
+#include "ebmc/comm.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ static const ebmc_cfg_key PD_KEYS[] = {
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
     {"particles", "method", EBMC_CFG_CHOICE, "alpha", "particle update", U, "alpha|beta|pcd|replay"},
-    {"particles", "count", EBMC_CFG_INT, "1000", "number of particles N", 1, 1 << 24, NULL},
+    {"particles", "count", EBMC_CFG_INT, "1000", "number of particles N; global: data-parallel ranks split it", 1, 1 << 24, NULL},
     {"particles", "steps", EBMC_CFG_INT, "10", "Langevin steps per iteration K (pcd, replay: 20)", 0, 100000, NULL},
     {"particles", "step_size", EBMC_CFG_FLOAT, "1e-2", "epsilon: x += (eps/2)(-grad E) + noise xi", 0, 100, NULL},
     {"particles", "noise", EBMC_CFG_FLOAT, "0.1", "Langevin noise std (sqrt(eps) for exact Langevin)", 0, 100, NULL},
@@ -104,6 +105,7 @@ static void pd_destroy(void *state) {
     free(t->h_idx);
     free(t->h_stage);
     free(t->base0);
+    free(t->h_sums);
     ebmc_net_free(t->E);
     ebmc_net_free(t->P);
     memset(t, 0, sizeof *t);
@@ -157,6 +159,7 @@ static ebmc_status build_rest(pd_t *t) {
     t->h_idx = ebmc_xmalloc(nidx * sizeof(int32_t), "particle indices");
     t->h_stage = ebmc_xmalloc((size_t)(N > t->max_re ? N : t->max_re) * D * sizeof(float), "particle staging");
     t->base0 = ebmc_xcalloc(2 * (size_t)D, sizeof(float), "base");
+    t->h_sums = ebmc_xcalloc(2 * (size_t)D, sizeof(double), "base sums");
     ebmc_fill_desc f = {PM_COUNT, 0.0f};
     return ebmc_fill(ctx, &f, t->metrics);
 }
@@ -167,7 +170,7 @@ static ebmc_status pd_setup(void *state, const void *typed, const ebmc_recipe_en
     t->ctx = env->ctx;
     t->seed = env->seed;
     t->B = env->batch;
-    t->N = t->c.n;
+    EBMC_TRY(ebmc_env_share(env, t->c.n, "particles.count", &t->N, err, errlen)); /* a rank's share */
     const ebmc_model_cfg *mc = &t->c.mc;
     t->D = mc->img_c * mc->img_size * mc->img_size;
     EBMC_TRY(build_nets(t, err, errlen));
@@ -183,17 +186,32 @@ static ebmc_status set_tensor(pd_t *t, const char *name, const float *host) {
     return ebmc_copy(t->ctx, x->data, host, x->count * sizeof(float), EBMC_COPY_H2D);
 }
 
-/* the base from the batch's mean and unbiased std (alpha_toy.py: train_batch.mean(0), .std(0)) */
+/* sums over the data-parallel ranks (the same bits on each: ebmc_comm_sum_f64) */
+static ebmc_status rank_sum(pd_t *t, double *v, int n) {
+    ebmc_comm_t *c = ebmc_ctx_comm(t->ctx);
+    return c ? ebmc_comm_sum_f64(c, v, n, "the particles' base statistics") : EBMC_OK;
+}
+
+/* the base from the batch's mean and unbiased std (alpha_toy.py: train_batch.mean(0), .std(0));
+ * with ranks, of the global batch (every rank sets the same parameters) */
 static ebmc_status init_base(pd_t *t, const float *batch) {
     int D = t->D, B = t->B;
     float *ls = t->h_stage; /* scratch */
+    double *s = t->h_sums, n[1] = {B};
+    EBMC_TRY(rank_sum(t, n, 1));
     for (int d = 0; d < D; d++) {
-        double s = 0, ss = 0;
-        for (int i = 0; i < B; i++) s += batch[(size_t)i * D + d];
-        double m = s / B;
-        for (int i = 0; i < B; i++) ss += (batch[(size_t)i * D + d] - m) * (batch[(size_t)i * D + d] - m);
-        t->base0[d] = (float)m;
-        t->base0[D + d] = (float)sqrt(B > 1 ? ss / (B - 1) : 1.0);
+        s[d] = 0, s[D + d] = 0;
+        for (int i = 0; i < B; i++) s[d] += batch[(size_t)i * D + d];
+    }
+    EBMC_TRY(rank_sum(t, s, D));
+    for (int d = 0; d < D; d++) {
+        double m = s[d] / n[0];
+        for (int i = 0; i < B; i++) s[D + d] += (batch[(size_t)i * D + d] - m) * (batch[(size_t)i * D + d] - m);
+    }
+    EBMC_TRY(rank_sum(t, s + D, D));
+    for (int d = 0; d < D; d++) {
+        t->base0[d] = (float)(s[d] / n[0]);
+        t->base0[D + d] = (float)sqrt(n[0] > 1 ? s[D + d] / (n[0] - 1) : 1.0);
         ls[d] = logf(t->base0[D + d]);
     }
     EBMC_TRY(set_tensor(t, "base_mu", t->base0));

@@ -6,6 +6,7 @@
  * entries, the starting noise) is Philox keyed by (seed, stream, iteration), so a resumed run
  * draws what the uninterrupted one would have. Nothing here allocates. */
 #include "train/particles.h"
+#include "ebmc/comm.h"
 #include "ebmc/philox.h"
 #include <math.h>
 #include <string.h>
@@ -59,10 +60,11 @@ ebmc_status pd_transport(pd_t *t, float *x, int n) {
 ebmc_status pd_draw_normal(pd_t *t, float *dev, int n, const float *mean, const float *std, uint64_t key,
                            uint32_t stream) {
     int D = t->D;
+    uint32_t c0 = ebmc_ctx_chain_base(t->ctx, n); /* data-parallel ranks: each its own draws */
     for (int i = 0; i < n; i++)
         for (int g = 0; g < D; g += 4) {
             float z[4];
-            ebmc_philox_normal4(t->seed ^ key, (uint32_t)(g / 4), (uint32_t)i, (uint32_t)(key >> 32), stream, z);
+            ebmc_philox_normal4(t->seed ^ key, (uint32_t)(g / 4), (uint32_t)i + c0, (uint32_t)(key >> 32), stream, z);
             for (int k = 0; k < 4 && g + k < D; k++) {
                 int d = g + k;
                 t->h_stage[(size_t)i * D + d] = mean ? mean[d] + std[d] * z[k] : z[k];

@@ -145,7 +145,7 @@ static ebmc_status setup_recipe(ebmc_run_t *r, char *err, size_t errlen) {
     const ebmc_recipe *rc = r->recipe;
     r->state = ebmc_xcalloc(1, rc->state_size ? rc->state_size : 1, "recipe state");
     ebmc_recipe_env env = {r->ctx, r->seed, r->local_batch, ebmc_config_bool(r->cfg, "run", "graphs"),
-                           ebmc_config_bool(r->cfg, "run", "share_tapes"), r->ds != NULL, 0, 0, 0, NULL};
+                           ebmc_config_bool(r->cfg, "run", "share_tapes"), r->ds != NULL, 0, 0, 0, NULL, r->ranks};
     if (r->ds) {
         ebmc_data_shape(r->ds, &env.data_c, &env.data_h, &env.data_w);
         env.data_name = ebmc_data_name(r->ds);
@@ -162,6 +162,15 @@ static ebmc_status setup_recipe(ebmc_run_t *r, char *err, size_t errlen) {
     r->host_grid = ebmc_xmalloc(most * sizeof(float), "grid");
     ebmc_ctx_freeze_workspace(r->ctx); /* planned: from here on nothing allocates */
     return EBMC_OK;
+}
+
+ebmc_status ebmc_env_share(const ebmc_recipe_env *env, int global, const char *key, int *local, char *err,
+                           size_t errlen) {
+    int n = env->ranks > 1 ? env->ranks : 1;
+    *local = global / n;
+    if (global % n == 0) return EBMC_OK;
+    snprintf(err, errlen, "%s = %d does not divide evenly among %d ranks (HINT: a multiple of %d)", key, global, n, n);
+    return EBMC_E_INVALID;
 }
 
 /* Training joins the world's ranks: each takes an equal slice of the global batch. Without data
@@ -194,9 +203,10 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
     ebmc_status s = parse_recipe(r, need_data, err, errlen);
     if (!s) s = join_ranks(r, need_data, err, errlen);
     if (!s) s = open_ctx(r, cfg, &r->ctx, err, errlen);
-    if (!s && r->comm) { /* collective (NCCL's set-up); chains draw their global indices' noise */
+    if (!s && r->comm) { /* collective (NCCL's set-up); chains draw their global indices' noise:
+                          * rank r's n chains of an op are chains r*n.. of one process's */
         s = ebmc_ctx_set_comm(r->ctx, r->comm, err, errlen);
-        ebmc_ctx_set_chain_offset(r->ctx, (uint32_t)r->rank * (uint32_t)r->local_batch);
+        ebmc_ctx_set_chain_rank(r->ctx, (uint32_t)r->rank);
     }
     if (!s && need_data) {
         s = ebmc_run_open_data(cfg, &r->ds, err, errlen);

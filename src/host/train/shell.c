@@ -80,10 +80,32 @@ static ebmc_status read_shell_cfg(const ebmc_config_t *cfg, shell_cfg *c, char *
     return EBMC_OK;
 }
 
-/* Rank 0 alone writes the run directory (the ranks' parameters are the same). */
+/* Ranks > 0 write their own state into rank 0's <ckpt>.tmp before rank 0 renames it into place:
+ * rank 0 creates the folder, then the others write; each step agreed (any rank's failure is
+ * every rank's). */
+static ebmc_status save_rank_states(loop_t *L, const char *ckpt) {
+    ebmc_run_t *r = L->run;
+    char tmp[PATH_MAX + 72];
+    snprintf(tmp, sizeof tmp, "%s.tmp", ckpt);
+    double bad = ebmc_run_is_root(r) && ebmc_mkdir_p(tmp) != 0;
+    if (bad) snprintf(L->err, L->errlen, "%s: cannot create: %s", tmp, strerror(errno));
+    EBMC_TRY(ebmc_comm_sum_f64(r->comm, &bad, 1, "creating the checkpoint folder"));
+    if (bad && !ebmc_run_is_root(r)) snprintf(L->err, L->errlen, "rank 0 could not create %s", tmp);
+    if (bad) return EBMC_E_IO;
+    if (!ebmc_run_is_root(r)) bad = ebmc_run_save_rank(r, ckpt, L->it, L->err, L->errlen) != EBMC_OK;
+    double mine = bad;
+    EBMC_TRY(ebmc_comm_sum_f64(r->comm, &bad, 1, "writing the ranks' states"));
+    if (bad && !mine) snprintf(L->err, L->errlen, "%s: another rank could not write its state (see its message)", tmp);
+    return bad ? EBMC_E_IO : EBMC_OK;
+}
+
+/* Rank 0 alone writes the run directory (the ranks' parameters are the same; the others' own
+ * state goes into its checkpoint folder first). */
 static ebmc_status save_checkpoint(loop_t *L) {
     char ckpt[PATH_MAX + 64];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/iter_%08" PRId64, L->run_dir, L->it);
+    EBMC_TRY(ebmc_run_check_ranks(L->run, L->it, L->err, L->errlen));
+    if (L->run->ranks > 1) EBMC_TRY(save_rank_states(L, ckpt));
     if (ebmc_run_is_root(L->run)) {
         EBMC_TRY(ebmc_run_save(L->run, ckpt, L->it, L->err, L->errlen));
         ebmc_ckpt_prune(L->run_dir, L->c.keep);

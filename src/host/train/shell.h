@@ -35,6 +35,13 @@ struct ebmc_run {
  * rank logs and guards the same numbers; *flag (in: this rank's, e.g. a stop request) becomes
  * the ranks' sum. A no-op in one process. */
 ebmc_status ebmc_run_reduce_report(ebmc_run_t *r, double *flag);
+/* Rank r > 0 of a data-parallel run: its own state items (everything ebmc_run_save writes to
+ * state.safetensors) into <dir>.tmp/state.rank<r>.safetensors, which rank 0 then renames into
+ * place with the rest; ebmc_run_load on rank r reads them back from there. */
+ebmc_status ebmc_run_save_rank(ebmc_run_t *r, const char *dir, int64_t iteration, char *err, size_t errlen);
+/* That every rank holds rank 0's parameters (networks' trainable tensors, items marked shared):
+ * collective, at each checkpoint; a difference is an error naming the item. No-op in one process. */
+ebmc_status ebmc_run_check_ranks(ebmc_run_t *r, int64_t iteration, char *err, size_t errlen);
 /* Rank 0 of the run's world (true without one): only it writes the run directory. */
 bool ebmc_run_is_root(const ebmc_run_t *r);
 

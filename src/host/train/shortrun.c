@@ -27,7 +27,7 @@ static const ebmc_cfg_key SR_KEYS[] = {
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
     {"train", "gamma", EBMC_CFG_FLOAT, "1", "ExponentialLR factor per epoch (1: constant, as the code)", 0, 1, NULL},
     {"train", "data_noise", EBMC_CFG_FLOAT, "0.03", "sigma of the Gaussian noise added to each data batch", 0, 100, NULL},
-    {"train", "chains", EBMC_CFG_INT, "0", "chains per iteration m (0: the batch size, as the code)", 0, 1 << 20, NULL},
+    {"train", "chains", EBMC_CFG_INT, "0", "chains per iteration m (0: the batch size, as the code); global: data-parallel ranks split it", 0, 1 << 20, NULL},
     {"langevin", "steps", EBMC_CFG_INT, "100", "K: Langevin steps per iteration", 1, 100000, NULL},
     {"langevin", "step_size", EBMC_CFG_FLOAT, "1", "drift: x <- x + step_size * grad f + noise * xi", 0, 1e6, NULL},
     {"langevin", "noise", EBMC_CFG_FLOAT, "0.01", "eps, the noise scale", 0, 100, NULL},
@@ -133,7 +133,8 @@ static ebmc_status sr_setup(void *state, const void *typed, const ebmc_recipe_en
     t->ctx = env->ctx;
     t->seed = env->seed;
     t->B = env->batch;
-    t->M = t->c.chains ? t->c.chains : env->batch;
+    t->M = env->batch; /* train.chains is global: each data-parallel rank runs its share */
+    if (t->c.chains) EBMC_TRY(ebmc_env_share(env, t->c.chains, "train.chains", &t->M, err, errlen));
     const ebmc_model_cfg *mc = &t->c.mc;
     if (env->has_data && (env->data_c != mc->img_c || env->data_h != mc->img_size || env->data_w != mc->img_size)) {
         snprintf(err, errlen, "data %s gives %dx%dx%d examples but model.arch %s needs %dx%dx%d "

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ebmc/philox.h"
+#include "ebmc/comm.h"
 
 
 /* ---- memory ---- */
@@ -464,6 +465,7 @@ static inline float normal_at(const ebmc_rng_key *k, uint32_t step, uint32_t cha
 static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x,
                                 const float *g) {
     uint32_t step = step_of(&d->rng);
+    const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->n_chains); /* global chain 0 (comm.h) */
     size_t E = d->chain_elems;
 #pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
@@ -472,9 +474,9 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
         for (size_t g4 = 0; g4 < E; g4 += 4) {
             float xi[4] = {0, 0, 0, 0};
             if (d->noise == EBMC_NOISE_AFTER)
-                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, xi);
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + c0, step, d->rng.stream, xi);
             else if (d->noise == EBMC_NOISE_NEXT)
-                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step + 1, d->rng.stream, xi);
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + c0, step + 1, d->rng.stream, xi);
             for (size_t l = 0; l < 4 && g4 + l < E; l++) {
                 size_t i = g4 + l;
                 float gr = gc[i];
@@ -492,6 +494,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
 
 static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     uint32_t step = step_of(&d->rng);
+    const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->n_chains); /* global chain 0 (comm.h) */
     size_t E = d->chain_elems;
 #pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
@@ -499,9 +502,9 @@ static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
         for (size_t g4 = 0; g4 < E; g4 += 4) {
             float r[4];
             if (d->dist == EBMC_RNG_NORMAL)
-                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, r);
+                ebmc_philox_normal4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + c0, step, d->rng.stream, r);
             else
-                ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, r);
+                ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + c0, step, d->rng.stream, r);
             for (size_t l = 0; l < 4 && g4 + l < E; l++) {
                 float v = d->dist == EBMC_RNG_NORMAL ? d->p0 + d->p1 * r[l]
                                                       : d->p0 + (d->p1 - d->p0) * r[l];
@@ -515,11 +518,12 @@ static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
 static ebmc_status cpu_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu,
                                const float *s, float *z) {
     uint32_t step = step_of(&d->rng);
+    const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->n_chains); /* global chain 0 (comm.h) */
     size_t E = d->chain_elems;
     for (int ch = 0; ch < d->n_chains; ch++)
         for (size_t e = 0; e < E; e++) {
             size_t i = (size_t)ch * E + e;
-            z[i] = mu[i] + expf(d->k * s[i]) * normal_at(&d->rng, step, (uint32_t)ch + ctx->chain0, e);
+            z[i] = mu[i] + expf(d->k * s[i]) * normal_at(&d->rng, step, (uint32_t)ch + c0, e);
         }
     return EBMC_OK;
 }
@@ -542,18 +546,19 @@ static ebmc_status cpu_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d, 
 static ebmc_status cpu_replay_sample(ebmc_ctx_t *ctx, const ebmc_replay_desc *d,
                                      const void *buffer, float *x) {
     uint32_t step = step_of(&d->rng);
+    const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->n_chains); /* global chain 0 (comm.h) */
     size_t E = d->chain_elems;
     float span = d->hi - d->lo;
     for (int ch = 0; ch < d->n_chains; ch++) {
         float u[4];
-        ebmc_philox_uniform4(d->rng.seed, REPLAY_GROUP, (uint32_t)ch + ctx->chain0, step, d->rng.stream, u);
+        ebmc_philox_uniform4(d->rng.seed, REPLAY_GROUP, (uint32_t)ch + c0, step, d->rng.stream, u);
         bool reuse = d->count > 0 && u[0] < d->p_reuse;
         int j = (int)(u[1] * (float)d->count);
         if (j >= d->count) j = d->count - 1;
         float *xc = x + (size_t)ch * E;
         for (size_t g4 = 0; g4 < E; g4 += 4) {
             float r[4];
-            ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + ctx->chain0, step, d->rng.stream, r);
+            ebmc_philox_uniform4(d->rng.seed, (uint32_t)(g4 / 4), (uint32_t)ch + c0, step, d->rng.stream, r);
             for (size_t l = 0; l < 4 && g4 + l < E; l++) {
                 size_t e = g4 + l;
                 float v;

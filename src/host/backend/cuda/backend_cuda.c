@@ -13,6 +13,7 @@
  * calls (alloc, free, host<->device copy, sync) and workspace growth refuse with a message and
  * make graph_end fail (graph.c). */
 #include "backend/cuda/cuda_internal.h"
+#include "ebmc/comm.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -470,18 +471,18 @@ ebmc_status cuda_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
 
 ebmc_status cuda_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x,
                           const float *g) {
-    sampler_langevin_step(d, x, g, ctx->chain0, cpriv(ctx)->stream);
+    sampler_langevin_step(d, x, g, ebmc_ctx_chain_base(ctx, d->n_chains), cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
 ebmc_status cuda_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
-    sampler_rng_fill(d, y, ctx->chain0, cpriv(ctx)->stream);
+    sampler_rng_fill(d, y, ebmc_ctx_chain_base(ctx, d->n_chains), cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
 ebmc_status cuda_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu,
                          const float *s, float *z) {
-    sampler_reparam_sample(d, mu, s, z, ctx->chain0, cpriv(ctx)->stream);
+    sampler_reparam_sample(d, mu, s, z, ebmc_ctx_chain_base(ctx, d->n_chains), cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
@@ -499,7 +500,7 @@ ebmc_status cuda_counter_add(ebmc_ctx_t *ctx, const ebmc_counter_desc *d,
 
 ebmc_status cuda_replay_sample(ebmc_ctx_t *ctx, const ebmc_replay_desc *d,
                                const void *buffer, float *x) {
-    sampler_replay_sample(d, buffer, x, ctx->chain0, cpriv(ctx)->stream);
+    sampler_replay_sample(d, buffer, x, ebmc_ctx_chain_base(ctx, d->n_chains), cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
