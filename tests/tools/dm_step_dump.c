@@ -27,24 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define STEP_DUMP_TOOL "dm_step_dump"
+#include "step_dump_util.h"
 
 static const char *METRIC_NAMES[M_COUNT] = {"recon", "sample", "nllq", "nlll", "et", "ef", "etlog",
                                             "egen0", "egen1", "ex0", "ex1"};
-
-static int die(const char *what, const char *msg) {
-    fprintf(stderr, "dm_step_dump: %s: %s\n", what, msg);
-    return 1;
-}
-
-/* device -> new host buffer (kept until exit: the tool is short-lived) */
-static float *host_copy(ebmc_ctx_t *ctx, const float *dev, size_t n) {
-    float *h = ebmc_xmalloc((n ? n : 1) * sizeof(float), "dump");
-    if (n && ebmc_copy(ctx, h, dev, n * sizeof(float), EBMC_COPY_D2H)) {
-        fprintf(stderr, "dm_step_dump: copy: %s\n", ebmc_ctx_error(ctx));
-        exit(1);
-    }
-    return h;
-}
 
 static int save_nets(dm_t *t, const char *dir, int gen, char *err, size_t errlen) {
     ebmc_net_t *nets[3] = {t->E, t->G, t->I};

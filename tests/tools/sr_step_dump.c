@@ -20,20 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int die(const char *what, const char *msg) {
-    fprintf(stderr, "sr_step_dump: %s: %s\n", what, msg);
-    return 1;
-}
-
-static float *host_copy(ebmc_ctx_t *ctx, const float *dev, size_t n) {
-    float *h = ebmc_xmalloc((n ? n : 1) * sizeof(float), "dump");
-    if (n && ebmc_copy(ctx, h, dev, n * sizeof(float), EBMC_COPY_D2H)) {
-        fprintf(stderr, "sr_step_dump: copy: %s\n", ebmc_ctx_error(ctx));
-        exit(1);
-    }
-    return h;
-}
+#define STEP_DUMP_TOOL "sr_step_dump"
+#include "step_dump_util.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) return die("usage", "sr_step_dump OUTDIR [section.key=value ...]");
