@@ -57,14 +57,8 @@ int main(int argc, char **argv) {
         "langevin_z.steps=2", "run.backend=cpu", "run.graphs=false",
         "run.share_tapes=false", /* every pass keeps its activations: they are dumped below */
     };
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (ebmc_config_set_arg(cfg, defaults[i], err, sizeof err)) return die("config", err);
-    for (int i = 2; i < argc; i++)
-        if (ebmc_config_set_arg(cfg, argv[i], err, sizeof err)) return die("config", err);
-    if (ebmc_config_check_required(cfg, err, sizeof err)) return die("config", err);
-
     ebmc_run_t *run;
-    if (ebmc_run_open(rc, cfg, true, &run, err, sizeof err)) return die("set-up", err);
+    if (open_run(rc, cfg, defaults, sizeof defaults / sizeof defaults[0], argc, argv, 2, &run)) return 1;
     dm_t *t = ebmc_run_state(run);
     ebmc_ctx_t *ctx = t->ctx;
     if (save_nets(t, out, 0, err, sizeof err)) return die("save", err);

@@ -33,13 +33,8 @@ int main(int argc, char **argv) {
     const char *defaults[] = {"run.recipe=shortrun", "data.dataset=shapes", "data.count=8", "model.arch=shortrun", "model.ndf=4",
                               "train.batch_size=4", "train.chains=3", "langevin.steps=3", "run.backend=cpu",
                               "run.graphs=false", "run.share_tapes=false"};
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (ebmc_config_set_arg(cfg, defaults[i], err, sizeof err)) return die("config", err);
-    for (int i = 2; i < argc; i++)
-        if (ebmc_config_set_arg(cfg, argv[i], err, sizeof err)) return die("config", err);
-    if (ebmc_config_check_required(cfg, err, sizeof err)) return die("config", err);
     ebmc_run_t *run;
-    if (ebmc_run_open(rc, cfg, true, &run, err, sizeof err)) return die("set-up", err);
+    if (open_run(rc, cfg, defaults, sizeof defaults / sizeof defaults[0], argc, argv, 2, &run)) return 1;
     sr_t *t = ebmc_run_state(run);
     ebmc_ctx_t *ctx = t->ctx;
     snprintf(path, sizeof path, "%s/E0.safetensors", out);
