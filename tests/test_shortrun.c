@@ -22,9 +22,7 @@ static char CFG[1024];
 
 static int setup(void **state) {
     if (tu_tmpdir_create(TMP, sizeof TMP, "test_shortrun")) return -1;
-    const char *dir = getenv("EBMC_CONFIGS");
-    snprintf(CFG, sizeof CFG, "%s/toy2d_shortrun.ini", dir ? dir : "configs");
-    return access(CFG, R_OK) ? -1 : 0;
+    return tu_config_path(CFG, sizeof CFG, "toy2d_shortrun.ini");
 }
 
 static int teardown(void **state) {

@@ -24,9 +24,7 @@ static char TOYCFG[1024];
 
 static int setup(void **state) {
     if (tu_tmpdir_create(TMP, sizeof TMP, "test_train")) return -1;
-    const char *dir = getenv("EBMC_CONFIGS");
-    snprintf(TOYCFG, sizeof TOYCFG, "%s/toy2d_dual_mcmc.ini", dir ? dir : "configs");
-    return access(TOYCFG, R_OK) ? -1 : 0;
+    return tu_config_path(TOYCFG, sizeof TOYCFG, "toy2d_dual_mcmc.ini");
 }
 
 static int teardown(void **state) {

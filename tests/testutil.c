@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
@@ -330,4 +331,10 @@ void tu_assert_same_metrics(const char *a, const char *b, int lines) {
     assert_int_equal(n, lines);
     free(m1);
     free(m2);
+}
+
+int tu_config_path(char *out, size_t n, const char *file) {
+    const char *dir = getenv("EBMC_CONFIGS");
+    snprintf(out, n, "%s/%s", dir ? dir : "configs", file);
+    return access(out, R_OK) ? -1 : 0;
 }

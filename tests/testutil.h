@@ -78,6 +78,8 @@ double tu_dircheck(const char *name, tu_scalar_fn f, void *user, float *param, s
 int tu_tmpdir_create(char *dir, size_t n, const char *tag);
 /* Removes dir and everything below it (depth first, links not followed). */
 void tu_tmpdir_remove(const char *dir);
+/* $EBMC_CONFIGS/file (else configs/file) written into out (n bytes); 0 iff it is readable. */
+int tu_config_path(char *out, size_t n, const char *file);
 /* dir/rel, rel printf-style, in one of 16 rotating buffers of 1024 bytes. */
 const char *tu_path(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

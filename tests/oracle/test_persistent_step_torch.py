@@ -197,12 +197,6 @@ def adam_step(g, m, v, t, cfg):
     return -lr / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + 1e-8)
 
 
-def rel_l2(a, ref):
-    a, ref = np.asarray(a, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
-    den = np.linalg.norm(ref)
-    return np.linalg.norm(a - ref) / (den if den > 0 else 1.0)
-
-
 def check(d, cfg, refs, verbose=True):
     """refs: (the float64 reference of d, e_mca per row)"""
     ref, e_mcas = refs
@@ -234,7 +228,7 @@ def check(d, cfg, refs, verbose=True):
         "state_dict names", 0.0, 0.0)
     for key in ["x_pos", "x_neg", "e_pos", "e_neg", "trace"] + sorted(k for k in ref if k.startswith("grad.")):
         bound = K_MCA * e_mcas[key] + FLOOR
-        err = rel_l2(st[key], ref[key])
+        err = NT.rel_l2(st[key], ref[key])
         row(err <= bound, key, err, bound)
     t = int(d["ck"]["optE.step"]) + 1
     for name, off in sorted(d["offsets"].items()):
@@ -262,7 +256,7 @@ def main():
         ref = reference(d, cfg)
         print(f"# {ref['reused']} of {d['step']['x'].shape[0]} chains started from the buffer")
         runs = [reference(d, cfg, DM.Rounding(200 + i)) for i in range(N_MCA)]
-        e_mcas = {k: max(rel_l2(r[k], ref[k]) for r in runs) for k in ref if k != "reused"}
+        e_mcas = {k: max(NT.rel_l2(r[k], ref[k]) for r in runs) for k in ref if k != "reused"}
         rows = check(d, cfg, (ref, e_mcas))
         failed = [r for r in rows if not r[0]]
         print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")

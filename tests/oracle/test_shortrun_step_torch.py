@@ -134,12 +134,6 @@ def adam_first_step(g, cfg):
     return p.detach().numpy()
 
 
-def rel_l2(a, ref):
-    a, ref = np.asarray(a, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
-    den = np.linalg.norm(ref)
-    return np.linalg.norm(a - ref) / (den if den > 0 else 1.0)
-
-
 def check(d, cfg, refs, verbose=True):
     """-> list of (ok, label, error, bound)"""
     ref, runs = refs
@@ -164,9 +158,9 @@ def check(d, cfg, refs, verbose=True):
         "state_dict names", 0.0, 0.0)
     # float64 rows under the rounding model
     for key in ["x_q", "f_data", "f_q", "trace"] + sorted(k for k in ref if k.startswith("grad.")):
-        e_mca = max(rel_l2(r[key], ref[key]) for r in runs)
+        e_mca = max(NT.rel_l2(r[key], ref[key]) for r in runs)
         bound = K_MCA * e_mca + FLOOR
-        row(rel_l2(st[key], ref[key]) <= bound, key, rel_l2(st[key], ref[key]), bound)
+        row(NT.rel_l2(st[key], ref[key]) <= bound, key, NT.rel_l2(st[key], ref[key]), bound)
     # Adam on C's gradient, element-wise
     for name in sorted(d["E0"]):
         p0, p1 = d["E0"][name].astype(np.float64), d["E1"][name].astype(np.float64)

@@ -20,20 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int die(const char *what, const char *msg) {
-    fprintf(stderr, "coop_step_dump: %s: %s\n", what, msg);
-    return 1;
-}
-
-static float *host_copy(ebmc_ctx_t *ctx, const float *dev, size_t n) {
-    float *h = ebmc_xmalloc((n ? n : 1) * sizeof(float), "dump");
-    if (n && ebmc_copy(ctx, h, dev, n * sizeof(float), EBMC_COPY_D2H)) {
-        fprintf(stderr, "coop_step_dump: copy: %s\n", ebmc_ctx_error(ctx));
-        exit(1);
-    }
-    return h;
-}
+#define STEP_DUMP_TOOL "coop_step_dump"
+#include "step_dump_util.h"
 
 static int save_nets(coop_t *t, const char *dir, int gen, char *err, size_t errlen) {
     ebmc_net_t *nets[3] = {t->E, t->G, t->I};

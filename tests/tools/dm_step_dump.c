@@ -27,24 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define STEP_DUMP_TOOL "dm_step_dump"
+#include "step_dump_util.h"
 
 static const char *METRIC_NAMES[M_COUNT] = {"recon", "sample", "nllq", "nlll", "et", "ef", "etlog",
                                             "egen0", "egen1", "ex0", "ex1"};
-
-static int die(const char *what, const char *msg) {
-    fprintf(stderr, "dm_step_dump: %s: %s\n", what, msg);
-    return 1;
-}
-
-/* device -> new host buffer (kept until exit: the tool is short-lived) */
-static float *host_copy(ebmc_ctx_t *ctx, const float *dev, size_t n) {
-    float *h = ebmc_xmalloc((n ? n : 1) * sizeof(float), "dump");
-    if (n && ebmc_copy(ctx, h, dev, n * sizeof(float), EBMC_COPY_D2H)) {
-        fprintf(stderr, "dm_step_dump: copy: %s\n", ebmc_ctx_error(ctx));
-        exit(1);
-    }
-    return h;
-}
 
 static int save_nets(dm_t *t, const char *dir, int gen, char *err, size_t errlen) {
     ebmc_net_t *nets[3] = {t->E, t->G, t->I};
@@ -70,14 +57,8 @@ int main(int argc, char **argv) {
         "langevin_z.steps=2", "run.backend=cpu", "run.graphs=false",
         "run.share_tapes=false", /* every pass keeps its activations: they are dumped below */
     };
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (ebmc_config_set_arg(cfg, defaults[i], err, sizeof err)) return die("config", err);
-    for (int i = 2; i < argc; i++)
-        if (ebmc_config_set_arg(cfg, argv[i], err, sizeof err)) return die("config", err);
-    if (ebmc_config_check_required(cfg, err, sizeof err)) return die("config", err);
-
     ebmc_run_t *run;
-    if (ebmc_run_open(rc, cfg, true, &run, err, sizeof err)) return die("set-up", err);
+    if (open_run(rc, cfg, defaults, sizeof defaults / sizeof defaults[0], argc, argv, 2, &run)) return 1;
     dm_t *t = ebmc_run_state(run);
     ebmc_ctx_t *ctx = t->ctx;
     if (save_nets(t, out, 0, err, sizeof err)) return die("save", err);

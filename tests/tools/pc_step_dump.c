@@ -21,20 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int die(const char *what, const char *msg) {
-    fprintf(stderr, "pc_step_dump: %s: %s\n", what, msg);
-    return 1;
-}
-
-static float *host_copy(ebmc_ctx_t *ctx, const float *dev, size_t n) {
-    float *h = ebmc_xmalloc((n ? n : 1) * sizeof(float), "dump");
-    if (n && ebmc_copy(ctx, h, dev, n * sizeof(float), EBMC_COPY_D2H)) {
-        fprintf(stderr, "pc_step_dump: copy: %s\n", ebmc_ctx_error(ctx));
-        exit(1);
-    }
-    return h;
-}
+#define STEP_DUMP_TOOL "pc_step_dump"
+#include "step_dump_util.h"
 
 static int step(ebmc_run_t *run, int64_t it, char *err, size_t errlen) {
     int64_t epoch;
@@ -59,13 +47,8 @@ int main(int argc, char **argv) {
     const char *defaults[] = {"run.recipe=persistent", "data.dataset=shapes", "data.count=16", "data.size=16", "model.img_size=16", "model.arch=igebm",
                               "model.ndf=4", "train.batch_size=4", "langevin.steps=3", "buffer.size=10", "langevin.clip=0.001",
                               "run.backend=cpu", "run.graphs=false", "run.share_tapes=false"};
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (ebmc_config_set_arg(cfg, defaults[i], err, sizeof err)) return die("config", err);
-    for (int i = 2; i < argc; i++)
-        if (ebmc_config_set_arg(cfg, argv[i], err, sizeof err)) return die("config", err);
-    if (ebmc_config_check_required(cfg, err, sizeof err)) return die("config", err);
     ebmc_run_t *run;
-    if (ebmc_run_open(rc, cfg, true, &run, err, sizeof err)) return die("set-up", err);
+    if (open_run(rc, cfg, defaults, sizeof defaults / sizeof defaults[0], argc, argv, 2, &run)) return 1;
     pc_t *t = ebmc_run_state(run);
     ebmc_ctx_t *ctx = t->ctx;
     for (int64_t it = 1; it <= 2; it++)

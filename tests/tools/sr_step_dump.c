@@ -20,20 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int die(const char *what, const char *msg) {
-    fprintf(stderr, "sr_step_dump: %s: %s\n", what, msg);
-    return 1;
-}
-
-static float *host_copy(ebmc_ctx_t *ctx, const float *dev, size_t n) {
-    float *h = ebmc_xmalloc((n ? n : 1) * sizeof(float), "dump");
-    if (n && ebmc_copy(ctx, h, dev, n * sizeof(float), EBMC_COPY_D2H)) {
-        fprintf(stderr, "sr_step_dump: copy: %s\n", ebmc_ctx_error(ctx));
-        exit(1);
-    }
-    return h;
-}
+#define STEP_DUMP_TOOL "sr_step_dump"
+#include "step_dump_util.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) return die("usage", "sr_step_dump OUTDIR [section.key=value ...]");
@@ -45,13 +33,8 @@ int main(int argc, char **argv) {
     const char *defaults[] = {"run.recipe=shortrun", "data.dataset=shapes", "data.count=8", "model.arch=shortrun", "model.ndf=4",
                               "train.batch_size=4", "train.chains=3", "langevin.steps=3", "run.backend=cpu",
                               "run.graphs=false", "run.share_tapes=false"};
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (ebmc_config_set_arg(cfg, defaults[i], err, sizeof err)) return die("config", err);
-    for (int i = 2; i < argc; i++)
-        if (ebmc_config_set_arg(cfg, argv[i], err, sizeof err)) return die("config", err);
-    if (ebmc_config_check_required(cfg, err, sizeof err)) return die("config", err);
     ebmc_run_t *run;
-    if (ebmc_run_open(rc, cfg, true, &run, err, sizeof err)) return die("set-up", err);
+    if (open_run(rc, cfg, defaults, sizeof defaults / sizeof defaults[0], argc, argv, 2, &run)) return 1;
     sr_t *t = ebmc_run_state(run);
     ebmc_ctx_t *ctx = t->ctx;
     snprintf(path, sizeof path, "%s/E0.safetensors", out);
