@@ -219,7 +219,8 @@ class Sampler:
                 out = self.m(s)[0]
         else:
             out = self.m(s)[0]
-        out = out.float()
+        if out.dtype in (torch.float16, torch.bfloat16):
+            out = out.float()   # autocast's output; a float64 reference stays float64
         if self.kind == "x":
             return out, out.sum()
         return out, ((out - self.target) ** 2).sum()
