@@ -71,44 +71,51 @@ static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const fl
 
 /* ---- activations ---- */
 
+/* one loop per kind (the switch outside: each loop vectorises); dx = blend(g, beta, dx). Both
+ * sides of a select are computed first: gcc does not speculate a product that may trap. */
+#define ACT_LOOP(n, body)                                                                          \
+    _Pragma("omp parallel for simd schedule(static) if ((n) > PAR_ELEMS)")                         \
+    for (size_t i = 0; i < (n); i++) { body; }
+
 static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
-    float a = d->slope;
-#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
-    for (size_t i = 0; i < d->count; i++) {
-        float v = x[i];
-        switch (d->kind) {
-        case EBMC_ACT_IDENTITY: break;
-        case EBMC_ACT_RELU: v = v > 0.0f ? v : 0.0f; break;
-        case EBMC_ACT_LRELU: v = v > 0.0f ? v : a * v; break;
-        case EBMC_ACT_TANH: v = tanhf(v); break;
-        case EBMC_ACT_SILU: v = v / (1.0f + expf(-v)); break;
-        }
-        y[i] = v;
+    const float a = d->slope;
+    const size_t n = d->count;
+    switch (d->kind) {
+    case EBMC_ACT_IDENTITY: if (y != x) memmove(y, x, n * sizeof(float)); break;
+    case EBMC_ACT_RELU: ACT_LOOP(n, y[i] = x[i] > 0.0f ? x[i] : 0.0f) break;
+    case EBMC_ACT_LRELU: ACT_LOOP(n, const float v = x[i]; const float s = a * v; y[i] = v > 0.0f ? v : s) break;
+    case EBMC_ACT_TANH: ACT_LOOP(n, y[i] = tanhf(x[i])) break;
+    case EBMC_ACT_SILU: ACT_LOOP(n, y[i] = x[i] / (1.0f + expf(-x[i]))) break;
     }
     return EBMC_OK;
 }
 
 static ebmc_status cpu_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x,
                                const float *y, const float *dy, float *dx, float beta) {
-    float a = d->slope;
-#pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
-    for (size_t i = 0; i < d->count; i++) {
-        float g = dy[i];
-        switch (d->kind) {
-        case EBMC_ACT_IDENTITY: break;
-        case EBMC_ACT_RELU: g = x[i] > 0.0f ? g : 0.0f; break;
-        case EBMC_ACT_LRELU: g = x[i] > 0.0f ? g : a * g; break;
-        case EBMC_ACT_TANH: g = g * (1.0f - y[i] * y[i]); break;
-        case EBMC_ACT_SILU: {
-            float s = 1.0f / (1.0f + expf(-x[i]));
-            g = g * s * (1.0f + x[i] * (1.0f - s));
-            break;
-        }
-        }
-        dx[i] = blend(g, beta, dx[i]);
+    const float a = d->slope;
+    const size_t n = d->count;
+#define ACT_BWD(expr)                                                                              \
+    if (beta == 0.0f) { ACT_LOOP(n, dx[i] = (expr)) }                                              \
+    else { ACT_LOOP(n, dx[i] = (expr) + beta * dx[i]) }
+    switch (d->kind) {
+    case EBMC_ACT_IDENTITY: ACT_BWD(dy[i]) break;
+    case EBMC_ACT_RELU: ACT_BWD(x[i] > 0.0f ? dy[i] : 0.0f) break;
+    case EBMC_ACT_LRELU: {
+        if (beta == 0.0f) { ACT_LOOP(n, const float g = dy[i]; const float s = a * g; dx[i] = x[i] > 0.0f ? g : s) }
+        else { ACT_LOOP(n, const float g = dy[i]; const float s = a * g; const float o = beta * dx[i];
+                       dx[i] = (x[i] > 0.0f ? g : s) + o) }
+        break;
     }
+    case EBMC_ACT_TANH: ACT_BWD(dy[i] * (1.0f - y[i] * y[i])) break;
+    case EBMC_ACT_SILU:
+        ACT_BWD(dy[i] * (1.0f / (1.0f + expf(-x[i]))) *
+                (1.0f + x[i] * (1.0f - 1.0f / (1.0f + expf(-x[i])))))
+        break;
+    }
+#undef ACT_BWD
     return EBMC_OK;
 }
+#undef ACT_LOOP
 
 /* ---- BatchNorm, batch statistics ---- */
 
