@@ -109,6 +109,43 @@ def mask(x, shape):
     return np.clip((v - 0.42) / (0.75 - 0.42), 0.0, 1.0)
 
 
+# fill ratio (shape pixels / bounding-box pixels) of the three kinds: upright equilateral triangle
+# 0.5, circle pi/4, axis-aligned square 1; an image is called the kind of the nearest, "none"
+# without a shape of at least MIN_AREA pixels
+KINDS = (("triangle", 0.5), ("circle", np.pi / 4), ("square", 1.0))
+MIN_AREA = 9
+
+
+def kinds(x, shape):
+    """each image's shape kind by the fill ratio of its coverage mask (> 0.5) in its bounding box:
+    a soft blob fills its box as an ellipse does (pi/4) and is called a circle"""
+    m = mask(x, shape).reshape(-1, shape[0], shape[1]) > 0.5
+    out = []
+    for mi in m:
+        area = int(mi.sum())
+        if area < MIN_AREA:
+            out.append("none")
+            continue
+        rows, cols = np.flatnonzero(mi.any(1)), np.flatnonzero(mi.any(0))
+        fill = area / float((rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1))
+        out.append(min(KINDS, key=lambda k: abs(k[1] - fill))[0])
+    return out
+
+
+def kind_table(sets, shape):
+    """the kinds' shares in each set, printed; returns {set: {kind: share}}"""
+    names = [k for k, _ in KINDS] + ["none"]
+    res = {}
+    print("quickstart_check: shape kinds by fill ratio of the coverage mask in its bounding box "
+          "(triangle 0.5, circle 0.785, square 1; a soft blob counts as a circle):")
+    print(f"  {'':<24} " + " ".join(f"{k:>8}" for k in names))
+    for name, x in sets.items():
+        ks = kinds(x, shape)
+        res[name] = {k: ks.count(k) / len(ks) for k in names}
+        print(f"  {name:<24} " + " ".join(f"{res[name][k]:8.2f}" for k in names))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run_dir", nargs="?")
@@ -224,6 +261,8 @@ def check(args, overrides, tmp):
                        else "no difference beyond noise")
             print(f"  (revised vs {label}: {label} - revised = {full[other] - full['revised']:+.5f}; {nb} blocks: "
                   f"mean {m:+.5f}, 3 s.e. {3 * se:.5f}: {verdict})")
+    if shape[2] == 3:  # reported, not asserted: a short run (the ctest's 150 iterations) makes blobs
+        kind_table({"held-out A": a, "revised": rev, "generator": gen, early_name: early, "untrained": unt}, shape)
     print(f"quickstart_check: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

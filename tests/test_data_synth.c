@@ -95,6 +95,44 @@ static void test_shapes_max(void **state) {
     EXPECT_FAIL(ebmc_data_shapes_ex(4, 32, 4, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", "max_shapes");
 }
 
+/* radii: 0.12..0.28 is ebmc_data_shapes_ex byte for byte; a fixed radius r gives one shape of
+ * the area its geometry says (bright pixels: a shape's brightest channel is >= 0.75 x 255, a
+ * background's <= 0.64 x 255), and radii outside 0 < min <= max <= 0.5 are refused */
+static void test_shapes_sized(void **state) {
+    (void)state;
+    const int n = 48, s = 40;
+    const size_t per = 3 * s * s, plane = (size_t)s * s;
+    ebmc_dataset_t *a = NULL, *b = NULL, *x = NULL;
+    EXPECT_OK(ebmc_data_shapes_ex(n, s, 2, 9, &a, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_sized(n, s, 2, 0.12, 0.28, 9, &b, ERR, sizeof ERR));
+    assert_memory_equal(ebmc_data_u8(a), ebmc_data_u8(b), n * per);
+    ebmc_data_free(a);
+    ebmc_data_free(b);
+    const double radii[2] = {0.1, 0.3};
+    for (int t = 0; t < 2; t++) {
+        EXPECT_OK(ebmc_data_shapes_sized(n, s, 1, radii[t], radii[t], 9, &a, ERR, sizeof ERR));
+        const double r = radii[t] * s, R = 1.15 * r;
+        /* areas in pixels: triangle (3 sqrt 3 / 4) R^2 (circumradius R), square (1.6 r)^2, circle
+         * pi r^2; anti-aliased edges count about half their pixels: +- the perimeter / 2 */
+        const double lo = 1.299038 * R * R - 1.5 * 1.732 * R, hi = 3.14159265 * r * r + 3.14159265 * r;
+        const uint8_t *u = ebmc_data_u8(a);
+        for (int i = 0; i < n; i++) {
+            int bright = 0;
+            for (size_t p = 0; p < plane; p++) {
+                int m = 0;
+                for (int c = 0; c < 3; c++) m = u[i * per + c * plane + p] > m ? u[i * per + c * plane + p] : m;
+                bright += m > 177;
+            }
+            if (bright < lo || bright > hi) fail_msg("radius %g: image %d has %d bright pixels, not in %.0f..%.0f",
+                                                     radii[t], i, bright, lo, hi);
+        }
+        ebmc_data_free(a);
+    }
+    EXPECT_FAIL(ebmc_data_shapes_sized(4, 32, 1, 0.0, 0.2, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", "radii");
+    EXPECT_FAIL(ebmc_data_shapes_sized(4, 32, 1, 0.3, 0.2, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", "radii");
+    EXPECT_FAIL(ebmc_data_shapes_sized(4, 32, 1, 0.2, 0.6, 1, &x, ERR, sizeof ERR), x, EBMC_E_INVALID, "shapes", "radii");
+}
+
 static void check_modes(const char *kind, int want_m, int n) {
     ebmc_dataset_t *ds = NULL;
     EXPECT_OK(ebmc_data_toy2d(kind, n, 3, &ds, ERR, sizeof ERR));
@@ -388,6 +426,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_shapes_max),
+        cmocka_unit_test(test_shapes_sized),
         cmocka_unit_test(test_toy2d),
         cmocka_unit_test(test_loader_epochs),
         cmocka_unit_test(test_loader_determinism_resume),

@@ -118,6 +118,10 @@ ebmc_status ebmc_data_shapes(int n, int size, uint64_t seed, ebmc_dataset_t **ou
  * max_shapes = 1 each image is ebmc_data_shapes's image i with its first shape alone. */
 ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, ebmc_dataset_t **out,
                                 char *err, size_t errlen);
+/* The same with the shapes' radii drawn uniform in [r_min, r_max) x size instead of 0.12..0.28
+ * (0 < r_min <= r_max <= 0.5; r_min 0.12, r_max 0.28 is ebmc_data_shapes_ex, bit for bit). */
+ebmc_status ebmc_data_shapes_sized(int n, int size, int max_shapes, double r_min, double r_max,
+                                   uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen);
 
 /* 2-D toy points (N,2) from seed (point i depends only on (seed, kind, i)):
  *   "gmm8"   8 Gaussians, centres on the circle of radius 2 at angles 2*pi*k/8, std 0.05,

@@ -82,8 +82,8 @@ static float shape_sd(const shape_t *s, float x, float y) {
     }
 }
 
-static void draw_shapes_image(uint64_t seed, uint32_t item, int size, int max_shapes,
-                              uint8_t *dst /* (3,S,S) */) {
+static void draw_shapes_image(uint64_t seed, uint32_t item, int size, int max_shapes, float r_min,
+                              float r_span, uint8_t *dst /* (3,S,S) */) {
     uni_stream u = {seed, item, 0, {0}, 0};
     const float S = (float)size;
     /* background: dark, muted; half the images two-tone */
@@ -103,7 +103,7 @@ static void draw_shapes_image(uint64_t seed, uint32_t item, int size, int max_sh
     int m = 1 + uni_int(&u, max_shapes);
     for (int k = 0; k < m; k++) {
         sh[k].type = uni_int(&u, 3);
-        sh[k].r = (0.12f + 0.16f * uni(&u)) * S;
+        sh[k].r = (r_min + r_span * uni(&u)) * S;
         sh[k].cx = sh[k].r + uni(&u) * (S - 2 * sh[k].r);
         sh[k].cy = sh[k].r + uni(&u) * (S - 2 * sh[k].r);
         float hh = uni(&u), ss = 0.65f + 0.35f * uni(&u), vv = 0.75f + 0.25f * uni(&u);
@@ -136,12 +136,21 @@ ebmc_status ebmc_data_shapes(int n, int size, uint64_t seed, ebmc_dataset_t **ou
 
 ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, ebmc_dataset_t **out,
                                 char *err, size_t errlen) {
+    return ebmc_data_shapes_sized(n, size, max_shapes, 0.12, 0.28, seed, out, err, errlen);
+}
+
+ebmc_status ebmc_data_shapes_sized(int n, int size, int max_shapes, double r_min, double r_max,
+                                   uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen) {
     if (err && errlen) err[0] = '\0';
     if (out) *out = NULL;
     if (!out) return ebmc_data_err(EBMC_E_INVALID, err, errlen, "shapes", "out is NULL");
     if (n < 1) return ebmc_data_err(EBMC_E_INVALID, err, errlen, "shapes", "n = %d, need >= 1", n);
     if (max_shapes < 1 || max_shapes > 3)
         return ebmc_data_err(EBMC_E_INVALID, err, errlen, "shapes", "max_shapes = %d is not in 1..3", max_shapes);
+    if (!(r_min > 0.0 && r_min <= r_max && r_max <= 0.5))
+        return ebmc_data_err(EBMC_E_INVALID, err, errlen, "shapes",
+                             "shape radii %g..%g (of the image size) are not within 0 < min <= max <= 0.5",
+                             r_min, r_max);
     if (size < 8 || size > 1024)
         return ebmc_data_err(EBMC_E_INVALID, err, errlen, "shapes", "size %d is not in 8..1024", size);
     const size_t per = (size_t)3 * size * size;
@@ -162,7 +171,8 @@ ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, 
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static)
 #endif
-    for (int i = 0; i < n; i++) draw_shapes_image(seed, (uint32_t)i, size, max_shapes, ds->u8 + (size_t)i * per);
+    for (int i = 0; i < n; i++) draw_shapes_image(seed, (uint32_t)i, size, max_shapes, (float)r_min, (float)(r_max - r_min),
+                          ds->u8 + (size_t)i * per);
     *out = ds;
     return EBMC_OK;
 }

@@ -28,6 +28,8 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"data", "size", EBMC_CFG_INT, "32", "shapes/images: image size in pixels", 4, 1024, NULL},
     {"data", "count", EBMC_CFG_INT, "10000", "shapes/toy2d: number of examples generated", 1, 1e8, NULL},
     {"data", "max_shapes", EBMC_CFG_INT, "3", "shapes: 1..max_shapes shapes per image (the count uniform)", 1, 3, NULL},
+    {"data", "shape_min", EBMC_CFG_FLOAT, "0.12", "shapes: smallest shape radius, a fraction of data.size (radii uniform in shape_min..shape_max)", 0.01, 0.5, NULL},
+    {"data", "shape_max", EBMC_CFG_FLOAT, "0.28", "shapes: largest shape radius, a fraction of data.size (<= 0.5: wholly inside)", 0.01, 0.5, NULL},
     {"data", "toy", EBMC_CFG_CHOICE, "gmm8", "toy2d: the 2-D distribution", U, "gmm8|gmm25|rings|spiral|8gaussians|swissroll|pinwheel|checkerboard|pd_rings|2spirals"},
     {"data", "hflip", EBMC_CFG_BOOL, "false", "random horizontal flips", U, NULL},
     {"data", "crop", EBMC_CFG_STRING, "", "images: crop box x0,y0,x1,y1 in source pixels (empty: the centred square)", U, NULL},
