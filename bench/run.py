@@ -184,6 +184,10 @@ def cpu_machine(ebmc):
     try:
         info = subprocess.run([ebmc, "info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         blas = next((ln.split(":", 1)[1].strip() for ln in info.stdout.splitlines() if ln.startswith("CPU BLAS:")), None)
+        conv = next((ln.split(":", 1)[1].strip() for ln in info.stdout.splitlines()
+                     if ln.startswith("CPU convolutions:")), None)
+        if blas and conv:
+            blas = f"{blas}; convolutions: {conv}"
     except OSError:
         pass
     return dict(cpu_model=model, cores=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),

@@ -12,7 +12,8 @@ dir=${1:-.debs}
 EBMC_GPU_DEBS=(libinih-dev libinih1 libstb-dev libstb0 libcjson-dev libcjson1 libcmocka-dev
                libcmocka0 zlib1g-dev pkg-config pkgconf pkgconf-bin libpkgconf3
                libopenblas-dev libopenblas-pthread-dev libopenblas0 libopenblas0-pthread libgfortran5
-               libquadmath0 liblapacke-dev liblapacke libtmglib3 libssl-dev libssl3)
+               libquadmath0 liblapacke-dev liblapacke libtmglib3 libssl-dev libssl3
+               libdnnl-dev libdnnl2 ocl-icd-libopencl1)
 mkdir -p "$dir"
 (cd "$dir" && apt-get download "${EBMC_GPU_DEBS[@]}")
 ls -l "$dir"/*.deb

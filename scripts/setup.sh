@@ -12,7 +12,8 @@ want_tests=0
 [ "${1:-}" = "--tests" ] && want_tests=1
 
 pkgs=(cmake make gcc pkg-config libinih-dev libstb-dev libcjson-dev zlib1g-dev libopenblas-dev
-      liblapacke-dev libssl-dev) # ebmc eval: FID's eigenproblems (LAPACKE), file hashes (OpenSSL)
+      liblapacke-dev libssl-dev  # ebmc eval: FID's eigenproblems (LAPACKE), file hashes (OpenSSL)
+      libdnnl-dev)               # the CPU backend's convolutions (oneDNN)
 # data-parallel training over MPI ranks (mpirun -np N ebmc train ...; README "Several GPUs")
 pkgs+=(libopenmpi-dev openmpi-bin)
 [ $want_tests = 1 ] && pkgs+=(libcmocka-dev python3-torch python3-numpy python3-torchvision python3-pil

@@ -19,7 +19,7 @@ static ebmc_status cpu_init(ebmc_ctx_t *ctx) {
     cpu_blas_init();
     return EBMC_OK;
 }
-static void cpu_fini(ebmc_ctx_t *ctx) {}
+static void cpu_fini(ebmc_ctx_t *ctx) { cpu_dnnl_fini(ctx); }
 
 static ebmc_status cpu_alloc(ebmc_ctx_t *ctx, void **ptr, size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;

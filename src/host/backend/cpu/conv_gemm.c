@@ -19,13 +19,6 @@
  * Workspace: (Cin*KH*KW + Cout) * nb*Ho*Wo floats, reported by cpu_workspace_size, so the nn
  * tape reserves it at set-up and no call allocates. */
 
-typedef struct {
-    int n, cin, h, w;   /* conv input (N,Cin,H,W) */
-    int cout, kh, kw;   /* weight (Cout,Cin,KH,KW) */
-    int sh, sw, pt, pl; /* stride, top/left pad (bottom/right implied by ho, wo) */
-    int ho, wo;         /* conv output (N,Cout,Ho,Wo) */
-} conv_geom;
-
 static conv_geom geom_of(const ebmc_conv_desc *d) {
     int ho = 0, wo = 0;
     ebmc_conv_out_hw(d, &ho, &wo);
@@ -151,7 +144,9 @@ static ebmc_status conv_ws(ebmc_ctx_t *ctx, const conv_geom *g, float **col, flo
 static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
                                  const float *w, float *y, float beta) {
     float *col, *t;
-    ebmc_status s = conv_ws(ctx, g, &col, &t);
+    ebmc_status s;
+    if (cpu_dnnl_conv(ctx, g, 0, x, w, y, beta, &s)) return s;
+    s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
     int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
     for (int n0 = 0; n0 < g->n; n0 += NB) {
@@ -172,7 +167,9 @@ static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const floa
 static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const float *dy,
                                       const float *w, float *dx, float beta) {
     float *col, *t;
-    ebmc_status s = conv_ws(ctx, g, &col, &t);
+    ebmc_status s;
+    if (cpu_dnnl_conv(ctx, g, 1, dy, w, dx, beta, &s)) return s;
+    s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
     int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
     scale_or_zero(dx, (size_t)g->n * g->cin * g->h * g->w, beta);
@@ -193,7 +190,9 @@ static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const
 static ebmc_status conv_core_bwd_filter(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
                                         const float *dy, float *dw, float beta) {
     float *col, *t;
-    ebmc_status s = conv_ws(ctx, g, &col, &t);
+    ebmc_status s;
+    if (cpu_dnnl_conv(ctx, g, 2, x, dy, dw, beta, &s)) return s;
+    s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
     int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
     if (g->n == 0) scale_or_zero(dw, (size_t)g->cout * K, beta);
@@ -277,5 +276,6 @@ ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d,
 
 size_t cpu_conv_workspace_bytes(const ebmc_conv_desc *d) {
     conv_geom g = geom_of(d);
-    return conv_ws_floats(&g) * sizeof(float);
+    size_t gemm = conv_ws_floats(&g) * sizeof(float), dn = cpu_dnnl_ws_bytes(&g);
+    return gemm > dn ? gemm : dn; /* oneDNN may decline at run time: room for both paths */
 }

@@ -24,6 +24,23 @@ static inline void scale_or_zero(float *p, size_t n, float beta) {
         for (size_t i = 0; i < n; i++) p[i] *= beta;
 }
 
+/* A convolution's geometry (conv_gemm.c's cores; a transposed convolution runs as the
+ * convolution whose adjoint it is) */
+typedef struct {
+    int n, cin, h, w;   /* conv input (N,Cin,H,W) */
+    int cout, kh, kw;   /* weight (Cout,Cin,KH,KW) */
+    int sh, sw, pt, pl; /* stride, top/left pad (bottom/right implied by ho, wo) */
+    int ho, wo;         /* conv output (N,Cout,Ho,Wo) */
+} conv_geom;
+
+/* conv_dnnl.c: the convolutions oneDNN runs (when built with it): cpu_dnnl_conv returns false
+ * for one it does not take (then the GEMM path runs); kind 0 fwd, 1 bwd data, 2 bwd filter */
+bool cpu_dnnl_eligible(const conv_geom *g);
+size_t cpu_dnnl_ws_bytes(const conv_geom *g);
+bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *in1, const float *in2,
+                   float *out, float beta, ebmc_status *st);
+void cpu_dnnl_fini(ebmc_ctx_t *ctx);
+
 /* conv_gemm.c: the workspace a convolution op needs (im2col columns and output chunk) */
 size_t cpu_conv_workspace_bytes(const ebmc_conv_desc *d);
 ebmc_status cpu_conv2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x, const float *w, float *y);

@@ -20,5 +20,7 @@ void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
 
 /* "OpenBLAS 0.3.21, core Haswell" for build info */
 void cpu_blas_info(char *buf, size_t len);
+/* what runs the CPU backend's convolutions: oneDNN's version, or the GEMM path alone (conv_dnnl.c) */
+void cpu_dnnl_info(char *buf, size_t len);
 
 #endif
