@@ -194,9 +194,9 @@ static int make_plan(bench_t *b) {
         int s64 = add_net(b, "shortrun-nf64", "shortrun", 64, 0, 0, 0, false);
         int qs = add_net(b, "dualmcmc-quickstart", "dualmcmc_cifar10", 8, 8, 4, 16, true);
         add_case(b, BK_XCHAIN, s64, 16, 10, 0);
-        add_case(b, BK_XCHAIN, qs, 25, 6, 0);
-        add_case(b, BK_ZCHAIN, qs, 25, 3, 0);
-        add_case(b, BK_ITER, qs, 25, 6, 3);
+        add_case(b, BK_XCHAIN, qs, 16, 4, 0); /* quickstart.ini: batch_size 16, 4 x-steps, 5 z-steps */
+        add_case(b, BK_ZCHAIN, qs, 16, 5, 0);
+        add_case(b, BK_ITER, qs, 16, 4, 5);
     } else if (!b->quick) {
         int dual = add_net(b, "dualmcmc-cifar10", "dualmcmc_cifar10", 0, 0, 0, 0, true);
         int s64 = add_net(b, "shortrun-nf64", "shortrun", 64, 0, 0, 0, false);

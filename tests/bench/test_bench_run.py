@@ -98,7 +98,7 @@ def smoke(ebmc):
     # the CPU plan (run.py --cpu without --quick): real sizes that fit two cores
     p = subprocess.run([ebmc, "bench", "--backend", "cpu", "--list"], stdout=subprocess.PIPE, text=True)
     names = [c["name"] for c in json.loads(p.stdout)["cases"]] if p.returncode == 0 else []
-    check({"x-chain/shortrun-nf64/b16/k10", "iteration/dualmcmc-quickstart/b25"} <= set(names),
+    check({"x-chain/shortrun-nf64/b16/k10", "iteration/dualmcmc-quickstart/b16"} <= set(names),
           f"the CPU plan has the short-run n_f 64 chain and the quick-start iteration ({names})")
     # a Python without PyTorch (here: this one without site-packages) runs run.py under one with it
     e = dict(os.environ, EBMC_PYTHON=sys.executable)
