@@ -676,7 +676,9 @@ static size_t cpu_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const void *
     switch (op) {
     case EBMC_OP_CONV2D_FWD: case EBMC_OP_CONV2D_BWD_DATA: case EBMC_OP_CONV2D_BWD_FILTER:
     case EBMC_OP_CONVT2D_FWD: case EBMC_OP_CONVT2D_BWD_DATA: case EBMC_OP_CONVT2D_BWD_FILTER:
-        return cpu_conv_workspace_bytes(desc);
+        /* the context's primitive cache is filled here, ahead of the loop (a cache: the
+         * context is otherwise unchanged, so the const is only cast away for it) */
+        return cpu_conv_workspace_bytes((ebmc_ctx_t *)ctx, op, desc);
     case EBMC_OP_SN_POWER: {
         const ebmc_sn_desc *d = desc;
         return (size_t)(d->rows > d->cols ? d->rows : d->cols) * sizeof(double);

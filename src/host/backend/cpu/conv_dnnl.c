@@ -8,8 +8,9 @@
  * it everywhere: the parity test compares the two).
  *
  * One cache entry per (kind, geometry, batch): the primitives, their reorders and memory objects,
- * made on first use (as cuDNN plans are) and reused; each call only sets data handles. The
- * scratchpad is the library's, allocated with the primitive. */
+ * made when a tape plans the op's workspace at its batch (cpu_dnnl_prepare: before a training loop
+ * starts) or else on first use, and reused; each call only sets data handles. The scratchpad is
+ * the library's, allocated with the primitive. */
 #include "backend/cpu/cpu_internal.h"
 #include "backend/cpu/gemm.h"
 #include <stdio.h>
@@ -220,22 +221,30 @@ static bool exec(dn_state *s, dnnl_primitive_t p, int n, const dnnl_exec_arg_t *
     return dnnl_primitive_execute(p, s->stream, n, a) == dnnl_success;
 }
 
-/* kind 0: out (N,Cout,Ho,Wo) = conv(in1 = x, in2 = w) + beta*out; 1: out = dx = beta*dx +
- * conv^T(in1 = dy, in2 = w); 2: out = dw = beta*dw + sum_n in1 = x (*) in2 = dy. Returns false
- * (nothing written) when this convolution is not for oneDNN; *st then stays EBMC_OK. */
-bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *in1, const float *in2,
-                   float *out, float beta, ebmc_status *st) {
-    *st = EBMC_OK;
-    if (!cpu_dnnl_eligible(g)) return false;
+static dn_entry *entry_for(ebmc_ctx_t *ctx, const conv_geom *g, int kind) {
+    if (!cpu_dnnl_eligible(g)) return NULL;
     dn_state *s = state(ctx);
-    if (!s || s->mode != 1) return false;
+    if (!s || s->mode != 1) return NULL;
     dn_key k;
     memset(&k, 0, sizeof k); /* padding bytes too: the key is compared with memcmp */
     k.kind = kind;
     k.g = *g;
     bottom_right(g, &k.pb, &k.pr);
     dn_entry *e = lookup(s, &k);
-    if (!e || !e->ok) return false;
+    return e && e->ok ? e : NULL;
+}
+
+void cpu_dnnl_prepare(ebmc_ctx_t *ctx, const conv_geom *g, int kind) { (void)entry_for(ctx, g, kind); }
+
+/* kind 0: out (N,Cout,Ho,Wo) = conv(in1 = x, in2 = w) + beta*out; 1: out = dx = beta*dx +
+ * conv^T(in1 = dy, in2 = w); 2: out = dw = beta*dw + sum_n in1 = x (*) in2 = dy. Returns false
+ * (nothing written) when this convolution is not for oneDNN; *st then stays EBMC_OK. */
+bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *in1, const float *in2,
+                   float *out, float beta, ebmc_status *st) {
+    *st = EBMC_OK;
+    dn_entry *e = entry_for(ctx, g, kind);
+    if (!e) return false;
+    dn_state *s = ctx->priv;
     size_t plain_out = kind == 0 ? (size_t)g->n * g->cout * g->ho * g->wo
                      : kind == 1 ? (size_t)g->n * g->cin * g->h * g->w
                                  : (size_t)g->cout * g->cin * g->kh * g->kw;
@@ -294,6 +303,7 @@ bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *i
     return false;
 }
 void cpu_dnnl_fini(ebmc_ctx_t *ctx) {}
+void cpu_dnnl_prepare(ebmc_ctx_t *ctx, const conv_geom *g, int kind) {}
 void cpu_dnnl_info(char *buf, size_t len) { snprintf(buf, len, "no oneDNN (convolutions on im2col + SGEMM)"); }
 
 #endif

@@ -274,8 +274,14 @@ ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d,
     return EBMC_OK;
 }
 
-size_t cpu_conv_workspace_bytes(const ebmc_conv_desc *d) {
+size_t cpu_conv_workspace_bytes(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
     conv_geom g = geom_of(d);
+    /* the oneDNN primitives of this op at this batch, made now (a tape plans before its loop):
+     * conv fwd / data / filter are kinds 0 / 1 / 2; a transposed conv's fwd runs as kind 1, its
+     * data gradient as kind 0 */
+    static const int kind_of[6] = {0, 1, 2, 1, 0, 2};
+    int i = (int)op - (int)EBMC_OP_CONV2D_FWD;
+    if (ctx && i >= 0 && i < 6) cpu_dnnl_prepare(ctx, &g, kind_of[i]);
     size_t gemm = conv_ws_floats(&g) * sizeof(float), dn = cpu_dnnl_ws_bytes(&g);
     return gemm > dn ? gemm : dn; /* oneDNN may decline at run time: room for both paths */
 }

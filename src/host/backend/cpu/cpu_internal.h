@@ -40,9 +40,11 @@ size_t cpu_dnnl_ws_bytes(const conv_geom *g);
 bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *in1, const float *in2,
                    float *out, float beta, ebmc_status *st);
 void cpu_dnnl_fini(ebmc_ctx_t *ctx);
+/* makes (and caches) the primitives of one convolution ahead of its first call */
+void cpu_dnnl_prepare(ebmc_ctx_t *ctx, const conv_geom *g, int kind);
 
 /* conv_gemm.c: the workspace a convolution op needs (im2col columns and output chunk) */
-size_t cpu_conv_workspace_bytes(const ebmc_conv_desc *d);
+size_t cpu_conv_workspace_bytes(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d);
 ebmc_status cpu_conv2d_fwd(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x, const float *w, float *y);
 ebmc_status cpu_conv2d_bwd_data(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *dy, const float *w, float *dx, float beta);
 ebmc_status cpu_conv2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, const float *x, const float *dy, float *dw, float beta);
