@@ -8,6 +8,6 @@ scripts/setup.sh --tests
 # real data skip without them)
 if [ -z "${EBMC_DATA:-}" ] && [ -d ../shared/data ]; then export EBMC_DATA="$(cd ../shared/data && pwd)"; fi
 cd build
-# as many tests at once as there are cores (2 on the reference machine: about 1.5 minutes)
+# as many tests at once as there are cores (2 on the reference machine: about 2.5 minutes)
 jobs=$(nproc 2>/dev/null || echo 2)
 ctest --output-on-failure --timeout 900 -j "$jobs" "$@"
