@@ -177,6 +177,18 @@ typedef struct ebmc_recipe {
 
 /* ---- the registry: the built-in recipes, and any a program adds (tests register fixtures) */
 const ebmc_recipe *ebmc_recipe_find(const char *name); /* NULL when unknown */
+/* Helpers for recipes. A test-time chain's settings: sample.steps, .step_size, .noise of a
+ * recipe's config (read), and what `ebmc sample` runs: the command's values (>= 0) over them. */
+typedef struct {
+    int steps;
+    double step, noise;
+} ebmc_sample_cfg;
+ebmc_sample_cfg ebmc_sample_cfg_read(const ebmc_config_t *cfg);
+ebmc_sample_cfg ebmc_sample_cfg_apply(ebmc_sample_cfg c, const ebmc_sample_opts *o);
+/* data_shape for a recipe whose typed config begins with its ebmc_model_cfg (ebmc/models.h):
+ * (img_c, img_size, img_size) */
+void ebmc_recipe_model_data_shape(const void *typed, int *c, int *h, int *w);
+
 /* Adds a recipe (its name must be new; at most 32 in all). false when full or taken. */
 bool ebmc_recipe_register(const ebmc_recipe *r);
 /* "dualmcmc|..." for messages */

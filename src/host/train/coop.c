@@ -59,15 +59,8 @@ ebmc_status coop_parse_common(const ebmc_config_t *cfg, coop_cfg *c, char *err, 
     c->delta = ebmc_config_float(cfg, "langevin", "step_size");
     c->sigma_ref = ebmc_config_float(cfg, "langevin", "sigma_ref");
     c->noise = ebmc_config_float(cfg, "langevin", "noise");
-    c->sample_steps = (int)ebmc_config_int(cfg, "sample", "steps");
-    c->sample_delta = ebmc_config_float(cfg, "sample", "step_size");
-    c->sample_noise = ebmc_config_float(cfg, "sample", "noise");
+    c->sample = ebmc_sample_cfg_read(cfg);
     return EBMC_OK;
-}
-
-void coop_data_shape(const void *typed, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((const coop_cfg *)typed)->mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
 }
 
 /* ------------------------------------------------------------------ set-up */
@@ -294,10 +287,8 @@ const char *const COOP_SAMPLE_NAMES[] = {"generator", "revised", NULL};
 ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
                         char *err, size_t errlen) {
     coop_t *t = state;
-    int steps = o->steps >= 0 ? (int)o->steps : t->c.sample_steps;
-    double delta = o->step_size >= 0 ? o->step_size : t->c.sample_delta;
-    double noise = o->noise >= 0 ? o->noise : t->c.sample_noise;
-    ebmc_langevin_params p = x_params(&t->c, steps, delta, noise);
+    ebmc_sample_cfg sc = ebmc_sample_cfg_apply(t->c.sample, o);
+    ebmc_langevin_params p = x_params(&t->c, sc.steps, sc.step, sc.noise);
     ebmc_chain_set_params(t->cx, &p);
     ebmc_chain_set_seed(t->cx, o->seed);
     ebmc_status s = ebmc_chain_set_step(t->cx, 0);
@@ -311,12 +302,12 @@ ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, ch
         if (!s) s = ebmc_net_forward(t->G, t->tG, N, t->z);
         if (!s) s = coop_copy(t->ctx, xs, ebmc_tape_output(t->tG, 0), (size_t)N * img, 1.0f);
         if (!s) s = ebmc_copy(t->ctx, outs[0] + (size_t)done * img, xs, (size_t)take * img * sizeof(float), EBMC_COPY_D2H);
-        if (!s && steps > 0) s = ebmc_chain_run(t->cx, N);
+        if (!s && sc.steps > 0) s = ebmc_chain_run(t->cx, N);
         if (!s) s = ebmc_copy(t->ctx, outs[1] + (size_t)done * img, xs, (size_t)take * img * sizeof(float), EBMC_COPY_D2H);
     }
     if (s) snprintf(err, errlen, "sampling: %s", ebmc_ctx_error(t->ctx));
     snprintf(desc, desclen, "%d Langevin steps of size %g (sigma_ref %g), noise %g, in batches of %d chains",
-             steps, delta, t->c.sigma_ref, noise, N);
+             sc.steps, sc.step, t->c.sigma_ref, sc.noise, N);
     return s;
 }
 

@@ -33,8 +33,7 @@ typedef struct {
     double sigma_g;            /* coopnets: G's loss (1/(2 sigma_g^2)) |x~ - G(z)|^2 */
     int gen_steps;             /* coopnets: latent Langevin toward x~ (gen_sample_steps) */
     double gen_step;           /* ... its step size delta_g */
-    int sample_steps;          /* ebmc sample: test-time Langevin */
-    double sample_delta, sample_noise;
+    ebmc_sample_cfg sample;    /* ebmc sample: test-time Langevin (sample.*) */
 } coop_cfg;
 
 typedef struct {
@@ -68,7 +67,6 @@ enum { COOP_STREAM_X = 1, COOP_STREAM_Z = 3, COOP_STREAM_PRIOR = 4, COOP_STREAM_
 
 /* the keys both recipes read (each recipe adds its own and its defaults through the table) */
 ebmc_status coop_parse_common(const ebmc_config_t *cfg, coop_cfg *c, char *err, size_t errlen);
-void coop_data_shape(const void *typed, int *c, int *h, int *w);
 ebmc_status coop_setup(void *state, const void *typed, const ebmc_recipe_env *env, char *err,
                        size_t errlen);
 void coop_destroy(void *state);

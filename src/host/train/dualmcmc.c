@@ -105,15 +105,8 @@ static ebmc_status dm_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->z_noise = ebmc_config_float(cfg, "langevin_z", "noise");
     c->z_sigma = ebmc_config_float(cfg, "langevin_z", "sigma");
     c->z_prior = ebmc_config_float(cfg, "langevin_z", "prior_sigma");
-    c->sample_steps = (int)ebmc_config_int(cfg, "sample", "steps");
-    c->sample_step = ebmc_config_float(cfg, "sample", "step_size");
-    c->sample_noise = ebmc_config_float(cfg, "sample", "noise");
+    c->sample = ebmc_sample_cfg_read(cfg);
     return EBMC_OK;
-}
-
-static void dm_data_shape(const void *typed, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((const dm_cfg *)typed)->mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
 }
 
 static void dm_destroy(void *state) {
@@ -466,10 +459,8 @@ static const char *const DM_SAMPLE_NAMES[] = {"generator", "revised", NULL};
 static ebmc_status dm_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
                              char *err, size_t errlen) {
     dm_t *t = state;
-    ebmc_langevin_params p = ebmc_langevin_dualmcmc_x(
-        (float)(o->step_size >= 0 ? o->step_size : t->c.sample_step),
-        (float)(o->noise >= 0 ? o->noise : t->c.sample_noise),
-        o->steps >= 0 ? (int)o->steps : t->c.sample_steps);
+    ebmc_sample_cfg sc = ebmc_sample_cfg_apply(t->c.sample, o);
+    ebmc_langevin_params p = ebmc_langevin_dualmcmc_x((float)sc.step, (float)sc.noise, sc.steps);
     ebmc_chain_set_params(t->cx, &p);
     ebmc_chain_set_seed(t->cx, o->seed);
     ebmc_status s = ebmc_chain_set_step(t->cx, 0);
@@ -566,7 +557,7 @@ const ebmc_recipe ebmc_recipe_dualmcmc = {
     .config_size = sizeof(dm_cfg),
     .state_size = sizeof(dm_t),
     .parse = dm_parse,
-    .data_shape = dm_data_shape,
+    .data_shape = ebmc_recipe_model_data_shape,
     .setup = dm_setup,
     .iteration = dm_iteration,
     .report = dm_report,

@@ -26,8 +26,7 @@ typedef struct {
     int kx, kz;                  /* langevin_x.steps, langevin_z.steps */
     double x_step, x_noise;      /* langevin_x.step_size, .noise */
     double z_step, z_noise, z_sigma, z_prior;
-    int sample_steps;            /* sample.steps, .step_size, .noise (ebmc sample) */
-    double sample_step, sample_noise;
+    ebmc_sample_cfg sample;      /* sample.steps, .step_size, .noise (ebmc sample) */
 } dm_cfg;
 
 typedef struct {

@@ -85,11 +85,6 @@ static ebmc_status pd_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     return EBMC_OK;
 }
 
-static void pd_data_shape(const void *typed, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((const pd_cfg *)typed)->mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
-}
-
 static void pd_destroy(void *state) {
     pd_t *t = state;
     ebmc_chain_free(t->chain);
@@ -415,7 +410,7 @@ const ebmc_recipe ebmc_recipe_particles = {
     .config_size = sizeof(pd_cfg),
     .state_size = sizeof(pd_t),
     .parse = pd_parse,
-    .data_shape = pd_data_shape,
+    .data_shape = ebmc_recipe_model_data_shape,
     .setup = pd_setup,
     .iteration = pd_iteration,
     .report = pd_report,

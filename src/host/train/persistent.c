@@ -87,15 +87,8 @@ static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, si
         snprintf(err, errlen, "langevin.lo (%g) must be below langevin.hi (%g)", c->lo, c->hi);
         return EBMC_E_INVALID;
     }
-    c->sample_steps = (int)ebmc_config_int(cfg, "sample", "steps");
-    c->sample_step = ebmc_config_float(cfg, "sample", "step_size");
-    c->sample_noise = ebmc_config_float(cfg, "sample", "noise");
+    c->sample = ebmc_sample_cfg_read(cfg);
     return EBMC_OK;
-}
-
-static void pc_data_shape(const void *typed, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((const pc_cfg *)typed)->mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
 }
 
 static void pc_destroy(void *state) {
@@ -338,9 +331,8 @@ static void to_output(const pc_t *t, float *x, size_t n) {
 static ebmc_status pc_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
                              char *err, size_t errlen) {
     pc_t *t = state;
-    ebmc_langevin_params p = chain_params(&t->c, o->step_size >= 0 ? o->step_size : t->c.sample_step,
-                                          o->noise >= 0 ? o->noise : t->c.sample_noise,
-                                          o->steps >= 0 ? (int)o->steps : t->c.sample_steps);
+    ebmc_sample_cfg sc = ebmc_sample_cfg_apply(t->c.sample, o);
+    ebmc_langevin_params p = chain_params(&t->c, sc.step, sc.noise, sc.steps);
     ebmc_chain_set_params(t->chain, &p);
     ebmc_chain_set_seed(t->chain, o->seed);
     ebmc_net_set_sn_iters(t->E, 0); /* W/sigma of the checkpoint's u, v */
@@ -420,7 +412,7 @@ const ebmc_recipe ebmc_recipe_persistent = {
     .config_size = sizeof(pc_cfg),
     .state_size = sizeof(pc_t),
     .parse = pc_parse,
-    .data_shape = pc_data_shape,
+    .data_shape = ebmc_recipe_model_data_shape,
     .setup = pc_setup,
     .iteration = pc_iteration,
     .report = pc_report,

@@ -28,8 +28,7 @@ typedef struct {
     int levels;                  /* buffer.levels */
     int steps;                   /* langevin.* */
     double step, clip, noise, lo, hi;
-    int sample_steps;            /* sample.* */
-    double sample_step, sample_noise;
+    ebmc_sample_cfg sample;      /* sample.* */
 } pc_cfg;
 
 typedef struct {

@@ -2,6 +2,7 @@
  * schema is the shell's head keys (run, data, the loop's train keys), the recipe's own keys,
  * then the shell's tail keys (guard, log). */
 #include "ebmc/recipe.h"
+#include "ebmc/models.h"
 #include "ebmc/train.h"
 #include <ini.h>
 #include <stdio.h>
@@ -118,6 +119,24 @@ const ebmc_cfg_key *ebmc_recipe_schema(const ebmc_recipe *r, int *n) {
         return g_reg[i].schema;
     }
     ebmc_fail("ebmc_recipe_schema", "recipe not registered", __func__, __FILE__, __LINE__);
+}
+
+ebmc_sample_cfg ebmc_sample_cfg_read(const ebmc_config_t *cfg) {
+    return (ebmc_sample_cfg){(int)ebmc_config_int(cfg, "sample", "steps"),
+                             ebmc_config_float(cfg, "sample", "step_size"),
+                             ebmc_config_float(cfg, "sample", "noise")};
+}
+
+ebmc_sample_cfg ebmc_sample_cfg_apply(ebmc_sample_cfg c, const ebmc_sample_opts *o) {
+    if (o->steps >= 0) c.steps = (int)o->steps;
+    if (o->step_size >= 0) c.step = o->step_size;
+    if (o->noise >= 0) c.noise = o->noise;
+    return c;
+}
+
+void ebmc_recipe_model_data_shape(const void *typed, int *c, int *h, int *w) {
+    const ebmc_model_cfg *mc = typed; /* the typed config's first member */
+    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
 }
 
 ebmc_config_t *ebmc_recipe_config_create(const ebmc_recipe *r) {

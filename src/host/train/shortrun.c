@@ -61,15 +61,8 @@ static ebmc_status sr_parse(const ebmc_config_t *cfg, void *typed, char *err, si
         snprintf(err, errlen, "langevin.init_lo (%g) must be below langevin.init_hi (%g)", c->init_lo, c->init_hi);
         return EBMC_E_INVALID;
     }
-    c->sample_steps = (int)ebmc_config_int(cfg, "sample", "steps");
-    c->sample_step = ebmc_config_float(cfg, "sample", "step_size");
-    c->sample_noise = ebmc_config_float(cfg, "sample", "noise");
+    c->sample = ebmc_sample_cfg_read(cfg);
     return EBMC_OK;
-}
-
-static void sr_data_shape(const void *typed, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((const sr_cfg *)typed)->mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
 }
 
 static void sr_destroy(void *state) {
@@ -268,9 +261,8 @@ static const char *const SR_SAMPLE_NAMES[] = {"samples", NULL};
 static ebmc_status sr_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
                              char *err, size_t errlen) {
     sr_t *t = state;
-    ebmc_langevin_params p = chain_params(o->step_size >= 0 ? o->step_size : t->c.sample_step,
-                                          o->noise >= 0 ? o->noise : t->c.sample_noise,
-                                          o->steps >= 0 ? (int)o->steps : t->c.sample_steps);
+    ebmc_sample_cfg sc = ebmc_sample_cfg_apply(t->c.sample, o);
+    ebmc_langevin_params p = chain_params(sc.step, sc.noise, sc.steps);
     ebmc_chain_set_params(t->chain, &p);
     ebmc_chain_set_seed(t->chain, o->seed);
     ebmc_status s = ebmc_chain_set_step(t->chain, 0);
@@ -338,7 +330,7 @@ const ebmc_recipe ebmc_recipe_shortrun = {
     .config_size = sizeof(sr_cfg),
     .state_size = sizeof(sr_t),
     .parse = sr_parse,
-    .data_shape = sr_data_shape,
+    .data_shape = ebmc_recipe_model_data_shape,
     .setup = sr_setup,
     .iteration = sr_iteration,
     .report = sr_report,

@@ -24,8 +24,7 @@ typedef struct {
     int steps;                   /* langevin.steps */
     double step, noise;          /* langevin.step_size (drift on grad f), .noise */
     double init_lo, init_hi;     /* langevin.init_lo/hi: the uniform start */
-    int sample_steps;            /* sample.* (ebmc sample) */
-    double sample_step, sample_noise;
+    ebmc_sample_cfg sample;      /* sample.* (ebmc sample) */
 } sr_cfg;
 
 typedef struct {
