@@ -23,6 +23,7 @@
 
 #include "ebmc/backend.h"
 #include "ebmc/config.h"
+#include "ebmc/models.h"
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -185,6 +186,10 @@ typedef struct {
 } ebmc_sample_cfg;
 ebmc_sample_cfg ebmc_sample_cfg_read(const ebmc_config_t *cfg);
 ebmc_sample_cfg ebmc_sample_cfg_apply(ebmc_sample_cfg c, const ebmc_sample_opts *o);
+/* model.arch's defaults (ebmc_model_defaults) into mc, then each model.<key> of the NULL-ended
+ * list `widths` (nz, ngf, ndf, nif, hidden) that is not 0; err names an unknown architecture */
+ebmc_status ebmc_recipe_model_read(const ebmc_config_t *cfg, ebmc_model_cfg *mc,
+                                   const char *const *widths, char *err, size_t errlen);
 /* data_shape for a recipe whose typed config begins with its ebmc_model_cfg (ebmc/models.h):
  * (img_c, img_size, img_size) */
 void ebmc_recipe_model_data_shape(const void *typed, int *c, int *h, int *w);

@@ -43,15 +43,9 @@ static ebmc_adam_cfg adam_of(const ebmc_config_t *cfg, const char *lr, const cha
 }
 
 ebmc_status coop_parse_common(const ebmc_config_t *cfg, coop_cfg *c, char *err, size_t errlen) {
-    const char *arch = ebmc_config_str(cfg, "model", "arch");
-    if (!ebmc_model_defaults(arch, &c->mc)) {
-        snprintf(err, errlen, "model.arch: unknown architecture '%s'", arch);
-        return EBMC_E_INVALID;
-    }
-    int *widths[5] = {&c->mc.nz, &c->mc.ngf, &c->mc.ndf, &c->mc.nif, &c->mc.hidden};
-    const char *wkeys[5] = {"nz", "ngf", "ndf", "nif", "hidden"};
-    for (int i = 0; i < 5; i++)
-        if (ebmc_config_int(cfg, "model", wkeys[i])) *widths[i] = (int)ebmc_config_int(cfg, "model", wkeys[i]);
+    static const char *const widths[] = {"nz", "ngf", "ndf", "nif", "hidden", NULL};
+    ebmc_status st = ebmc_recipe_model_read(cfg, &c->mc, widths, err, errlen);
+    if (st) return st;
     c->chains = (int)ebmc_config_int(cfg, "train", "chains");
     c->adam_e = adam_of(cfg, "lr_e", "beta1_e");
     c->adam_g = adam_of(cfg, "lr_g", "beta1_g");

@@ -74,15 +74,9 @@ static const ebmc_cfg_key DM_KEYS[] = {
 
 static ebmc_status dm_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {
     dm_cfg *c = typed;
-    const char *arch = ebmc_config_str(cfg, "model", "arch");
-    if (!ebmc_model_defaults(arch, &c->mc)) {
-        snprintf(err, errlen, "model.arch: unknown architecture '%s'", arch);
-        return EBMC_E_INVALID;
-    }
-    int *widths[5] = {&c->mc.nz, &c->mc.ngf, &c->mc.ndf, &c->mc.nif, &c->mc.hidden};
-    const char *wkeys[5] = {"nz", "ngf", "ndf", "nif", "hidden"};
-    for (int i = 0; i < 5; i++)
-        if (ebmc_config_int(cfg, "model", wkeys[i])) *widths[i] = (int)ebmc_config_int(cfg, "model", wkeys[i]);
+    static const char *const widths[] = {"nz", "ngf", "ndf", "nif", "hidden", NULL};
+    ebmc_status st = ebmc_recipe_model_read(cfg, &c->mc, widths, err, errlen);
+    if (st) return st;
     double b2 = ebmc_config_float(cfg, "train", "beta2");
     const char *r = "egi";
     for (int i = 0; i < 3; i++) {

@@ -52,13 +52,10 @@ static const ebmc_cfg_key PD_KEYS[] = {
 
 static ebmc_status pd_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {
     pd_cfg *c = typed;
+    static const char *const widths[] = {"hidden", "ndf", NULL};
+    ebmc_status st = ebmc_recipe_model_read(cfg, &c->mc, widths, err, errlen);
+    if (st) return st;
     const char *arch = ebmc_config_str(cfg, "model", "arch");
-    if (!ebmc_model_defaults(arch, &c->mc)) {
-        snprintf(err, errlen, "model.arch: unknown architecture '%s'", arch);
-        return EBMC_E_INVALID;
-    }
-    if (ebmc_config_int(cfg, "model", "hidden")) c->mc.hidden = (int)ebmc_config_int(cfg, "model", "hidden");
-    if (ebmc_config_int(cfg, "model", "ndf")) c->mc.ndf = (int)ebmc_config_int(cfg, "model", "ndf");
     if (!strcmp(arch, "pd_mlp")) c->mc.img_c = (int)ebmc_config_int(cfg, "model", "dims");
     c->adam = (ebmc_adam_cfg){ebmc_config_float(cfg, "train", "lr"), ebmc_config_float(cfg, "train", "beta1"),
                               ebmc_config_float(cfg, "train", "beta2"), 1e-8, 0.0, 1.0};

@@ -54,13 +54,10 @@ static const ebmc_cfg_key PC_KEYS[] = {
 
 static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {
     pc_cfg *c = typed;
+    static const char *const widths[] = {"ndf", "hidden", NULL};
+    ebmc_status st = ebmc_recipe_model_read(cfg, &c->mc, widths, err, errlen);
+    if (st) return st;
     const char *arch = ebmc_config_str(cfg, "model", "arch");
-    if (!ebmc_model_defaults(arch, &c->mc)) {
-        snprintf(err, errlen, "model.arch: unknown architecture '%s'", arch);
-        return EBMC_E_INVALID;
-    }
-    if (ebmc_config_int(cfg, "model", "ndf")) c->mc.ndf = (int)ebmc_config_int(cfg, "model", "ndf");
-    if (ebmc_config_int(cfg, "model", "hidden")) c->mc.hidden = (int)ebmc_config_int(cfg, "model", "hidden");
     if (ebmc_config_int(cfg, "model", "img_size")) {
         if (strcmp(arch, "igebm")) {
             snprintf(err, errlen, "model.img_size: only model.arch = igebm takes another image size");

@@ -134,6 +134,22 @@ ebmc_sample_cfg ebmc_sample_cfg_apply(ebmc_sample_cfg c, const ebmc_sample_opts 
     return c;
 }
 
+ebmc_status ebmc_recipe_model_read(const ebmc_config_t *cfg, ebmc_model_cfg *mc,
+                                   const char *const *widths, char *err, size_t errlen) {
+    const char *arch = ebmc_config_str(cfg, "model", "arch");
+    if (!ebmc_model_defaults(arch, mc)) {
+        snprintf(err, errlen, "model.arch: unknown architecture '%s'", arch);
+        return EBMC_E_INVALID;
+    }
+    static const char *const keys[5] = {"nz", "ngf", "ndf", "nif", "hidden"};
+    int *fields[5] = {&mc->nz, &mc->ngf, &mc->ndf, &mc->nif, &mc->hidden};
+    for (int i = 0; widths && widths[i]; i++)
+        for (int j = 0; j < 5; j++)
+            if (!strcmp(widths[i], keys[j]) && ebmc_config_int(cfg, "model", keys[j]))
+                *fields[j] = (int)ebmc_config_int(cfg, "model", keys[j]);
+    return EBMC_OK;
+}
+
 void ebmc_recipe_model_data_shape(const void *typed, int *c, int *h, int *w) {
     const ebmc_model_cfg *mc = typed; /* the typed config's first member */
     *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;

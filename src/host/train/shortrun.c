@@ -40,13 +40,9 @@ static const ebmc_cfg_key SR_KEYS[] = {
 
 static ebmc_status sr_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {
     sr_cfg *c = typed;
-    const char *arch = ebmc_config_str(cfg, "model", "arch");
-    if (!ebmc_model_defaults(arch, &c->mc)) {
-        snprintf(err, errlen, "model.arch: unknown architecture '%s'", arch);
-        return EBMC_E_INVALID;
-    }
-    if (ebmc_config_int(cfg, "model", "ndf")) c->mc.ndf = (int)ebmc_config_int(cfg, "model", "ndf");
-    if (ebmc_config_int(cfg, "model", "hidden")) c->mc.hidden = (int)ebmc_config_int(cfg, "model", "hidden");
+    static const char *const widths[] = {"ndf", "hidden", NULL};
+    ebmc_status st = ebmc_recipe_model_read(cfg, &c->mc, widths, err, errlen);
+    if (st) return st;
     c->adam = (ebmc_adam_cfg){ebmc_config_float(cfg, "train", "lr"), ebmc_config_float(cfg, "train", "beta1"),
                               ebmc_config_float(cfg, "train", "beta2"), 1e-8, 0.0,
                               ebmc_config_float(cfg, "train", "gamma")};
