@@ -224,33 +224,13 @@ static void test_coopnets_toy(void **state) {
 /* ---- exact resume ---- */
 
 static void resume_case(const char *cfg, const char *tag, const char *extra, bool has_i) {
-    char od[600], n1[128], n2[128], split[700];
-    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
-    snprintf(n1, sizeof n1, "run.name=%s_straight", tag);
-    snprintf(n2, sizeof n2, "run.name=%s_split", tag);
     const char *common[] = {"model.hidden=16", "train.batch_size=16", "train.chains=24", "langevin.steps=5",
-                            "log.quiet=true", "log.ckpt_every=100", "train.iterations=200", "data.count=1000",
-                            extra};
-    const char *a[16] = {cfg, od, n1}, *b[16] = {cfg, od, n2};
-    int na = 3, nb = 3;
-    for (int i = 0; i < 9; i++) a[na++] = b[nb++] = common[i];
-    assert_int_equal(tu_train(a, na), 0);
-    b[nb++] = "train.iterations=100";
-    assert_int_equal(tu_train(b, nb), 0);
-    snprintf(split, sizeof split, "%s/%s_split", TMP, tag);
-    const char *r[] = {"--resume", split, "train.iterations=200"};
-    assert_int_equal(tu_train(r, 3), 0);
-    const char *files[] = {"E.safetensors", "G.safetensors", "state.safetensors", "I.safetensors"};
-    for (int i = 0; i < (has_i ? 4 : 3); i++) {
-        char pa[900], pb[900];
-        snprintf(pa, sizeof pa, "%s/%s_straight/checkpoints/iter_00000200/%s", TMP, tag, files[i]);
-        snprintf(pb, sizeof pb, "%s/%s_split/checkpoints/iter_00000200/%s", TMP, tag, files[i]);
-        tu_assert_same_tensors(pa, pb);
-    }
-    char pa[900], pb[900];
-    snprintf(pa, sizeof pa, "%s/%s_straight/metrics.jsonl", TMP, tag);
-    snprintf(pb, sizeof pb, "%s/%s_split/metrics.jsonl", TMP, tag);
-    tu_assert_same_metrics(pa, pb, 200);
+                            "log.quiet=true", "log.ckpt_every=100", "data.count=1000", extra};
+    const char *files[] = {"E.safetensors", "G.safetensors", "state.safetensors", has_i ? "I.safetensors" : NULL,
+                           NULL};
+    char pre[64];
+    snprintf(pre, sizeof pre, "%s_", tag);
+    tu_assert_resume_exact(cfg, TMP, pre, common, 8, 100, 200, files);
     printf("  %s: 200 straight == 100 + resume + 100: weights, optimiser states, counters, metrics\n", tag);
 }
 

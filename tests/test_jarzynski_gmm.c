@@ -145,34 +145,19 @@ static const char *const GMM_SMALL[] = {"data.dim=5", "model.dim=5", "data.count
  * named in nets (NULL-terminated), every metrics line */
 static void resume_case(const char *cfg, const char *tag, const char *const *common, int n_common,
                         const char *const *extra, int n_extra, int iters, const char *const *nets) {
-    char od[600], sn[64], hn[64], split[700];
-    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
-    snprintf(sn, sizeof sn, "run.name=%s_straight", tag);
-    snprintf(hn, sizeof hn, "run.name=%s_split", tag);
-    char full[64], half[64];
-    snprintf(full, sizeof full, "train.iterations=%d", iters);
-    snprintf(half, sizeof half, "train.iterations=%d", iters / 2);
-    const char *a[32] = {cfg, od, sn}, *b[32] = {cfg, od, hn};
-    int na = 3, nb = 3;
-    for (int i = 0; i < n_common; i++) a[na++] = b[nb++] = common[i];
-    for (int i = 0; i < n_extra; i++) a[na++] = b[nb++] = extra[i];
-    a[na++] = full;
-    b[nb++] = half;
-    assert_int_equal(tu_train(a, na), 0);
-    assert_int_equal(tu_train(b, nb), 0);
-    snprintf(split, sizeof split, "%s/%s_split", TMP, tag);
-    const char *r[] = {"--resume", split, full};
-    assert_int_equal(tu_train(r, 3), 0);
-    char pa[900], pb[900];
-    for (int i = -1; i < 0 || (nets && nets[i]); i++) {
-        const char *f = i < 0 ? "state" : nets[i];
-        snprintf(pa, sizeof pa, "%s/%s_straight/checkpoints/iter_%08d/%s.safetensors", TMP, tag, iters, f);
-        snprintf(pb, sizeof pb, "%s/%s_split/checkpoints/iter_%08d/%s.safetensors", TMP, tag, iters, f);
-        tu_assert_same_tensors(pa, pb);
+    const char *args[32];
+    char names[8][64], pre[64];
+    const char *files[10] = {"state.safetensors"};
+    assert_true(n_common + n_extra <= 32);
+    for (int i = 0; i < n_common; i++) args[i] = common[i];
+    for (int i = 0; i < n_extra; i++) args[n_common + i] = extra[i];
+    for (int i = 0; nets && nets[i]; i++) {
+        assert_true(i < 8);
+        snprintf(names[i], sizeof names[i], "%s.safetensors", nets[i]);
+        files[i + 1] = names[i];
     }
-    snprintf(pa, sizeof pa, "%s/%s_straight/metrics.jsonl", TMP, tag);
-    snprintf(pb, sizeof pb, "%s/%s_split/metrics.jsonl", TMP, tag);
-    tu_assert_same_metrics(pa, pb, iters);
+    snprintf(pre, sizeof pre, "%s_", tag);
+    tu_assert_resume_exact(cfg, TMP, pre, args, n_common + n_extra, iters / 2, iters, files);
 }
 
 static void test_resume_is_exact(void **state) {

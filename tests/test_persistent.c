@@ -132,31 +132,11 @@ static void test_persistent_toy_buffer_covers_modes(void **state) {
 }
 
 static void test_persistent_resume_is_exact(void **state) {
-    char od[600];
-    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
     /* buffer of 50 entries, batch 16: full after 4 iterations, wrapped several times by 40 */
     const char *common[] = {"model.hidden=16", "train.batch_size=16", "langevin.steps=5", "log.quiet=true",
                             "log.ckpt_every=1000", "data.count=400", "buffer.size=50"};
-    const char *a[16] = {CFG, od, "run.name=straight", "train.iterations=40"};
-    const char *b[16] = {CFG, od, "run.name=split", "train.iterations=19"};
-    for (int i = 0; i < 7; i++) a[4 + i] = b[4 + i] = common[i];
-    assert_int_equal(tu_train(a, 11), 0);
-    assert_int_equal(tu_train(b, 11), 0);
-    char split[600];
-    snprintf(split, sizeof split, "%s/split", TMP);
-    const char *r[] = {"--resume", split, "train.iterations=40"};
-    assert_int_equal(tu_train(r, 3), 0);
-    const char *files[] = {"E.safetensors", "state.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        char pa[800], pb[800];
-        snprintf(pa, sizeof pa, "%s/straight/checkpoints/iter_00000040/%s", TMP, files[i]);
-        snprintf(pb, sizeof pb, "%s/split/checkpoints/iter_00000040/%s", TMP, files[i]);
-        tu_assert_same_tensors(pa, pb);
-    }
-    char pa[800], pb[800];
-    snprintf(pa, sizeof pa, "%s/straight/metrics.jsonl", TMP);
-    snprintf(pb, sizeof pb, "%s/split/metrics.jsonl", TMP);
-    tu_assert_same_metrics(pa, pb, 40);
+    const char *files[] = {"E.safetensors", "state.safetensors", NULL};
+    tu_assert_resume_exact(CFG, TMP, "", common, 7, 19, 40, files);
     printf("  40 straight == 19 + resume + 21: weights, Adam state, chain counter, buffer identical\n");
 }
 

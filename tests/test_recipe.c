@@ -118,25 +118,8 @@ static void test_trains_checkpoints_prunes(void **state) {
 }
 
 static void test_resume_is_exact(void **state) {
-    const char *a[] = {CFG, OD, "run.name=straight", "train.iterations=40"};
-    assert_int_equal(train(a, 4), EBMC_EXIT_OK);
-    const char *b[] = {CFG, OD, "run.name=split", "train.iterations=20"};
-    assert_int_equal(train(b, 4), EBMC_EXIT_OK);
-    char split[700];
-    snprintf(split, sizeof split, "%s/split", TMP);
-    const char *r[] = {"--resume", split, "train.iterations=40"};
-    assert_int_equal(train(r, 3), EBMC_EXIT_OK);
-    const char *files[] = {"energy.safetensors", "state.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        char pa[800], pb[800];
-        snprintf(pa, sizeof pa, "%s/straight/checkpoints/iter_00000040/%s", TMP, files[i]);
-        snprintf(pb, sizeof pb, "%s/split/checkpoints/iter_00000040/%s", TMP, files[i]);
-        tu_assert_same_tensors(pa, pb);
-    }
-    char ma[800], mb[800];
-    snprintf(ma, sizeof ma, "%s/straight/metrics.jsonl", TMP);
-    snprintf(mb, sizeof mb, "%s/split/metrics.jsonl", TMP);
-    tu_assert_same_metrics(ma, mb, 40);
+    const char *files[] = {"energy.safetensors", "state.safetensors", NULL};
+    tu_assert_resume_exact(CFG, TMP, "", NULL, 0, 20, 40, files);
 }
 
 /* ebmc sample refuses nonsense: non-finite or huge options, and NaN weights (no .npy written) */

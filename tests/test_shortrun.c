@@ -109,30 +109,10 @@ static void test_shortrun_toy_reaches_every_mode(void **state) {
 }
 
 static void test_shortrun_resume_is_exact(void **state) {
-    char od[600];
-    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
     const char *common[] = {"model.hidden=16", "train.batch_size=16", "langevin.steps=5", "log.quiet=true",
                             "log.ckpt_every=1000", "data.count=400"};
-    const char *a[16] = {CFG, od, "run.name=straight", "train.iterations=60"};
-    const char *b[16] = {CFG, od, "run.name=split", "train.iterations=30"};
-    for (int i = 0; i < 6; i++) a[4 + i] = b[4 + i] = common[i];
-    assert_int_equal(tu_train(a, 10), 0);
-    assert_int_equal(tu_train(b, 10), 0);
-    char split[600];
-    snprintf(split, sizeof split, "%s/split", TMP);
-    const char *r[] = {"--resume", split, "train.iterations=60"};
-    assert_int_equal(tu_train(r, 3), 0);
-    const char *files[] = {"E.safetensors", "state.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        char pa[800], pb[800];
-        snprintf(pa, sizeof pa, "%s/straight/checkpoints/iter_00000060/%s", TMP, files[i]);
-        snprintf(pb, sizeof pb, "%s/split/checkpoints/iter_00000060/%s", TMP, files[i]);
-        tu_assert_same_tensors(pa, pb);
-    }
-    char pa[800], pb[800];
-    snprintf(pa, sizeof pa, "%s/straight/metrics.jsonl", TMP);
-    snprintf(pb, sizeof pb, "%s/split/metrics.jsonl", TMP);
-    tu_assert_same_metrics(pa, pb, 60);
+    const char *files[] = {"E.safetensors", "state.safetensors", NULL};
+    tu_assert_resume_exact(CFG, TMP, "", common, 6, 30, 60, files);
     printf("  60 straight == 30 + resume + 30: weights, Adam state, chain counter identical\n");
 }
 

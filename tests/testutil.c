@@ -281,6 +281,35 @@ int tu_train(const char *const *args, int n) {
     return ebmc_train_main(n, argv);
 }
 
+void tu_assert_resume_exact(const char *cfg, const char *dir, const char *tag, const char *const *extra,
+                            int n_extra, int split, int total, const char *const *files) {
+    char od[700], na[200], nb[200], ita[64], itb[64], sd[900];
+    snprintf(od, sizeof od, "run.out_dir=%s", dir);
+    snprintf(na, sizeof na, "run.name=%sstraight", tag);
+    snprintf(nb, sizeof nb, "run.name=%ssplit", tag);
+    snprintf(ita, sizeof ita, "train.iterations=%d", total);
+    snprintf(itb, sizeof itb, "train.iterations=%d", split);
+    const char *a[64] = {cfg, od, na}, *b[64] = {cfg, od, nb};
+    assert_true(n_extra <= 60);
+    int n = 3;
+    for (int i = 0; i < n_extra; i++, n++) a[n] = b[n] = extra[i];
+    a[n] = ita, b[n] = itb, n++;
+    assert_int_equal(tu_train(a, n), 0);
+    assert_int_equal(tu_train(b, n), 0);
+    snprintf(sd, sizeof sd, "%s/%ssplit", dir, tag);
+    const char *r[] = {"--resume", sd, ita};
+    assert_int_equal(tu_train(r, 3), 0);
+    char pa[1200], pb[1200];
+    for (int i = 0; files[i]; i++) {
+        snprintf(pa, sizeof pa, "%s/%sstraight/checkpoints/iter_%08d/%s", dir, tag, total, files[i]);
+        snprintf(pb, sizeof pb, "%s/%ssplit/checkpoints/iter_%08d/%s", dir, tag, total, files[i]);
+        tu_assert_same_tensors(pa, pb);
+    }
+    snprintf(pa, sizeof pa, "%s/%sstraight/metrics.jsonl", dir, tag);
+    snprintf(pb, sizeof pb, "%s/%ssplit/metrics.jsonl", dir, tag);
+    tu_assert_same_metrics(pa, pb, total);
+}
+
 char *tu_read_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) fail_msg("%s: cannot open", path);

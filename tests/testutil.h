@@ -93,6 +93,12 @@ void tu_assert_same_tensors(const char *a, const char *b);
 /* Two metrics.jsonl files agree line by line up to the timing fields that end each line
  * (from ,"sec" on), and have `lines` lines. */
 void tu_assert_same_metrics(const char *a, const char *b, int lines);
+/* Exact resume: `ebmc train cfg run.out_dir=dir run.name=<tag>straight extra...` to `total`
+ * iterations, the same as <tag>split to `split` iterations and then `--resume`d to `total`; the
+ * checkpoint files `files` (NULL-ended) of iteration `total` and every metrics line must agree
+ * bit for bit (tu_assert_same_tensors, tu_assert_same_metrics). */
+void tu_assert_resume_exact(const char *cfg, const char *dir, const char *tag, const char *const *extra,
+                            int n_extra, int split, int total, const char *const *files);
 
 /* sum_i r[i]*y[i] in double: the scalar loss whose gradient w.r.t. y is r. */
 double tu_dot(const float *r, const float *y, size_t n);
