@@ -183,9 +183,8 @@ def cpu_machine(ebmc):
     blas = None
     try:
         info = subprocess.run([ebmc, "info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        blas = next((ln.split(":", 1)[1].strip() for ln in info.stdout.splitlines() if ln.startswith("CPU BLAS:")), None)
-        conv = next((ln.split(":", 1)[1].strip() for ln in info.stdout.splitlines()
-                     if ln.startswith("CPU convolutions:")), None)
+        field = {k: v.strip() for k, _, v in (ln.partition(":") for ln in info.stdout.splitlines())}
+        blas, conv = field.get("CPU BLAS"), field.get("CPU convolutions")
         if blas and conv:
             blas = f"{blas}; convolutions: {conv}"
     except OSError:
@@ -333,8 +332,8 @@ def run_gates(peer, manifest, gdir, variants, ebmc_impls, device, iterations, ca
                 if PT.VARIANTS[v]["mode"] == "eager" and prec in TOL_TRAJ:
                     shape = tuple(xin.shape[1:])
                     nf = PT.philox_noise_fn(seed, int(meta["stream_traj"]), bt, shape, device)
-                    tr = PT.Sampler(peer.module(net, "E" if kind == "x" else "G", v), kind, case, v, bt, K,
-                                    device, noise=nf)
+                    role = "E" if kind == "x" else "G"
+                    tr = PT.Sampler(peer.module(net, role, v), kind, case, v, bt, K, device, noise=nf)
                     peer.reset(net, kind, v)
                     tr.set_start(xin[:bt], tgt[:bt] if tgt is not None else None)
                     xk = tr.run().detach().float().cpu().numpy()
@@ -348,7 +347,6 @@ def run_gates(peer, manifest, gdir, variants, ebmc_impls, device, iterations, ca
                     # float64 move under TRAJ_TRIALS start perturbations of TRAJ_PERTURB (relative,
                     # the size of fp32 rounding after a step): derived from the chain, not from
                     # one machine's rounding. A wrong noise, step or sign moves it by O(1).
-                    role = "E" if kind == "x" else "G"
                     m64 = peer.w.build(net, role, device, PT.VARIANTS[v]["cl"]).double()
                     t64 = PT.Sampler(m64, kind, case, v, bt, K, device, noise=lambda k: nf(k).double())
                     s64, g64 = xin[:bt].double(), tgt[:bt].double() if tgt is not None else None

@@ -133,17 +133,14 @@ def kinds(x, shape):
 
 
 def kind_table(sets, shape):
-    """the kinds' shares in each set, printed; returns {set: {kind: share}}"""
+    """prints the kinds' shares in each set"""
     names = [k for k, _ in KINDS] + ["none"]
-    res = {}
     print("quickstart_check: shape kinds by fill ratio of the coverage mask in its bounding box "
           "(triangle 0.5, circle 0.785, square 1; a soft blob counts as a circle):")
     print(f"  {'':<24} " + " ".join(f"{k:>8}" for k in names))
     for name, x in sets.items():
         ks = kinds(x, shape)
-        res[name] = {k: ks.count(k) / len(ks) for k in names}
-        print(f"  {name:<24} " + " ".join(f"{res[name][k]:8.2f}" for k in names))
-    return res
+        print(f"  {name:<24} " + " ".join(f"{ks.count(k) / len(ks):8.2f}" for k in names))
 
 
 def main():

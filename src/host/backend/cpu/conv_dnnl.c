@@ -34,13 +34,14 @@ typedef struct {
 
 typedef struct dn_entry {
     dn_key key;
-    bool ok;                      /* false: oneDNN declined this one; use the GEMM path */
-    dnnl_primitive_t prim;
+    dnnl_primitive_t prim;        /* NULL: oneDNN declined this one (kept, not asked again) */
     /* in1, in2: the op's inputs, out: its output; u: the caller's plain tensor, b: the layout
      * the primitive wants (the same memory when that is plain), r: reorder u->b (out: b->u) */
     dnnl_memory_t u[3], b[3];
     dnnl_primitive_t r[3];
     size_t bytes[3];              /* of b[i] when it is not plain, else 0 */
+    size_t plain_out;             /* elements of the plain output */
+    size_t need;                  /* workspace: the blocked copies and a plain output */
     int arg[3];                   /* the primitive's argument of each */
     struct dn_entry *next;
 } dn_entry;
@@ -60,7 +61,7 @@ static void bottom_right(const conv_geom *g, int *pb, int *pr) {
     *pr = (g->wo - 1) * g->sw + g->kw - g->w - g->pl;
 }
 
-bool cpu_dnnl_eligible(const conv_geom *g) {
+static bool cpu_dnnl_eligible(const conv_geom *g) {
     int pb, pr;
     bottom_right(g, &pb, &pr);
     double macs = (double)g->n * g->cout * g->ho * g->wo * g->cin * g->kh * g->kw;
@@ -98,14 +99,17 @@ static dn_state *state(ebmc_ctx_t *ctx) {
     return s;
 }
 
-static void entry_free(dn_entry *e) {
+/* destroys what an entry holds and clears it (its key stays) */
+static void entry_release(dn_entry *e) {
     if (e->prim) dnnl_primitive_destroy(e->prim);
+    e->prim = NULL;
     for (int i = 0; i < 3; i++) {
         if (e->r[i]) dnnl_primitive_destroy(e->r[i]);
         if (e->b[i] && e->b[i] != e->u[i]) dnnl_memory_destroy(e->b[i]);
         if (e->u[i]) dnnl_memory_destroy(e->u[i]);
+        e->r[i] = NULL;
+        e->b[i] = e->u[i] = NULL;
     }
-    free(e);
 }
 
 void cpu_dnnl_fini(ebmc_ctx_t *ctx) {
@@ -113,7 +117,8 @@ void cpu_dnnl_fini(ebmc_ctx_t *ctx) {
     if (!s) return;
     for (dn_entry *e = s->cache, *n; e; e = n) {
         n = e->next;
-        entry_free(e);
+        entry_release(e);
+        free(e);
     }
     if (s->mode == 1) {
         dnnl_stream_destroy(s->stream);
@@ -188,22 +193,18 @@ static dn_entry *entry_make(dn_state *s, const dn_key *k) {
         const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, qs[k->kind][i], 0);
         if (!want || !pair(s, e, i, plains[k->kind][i], want, i == 2)) goto fail;
     }
+    e->plain_out = k->kind == 0 ? (size_t)g->n * g->cout * g->ho * g->wo
+                 : k->kind == 1 ? (size_t)g->n * g->cin * g->h * g->w
+                                : (size_t)g->cout * g->cin * g->kh * g->kw;
+    e->need = al64(e->bytes[0]) + al64(e->bytes[1]) + al64(e->bytes[2]) + al64(e->plain_out * 4);
+    if (e->need > cpu_dnnl_ws_bytes(g)) goto fail; /* beyond the planned bound: the GEMM path */
     DN(dnnl_primitive_create(&e->prim, pd));
     dnnl_primitive_desc_destroy(pd);
-    e->ok = true;
     return e;
-fail:
+fail: /* keep the entry without a primitive: declined, not asked again */
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    for (int i = 0; i < 3; i++) { /* keep the entry (ok = false): declined, do not ask again */
-        if (e->r[i]) dnnl_primitive_destroy(e->r[i]);
-        if (e->b[i] && e->b[i] != e->u[i]) dnnl_memory_destroy(e->b[i]);
-        if (e->u[i]) dnnl_memory_destroy(e->u[i]);
-        e->r[i] = NULL;
-        e->b[i] = e->u[i] = NULL;
-    }
-    if (e->prim) dnnl_primitive_destroy(e->prim);
-    e->prim = NULL;
+    entry_release(e);
     return e;
 }
 
@@ -231,7 +232,7 @@ static dn_entry *entry_for(ebmc_ctx_t *ctx, const conv_geom *g, int kind) {
     k.g = *g;
     bottom_right(g, &k.pb, &k.pr);
     dn_entry *e = lookup(s, &k);
-    return e && e->ok ? e : NULL;
+    return e && e->prim ? e : NULL;
 }
 
 void cpu_dnnl_prepare(ebmc_ctx_t *ctx, const conv_geom *g, int kind) { (void)entry_for(ctx, g, kind); }
@@ -245,15 +246,9 @@ bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *i
     dn_entry *e = entry_for(ctx, g, kind);
     if (!e) return false;
     dn_state *s = ctx->priv;
-    size_t plain_out = kind == 0 ? (size_t)g->n * g->cout * g->ho * g->wo
-                     : kind == 1 ? (size_t)g->n * g->cin * g->h * g->w
-                                 : (size_t)g->cout * g->cin * g->kh * g->kw;
-    size_t need = al64(e->bytes[0]) + al64(e->bytes[1]) + al64(e->bytes[2]) + al64(plain_out * 4);
-    if (need > cpu_dnnl_ws_bytes(g)) return false; /* beyond the planned bound: the GEMM path */
     void *ws;
-    if ((*st = ebmc_ctx_workspace(ctx, need, &ws))) return true;
+    if ((*st = ebmc_ctx_workspace(ctx, e->need, &ws))) return true;
     char *p = ws;
-    float *tmp = NULL;
     const void *user[3] = {in1, in2, out};
     for (int i = 0; i < 3; i++) {
         if (dnnl_memory_set_data_handle(e->u[i], (void *)user[i]) != dnnl_success) goto fail;
@@ -262,7 +257,7 @@ bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *i
             p += al64(e->bytes[i]);
         }
     }
-    tmp = (float *)p;
+    float *tmp = (float *)p;
     /* accumulate (beta != 0): the result goes to tmp (plain), then out = tmp + beta*out */
     if (beta != 0.0f && dnnl_memory_set_data_handle(e->u[2], tmp) != dnnl_success) goto fail;
     for (int i = 0; i < 2; i++)
@@ -278,8 +273,8 @@ bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *i
     }
     if (dnnl_stream_wait(s->stream) != dnnl_success) goto fail;
     if (beta != 0.0f) {
-#pragma omp parallel for schedule(static) if (plain_out > PAR_ELEMS)
-        for (size_t i = 0; i < plain_out; i++) out[i] = tmp[i] + beta * out[i];
+#pragma omp parallel for schedule(static) if (e->plain_out > PAR_ELEMS)
+        for (size_t i = 0; i < e->plain_out; i++) out[i] = tmp[i] + beta * out[i];
     }
     return true;
 fail:
@@ -295,7 +290,6 @@ void cpu_dnnl_info(char *buf, size_t len) {
 
 #else /* without oneDNN: every convolution on im2col + SGEMM */
 
-bool cpu_dnnl_eligible(const conv_geom *g) { return false; }
 size_t cpu_dnnl_ws_bytes(const conv_geom *g) { return 0; }
 bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *in1, const float *in2,
                    float *out, float beta, ebmc_status *st) {

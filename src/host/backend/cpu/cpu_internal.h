@@ -35,7 +35,6 @@ typedef struct {
 
 /* conv_dnnl.c: the convolutions oneDNN runs (when built with it): cpu_dnnl_conv returns false
  * for one it does not take (then the GEMM path runs); kind 0 fwd, 1 bwd data, 2 bwd filter */
-bool cpu_dnnl_eligible(const conv_geom *g);
 size_t cpu_dnnl_ws_bytes(const conv_geom *g);
 bool cpu_dnnl_conv(ebmc_ctx_t *ctx, const conv_geom *g, int kind, const float *in1, const float *in2,
                    float *out, float beta, ebmc_status *st);
