@@ -23,14 +23,13 @@
 # installed (CCACHE_BASEDIR=/work as in the common build). Exit: 0 done, 1 failed, 2 usage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 BUILD=build-gpu-bundle
 OUT=build-gpu-carry
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) BUILD=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) echo "gpu-bundle: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -37,7 +37,6 @@
 # 77 (no usable device) is a FAIL.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 source scripts/gpu-lib.sh
 
 MODE=check
@@ -59,7 +58,7 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$2; shift ;;
     --cache) CACHE=$2; shift ;;
     --deadline) DEADLINE=$2; shift ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   [ $# -gt 0 ] && shift

@@ -15,18 +15,19 @@
 # Then `scripts/gpu-check.sh --rehearsal --out /out` runs there; every part that needs no GPU
 # must PASS, CUDA tests must reach their device probe (NOGPU), and the rest report NOGPU. Then,
 # beyond the check, `bench/run.py --cpu --quick` runs there (the bench's Python side on the
-# GPU machine's PyTorch and numpy 2, against the bundle's ebmc on the CPU). Last, what came back is checked against the device's limits
-# (at most 8 files, 16 MiB each, plain names) and what travels against its 64 MiB.
+# GPU machine's PyTorch and numpy 2, against the bundle's ebmc on the CPU). Last, what came back
+# is checked against the device's limits (at most 8 files, 16 MiB each, plain names) and what
+# travels against its 64 MiB.
 #
 #   scripts/gpu-rehearse.sh [--cache DIR] [--bundle DIR] [--out DIR]
 #     (defaults: /var/cache/ebmc-rehearse, build-gpu-carry, gpu-check-out/rehearsal)
 #
 # Root only. The first run makes the root (debootstrap from deb.debian.org, PyTorch's and numpy's
-# wheels from PyPI through this machine's pip: minutes, 4 GB of disk); later runs reuse it. Not part of ctest (slow, network on
-# the first run). Exit: 0 the rehearsal passed, 1 it did not, 2 usage or not root.
+# wheels from PyPI through this machine's pip: minutes, 4 GB of disk); later runs reuse it. Not
+# part of ctest (slow, network on the first run). Exit: 0 the rehearsal passed, 1 it did not, 2
+# usage or not root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
 CACHE=/var/cache/ebmc-rehearse
 BUNDLE=build-gpu-carry
 OUT=gpu-check-out/rehearsal
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
     --cache) CACHE=$2; shift ;;
     --bundle) BUNDLE=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) echo "gpu-rehearse: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
