@@ -398,8 +398,9 @@ class Iteration:
         self.weights = weights
 
         def adam(m, r):
-            return torch.optim.Adam(m.parameters(), lr=cfg[f"train.lr_{r}"],
-                                    betas=(cfg[f"train.beta1_{r}"], cfg["train.beta2"]),
+            # floats: a config's "0" arrives as an int, and PyTorch 2.11 refuses mixed betas
+            return torch.optim.Adam(m.parameters(), lr=float(cfg[f"train.lr_{r}"]),
+                                    betas=(float(cfg[f"train.beta1_{r}"]), float(cfg["train.beta2"])),
                                     weight_decay=cfg[f"train.wd_{r}"], eps=1e-8)
         self.optE, self.optG, self.optI = adam(self.E, "e"), adam(self.G, "g"), adam(self.I, "i")
         self.x_host = x_host.pin_memory() if device.type == "cuda" else x_host

@@ -12,7 +12,11 @@
  *
  * Without a CUDA device the whole executable prints one line and exits 77 (ctest: skipped).
  * Run one group of rows with `test_ops_cuda --filter SUBSTRING` (matched against the printed
- * op and shape); `--skip-large` (or EBMC_TEST_SKIP_LARGE=1) leaves out the training-width rows. */
+ * op and shape); `--skip-large` (or EBMC_TEST_SKIP_LARGE=1) leaves out the training-width rows;
+ * `--own-kernels` leaves out the rows that run cuDNN or cuBLAS (convolutions, linear layers), so
+ * that only ebmc's own kernels run (compute-sanitizer); `--test PATTERN` runs the matching tests
+ * only (cmocka's filter, e.g. "test_parity_fp32": one precision). scripts/gpu-check.sh's
+ * sanitizer parts use all three. */
 #include "ops_cuda_cases.h"
 #include "testutil.h"
 #include <math.h>
@@ -346,6 +350,8 @@ static int g_rows_run = 0;
 /* --skip-large (or EBMC_TEST_SKIP_LARGE=1): leave out the training-width rows (batch 100, 512
  * channels), e.g. under compute-sanitizer, where their kernels run many times slower */
 static bool g_skip_large = false;
+/* --own-kernels: leave out the cuDNN/cuBLAS rows (is_matmul), for compute-sanitizer */
+static bool g_own_kernels = false;
 
 /* tu_nmse for doubles: mse(a - ref) / mean(ref^2); a NaN or an infinity where ref has none fails */
 static double nmse_f64(const double *a, const double *ref, size_t n) {
@@ -367,6 +373,7 @@ static int run_row(const env *e, ebmc_ctx_t *gpu, const char *prec, int idx, dou
     parity_build_case(r, &pc);
     if (g_filter && !strstr(pc.label, g_filter)) return 0;
     if (g_skip_large && r->n >= 100 && r->c >= 512) return 0;
+    if (g_own_kernels && is_matmul(r->op)) return 0;
     g_rows_run++;
     tu_rng rng;
     tu_rng_seed(&rng, parity_label_seed(pc.label));
@@ -711,10 +718,23 @@ static int check_row_coverage(void) {
 }
 
 int main(int argc, char **argv) {
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--filter")) g_filter = argv[i + 1];
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--skip-large")) g_skip_large = true;
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--filter") || !strcmp(argv[i], "--test")) && i + 1 < argc) {
+            if (!strcmp(argv[i], "--filter"))
+                g_filter = argv[i + 1];
+            else
+                cmocka_set_test_filter(argv[i + 1]);
+            i++;
+        } else if (!strcmp(argv[i], "--skip-large")) {
+            g_skip_large = true;
+        } else if (!strcmp(argv[i], "--own-kernels")) {
+            g_own_kernels = true;
+        } else {
+            fprintf(stderr, "test_ops_cuda: unknown argument '%s' (--filter SUBSTRING, --test PATTERN, "
+                            "--skip-large, --own-kernels)\n", argv[i]);
+            return 2;
+        }
+    }
     const char *sl = getenv("EBMC_TEST_SKIP_LARGE");
     if (sl && sl[0] && strcmp(sl, "0") != 0) g_skip_large = true;
     if (check_row_coverage() != 0) return 1;
