@@ -22,7 +22,9 @@ grid as an image at iterations 5, 10, 15, 20 (and the last iteration of the firs
 it was resumed) byte for byte the PNG in samples/; the config as
 text at the first step of each process (the text of config.ini); wall times non-decreasing.
 The killed run's file, before the resume, is read by TensorBoard up to the cut record (which it
-ignores). log.tensorboard = false writes no tb/ folder.
+ignores). The divergence guard's reloads (a resume whose every iteration breaks guard.max_gap:
+three reloads of iteration 8's checkpoint, then exit 4) leave steps 1..9 once, as metrics.jsonl. log.tensorboard =
+false writes no tb/ folder.
 --perturb: the killed run is resumed from a checkpoint whose record of the event file's length
 is removed (the defect of a writer that starts a new file per process and cuts nothing): the
 checks must then see the duplicated steps; exit 0 iff they do.
@@ -210,6 +212,20 @@ def main():
         check(f"steps {min(dropped)}-{max(dropped)}, which this run writes again" in err and "cut record" in err,
               f"killed: ebmc says it drops steps {min(dropped)}-{max(dropped)} and the cut record")
     check_run(run, "killed", [0, CKPT])
+
+    # the divergence guard's reload: resumed with a gap bound every iteration breaks, it reloads
+    # the checkpoint of iteration 8 three times and gives up at the fourth try (exit 4); each
+    # reload cuts the event file back, so it holds steps 1..8 once and the last try's step 9
+    # (as metrics.jsonl: the iteration that made it give up is logged)
+    train(tmp, "guard", f"train.iterations={CKPT}")
+    p = subprocess.run([EBMC, "train", "--resume", os.path.join(tmp, "guard"), f"train.iterations={TOTAL}",
+                        "guard.max_gap=1e-30"] + ARGS, capture_output=True, text=True)
+    acc = accumulate(os.path.join(tmp, "guard"))
+    steps = [e.step for e in acc.Scalars("loss_e")]
+    jsonl = [r["iter"] for r in metrics(os.path.join(tmp, "guard"))]
+    check(p.returncode == 4 and steps == jsonl == list(range(1, CKPT + 2)),
+          f"guard: exit {p.returncode} after 3 reloads; loss_e at steps {steps}, metrics.jsonl {jsonl} "
+          f"(want 4; 1..{CKPT + 1} once)")
 
     # off
     train(tmp, "off", "train.iterations=2", "log.tensorboard=false")
