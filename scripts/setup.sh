@@ -17,7 +17,10 @@ pkgs=(cmake make gcc pkg-config libinih-dev libstb-dev libcjson-dev zlib1g-dev l
 # data-parallel training over MPI ranks (mpirun -np N ebmc train ...; README "Several GPUs")
 pkgs+=(libopenmpi-dev openmpi-bin)
 [ $want_tests = 1 ] && pkgs+=(libcmocka-dev python3-torch python3-numpy python3-torchvision python3-pil
-                                   clang libclang-rt-14-dev)
+                                   clang libclang-rt-14-dev
+                                   python3-pip python3-protobuf)  # TensorBoard's reader (below)
+# ebmc plot draws with matplotlib (README "Watching a run")
+pkgs+=(python3-matplotlib)
 # libclang-rt-14-dev: libFuzzer and the sanitizers (only recommended by clang-14 in bookworm)
 
 missing=()
@@ -41,6 +44,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   step "updating the Debian package lists" build/setup-apt.log $SUDO apt-get update
   step "installing ${#missing[@]} Debian packages: ${missing[*]}" build/setup-apt.log \
     env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# the tests read ebmc's TensorBoard event files with TensorBoard's own reader: PyPI's tensorboard
+# (not packaged in bookworm), pinned to a release that works with bookworm's protobuf 3.21, with
+# absl-py, into build/pydeps (tests/oracle/test_tboard.py puts it on its path)
+if [ $want_tests = 1 ] && ! PYTHONPATH=build/pydeps /usr/bin/python3 -c "import tensorboard, absl" 2>/dev/null; then
+  step "installing tensorboard 2.15.2 and absl-py 2.1.0 into build/pydeps (pip)" build/setup-pip.log \
+    /usr/bin/python3 -m pip install --no-deps --target build/pydeps tensorboard==2.15.2 absl-py==2.1.0
 fi
 
 # nvcc is often installed outside PATH

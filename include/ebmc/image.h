@@ -1,5 +1,5 @@
 /* defines: ebmc_grid_opts, ebmc_grid_opts_default, ebmc_grid_size, ebmc_quantize_u8,
- * ebmc_save_grid_png, ebmc_save_npy_u8, ebmc_save_npy_f32 */
+ * ebmc_save_grid_png, ebmc_grid_png, ebmc_save_png_bytes, ebmc_save_npy_u8, ebmc_save_npy_f32 */
 #ifndef EBMC_IMAGE_H
 #define EBMC_IMAGE_H
 
@@ -55,6 +55,13 @@ uint8_t ebmc_quantize_u8(float x, bool normalize, float lo, float hi);
  * "PATH: problem" in err for file errors. */
 ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c, int h, int w,
                                const ebmc_grid_opts *o, char *err, size_t errlen);
+
+/* The same grid PNG in memory: *png (malloc'd: free it) of *len bytes, *out_h x *out_w pixels
+ * (either may be NULL); path only names it in messages. The same checks and NaN warning. */
+ebmc_status ebmc_grid_png(const char *path, const float *imgs, int n, int c, int h, int w, const ebmc_grid_opts *o,
+                          uint8_t **png, size_t *len, int *out_h, int *out_w, char *err, size_t errlen);
+/* len bytes written to a temporary file renamed onto path. EBMC_E_IO with "PATH: problem". */
+ebmc_status ebmc_save_png_bytes(const char *path, const uint8_t *png, size_t len, char *err, size_t errlen);
 
 /* imgs as above (c = 1 or 3, kept as is: no replication). Writes a NumPy .npy file, format 1.0,
  * dtype '|u1', shape (n, h, w, c), C order: the uint8 NHWC array FID tools expect, each value

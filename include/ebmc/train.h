@@ -36,6 +36,7 @@ int ebmc_loglik_main(int argc, char **argv);
 int ebmc_eval_main(int argc, char **argv);
 /* ebmc score RUN_DIR INPUT [--out F.jsonl|F.npy]: the energy of each example (score_cmd.c) */
 int ebmc_score_main(int argc, char **argv);
+int ebmc_plot_main(int argc, char **argv); /* ebmc plot (src/host/cli/plot_cmd.c) */
 /* ebmc import CONFIG WEIGHTS_DIR --out RUN_DIR: a run from network weights alone (import_cmd.c) */
 int ebmc_import_main(int argc, char **argv);
 

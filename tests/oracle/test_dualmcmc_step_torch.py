@@ -104,53 +104,8 @@ import test_nets_torch as NT  # noqa: E402  (st_read, to_torch, DualE/G/I, DEFAU
 STREAM_X, STREAM_Z, STREAM_PRIOR, STREAM_EPS = 1, 3, 4, 5
 METRICS = ["recon", "sample", "nllq", "nlll", "et", "ef", "etlog", "egen0", "egen1", "ex0", "ex1"]
 
-# ------------------------------------------------------------------ Philox4x32-10 + Box-Muller
-
-M32 = np.uint64(0xFFFFFFFF)
-PHILOX_M0, PHILOX_M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
-PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
-
-
-def philox4x32_10(c0, c1, c2, c3, k0, k1):
-    """Random123's philox4x32 with 10 rounds, vectorised: counters (arrays or ints, 32-bit
-    values), key (k0, k1) ints. Returns four uint64 arrays holding 32-bit values."""
-    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) & M32 for c in (c0, c1, c2, c3))
-    c0, c1, c2, c3 = np.broadcast_arrays(c0, c1, c2, c3)
-    k0, k1 = int(k0) & 0xFFFFFFFF, int(k1) & 0xFFFFFFFF
-    for _ in range(10):
-        p0 = PHILOX_M0 * c0          # 32x32 -> 64 bits: exact in uint64
-        p1 = PHILOX_M1 * c2
-        hi0, lo0 = p0 >> np.uint64(32), p0 & M32
-        hi1, lo1 = p1 >> np.uint64(32), p1 & M32
-        c0, c1, c2, c3 = hi1 ^ c1 ^ np.uint64(k0), lo1, hi0 ^ c3 ^ np.uint64(k1), lo0
-        k0, k1 = (k0 + PHILOX_W0) & 0xFFFFFFFF, (k1 + PHILOX_W1) & 0xFFFFFFFF
-    return c0, c1, c2, c3
-
-
-# Random123 kat_vectors, philox4x32 R=10: (counter, key) -> output
-PHILOX_KAT = [
-    ((0, 0, 0, 0), (0, 0), (0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)),
-    ((0xffffffff,) * 4, (0xffffffff, 0xffffffff), (0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd)),
-    ((0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344), (0xa4093822, 0x299f31d0),
-     (0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1)),
-]
-
-
-def philox_normals(seed, stream, step, n_chains, elems):
-    """(n_chains, elems) float32 normals as ebmc_philox_normal4: element e of chain ch at `step`
-    is output e % 4 of counter (e/4, ch, step, stream), key (seed lo, seed hi); Box-Muller in
-    double on u = (x + 0.5) 2^-32 for the pairs (x0, x1), (x2, x3), then rounded to float."""
-    groups = (elems + 3) // 4
-    g, ch = np.meshgrid(np.arange(groups, dtype=np.uint64), np.arange(n_chains, dtype=np.uint64))
-    r = philox4x32_10(g, ch, step, stream, seed & 0xFFFFFFFF, seed >> 32)
-    u = [(x.astype(np.float64) + 0.5) * 2.3283064365386963e-10 for x in r]
-    out = np.empty((n_chains, groups, 4), dtype=np.float32)
-    for i in range(2):
-        rad = np.sqrt(-2.0 * np.log(u[2 * i]))
-        th = 6.283185307179586 * u[2 * i + 1]
-        out[:, :, 2 * i] = (rad * np.cos(th)).astype(np.float32)
-        out[:, :, 2 * i + 1] = (rad * np.sin(th)).astype(np.float32)
-    return out.reshape(n_chains, groups * 4)[:, :elems]
+# Philox4x32-10 + Box-Muller: python/ebmc_torch.py (one copy; its known answers are checked here)
+from ebmc_torch import M32, PHILOX_KAT, philox4x32_10, philox_normals  # noqa: E402,F401
 
 # ------------------------------------------------------------------ float32 rounding model (MCA)
 

@@ -57,12 +57,7 @@ EPS32 = 2.0 ** -23
 FLOOR = 8 * EPS32
 
 
-def philox_uniforms(seed, stream, step, n, elems):
-    groups = (elems + 3) // 4
-    g, ch = np.meshgrid(np.arange(groups, dtype=np.uint64), np.arange(n, dtype=np.uint64))
-    r = DM.philox4x32_10(g, ch, step, stream, seed & 0xFFFFFFFF, seed >> 32)
-    out = np.stack([((x.astype(np.float64) + 0.5) * 2.3283064365386963e-10).astype(np.float32) for x in r], -1)
-    return out.reshape(n, groups * 4)[:, :elems]
+from ebmc_torch import philox_uniforms  # noqa: E402  (python/ebmc_torch.py)
 
 
 def run_dump(tool, out, extra=()):

@@ -34,6 +34,7 @@ static void usage(FILE *f) {
             "  loglik RUN_DIR [--points K ...]\n"
             "                             a particles run's log-likelihood (2-D: 200x200 grid;\n"
             "                             images: AIS log Z +- s.e.) and MMD^2 of its particles\n"
+            "  plot RUN_DIR [--out F.png]  the run's curves as one PNG (matplotlib; default RUN_DIR/curves.png)\n"
             "  info                       build versions, devices, and which backend would run\n"
             "  smoke [--backend B] [--batch N]\n"
             "                             run a chain of ops (SN, conv, BN, ReLU, upsample, pool,\n"
@@ -232,6 +233,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "import")) return ebmc_import_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "loglik")) return ebmc_loglik_main(argc - 2, argv + 2);
+    if (!strcmp(cmd, "plot")) return ebmc_plot_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

@@ -123,18 +123,32 @@ static void nan_warning(const char *path, int64_t nans, char *err, size_t errlen
 /* ---- PNG grid */
 
 typedef struct {
-    FILE *f;
+    uint8_t *buf;
+    size_t len, cap;
     bool failed;
 } png_sink;
 
 static void png_write_cb(void *ctx, void *data, int size) {
     png_sink *s = ctx;
     if (s->failed || size <= 0) return;
-    if (fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->failed = true;
+    if (s->len + (size_t)size > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + (size_t)size) cap *= 2;
+        uint8_t *b = realloc(s->buf, cap);
+        if (!b) {
+            s->failed = true;
+            return;
+        }
+        s->buf = b, s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, (size_t)size);
+    s->len += (size_t)size;
 }
 
-ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c, int h, int w,
-                               const ebmc_grid_opts *o, char *err, size_t errlen) {
+ebmc_status ebmc_grid_png(const char *path, const float *imgs, int n, int c, int h, int w, const ebmc_grid_opts *o,
+                          uint8_t **png, size_t *len, int *out_h, int *out_w, char *err, size_t errlen) {
+    *png = NULL;
+    *len = 0;
     ebmc_status st = check_images(path, imgs, n, c, h, w, err, errlen);
     if (st != EBMC_OK) return st;
     if (!o) {
@@ -188,24 +202,44 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
         }
     }
 
-    char tmp[4096];
-    FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
-    if (!f) {
-        free(canvas);
-        return EBMC_E_IO;
-    }
-    png_sink sink = {.f = f, .failed = false};
+    png_sink sink = {0};
     int ok = stbi_write_png_to_func(png_write_cb, &sink, gw, gh, 3, canvas, (int)row_bytes);
     free(canvas);
     if (!ok || sink.failed) {
-        ebmc_set_err(err, errlen, "%s: %s", path,
-                !ok ? "PNG encoding failed (stb_image_write: out of memory?)"
-                    : "writing the PNG to the temporary file failed");
+        free(sink.buf);
+        ebmc_set_err(err, errlen, "%s: PNG encoding failed (stb_image_write: out of memory?)", path);
+        return EBMC_E_IO;
+    }
+    *png = sink.buf, *len = sink.len;
+    if (out_h) *out_h = gh;
+    if (out_w) *out_w = gw;
+    nan_warning(path, nans, err, errlen);
+    return EBMC_OK;
+}
+
+ebmc_status ebmc_save_png_bytes(const char *path, const uint8_t *png, size_t len, char *err, size_t errlen) {
+    char tmp[4096];
+    FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
+    if (!f) return EBMC_E_IO;
+    if (fwrite(png, 1, len, f) != len) {
+        ebmc_set_err(err, errlen, "%s: writing the PNG to the temporary file failed", path);
         ebmc_atomic_abort(f, tmp);
         return EBMC_E_IO;
     }
-    st = ebmc_atomic_commit(f, tmp, path, err, errlen);
-    if (st == EBMC_OK) nan_warning(path, nans, err, errlen);
+    return ebmc_atomic_commit(f, tmp, path, err, errlen);
+}
+
+ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c, int h, int w,
+                               const ebmc_grid_opts *o, char *err, size_t errlen) {
+    uint8_t *png;
+    size_t len;
+    ebmc_status st = ebmc_grid_png(path, imgs, n, c, h, w, o, &png, &len, NULL, NULL, err, errlen);
+    if (st != EBMC_OK) return st;
+    char warn[512];
+    snprintf(warn, sizeof warn, "%s", err ? err : "");
+    st = ebmc_save_png_bytes(path, png, len, err, errlen);
+    free(png);
+    if (st == EBMC_OK && err && errlen) snprintf(err, errlen, "%s", warn); /* the NaN count, if any */
     return st;
 }
 

@@ -50,7 +50,7 @@ static ebmc_dtype item_dtype(ebmc_item_kind k) {
 
 /* state.safetensors: every item that is not a network, staged on the host */
 static ebmc_status write_state(ebmc_run_t *r, item_list *L, const char *path, const char *const (*meta)[2],
-                               char *err, size_t errlen) {
+                               int n_meta, char *err, size_t errlen) {
     ebmc_st_tensor st[3 * (EBMC_MAX_CKPT_ITEMS + SHELL_ITEMS)];
     char (*names)[3][160] = ebmc_xcalloc((size_t)L->n, sizeof *names, "checkpoint");
     void **host = ebmc_xcalloc((size_t)L->n, sizeof *host, "checkpoint");
@@ -79,7 +79,7 @@ static ebmc_status write_state(ebmc_run_t *r, item_list *L, const char *path, co
             st[n++] = (ebmc_st_tensor){it->name, item_dtype(it->kind), 1, {(int64_t)it->count}, data};
         }
     }
-    if (!s) s = ebmc_st_write(path, st, n, meta, 3, err, errlen);
+    if (!s) s = ebmc_st_write(path, st, n, meta, n_meta, err, errlen);
     for (int i = 0; i < L->n; i++) free(host[i]);
     free(host);
     free(names);
@@ -101,8 +101,13 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     char its[32], ranks[16];
     snprintf(its, sizeof its, "%" PRId64, iteration);
     snprintf(ranks, sizeof ranks, "%d", r->ranks > 0 ? r->ranks : 1);
-    /* "ranks": the data-parallel ranks that trained it (a resume must use as many) */
-    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}, {"ranks", ranks}};
+    /* "ranks": the data-parallel ranks that trained it (a resume must use as many);
+     * "tensorboard_*": the event file and its length at this checkpoint (a resume cuts it there) */
+    char tbb[32];
+    snprintf(tbb, sizeof tbb, "%" PRId64, r->tb_bytes);
+    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}, {"ranks", ranks},
+                             {"tensorboard_file", r->tb_file}, {"tensorboard_bytes", tbb}};
+    int n_meta = r->tb_bytes >= 0 && r->tb_file[0] ? 5 : 3;
     ebmc_status s = EBMC_OK;
     for (int i = 0; i < L.n && !s; i++)
         if (L.items[i].kind == EBMC_ITEM_NET) {
@@ -110,7 +115,7 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
             s = ebmc_net_save(L.items[i].ptr, path, meta, 3, err, errlen);
         }
     snprintf(path, sizeof path, "%s/state.safetensors", tmp);
-    if (!s) s = write_state(r, &L, path, meta, err, errlen);
+    if (!s) s = write_state(r, &L, path, meta, n_meta, err, errlen);
     free(cfg_json);
     if (s) remove_folder(tmp); /* nothing half-written stays behind */
     if (!s && rename(tmp, dir)) {
@@ -138,7 +143,7 @@ ebmc_status ebmc_run_save_rank(ebmc_run_t *r, const char *dir, int64_t iteration
     snprintf(rk, sizeof rk, "%d", r->rank);
     snprintf(rs, sizeof rs, "%d", r->ranks);
     const char *meta[][2] = {{"iteration", its}, {"rank", rk}, {"ranks", rs}};
-    return write_state(r, &L, path, meta, err, errlen);
+    return write_state(r, &L, path, meta, 3, err, errlen);
 }
 
 /* Reads every state item from f, validated, before anything is copied into the run. */
@@ -203,6 +208,12 @@ ebmc_status ebmc_run_load(ebmc_run_t *r, const char *dir, int64_t *iteration, ch
     ebmc_st_file *f;
     EBMC_TRY(ebmc_st_open(path, &f, err, errlen));
     ebmc_status s = read_state(r, &L, f, path, err, errlen);
+    const char *tbf = ebmc_st_meta(f, "tensorboard_file"), *tbb = ebmc_st_meta(f, "tensorboard_bytes");
+    char *end = NULL;
+    long long bytes = tbb ? strtoll(tbb, &end, 10) : -1;
+    bool tb_ok = tbf && *tbf && !strchr(tbf, '/') && strlen(tbf) < sizeof r->tb_file && end && !*end && bytes >= 0;
+    snprintf(r->tb_file, sizeof r->tb_file, "%s", tb_ok ? tbf : "");
+    r->tb_bytes = tb_ok ? bytes : -1;
     ebmc_st_close(f);
     if (s) return s;
     if (r->loader && ebmc_loader_set_state(r->loader, L.epoch, L.pos)) {

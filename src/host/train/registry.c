@@ -57,6 +57,7 @@ static const ebmc_cfg_key SHELL_TAIL[] = {
     {"log", "grid_nrow", EBMC_CFG_INT, "10", "images per grid row", 1, 1000, NULL},
     {"log", "progress_every", EBMC_CFG_INT, "50", "a plain progress line every N iterations when stderr is not a terminal", 1, 1e9, NULL},
     {"log", "quiet", EBMC_CFG_BOOL, "false", "no progress output", U, NULL},
+    {"log", "tensorboard", EBMC_CFG_BOOL, "true", "TensorBoard event file in <run>/tb: every metric at its iteration, the grids as images, the config as text", U, NULL},
 
     {"sample", "n", EBMC_CFG_INT, "100", "samples written by ebmc sample", 1, 1e8, NULL},
 };

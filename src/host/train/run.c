@@ -5,6 +5,7 @@
 #include "ebmc/comm.h"
 #include "ebmc/fileio.h"
 #include "ebmc/image.h"
+#include "ebmc/tboard.h"
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
@@ -197,6 +198,7 @@ ebmc_status ebmc_run_open(const ebmc_recipe *rc, ebmc_config_t *cfg, bool need_d
                           char *err, size_t errlen) {
     *out = NULL;
     ebmc_run_t *r = ebmc_xcalloc(1, sizeof *r, "run");
+    r->tb_bytes = -1;
     r->recipe = rc;
     r->cfg = cfg;
     r->seed = (uint64_t)ebmc_config_int(cfg, "run", "seed");
@@ -299,11 +301,12 @@ ebmc_status ebmc_run_iteration(ebmc_run_t *r, int64_t it, int64_t epoch, bool gr
     return s;
 }
 
-ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, char *err, size_t errlen) {
+ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, struct ebmc_tb *tb,
+                                 char *err, size_t errlen) {
     ebmc_grid g[EBMC_MAX_GRIDS];
     int ng = r->recipe->grids ? r->recipe->grids(r->state, g, EBMC_MAX_GRIDS) : 0;
     if (!ng) return EBMC_OK;
-    char dir[PATH_MAX], p[PATH_MAX + 64];
+    char dir[PATH_MAX], p[PATH_MAX + 64], tag[96];
     snprintf(dir, sizeof dir, "%s/samples", run_dir);
     if (ebmc_mkdir_p(dir)) {
         snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
@@ -311,16 +314,28 @@ ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it,
     }
     ebmc_grid_opts o = ebmc_grid_opts_default();
     o.nrow = nrow;
-    for (int i = 0; i < ng; i++) {
+    if (tb) ebmc_tb_begin(tb, it, ebmc_tb_wall());
+    ebmc_status s = EBMC_OK;
+    for (int i = 0; i < ng && !s; i++) {
         size_t n = (size_t)g[i].n * g[i].c * g[i].h * g[i].w;
         if (ebmc_copy(r->ctx, r->host_grid, g[i].dev, n * sizeof(float), EBMC_COPY_D2H)) {
             snprintf(err, errlen, "grid %s: %s", g[i].name, ebmc_ctx_error(r->ctx));
-            return EBMC_E_DEVICE;
+            s = EBMC_E_DEVICE;
+            break;
         }
         snprintf(p, sizeof p, "%s/iter_%08" PRId64 "_%s.png", dir, it, g[i].name);
-        EBMC_TRY(ebmc_save_grid_png(p, r->host_grid, g[i].n, g[i].c, g[i].h, g[i].w, &o, err, errlen));
+        uint8_t *png;
+        size_t len;
+        int gh, gw;
+        s = ebmc_grid_png(p, r->host_grid, g[i].n, g[i].c, g[i].h, g[i].w, &o, &png, &len, &gh, &gw, err, errlen);
+        if (s) break;
+        s = ebmc_save_png_bytes(p, png, len, err, errlen);
+        snprintf(tag, sizeof tag, "samples/%s", g[i].name);
+        if (!s && tb) ebmc_tb_image(tb, tag, png, len, gh, gw);
+        free(png);
     }
-    return EBMC_OK;
+    if (tb) ebmc_tb_end(tb); /* a failure leaves it to the run's end: nothing more is logged */
+    return s;
 }
 
 /* ---- the memory plan (printed at start, as llm.c does, and written as plan.json) */

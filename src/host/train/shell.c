@@ -5,6 +5,7 @@
 #include "train/shell.h"
 #include "ebmc/comm.h"
 #include "ebmc/log.h"
+#include "ebmc/tboard.h"
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -28,7 +29,7 @@ typedef struct {
     int64_t total, grid_every, ckpt_every, prof_w, prof_n;
     int keep, max_rec, grid_nrow, progress_every;
     double max_gap;
-    bool quiet;
+    bool quiet, tensorboard;
 } shell_cfg;
 
 /* Everything one `ebmc train` holds while it runs. */
@@ -42,6 +43,8 @@ typedef struct {
     int recoveries;
     bool prof_on;
     bool stop;            /* data-parallel ranks: a stop the ranks agreed on (any rank's signal) */
+    ebmc_tb_t *tb;        /* <run>/tb's event file (rank 0 with log.tensorboard; else NULL) */
+    double tb_flushed;    /* ebmc_now_s() of its last flush */
     char *err;
     size_t errlen;
 } loop_t;
@@ -75,6 +78,7 @@ static ebmc_status read_shell_cfg(const ebmc_config_t *cfg, shell_cfg *c, char *
     c->grid_nrow = (int)ebmc_config_int(cfg, "log", "grid_nrow");
     c->progress_every = (int)ebmc_config_int(cfg, "log", "progress_every");
     c->quiet = ebmc_config_bool(cfg, "log", "quiet");
+    c->tensorboard = ebmc_config_bool(cfg, "log", "tensorboard");
     c->max_rec = (int)ebmc_config_int(cfg, "guard", "max_recoveries");
     c->max_gap = ebmc_config_float(cfg, "guard", "max_gap");
     return EBMC_OK;
@@ -107,10 +111,29 @@ static ebmc_status save_checkpoint(loop_t *L) {
     EBMC_TRY(ebmc_run_check_ranks(L->run, L->it, L->err, L->errlen));
     if (L->run->ranks > 1) EBMC_TRY(save_rank_states(L, ckpt));
     if (ebmc_run_is_root(L->run)) {
+        if (L->tb) { /* the checkpoint records the event file's length: its events are on disk first */
+            EBMC_TRY(ebmc_tb_flush(L->tb, true, L->err, L->errlen));
+            L->tb_flushed = ebmc_now_s();
+            const char *base = strrchr(ebmc_tb_path(L->tb), '/');
+            snprintf(L->run->tb_file, sizeof L->run->tb_file, "%s", base ? base + 1 : ebmc_tb_path(L->tb));
+            L->run->tb_bytes = ebmc_tb_bytes(L->tb);
+        }
         EBMC_TRY(ebmc_run_save(L->run, ckpt, L->it, L->err, L->errlen));
         ebmc_ckpt_prune(L->run_dir, L->c.keep);
     }
     L->last_saved = L->it;
+    return EBMC_OK;
+}
+
+/* The divergence guard's reload: the event file back to the length the loaded checkpoint
+ * recorded, so that the steps after it are not there twice. */
+static ebmc_status tb_cut_back(loop_t *L) {
+    const ebmc_run_t *r = L->run;
+    const char *base = strrchr(ebmc_tb_path(L->tb), '/');
+    if (r->tb_bytes >= 0 && !strcmp(r->tb_file, base ? base + 1 : ebmc_tb_path(L->tb)))
+        return ebmc_tb_truncate(L->tb, r->tb_bytes, L->err, L->errlen);
+    fprintf(stderr, "ebmc train: the checkpoint records no length of %s (written with log.tensorboard = false): "
+            "its steps after the checkpoint stay, and TensorBoard shows them twice\n", ebmc_tb_path(L->tb));
     return EBMC_OK;
 }
 
@@ -128,6 +151,7 @@ static ebmc_status reload(loop_t *L, int64_t *it) {
     if (ebmc_run_is_root(r)) {
         m.status = ebmc_ckpt_load_newest(r, L->run_dir, &m.it, m.path, sizeof m.path, L->err, L->errlen);
         if (!m.status) m.status = ebmc_metrics_truncate(L->mpath, m.it, L->err, L->errlen);
+        if (!m.status && L->tb) m.status = tb_cut_back(L);
     }
     *it = m.it;
     if (r->ranks < 2) return (ebmc_status)m.status;
@@ -166,19 +190,73 @@ static int check_resume_ranks(loop_t *L) {
     return EBMC_EXIT_CONFIG;
 }
 
-/* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"};
+/* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"} into
+ * metrics.jsonl, and the same values but "iter" as scalars at step `next` into the event file;
  * a line that cannot be written (a full disk) stops the run */
 static ebmc_status log_metrics(loop_t *L, int64_t next, int64_t epoch, double dt) {
     const ebmc_report *r = ebmc_run_report(L->run);
+    ebmc_metric m[EBMC_MAX_METRICS + 4];
+    int n = 0;
+    for (int i = 0; i < r->n; i++) m[n++] = r->m[i];
+    m[n++] = (ebmc_metric){.name = "sec", .value = dt};
+    m[n++] = (ebmc_metric){.name = "images_per_s", .value = r->images / dt};
+    if (r->chain_steps > 0) m[n++] = (ebmc_metric){.name = "chain_steps_per_s", .value = r->chain_steps / dt};
     ebmc_jsonl l;
     ebmc_jsonl_begin(&l);
     ebmc_jsonl_int(&l, "iter", next);
     ebmc_jsonl_int(&l, "epoch", epoch);
-    for (int i = 0; i < r->n; i++) ebmc_jsonl_num(&l, r->m[i].name, r->m[i].value);
-    ebmc_jsonl_num(&l, "sec", dt);
-    ebmc_jsonl_num(&l, "images_per_s", r->images / dt);
-    if (r->chain_steps > 0) ebmc_jsonl_num(&l, "chain_steps_per_s", r->chain_steps / dt);
-    return ebmc_jsonl_append(&l, L->mpath, L->err, L->errlen);
+    for (int i = 0; i < n; i++) ebmc_jsonl_num(&l, m[i].name, m[i].value);
+    EBMC_TRY(ebmc_jsonl_append(&l, L->mpath, L->err, L->errlen));
+    if (!L->tb) return EBMC_OK;
+    ebmc_tb_begin(L->tb, next, ebmc_tb_wall());
+    ebmc_tb_scalar(L->tb, "epoch", (float)epoch);
+    for (int i = 0; i < n; i++) ebmc_tb_scalar(L->tb, m[i].name, (float)m[i].value);
+    ebmc_tb_end(L->tb);
+    return EBMC_OK;
+}
+
+/* The events so far to disk after grids, or when a second has passed since the last time
+ * (TensorBoard shows them while the run goes on). */
+static ebmc_status tb_maybe_flush(loop_t *L, bool now) {
+    if (!L->tb || (!now && ebmc_now_s() - L->tb_flushed < 1.0)) return EBMC_OK;
+    L->tb_flushed = ebmc_now_s();
+    return ebmc_tb_flush(L->tb, false, L->err, L->errlen);
+}
+
+/* Rank 0 with log.tensorboard: <run>/tb's event file. A resumed run appends to the file its
+ * checkpoint recorded, cut back to the length recorded then (the steps after the checkpoint are
+ * trained again: TensorBoard would show them twice), saying what it drops or finds damaged. Then
+ * the config as text at the first step. Exit status, or EBMC_EXIT_OK. */
+static int tb_open(loop_t *L, const ebmc_config_t *cfg, bool resume) {
+    if (!L->c.tensorboard || !ebmc_run_is_root(L->run)) return EBMC_EXIT_OK;
+    const ebmc_run_t *r = L->run;
+    char dir[PATH_MAX + 8], path[PATH_MAX + 300], note[1536];
+    snprintf(dir, sizeof dir, "%s/tb", L->run_dir);
+    if (resume && r->tb_bytes >= 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, r->tb_file);
+        if (access(path, F_OK) == 0) {
+            L->tb = ebmc_tb_reopen(path, r->tb_bytes, note, sizeof note, L->err, L->errlen);
+            if (!L->tb) return EBMC_EXIT_DATA;
+            if (note[0]) fprintf(stderr, "ebmc train: %s\n", note);
+        } else {
+            fprintf(stderr, "ebmc train: %s, the event file the checkpoint records, is missing: a new one starts "
+                    "at step %" PRId64 "\n", path, L->start);
+        }
+    }
+    if (!L->tb && !(L->tb = ebmc_tb_create(dir, L->err, L->errlen))) return EBMC_EXIT_ERROR;
+    char *ini = ebmc_config_to_ini(cfg);
+    size_t len = ini ? strlen(ini) : 0;
+    char *md = malloc(len + 64);
+    if (md) { /* a markdown code block: TensorBoard's text plugin renders markdown */
+        snprintf(md, len + 64, "```\n%s```\n", ini ? ini : "");
+        ebmc_tb_begin(L->tb, L->start, ebmc_tb_wall());
+        ebmc_tb_text(L->tb, "config", md);
+        ebmc_tb_end(L->tb);
+    }
+    free(md);
+    free(ini);
+    L->tb_flushed = ebmc_now_s();
+    return ebmc_tb_flush(L->tb, false, L->err, L->errlen) ? EBMC_EXIT_ERROR : EBMC_EXIT_OK;
 }
 
 /* A guarded metric is not finite, or the guarded gap is beyond guard.max_gap. */
@@ -287,11 +365,11 @@ static int loop_step(loop_t *L) {
     ebmc_progress_update(L->prog, L->it, ebmc_run_report(L->run)->progress);
     /* writing outputs is a run-time failure (a full disk), not bad input */
     if (grid_due && ebmc_run_is_root(L->run) &&
-        ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->err, L->errlen))
+        ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->tb, L->err, L->errlen))
         return EBMC_EXIT_ERROR;
     if ((L->c.ckpt_every && L->it % L->c.ckpt_every == 0) || L->it == L->c.total)
         if (save_checkpoint(L)) return EBMC_EXIT_ERROR;
-    return EBMC_EXIT_OK;
+    return tb_maybe_flush(L, grid_due) ? EBMC_EXIT_ERROR : EBMC_EXIT_OK;
 }
 
 /* Rank 0 creates the run directory and clears what a killed process left half-made or
@@ -345,6 +423,8 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
     snprintf(cfgpath, sizeof cfgpath, "%s/config.ini", L->run_dir);
     snprintf(planpath, sizeof planpath, "%s/plan.json", L->run_dir);
     if (root && ebmc_config_write(cfg, cfgpath, L->err, L->errlen)) return EBMC_EXIT_ERROR; /* overrides included */
+    int tbe = tb_open(L, cfg, resume);
+    if (tbe) return tbe;
     if (L->c.total == 0) L->c.total = ebmc_config_int(cfg, "train", "epochs") * ebmc_run_batches_per_epoch(L->run);
     if (root && resume && L->start >= L->c.total)
         fprintf(stderr, "ebmc train: the checkpoint is at iteration %" PRId64 " and the run has %" PRId64 " in all: "
@@ -388,6 +468,7 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
         fprintf(stderr, "ebmc train: %s%s\n", who(L.run), err);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        ebmc_tb_close(L.tb);
         ebmc_run_free(L.run);
         return rc_exit;
     }
@@ -406,6 +487,8 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
             fprintf(stderr, "ebmc train: stopped by a signal to another rank after iteration %" PRId64 "; checkpoint "
                     "in %s/checkpoints\n", L.it, run_dir);
     }
+    if (L.tb && ebmc_tb_flush(L.tb, false, err, errlen) && !rc_exit) rc_exit = EBMC_EXIT_ERROR;
+    ebmc_tb_close(L.tb);
     if (rc_exit) fprintf(stderr, "ebmc train: %s%s\n", who(L.run), err);
     else if (ebmc_run_is_root(L.run))
         fprintf(stderr, "ebmc train: done: %" PRId64 " iterations in %.1f s; metrics, grids and checkpoints in %s\n",

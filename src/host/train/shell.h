@@ -29,6 +29,11 @@ struct ebmc_run {
     struct ebmc_comm *comm;   /* the world when training (NULL: ebmc sample, bench) */
     int rank, ranks, local_batch;
     size_t example_elems;     /* C*H*W of one example */
+    /* the TensorBoard event file a checkpoint records (written into and read from its
+     * state.safetensors metadata): its name in <run>/tb and its length when the checkpoint was
+     * written (-1: none); a resume cuts the file back to that length */
+    char tb_file[256];
+    int64_t tb_bytes;
 };
 
 /* The report's metrics averaged over the ranks (images and chain-steps summed), so that every
@@ -48,9 +53,11 @@ bool ebmc_run_is_root(const ebmc_run_t *r);
 /* The data set data.* (and run.seed) of cfg describe, read or generated. */
 ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, char *err, size_t errlen);
 
-/* <run>/samples/iter_<it>_<name>.png for each of the recipe's grids */
-ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, char *err,
-                                 size_t errlen);
+/* <run>/samples/iter_<it>_<name>.png for each of the recipe's grids; the same PNGs as images
+ * tagged samples/<name> into tb at step it (NULL: none) */
+struct ebmc_tb;
+ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, struct ebmc_tb *tb,
+                                 char *err, size_t errlen);
 
 /* Checkpoint folders of a run directory: removes what a killed process left half-made or
  * half-deleted (iter_N.tmp, iter_N.del); keeps the newest `keep` iter_N folders, each removed
