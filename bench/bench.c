@@ -189,14 +189,17 @@ static int make_plan(bench_t *b) {
     int kz = (int)ebmc_config_int(b->dm_defaults, "langevin_z", "steps");
     int B = (int)ebmc_config_int(b->dm_defaults, "train", "batch_size");
     if (!b->quick && b->backend == EBMC_BACKEND_CPU) {
-        /* real sizes that fit two cores: the short-run net at n_f 64 (10 steps at batch 16) and
-         * Dual-MCMC at the quick start's widths, batch and K (configs/quickstart.ini) */
+        /* real sizes that fit two cores: the short-run net at n_f 64 (10 steps at batch 16),
+         * Dual-MCMC at the quick start's widths, batch and K (configs/quickstart.ini), and one
+         * Dual-MCMC iteration at the CIFAR-10 widths (its large layers) at batch 4, 2 + 2 steps */
         int s64 = add_net(b, "shortrun-nf64", "shortrun", 64, 0, 0, 0, false);
         int qs = add_net(b, "dualmcmc-quickstart", "dualmcmc_cifar10", 8, 8, 4, 16, true);
+        int dual = add_net(b, "dualmcmc-cifar10", "dualmcmc_cifar10", 0, 0, 0, 0, true);
         add_case(b, BK_XCHAIN, s64, 16, 10, 0);
         add_case(b, BK_XCHAIN, qs, 16, 4, 0); /* quickstart.ini: batch_size 16, 4 x-steps, 5 z-steps */
         add_case(b, BK_ZCHAIN, qs, 16, 5, 0);
         add_case(b, BK_ITER, qs, 16, 4, 5);
+        add_case(b, BK_ITER, dual, 4, 2, 2);
     } else if (!b->quick) {
         int dual = add_net(b, "dualmcmc-cifar10", "dualmcmc_cifar10", 0, 0, 0, 0, true);
         int s64 = add_net(b, "shortrun-nf64", "shortrun", 64, 0, 0, 0, false);

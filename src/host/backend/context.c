@@ -137,6 +137,8 @@ void ebmc_print_build_info(FILE *f) {
     char blas[256];
     cpu_blas_info(blas, sizeof blas);
     fprintf(f, "CPU BLAS: %s\n", blas);
+    cpu_gemm_info(blas, sizeof blas);
+    fprintf(f, "CPU GEMM (linear layers, small convolutions): %s\n", blas);
     cpu_dnnl_info(blas, sizeof blas);
     fprintf(f, "CPU convolutions: %s\n", blas);
     ebmc_cuda_print_build_info(f); /* the CUDA versions and devices, or "not built" */
