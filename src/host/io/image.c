@@ -192,7 +192,7 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
     FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
     if (!f) {
         free(canvas);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     png_sink sink = {.f = f, .failed = false};
     int ok = stbi_write_png_to_func(png_write_cb, &sink, gw, gh, 3, canvas, (int)row_bytes);
@@ -202,7 +202,7 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
                 !ok ? "PNG encoding failed (stb_image_write: out of memory?)"
                     : "writing the PNG to the temporary file failed");
         ebmc_atomic_abort(f, tmp);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     st = ebmc_atomic_commit(f, tmp, path, err, errlen);
     if (st == EBMC_OK) nan_warning(path, nans, err, errlen);
@@ -259,11 +259,11 @@ static ebmc_status npy_begin(const char *path, const char *descr, int ndim, cons
         return EBMC_E_INVALID;
     }
     FILE *f = ebmc_atomic_open(path, tmp, tmplen, err, errlen);
-    if (!f) return EBMC_E_IO;
+    if (!f) return EBMC_E_WRITE;
     if (fwrite(hdr, 1, hn, f) != hn) {
         ebmc_set_err(err, errlen, "%s: writing the .npy header failed", path);
         ebmc_atomic_abort(f, tmp);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     *out = f;
     return EBMC_OK;
@@ -306,7 +306,7 @@ ebmc_status ebmc_save_npy_u8(const char *path, const float *imgs, int n, int c, 
                 free(buf);
                 ebmc_set_err(err, errlen, "%s: writing the array data failed", path);
                 ebmc_atomic_abort(f, tmp);
-                return EBMC_E_IO;
+                return EBMC_E_WRITE;
             }
         }
     }
@@ -358,7 +358,7 @@ ebmc_status ebmc_save_npy_f32(const char *path, const float *data, int ndim, con
         if (fwrite(chunk, 4, m, f) != m) {
             ebmc_set_err(err, errlen, "%s: writing the array data failed", path);
             ebmc_atomic_abort(f, tmp);
-            return EBMC_E_IO;
+            return EBMC_E_WRITE;
         }
     }
     return ebmc_atomic_commit(f, tmp, path, err, errlen);
