@@ -154,14 +154,17 @@ static ebmc_status member_bytes(const uint8_t *z, size_t n, const zentry *e, uin
     /* every bound by subtraction from n: a zip64 offset or size near 2^64 must not wrap */
     if (e->local > n || n - e->local < 30 || get32(z + e->local) != 0x04034b50) return EBMC_E_IO;
     uint64_t data = e->local + 30 + get16(z + e->local + 26) + get16(z + e->local + 28); /* < n + 2^17 */
-    if (data > n || e->csize > n - data || (e->method != 0 && e->method != 8) || e->usize > ((uint64_t)1 << 34))
+    /* the size to allocate is bounded by what the member can hold: stored, its own size; deflated,
+     * DEFLATE's largest expansion (1032:1, a 258-byte match per 2 bits of a fixed-Huffman block),
+     * so a 1 KB file cannot make us allocate gigabytes */
+    if (data > n || e->csize > n - data || (e->method != 0 && e->method != 8) || e->usize > ((uint64_t)1 << 34) ||
+        (e->method == 0 ? e->usize != e->csize : e->usize > 1032 * e->csize + 64))
         return EBMC_E_IO;
     uint8_t *buf = malloc(e->usize ? e->usize : 1);
     if (!buf) return EBMC_E_NOMEM;
     ebmc_status s = EBMC_OK;
     if (e->method == 0) {
-        if (e->csize != e->usize) s = EBMC_E_IO;
-        else memcpy(buf, z + data, e->usize);
+        memcpy(buf, z + data, e->usize);
     } else {
         s = inflate_raw(z + data, e->csize, buf, e->usize);
     }
