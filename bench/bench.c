@@ -228,7 +228,7 @@ static int make_plan(bench_t *b) {
 
 /* ------------------------------------------------------------------ the command */
 
-static void usage(FILE *f) {
+void ebmc_bench_usage(FILE *f) {
     fprintf(f,
             "usage: ebmc bench [options]\n"
             "  --backend B        auto (default), cpu or cuda\n"
@@ -317,12 +317,12 @@ int ebmc_bench_main(int argc, char **argv) {
         else if (!strcmp(a, "--serve")) serve_mode = true;
         else if (!strcmp(a, "--list")) list = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
+            ebmc_bench_usage(stdout);
             free(b);
             return 0;
         } else {
             fprintf(stderr, "ebmc bench: unknown option '%s'\n", a);
-            usage(stderr);
+            ebmc_bench_usage(stderr);
             free(b);
             return 2;
         }

@@ -35,10 +35,26 @@ def main():
     a, overrides = ap.parse_known_args()
     import torch
 
-    ck = torch.load(a.pth, map_location="cpu")
+    # one message and exit 65 (README: a missing or malformed file), never a traceback
+    if not os.path.isfile(a.pth):
+        print("import_dualmcmc: %s: %s" % (a.pth, "not a regular file" if os.path.exists(a.pth) else
+                                           "no such file"), file=sys.stderr)
+        sys.exit(65)
+    try:
+        ck = torch.load(a.pth, map_location="cpu")
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... by format
+        print("import_dualmcmc: %s: not a PyTorch checkpoint torch.load reads (%s: %s)" %
+              (a.pth, type(e).__name__, str(e).splitlines()[0] if str(e) else ""), file=sys.stderr)
+        sys.exit(65)
+    if not isinstance(ck, dict):
+        print("import_dualmcmc: %s holds a %s, not the dict of netE, netG, netI" % (a.pth, type(ck).__name__),
+              file=sys.stderr)
+        sys.exit(65)
     missing = [k for k in ("netE", "netG", "netI") if k not in ck]
     if missing:
-        sys.exit("import_dualmcmc: %s has no %s (keys: %s)" % (a.pth, ", ".join(missing), ", ".join(map(str, ck))))
+        print("import_dualmcmc: %s has no %s (keys: %s)" % (a.pth, ", ".join(missing), ", ".join(map(str, ck))),
+              file=sys.stderr)
+        sys.exit(65)
     with tempfile.TemporaryDirectory() as d:
         for key, name in (("netE", "E"), ("netG", "G"), ("netI", "I")):
             sd = state_dict(ck[key])

@@ -352,7 +352,7 @@ static void test_images_cache(void **state) {
     assert_int_equal(s2.st_size, 40 + 4 * 3 * 64);
     /* a cache that cannot be written: an error naming it */
     const char *badc = tp("cache/no/such/dir/c.bin");
-    EXPECT_FAIL(ebmc_data_images(src, 8, NULL, badc, false, &ds, ERR, sizeof ERR), ds, EBMC_E_IO,
+    EXPECT_FAIL(ebmc_data_images(src, 8, NULL, badc, false, &ds, ERR, sizeof ERR), ds, EBMC_E_WRITE,
                 badc, NULL);
     ebmc_data_free(ref);
 }

@@ -627,7 +627,7 @@ static void test_atomic_missing_dir(void **state) {
     char err[512];
     ebmc_status st = ebmc_st_write(path, &t, 1, NULL, 0, err, sizeof err);
     printf("  %s\n", err);
-    assert_int_equal(st, EBMC_E_IO);
+    assert_int_equal(st, EBMC_E_WRITE);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "No such file"));
     assert_int_equal(access(path, F_OK), -1);
@@ -693,7 +693,7 @@ static void test_atomic_failed_write(void **state) {
         ebmc_status st = ebmc_st_write(path, &t, 1, NULL, 0, err, sizeof err);
         printf("  child: %s: %s\n", ebmc_status_str(st), err);
         fflush(stdout);
-        if (st != EBMC_E_IO) _exit(13);
+        if (st != EBMC_E_WRITE) _exit(13);
         if (!strstr(err, path) || !strstr(err, "File too large")) _exit(14);
         _exit(0);
     }

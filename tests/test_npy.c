@@ -92,6 +92,17 @@ static void expect_bad(const char *name, const char *hdr, size_t hn, size_t data
     if (!strstr(err, want)) fail_msg("%s: message '%s' lacks '%s'", name, err, want);
 }
 
+/* a version 1.0 .npy header around the dict text d (padded to 64 bytes, newline-terminated) */
+static size_t raw_header(char *out, const char *d) {
+    size_t len = strlen(d), total = (10 + len + 1 + 63) / 64 * 64, hl = total - 10;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    out[8] = (char)(hl & 0xff), out[9] = (char)(hl >> 8);
+    memset(out + 10, ' ', hl);
+    memcpy(out + 10, d, len);
+    out[total - 1] = '\n';
+    return total;
+}
+
 static void test_npy_malformed(void **state) {
     char h[256];
     int64_t s4[4] = {2, 4, 4, 3}, s2[2] = {3, 2};
@@ -125,6 +136,27 @@ static void test_npy_malformed(void **state) {
     int64_t s0[2] = {0, 2};
     n = ebmc_npy_header(h, sizeof h, "<f4", 2, s0);
     expect_bad("zero_rows", h, n, 0, "N >= 1");
+    /* headers numpy refuses (issue 23, 13): read strictly as a dict literal */
+    n = raw_header(h, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), ");
+    expect_bad("no_brace", h, n, 8, "malformed .npy header: expected a quoted string");
+    n = raw_header(h, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000 2), }");
+    expect_bad("no_comma", h, n, 8000, "'shape' needs commas");
+    n = raw_header(h, "{'x': \"'descr': '<f4'\", 'fortran_order': False, 'shape': (2,), }");
+    expect_bad("descr_in", h, n, 8, "a key other than");
+    n = raw_header(h, "{'descr': '<f4', 'fortran_order': False, 'shape': (2), }");
+    expect_bad("not_tuple", h, n, 8, "is not a tuple");
+    n = raw_header(h, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } x");
+    expect_bad("after", h, n, 8, "text after the closing");
+    n = raw_header(h, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2), }"); /* still read */
+    write_bytes(tu_path(FX.tmp, "ok.npy"), h, n, "\0\0\0\0\0\0\0\0", 8);
+    char e0[512];
+    ebmc_dataset_t *d0;
+    assert_int_equal(ebmc_data_npy(tu_path(FX.tmp, "ok.npy"), &d0, e0, sizeof e0), EBMC_OK);
+    ebmc_data_free(d0);
+    /* a uint8 image wider than the 4096 the loader takes: the limit is named */
+    int64_t wide[4] = {1, 1, 5000, 3};
+    n = ebmc_npy_header(h, sizeof h, "|u1", 4, wide);
+    expect_bad("wide", h, n, 15000, "at most 4096");
     /* a NaN point */
     n = ebmc_npy_header(h, sizeof h, "<f4", 2, s2);
     float pts[6] = {0, 1, 2, NAN, 4, 5};

@@ -309,11 +309,11 @@ static void test_grid_invalid(void **state) {
     /* a missing directory is an I/O error naming the file, and nothing is left behind */
     const char *q = tpath("no/such/dir/x.png");
     o = ebmc_grid_opts_default();
-    assert_int_equal(ebmc_save_grid_png(q, imgs, 2, 3, 4, 4, &o, err, sizeof err), EBMC_E_IO);
+    assert_int_equal(ebmc_save_grid_png(q, imgs, 2, 3, 4, 4, &o, err, sizeof err), EBMC_E_WRITE);
     assert_non_null(strstr(err, q));
-    assert_int_equal(ebmc_save_npy_u8(q, imgs, 2, 3, 4, 4, -1, 1, err, sizeof err), EBMC_E_IO);
+    assert_int_equal(ebmc_save_npy_u8(q, imgs, 2, 3, 4, 4, -1, 1, err, sizeof err), EBMC_E_WRITE);
     int64_t shape[1] = {4};
-    assert_int_equal(ebmc_save_npy_f32(q, imgs, 1, shape, err, sizeof err), EBMC_E_IO);
+    assert_int_equal(ebmc_save_npy_f32(q, imgs, 1, shape, err, sizeof err), EBMC_E_WRITE);
     assert_int_equal(count_tmp_files(), 0);
 }
 
@@ -602,7 +602,7 @@ static void test_jsonl_append(void **state) {
     free(buf);
     /* errors name the file */
     const char *q = tpath("no/such/dir/m.jsonl");
-    assert_int_equal(ebmc_jsonl_append(&l, q, err, sizeof err), EBMC_E_IO);
+    assert_int_equal(ebmc_jsonl_append(&l, q, err, sizeof err), EBMC_E_WRITE);
     assert_non_null(strstr(err, q));
     assert_int_equal(ebmc_jsonl_append(&l, NULL, err, sizeof err), EBMC_E_INVALID);
 }

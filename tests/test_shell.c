@@ -341,9 +341,10 @@ static void test_nonsense_refused(void **state) {
     const char *d[] = {CFG, OD, "run.name=range", "train.iterations=10"};
     assert_int_equal(tu_train(d, 4), EBMC_EXIT_OK);
     snprintf(p, sizeof p, "%s/checkpoints/iter_00000010/state.safetensors", run);
-    const int64_t bad[3] = {-1, INT64_MIN, (int64_t)1 << 62};
-    const char *counters[3] = {"iteration", "loader.pos", "loader.epoch"};
-    for (int k = 0; k < 3; k++)
+    const int64_t bad[3] = {-1, INT64_MIN, INT64_MAX};
+    /* adam.step (issue 23, 11): INT64_MAX overflowed in optim.c, -1 failed at iteration 7 */
+    const char *counters[4] = {"iteration", "loader.pos", "loader.epoch", "adam.step"};
+    for (int k = 0; k < 4; k++)
         for (int i = 0; i < 3; i++) {
             int64_t old = set_counter(p, counters[k], bad[i]);
             const char *r[] = {"--resume", run, "train.iterations=20"};
@@ -355,8 +356,64 @@ static void test_nonsense_refused(void **state) {
             snprintf(p, sizeof p, "%s/checkpoints/iter_00000010/state.safetensors", run);
             set_counter(p, counters[k], old);
         }
+    /* a step count of 0 with the moments of 10 steps: not a state Adam can be in */
+    int64_t old = set_counter(p, "adam.step", 0);
+    assert_int_equal(old, 10);
+    const char *r0[] = {"--resume", run, "train.iterations=20"};
+    assert_int_equal(tu_train(r0, 3), EBMC_EXIT_DATA);
+    char aside[900];
+    snprintf(aside, sizeof aside, "%s/checkpoints/iter_00000010.unusable", run);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000010", run);
+    assert_int_equal(rename(aside, p), 0);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000010/state.safetensors", run);
+    set_counter(p, "adam.step", old);
     const char *r[] = {"--resume", run, "train.iterations=20"};
     assert_int_equal(tu_train(r, 3), EBMC_EXIT_OK); /* restored: it loads again */
+}
+
+/* What a killed writer or an earlier fallback left (issue 23, 13): the atomic writers' NAME.tmp.PID
+ * files in the run directory and in kept checkpoint folders are removed when the run is opened,
+ * and a checkpoint found unusable again replaces its older .unusable copy (one per iteration, no
+ * silent failure to move it aside). */
+static void test_leftovers_cleared(void **state) {
+    char run[700], p[900];
+    snprintf(run, sizeof run, "%s/left", TMP);
+    const char *first[] = {CFG, OD, "run.name=left", "train.iterations=20"};
+    assert_int_equal(tu_train(first, 4), EBMC_EXIT_OK);
+    const char *junk[] = {"config.ini.tmp.123", "metrics.jsonl.tmp.4567", "checkpoints/iter_00000010/state.safetensors.tmp.99"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", run, junk[i]);
+        FILE *f = fopen(p, "wb");
+        assert_non_null(f);
+        fputs("half", f);
+        fclose(f);
+    }
+    snprintf(p, sizeof p, "%s/keep.tmp.notapid", run); /* not an atomic writer's: kept */
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fclose(f);
+    /* an older .unusable copy of iteration 20 already there */
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020.unusable", run);
+    assert_int_equal(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020.unusable/old", run);
+    f = fopen(p, "wb");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020/energy.safetensors", run);
+    assert_int_equal(truncate(p, 100), 0);
+    const char *more[] = {"--resume", run, "train.iterations=25"};
+    assert_int_equal(tu_train(more, 3), EBMC_EXIT_OK); /* from iteration 10 */
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", run, junk[i]);
+        if (access(p, F_OK) == 0) fail_msg("%s was left behind", p);
+    }
+    snprintf(p, sizeof p, "%s/keep.tmp.notapid", run);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020.unusable/energy.safetensors", run);
+    assert_int_equal(access(p, F_OK), 0); /* the newest unusable copy, */
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020.unusable/old", run);
+    assert_int_equal(access(p, F_OK), -1); /* not the older one */
+    assert_int_equal(metrics_each_once(run), 25);
 }
 
 int main(void) {
@@ -365,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_shape_checked_before_data_is_read),
         cmocka_unit_test(test_guard_recoveries_draw_new_noise),
         cmocka_unit_test(test_corrupt_newest_falls_back),
+        cmocka_unit_test(test_leftovers_cleared),
         cmocka_unit_test(test_full_disk_loses_nothing),
         cmocka_unit_test(test_second_signal_stops_a_long_iteration),
         cmocka_unit_test(test_sigkill_at_many_points),

@@ -6,12 +6,16 @@
 #ifndef EBMC_BENCH_H
 #define EBMC_BENCH_H
 
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* ebmc bench [options]; returns the process exit status (0 ok, 1 run-time failure, 2 usage). */
 int ebmc_bench_main(int argc, char **argv);
+/* its usage text (ebmc bench --help) */
+void ebmc_bench_usage(FILE *f);
 
 #ifdef __cplusplus
 }

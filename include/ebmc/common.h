@@ -22,7 +22,9 @@ typedef enum {
     EBMC_E_DEVICE = 4,      /* no usable device, or a device call failed */
     EBMC_E_NOMEM = 5,       /* allocation failed */
     EBMC_E_IO = 6,          /* file missing, truncated or malformed */
-    EBMC_E_INTERRUPTED = 7  /* stopped part-way at the user's request (ebmc_interrupt_level() >= 2) */
+    EBMC_E_INTERRUPTED = 7, /* stopped part-way at the user's request (ebmc_interrupt_level() >= 2) */
+    EBMC_E_WRITE = 8        /* an output could not be written (disk full: ENOSPC, EFBIG; permission; a
+                               device or FIFO where a file was to be written): exit status 1 */
 } ebmc_status;
 
 const char *ebmc_status_str(ebmc_status s);

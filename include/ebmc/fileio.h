@@ -1,4 +1,5 @@
-/* defines: ebmc_atomic_open, ebmc_atomic_commit, ebmc_atomic_abort (write a file whole or not at all) */
+/* defines: ebmc_atomic_open, ebmc_atomic_commit, ebmc_atomic_abort (write a file whole or not at all),
+ * ebmc_open_read, ebmc_fopen_read (every reader's way in: regular files only) */
 #ifndef EBMC_FILEIO_H
 #define EBMC_FILEIO_H
 
@@ -21,8 +22,9 @@ extern "C" {
 
 /* Creates and opens "PATH.tmp.<pid>" for binary writing (same directory as PATH, so the final
  * rename stays on one filesystem) and stores its name in tmp_path. Returns NULL, with the message
- * "PATH: problem" in err, when the name does not fit in tmp_len or the file cannot be created
- * (e.g. the directory does not exist). */
+ * "PATH: problem" in err, when the name does not fit in tmp_len, the file cannot be created
+ * (e.g. the directory does not exist), or PATH exists and is not a regular file (a device such as
+ * /dev/full, a FIFO, a directory: the rename would replace it). */
 FILE *ebmc_atomic_open(const char *path, char *tmp_path, size_t tmp_len, char *err, size_t errlen);
 
 /* fflush, ferror check, fsync, fclose, rename(tmp_path -> path), fsync of path's directory.
@@ -36,6 +38,18 @@ ebmc_status ebmc_atomic_commit(FILE *f, const char *tmp_path, const char *path, 
 
 /* Closes f (if not NULL) and removes tmp_path (if not NULL or empty). PATH is untouched. */
 void ebmc_atomic_abort(FILE *f, const char *tmp_path);
+
+/* Opens path for reading, refusing anything that is not a regular file (after symbolic links):
+ * a FIFO, a device such as /dev/zero, a directory or a socket would block or never end. The
+ * file is opened without blocking and checked with fstat before any byte is read, so a FIFO
+ * cannot stall the open either. Returns the descriptor (O_CLOEXEC, blocking again), or -1 with
+ * "PATH: cannot open: REASON" / "PATH: not a regular file (a KIND); ebmc reads regular files
+ * only" in err (errno is kept: ENOENT, EACCES, ...; EINVAL for a non-regular file). Every
+ * reader of a user-given path opens it through this (or ebmc_fopen_read). */
+int ebmc_open_read(const char *path, char *err, size_t errlen);
+
+/* ebmc_open_read as a stdio stream ("rb"); NULL with err set on failure. */
+FILE *ebmc_fopen_read(const char *path, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -84,6 +84,9 @@ void ebmc_st_close(ebmc_st_file *f); /* NULL is fine */
 
 /* prod(shape) of a tensor (1 for a scalar). */
 int64_t ebmc_st_numel(const ebmc_st_tensor *t);
+/* The index of the first NaN or infinity of a float32/float64 tensor, or -1 (none, or another
+ * dtype): weights that are not finite are refused where they are read. */
+int64_t ebmc_st_nonfinite(const ebmc_st_tensor *t);
 
 #ifdef __cplusplus
 }

@@ -86,6 +86,7 @@ const char *ebmc_status_str(ebmc_status s) {
     case EBMC_E_NOMEM: return "out of memory";
     case EBMC_E_IO: return "i/o error";
     case EBMC_E_INTERRUPTED: return "interrupted";
+    case EBMC_E_WRITE: return "write error";
     }
     return "unknown status";
 }

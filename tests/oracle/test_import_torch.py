@@ -64,6 +64,21 @@ def main():
         r = subprocess.run(imp + ["--out", os.path.join(d, "c"), "model.ndf=16"] + common)
         print("import into another width (model.ndf=16): exit %d (want 65)" % r.returncode)
         ok = ok and r.returncode == 65
+        # not a zip (a legacy or damaged .pth), not a dict, a FIFO: one message, exit 65, no traceback
+        bad = os.path.join(d, "text.pth")
+        with open(bad, "w") as f:
+            f.write("not a checkpoint\n")
+        lst = os.path.join(d, "list.pth")
+        torch.save([1, 2], lst)
+        fifo = os.path.join(d, "fifo.pth")
+        os.mkfifo(fifo)
+        for p in (bad, lst, fifo):
+            r = subprocess.run([sys.executable, imp[1], p, cfg, "--ebmc", ebmc, "--out", os.path.join(d, "x")],
+                               capture_output=True, text=True, timeout=60)
+            good = r.returncode == 65 and "Traceback" not in r.stderr and p in r.stderr
+            print("import of %s: exit %d, %s (want 65, one message)" % (os.path.basename(p), r.returncode,
+                                                                      r.stderr.strip().splitlines()[-1:]))
+            ok = ok and good
     print("import oracle:", "OK" if ok else "FAILED")
     sys.exit(0 if ok else 1)
 

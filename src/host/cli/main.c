@@ -1,8 +1,10 @@
-/* ebmc command line: train, sample, bench, info, smoke. */
+/* ebmc command line: the subcommands' table (--help for each), info, smoke. */
 #include "ebmc/backend.h"
 #include "ebmc/bench.h"
+#include "ebmc/cli.h"
 #include "ebmc/train.h"
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +144,13 @@ static int all_finite(const float *a, size_t n) {
     return 1;
 }
 
+static void smoke_usage(FILE *f) {
+    fprintf(f, "usage: ebmc smoke [--backend auto|cpu|cuda] [--batch N]\n"
+               "  a chain of ops (SN, conv, BN, ReLU, upsample, pool, conv backward) at a Dual-MCMC\n"
+               "  CIFAR-10 layer shape on backend B (default auto), batch N (1..4096, default 8); checks\n"
+               "  the results are finite and, on CUDA, agree with the CPU reference\n");
+}
+
 static int cmd_smoke(int argc, char **argv) {
     ebmc_ctx_opts o = ebmc_ctx_opts_default();
     int batch = 8;
@@ -153,13 +162,12 @@ static int cmd_smoke(int argc, char **argv) {
             else if (!strcmp(b, "cuda")) o.kind = EBMC_BACKEND_CUDA;
             else { fprintf(stderr, "ebmc smoke: unknown backend '%s' (auto, cpu, cuda)\n", b); return 2; }
         } else if (!strcmp(argv[i], "--batch") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 4096) { fprintf(stderr, "ebmc smoke: --batch must be 1..4096\n"); return 2; }
+            double v;
+            if (!ebmc_arg_number("smoke", "--batch", argv[++i], 1, 4096, true, &v)) return 2;
             batch = (int)v;
         } else {
             fprintf(stderr, "ebmc smoke: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            smoke_usage(stderr);
             return 2;
         }
     }
@@ -214,26 +222,57 @@ static int cmd_smoke(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
+static void info_usage(FILE *f) {
+    fprintf(f, "usage: ebmc info\n  build versions, devices, and which backend would run\n");
+}
+
+static int cmd_info(int argc, char **argv) {
+    if (argc > 0) {
+        fprintf(stderr, "ebmc info: unexpected argument '%s'\n", argv[0]);
+        info_usage(stderr);
+        return 2;
+    }
+    ebmc_print_build_info(stdout);
+    return 0;
+}
+
+/* The subcommands, one line each: `ebmc NAME ... --help` (or -h) prints usage(stdout) and
+ * exits 0 before the command parses anything. */
+static const struct {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    void (*usage)(FILE *f);
+} commands[] = {
+    {"train", ebmc_train_main, ebmc_train_usage},
+    {"sample", ebmc_sample_main, ebmc_sample_usage},
+    {"data", ebmc_data_main, ebmc_data_usage},
+    {"eval", ebmc_eval_main, ebmc_eval_usage},
+    {"score", ebmc_score_main, ebmc_score_usage},
+    {"import", ebmc_import_main, ebmc_import_usage},
+    {"bench", ebmc_bench_main, ebmc_bench_usage},
+    {"loglik", ebmc_loglik_main, ebmc_loglik_usage},
+    {"plot", ebmc_plot_main, ebmc_plot_usage},
+    {"info", cmd_info, info_usage},
+    {"smoke", cmd_smoke, smoke_usage},
+};
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
+    /* a full disk under `ulimit -f` is an EFBIG write error to report (exit 1), not a silent death */
+    signal(SIGXFSZ, SIG_IGN);
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "info")) {
-        ebmc_print_build_info(stdout);
-        return 0;
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+        if (strcmp(cmd, commands[c].name)) continue;
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                commands[c].usage(stdout);
+                return 0;
+            }
+        return commands[c].main(argc - 2, argv + 2);
     }
-    if (!strcmp(cmd, "smoke")) return cmd_smoke(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return ebmc_train_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "sample")) return ebmc_sample_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "data")) return ebmc_data_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) return ebmc_eval_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "score")) return ebmc_score_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "import")) return ebmc_import_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench")) return ebmc_bench_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "loglik")) return ebmc_loglik_main(argc - 2, argv + 2);
-    if (!strcmp(cmd, "plot")) return ebmc_plot_main(argc - 2, argv + 2);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

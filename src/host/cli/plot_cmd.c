@@ -4,6 +4,7 @@
  * is RUN_DIR/curves.png. */
 #include "ebmc/common.h"
 #include "ebmc/train.h"
+#include "ebmc/cli.h"
 #include <errno.h>
 #include <limits.h>
 #include <spawn.h>
@@ -20,31 +21,31 @@
 
 extern char **environ;
 
-static int usage_plot(FILE *f) {
+void ebmc_plot_usage(FILE *f) {
     fprintf(f, "usage: ebmc plot RUN_DIR [--out F.png]\n"
                "  one PNG of the run's curves from RUN_DIR/metrics.jsonl (losses, energies, the energy gap,\n"
                "  chain statistics, images/s); default RUN_DIR/curves.png. Drawn with matplotlib by\n"
                "  $EBMC_PYTHON (default /usr/bin/python3) running $EBMC_PLOT_SCRIPT (default %s)\n",
             EBMC_PLOT_SCRIPT);
-    return EBMC_EXIT_USAGE;
 }
 
 int ebmc_plot_main(int argc, char **argv) {
     const char *run = NULL, *out = NULL;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage_plot(stdout);
-            return EBMC_EXIT_OK;
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
         } else if (argv[i][0] != '-' && !run) {
             run = argv[i];
         } else {
             fprintf(stderr, "ebmc plot: unexpected argument '%s'\n", argv[i]);
-            return usage_plot(stderr);
+            ebmc_plot_usage(stderr);
+            return EBMC_EXIT_USAGE;
         }
     }
-    if (!run) return usage_plot(stderr);
+    if (!run) {
+        ebmc_plot_usage(stderr);
+        return EBMC_EXIT_USAGE;
+    }
     char metrics[PATH_MAX + 32], def_out[PATH_MAX + 32];
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", run);
     if (access(metrics, R_OK)) {

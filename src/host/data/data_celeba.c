@@ -5,6 +5,7 @@
  * and the official train partition (images 000001-162770, or the rows marked 0 in
  * list_eval_partition.txt). */
 #include "data/data_internal.h"
+#include "ebmc/fileio.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -98,11 +99,8 @@ static long celeba_number(const char *rel) {
 }
 
 int ebmc_celeba_partition_load(const char *file, uint8_t **part, long *n, char *err, size_t errlen) {
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        ebmc_data_err(EBMC_E_IO, err, errlen, file, "cannot open the partition file");
-        return -1;
-    }
+    FILE *f = ebmc_fopen_read(file, err, errlen);
+    if (!f) return -1;
     long cap = 1 << 18, line = 0;
     *part = calloc((size_t)cap, 1);
     *n = 0;

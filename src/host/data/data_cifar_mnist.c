@@ -1,10 +1,12 @@
 /* CIFAR-10 (binary version) and MNIST (idx, plain or gzip'd) readers. */
 #include "data/data_internal.h"
+#include "ebmc/fileio.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define CIFAR_SIDE 32
@@ -108,10 +110,9 @@ ebmc_status ebmc_data_cifar10_ex(const char *dir, bool train, int records_per_fi
         goto done;
     }
     for (int f = 0; f < nf; f++) {
-        fp = fopen(paths[f], "rb");
+        fp = ebmc_fopen_read(paths[f], err, errlen);
         if (!fp) {
-            st = ebmc_data_err(EBMC_E_IO, err, errlen, paths[f], "cannot open (%s)",
-                               strerror(errno));
+            st = EBMC_E_IO;
             goto done;
         }
         size_t got = fread(buf, 1, (size_t)expect, fp);
@@ -180,10 +181,14 @@ static ebmc_status read_gz(const char *path, size_t max_bytes, bool check_rest, 
                            size_t *len, char *err, size_t errlen) {
     *data = NULL;
     *len = 0;
-    gzFile g = gzopen(path, "rb");
-    if (!g)
+    int fd = ebmc_open_read(path, err, errlen);
+    if (fd < 0) return EBMC_E_IO;
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) {
+        close(fd);
         return ebmc_data_err(EBMC_E_IO, err, errlen, path, "cannot open (%s)",
                              errno ? strerror(errno) : "zlib could not allocate its state");
+    }
     size_t cap = 0, n = 0, limit = max_bytes + 1;
     uint8_t *p = NULL;
     ebmc_status st = EBMC_OK;

@@ -418,7 +418,8 @@ static uint64_t item_hash(const src_ctx *S, const src_item *it, uint8_t *buf, si
     } else {
         char full[4200];
         snprintf(full, sizeof full, "%s/%s", S->root, it->rel);
-        if (!(f = fopen(full, "rb"))) e = errno ? errno : EIO;
+        char why[64];
+        if (!(f = ebmc_fopen_read(full, why, sizeof why))) e = errno ? errno : EIO;
         left = UINT64_MAX; /* to its end: the size listed may be stale */
     }
     while (!e && left > 0) {
@@ -484,9 +485,10 @@ static uint64_t get64(const uint8_t *p) { return get32(p) | ((uint64_t)get32(p +
 static int cache_load(const char *cpath, uint64_t hash, int size, ebmc_dataset_t *ds, char *why,
                       size_t wlen) {
     why[0] = '\0';
-    FILE *f = fopen(cpath, "rb");
+    char e[PATH_MAX + 128];
+    FILE *f = ebmc_fopen_read(cpath, e, sizeof e);
     if (!f) {
-        if (errno != ENOENT) snprintf(why, wlen, "cannot be opened (%s)", strerror(errno));
+        if (errno != ENOENT) snprintf(why, wlen, "cannot be opened (%s)", errno == EINVAL ? "not a regular file" : strerror(errno));
         return 0;
     }
     uint8_t h[CACHE_HEADER];
@@ -551,9 +553,10 @@ static uint8_t *read_item(const src_ctx *S, const src_item *it, size_t *len, cha
     }
     char full[4200];
     snprintf(full, sizeof full, "%s/%s", S->root, it->rel);
-    FILE *f = fopen(full, "rb");
+    char e[64];
+    FILE *f = ebmc_fopen_read(full, e, sizeof e);
     if (!f) {
-        snprintf(why, wlen, "cannot open (%s)", strerror(errno));
+        snprintf(why, wlen, "cannot open (%s)", errno == EINVAL ? "not a regular file" : strerror(errno));
         return NULL;
     }
     struct stat sb;
@@ -706,9 +709,8 @@ ebmc_status ebmc_data_images_ex(const char *path, int size, const float *box, co
             st = scan_dir(path, "", 0, &L, &seen, err, errlen);
         free(seen.k);
     } else if (S_ISREG(sb.st_mode)) {
-        S.tar = fopen(path, "rb");
-        if (!S.tar)
-            return ebmc_data_err(EBMC_E_IO, err, errlen, path, "cannot open (%s)", strerror(errno));
+        S.tar = ebmc_fopen_read(path, err, errlen);
+        if (!S.tar) return EBMC_E_IO;
         st = scan_tar(path, S.tar, &L, err, errlen);
     } else {
         return ebmc_data_err(EBMC_E_IO, err, errlen, path, "neither a folder nor a tar file");
@@ -755,7 +757,7 @@ ebmc_status ebmc_data_images_ex(const char *path, int size, const float *box, co
             fprintf(stderr, "ebmc: image cache %s %s; rebuilding it from %s\n", cache_path, why, path);
         cf = ebmc_atomic_open(cache_path, tmp, sizeof tmp, err, errlen);
         if (!cf) {
-            st = EBMC_E_IO; /* err: "CACHE: cannot create ..." */
+            st = EBMC_E_WRITE; /* err: "CACHE: cannot create ..." */
             goto done;
         }
     }

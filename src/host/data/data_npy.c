@@ -28,9 +28,9 @@ ebmc_status ebmc_data_npy_shape(const ebmc_npy_info *in, const char *path, int *
         snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%lld", i ? ", " : "", (long long)s[i]);
     strncat(shp, ")", sizeof shp - strlen(shp) - 1);
     ebmc_data_err(EBMC_E_IO, err, errlen, path,
-                  "%s array of shape %s is neither uint8 images (N, H, W, C) with C = 1 or 3 (or (N, H, W)) "
-                  "nor float32 points (N, D), N >= 1", in->dtype == EBMC_NPY_U8 ? "a uint8" :
-                  in->dtype == EBMC_NPY_F32 ? "a float32" : "a float64", shp);
+                  "%s array of shape %s is neither uint8 images (N, H, W, C) with C = 1 or 3 (or (N, H, W)), "
+                  "H and W at most 4096, nor float32 points (N, D), D at most 1048576; N >= 1",
+                  in->dtype == EBMC_NPY_U8 ? "a uint8" : in->dtype == EBMC_NPY_F32 ? "a float32" : "a float64", shp);
     return EBMC_E_IO;
 }
 

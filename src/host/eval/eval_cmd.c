@@ -5,6 +5,8 @@
 #include "eval/eval_internal.h"
 #include "ebmc/train.h"
 #include "train/shell.h"
+#include "ebmc/cli.h"
+#include "ebmc/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -14,8 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage_eval(void) {
-    fprintf(stderr,
+void ebmc_eval_usage(FILE *f) {
+    fprintf(f,
             "usage: ebmc eval RUN_DIR|CHECKPOINT_DIR [options] [section.key=value ...]\n"
             "       ebmc eval --npy SAMPLES.npy --ref REF [options]\n"
             "       ebmc eval --stats DATA --out STATS.npz [--weights F] [--n-ref N]\n"
@@ -32,6 +34,10 @@ static int usage_eval(void) {
             "  --out FILE       the protocol and metrics as JSON (default RUN_DIR/eval/eval_<iter>_n<N>.json;\n"
             "                   stdout without a run); with --stats: the .npz to write\n"
             "2-D/low-D point runs are evaluated on the points themselves (FID and KID of the raw coordinates).\n");
+}
+
+static int usage_eval(void) {
+    ebmc_eval_usage(stderr);
     return EBMC_EXIT_USAGE;
 }
 
@@ -42,19 +48,18 @@ typedef struct {
     char **argv;
 } eval_args;
 
-static bool num_arg(const char *s, double *v) {
-    char *end;
-    *v = strtod(s, &end);
-    return end != s && !*end && isfinite(*v) && *v >= 0;
-}
-
-static double *num_slot(eval_args *a, const char *f) {
-    static const char *const names[] = {"--n", "--n-ref", "--steps", "--step-size", "--noise", "--seed",
-                                        "--batch", "--splits", "--kid-subsets", "--kid-size"};
-    double *slots[] = {&a->n, &a->n_ref, &a->steps, &a->step_size, &a->noise, &a->seed, &a->batch, &a->splits,
-                       &a->kid_subsets, &a->kid_size};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(f, names[i])) return slots[i];
+/* the numeric options, their slots and ranges (the sampler's from ebmc_sample_range_of) */
+static double *num_slot(eval_args *a, const char *f, ebmc_sample_range *range) {
+    static const ebmc_sample_range own[] = {{"--n-ref", 1, 1e9, true},       {"--batch", 1, 4096, true},
+                                            {"--splits", 1, 1e6, true},      {"--kid-subsets", 1, 1e6, true},
+                                            {"--kid-size", 2, 1e8, true}};
+    double *own_slots[] = {&a->n_ref, &a->batch, &a->splits, &a->kid_subsets, &a->kid_size};
+    static const char *const shared[] = {"--n", "--steps", "--step-size", "--noise", "--seed"};
+    double *shared_slots[] = {&a->n, &a->steps, &a->step_size, &a->noise, &a->seed};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (!strcmp(f, own[i].flag)) return *range = own[i], own_slots[i];
+    for (size_t i = 0; i < sizeof shared / sizeof shared[0]; i++)
+        if (!strcmp(f, shared[i])) return *range = *ebmc_sample_range_of(f), shared_slots[i];
     return NULL;
 }
 
@@ -71,30 +76,36 @@ static int parse_args(int argc, char **argv, eval_args *a) {
                      .splits = 10, .kid_subsets = 100, .kid_size = 1000, .first_override = argc, .argc = argc,
                      .argv = argv, .backend = "auto", .precision = "fp32"};
     for (int i = 0; i < argc; i++) {
-        double *d = num_slot(a, argv[i]);
+        ebmc_sample_range r;
+        double *d = num_slot(a, argv[i], &r);
         const char **s = str_slot(a, argv[i]);
         if ((d || s) && i + 1 >= argc) {
             fprintf(stderr, "ebmc eval: %s needs a value\n", argv[i]);
             return EBMC_EXIT_USAGE;
         }
-        if (d && !num_arg(argv[++i], d)) {
-            fprintf(stderr, "ebmc eval: %s needs a non-negative number, got '%s'\n", argv[i - 1], argv[i]);
-            return EBMC_EXIT_USAGE;
+        if (d) {
+            if (!ebmc_arg_number("eval", argv[i], argv[i + 1], r.lo, r.hi, r.integer, d)) return EBMC_EXIT_USAGE;
+            i++;
         } else if (s) {
             *s = argv[++i];
-        } else if (!d && argv[i][0] != '-' && !a->run && !strchr(argv[i], '=')) {
+        } else if (argv[i][0] != '-' && !a->run && !strchr(argv[i], '=')) {
             a->run = argv[i];
-        } else if (!d && argv[i][0] != '-' && strchr(argv[i], '=')) {
+        } else if (argv[i][0] != '-' && strchr(argv[i], '=')) {
             a->first_override = i;
             break;
-        } else if (!d) {
+        } else {
             fprintf(stderr, "ebmc eval: unknown argument '%s'\n", argv[i]);
             return usage_eval();
         }
     }
     if (!a->run && !a->npy && !a->stats) return usage_eval();
-    if (a->batch < 1 || a->splits < 1 || a->kid_subsets < 1 || a->kid_size < 2 || a->n < 1 || a->n > 1e8) {
-        fprintf(stderr, "ebmc eval: --batch, --splits, --kid-subsets >= 1, --kid-size >= 2, 1 <= --n <= 1e8\n");
+    if (strcmp(a->backend, "auto") && strcmp(a->backend, "cpu") && strcmp(a->backend, "cuda")) {
+        fprintf(stderr, "ebmc eval: --backend: '%s' is not auto, cpu or cuda\n", a->backend);
+        return EBMC_EXIT_USAGE;
+    }
+    if (strcmp(a->precision, "fp32") && strcmp(a->precision, "tf32")) {
+        fprintf(stderr, "ebmc eval: --precision: '%s' is not fp32 or tf32 (bf16 is a build option: "
+                        "-DEBMC_PRECISION)\n", a->precision);
         return EBMC_EXIT_USAGE;
     }
     return 0;
@@ -114,6 +125,20 @@ static ebmc_status make_ctx(const eval_args *a, ebmc_ctx_t **ctx, char *err, siz
     return ebmc_ctx_create(&o, ctx, err, errlen);
 }
 
+/* mean and covariance of features; NULL with the reason in err (the covariance of d-dimensional
+ * features takes 8 d^2 bytes: 8 TB for d = 1048576) */
+static ebmc_stats_t *stats_of(const eval_feats *f, char *err, size_t errlen) {
+    ebmc_stats_t *st = ebmc_stats_create(f->d);
+    if (!st) {
+        ebmc_set_err(err, errlen, "out of memory for the statistics of %d-dimensional features (a %d x %d float64 "
+                     "covariance: %.4g GB)", f->d, f->d, f->d, 8e-9 * f->d * (double)f->d);
+        return NULL;
+    }
+    ebmc_stats_add(st, f->feat, f->n);
+    ebmc_stats_finish(st);
+    return st;
+}
+
 /* ---- ebmc eval --stats ---- */
 
 static int stats_main(const eval_args *a) {
@@ -129,12 +154,9 @@ static int stats_main(const eval_args *a) {
     ebmc_status s = eval_open_data(a->stats, (int64_t)a->n_ref, &ds, &src, err, sizeof err);
     if (!s) s = make_ctx(a, &en.ctx, err, sizeof err);
     if (!s) s = eval_features(&en, &src, &f, err, sizeof err);
-    ebmc_stats_t *st = s ? NULL : ebmc_stats_create(f.d);
-    if (st) {
-        ebmc_stats_add(st, f.feat, f.n);
-        ebmc_stats_finish(st);
-        s = ebmc_stats_save_npz(a->out, st->mu, st->sigma, f.d, err, sizeof err);
-    }
+    ebmc_stats_t *st = s ? NULL : stats_of(&f, err, sizeof err);
+    if (!s && !st) s = EBMC_E_NOMEM;
+    if (st) s = ebmc_stats_save_npz(a->out, st->mu, st->sigma, f.d, err, sizeof err);
     if (!s)
         printf("ebmc eval: statistics (mu %d, sigma %dx%d) of %lld examples of %s written to %s (weights %s)\n", f.d,
                f.d, f.d, (long long)f.n, a->stats, a->out, en.net ? ebmc_inception_sha256(en.net) : "none: points");
@@ -175,9 +197,8 @@ static ebmc_status ref_open(const eval_args *a, eval_net *en, const char *dflt, 
     ebmc_status s = eval_features(en, &src, &r->f, err, errlen);
     ebmc_data_free(ds);
     if (s) return s;
-    ebmc_stats_t *st = ebmc_stats_create(r->f.d);
-    ebmc_stats_add(st, r->f.feat, r->f.n);
-    ebmc_stats_finish(st);
+    ebmc_stats_t *st = stats_of(&r->f, err, errlen);
+    if (!st) return EBMC_E_NOMEM;
     r->mu = st->mu, r->sigma = st->sigma, r->d = r->f.d, r->n = r->f.n;
     st->mu = st->sigma = NULL;
     ebmc_stats_free(st);
@@ -196,9 +217,8 @@ static ebmc_status metrics_of(const eval_args *a, const eval_feats *f, const eva
         ebmc_set_err(err, errlen, "the samples' features have %d dimensions, the reference's %d", f->d, r->d);
         return EBMC_E_INVALID;
     }
-    ebmc_stats_t *st = ebmc_stats_create(f->d);
-    ebmc_stats_add(st, f->feat, f->n);
-    ebmc_stats_finish(st);
+    ebmc_stats_t *st = stats_of(f, err, errlen);
+    if (!st) return EBMC_E_NOMEM;
     double fid, m, s;
     ebmc_status e = ebmc_frechet_distance(st->mu, st->sigma, r->mu, r->sigma, f->d, &fid, err, errlen);
     ebmc_stats_free(st);
@@ -330,13 +350,19 @@ static ebmc_status evaluate(const eval_args *a, eval_net *en, const eval_src *sr
 }
 
 static ebmc_status write_json(const char *path, cJSON *j, char *err, size_t errlen) {
-    char *txt = cJSON_Print(j);
-    FILE *f = path ? fopen(path, "w") : stdout;
+    char *txt = cJSON_Print(j), tmp[PATH_MAX + 32], why[PATH_MAX + 128] = "";
+    FILE *f = path ? ebmc_atomic_open(path, tmp, sizeof tmp, why, sizeof why) : stdout;
     bool ok = txt && f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && f != stdout) ok = fclose(f) == 0 && ok;
     free(txt);
-    if (!ok) ebmc_set_err(err, errlen, "%s: cannot write the results", path ? path : "stdout");
-    return ok ? EBMC_OK : EBMC_E_IO;
+    if (f && f != stdout) {
+        if (ok) return ebmc_atomic_commit(f, tmp, path, err, errlen) ? EBMC_E_WRITE : EBMC_OK;
+        ebmc_atomic_abort(f, tmp);
+    } else if (f) {
+        ok = fflush(stdout) == 0 && ok;
+    }
+    if (!ok) ebmc_set_err(err, errlen, "%s: cannot write the results%s%s", path ? path : "stdout", why[0] ? ": " : "",
+                          why);
+    return ok ? EBMC_OK : EBMC_E_WRITE;
 }
 
 static void summary(cJSON *j, FILE *f) {

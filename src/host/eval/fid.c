@@ -145,6 +145,48 @@ ebmc_status ebmc_stats_save_npz(const char *path, const double *mu, const double
     return ebmc_npz_write_f64(path, 2, names, nd, shapes, data, err, errlen);
 }
 
+/* A covariance read from a file must be one: symmetric and positive semi-definite, up to the
+ * rounding of the coarsest dtype the reader accepts (float32, u = 2^-24): storing entries in
+ * float32 moves each by at most u |s_ij|, so the two triangles differ by at most 2u max|s|, and
+ * (Weyl) the eigenvalues by at most ||E||_2 <= d u max|s_ij| <= d u lambda_max; dsyevd adds
+ * O(d 2^-53) lambda_max. Anything more negative is not a covariance (a sigma with a -5
+ * eigenvalue gave FID -4.04). */
+static ebmc_status check_covariance(const char *path, const double *s, int d, char *err, size_t errlen) {
+    const double u = 5.9604644775390625e-08; /* 2^-24 */
+    size_t dd = (size_t)d * d;
+    double amax = 0;
+    for (size_t i = 0; i < dd; i++) {
+        if (!isfinite(s[i])) {
+            ebmc_set_err(err, errlen, "%s: sigma holds NaN or Inf", path);
+            return EBMC_E_IO;
+        }
+        amax = fmax(amax, fabs(s[i]));
+    }
+    for (int i = 0; i < d; i++)
+        for (int j = i + 1; j < d; j++)
+            if (fabs(s[(size_t)i * d + j] - s[(size_t)j * d + i]) > 2 * u * amax) {
+                ebmc_set_err(err, errlen, "%s: sigma is not symmetric (sigma[%d][%d] = %g, sigma[%d][%d] = %g): not "
+                             "a covariance", path, i, j, s[(size_t)i * d + j], j, i, s[(size_t)j * d + i]);
+                return EBMC_E_IO;
+            }
+    double *a = malloc(dd * sizeof(double)), *w = malloc((size_t)d * sizeof(double));
+    int info = a && w ? (memcpy(a, s, dd * sizeof(double)), LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', d, a, d, w)) : -1000;
+    double lo = info ? 0 : w[0], hi = info ? 0 : w[d - 1]; /* ascending */
+    free(a), free(w);
+    if (info) {
+        ebmc_set_err(err, errlen, "%s: the eigenvalues of sigma (%dx%d) could not be computed (LAPACKE_dsyevd info %d)",
+                     path, d, d, info);
+        return info == -1000 ? EBMC_E_NOMEM : EBMC_E_IO;
+    }
+    double tol = ((double)d * u + (double)d * 1.1102230246251565e-16) * fmax(hi, 0);
+    if (lo < -tol || hi < 0) {
+        ebmc_set_err(err, errlen, "%s: sigma is not positive semi-definite (smallest eigenvalue %g, largest %g; "
+                     "rounding allows down to %g): not a covariance", path, lo, hi, -tol);
+        return EBMC_E_IO;
+    }
+    return EBMC_OK;
+}
+
 ebmc_status ebmc_stats_load_npz(const char *path, double **mu, double **sigma, int *d, char *err,
                                 size_t errlen) {
     ebmc_npy_info a, b;
@@ -163,5 +205,10 @@ ebmc_status ebmc_stats_load_npz(const char *path, double **mu, double **sigma, i
         return s;
     }
     *d = (int)a.shape[0];
-    return EBMC_OK;
+    s = check_covariance(path, *sigma, *d, err, errlen);
+    if (s) {
+        free(*mu), free(*sigma);
+        *mu = *sigma = NULL;
+    }
+    return s;
 }

@@ -4,6 +4,7 @@
  * buffers for the largest batch; the file's SHA-256 (OpenSSL) for the evaluation protocol. */
 #include "eval/inception_internal.h"
 #include "ebmc/safetensors.h"
+#include "ebmc/fileio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -18,11 +19,8 @@
                  "pt_inception-2015-12-05-6726825d.pth inception.safetensors)"
 
 ebmc_status ebmc_sha256_file(const char *path, char hex[65], char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ebmc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return EBMC_E_IO;
-    }
+    FILE *f = ebmc_fopen_read(path, err, errlen);
+    if (!f) return EBMC_E_IO;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned char buf[1 << 16], dig[EVP_MAX_MD_SIZE];
     unsigned int dl = 0;

@@ -5,9 +5,12 @@
  * loader maps them (x / 127.5 - 1). Output: JSON lines {"index": i, "energy": e} (stdout or
  * .jsonl) or a float32 (N,) .npy. */
 #include "eval/eval_internal.h"
+#include "ebmc/fileio.h"
 #include "ebmc/image.h"
 #include "ebmc/train.h"
+#include "ebmc/cli.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,12 +18,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage_score(void) {
-    fprintf(stderr, "usage: ebmc score RUN_DIR|CHECKPOINT_DIR INPUT [--out FILE.jsonl|FILE.npy] [section.key=value ...]\n"
+void ebmc_score_usage(FILE *f) {
+    fprintf(f, "usage: ebmc score RUN_DIR|CHECKPOINT_DIR INPUT [--out FILE.jsonl|FILE.npy] [section.key=value ...]\n"
                     "  INPUT: a .npy (uint8 images (N,H,W,C) or float32 points (N,D)) or a config / run directory\n"
                     "  (its data.*); the examples must have the model's shape\n"
                     "writes the energy E(x) of each example: JSON lines {\"index\": i, \"energy\": e} (stdout by\n"
                     "default, or FILE.jsonl) or a float32 (N,) .npy\n");
+}
+
+static int usage_score(void) {
+    ebmc_score_usage(stderr);
     return EBMC_EXIT_USAGE;
 }
 
@@ -76,16 +83,19 @@ static ebmc_status write_scores(const char *out, const float *e, int n, char *er
         int64_t shape[1] = {n};
         return ebmc_save_npy_f32(out, e, 1, shape, err, errlen);
     }
-    FILE *f = out ? fopen(out, "w") : stdout;
-    if (!f) {
-        ebmc_set_err(err, errlen, "%s: cannot create", out);
-        return EBMC_E_IO;
-    }
+    char tmp[PATH_MAX + 32];
+    FILE *f = out ? ebmc_atomic_open(out, tmp, sizeof tmp, err, errlen) : stdout;
+    if (!f) return EBMC_E_WRITE;
     bool ok = true;
     for (int i = 0; i < n && ok; i++) ok = fprintf(f, "{\"index\":%d,\"energy\":%.9g}\n", i, (double)e[i]) > 0;
-    if (f != stdout) ok = fclose(f) == 0 && ok;
-    if (!ok) ebmc_set_err(err, errlen, "%s: write failed", out ? out : "stdout");
-    return ok ? EBMC_OK : EBMC_E_IO;
+    if (f != stdout) {
+        if (ok) return ebmc_atomic_commit(f, tmp, out, err, errlen);
+        ebmc_atomic_abort(f, tmp);
+    } else {
+        ok = fflush(stdout) == 0 && ok;
+    }
+    if (!ok) ebmc_set_err(err, errlen, "%s: write failed: %s", out ? out : "stdout", strerror(errno));
+    return ok ? EBMC_OK : EBMC_E_WRITE;
 }
 
 static void score_summary(const float *e, int n, const char *out) {

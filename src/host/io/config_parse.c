@@ -489,11 +489,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 
 /* The whole file, NUL-terminated (malloc'd), or NULL with "PATH: problem" in err. */
 static char *read_file(const char *path, size_t *size, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cfg_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    FILE *f = ebmc_fopen_read(path, err, errlen);
+    if (!f) return NULL;
     sbuf b = {0};
     char chunk[8192];
     size_t got;

@@ -159,7 +159,7 @@ ebmc_status ebmc_config_write(const ebmc_config_t *c, const char *path, char *er
     EBMC_ASSERT(c != NULL);
     char tmp[4096];
     FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
-    if (!f) return EBMC_E_IO;
+    if (!f) return EBMC_E_WRITE;
     char *text = ebmc_config_to_ini(c);
     size_t n = strlen(text);
     if (fwrite(text, 1, n, f) != n) {
@@ -167,7 +167,7 @@ ebmc_status ebmc_config_write(const ebmc_config_t *c, const char *path, char *er
         free(text);
         ebmc_atomic_abort(f, tmp);
         cfg_set_err(err, errlen, "%s: cannot write: %s", path, strerror(e));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     free(text);
     return ebmc_atomic_commit(f, tmp, path, err, errlen);

@@ -1,15 +1,71 @@
 /* Atomic file replacement: write PATH.tmp.<pid>, flush, fsync, rename onto PATH, fsync the
- * directory. See include/ebmc/fileio.h. */
+ * directory; and the one way every reader opens a path (regular files only). See
+ * include/ebmc/fileio.h. */
 #include "ebmc/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+static const char *file_kind(mode_t m) {
+    return S_ISDIR(m) ? "directory" : S_ISCHR(m) ? "character device" : S_ISBLK(m) ? "block device"
+         : S_ISFIFO(m) ? "FIFO" : S_ISSOCK(m) ? "socket" : "special file";
+}
+
+int ebmc_open_read(const char *path, char *err, size_t errlen) {
+    if (!path || !*path) {
+        ebmc_set_err(err, errlen, "(null): no file name given");
+        errno = EINVAL;
+        return -1;
+    }
+    /* O_NONBLOCK: opening a FIFO with no writer returns at once (and is refused below) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        ebmc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        errno = e;
+        return -1;
+    }
+    struct stat st;
+    int r = fstat(fd, &st);
+    if (r != 0 || !S_ISREG(st.st_mode)) {
+        int e = r != 0 ? errno : EINVAL;
+        if (r != 0) ebmc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        else ebmc_set_err(err, errlen, "%s: not a regular file (a %s); ebmc reads regular files only", path,
+                          file_kind(st.st_mode));
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1) {
+        int e = errno;
+        ebmc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+FILE *ebmc_fopen_read(const char *path, char *err, size_t errlen) {
+    int fd = ebmc_open_read(path, err, errlen);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        ebmc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        close(fd);
+        errno = e;
+    }
+    return f;
+}
 
 FILE *ebmc_atomic_open(const char *path, char *tmp_path, size_t tmp_len, char *err,
                        size_t errlen) {
@@ -20,6 +76,12 @@ FILE *ebmc_atomic_open(const char *path, char *tmp_path, size_t tmp_len, char *e
     }
     if (!tmp_path || tmp_len == 0) {
         ebmc_set_err(err, errlen, "%s: no room for the temporary file name", path);
+        return NULL;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) { /* the rename would replace a device */
+        ebmc_set_err(err, errlen, "%s: not a regular file (a %s); ebmc writes regular files only", path,
+                     file_kind(st.st_mode));
         return NULL;
     }
     int n = snprintf(tmp_path, tmp_len, "%s.tmp.%ld", path, (long)getpid());
@@ -101,28 +163,28 @@ ebmc_status ebmc_atomic_commit(FILE *f, const char *tmp_path, const char *path, 
         ebmc_set_err(err, errlen, "%s: %s of temporary file %s failed: %s", path, step, tmp_path,
                 strerror(e));
         ebmc_atomic_abort(f, tmp_path);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     if (fclose(f) != 0) {
         e = errno;
         ebmc_set_err(err, errlen, "%s: closing temporary file %s failed: %s", path, tmp_path,
                 strerror(e));
         remove(tmp_path);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     if (rename(tmp_path, path) != 0) {
         e = errno;
         ebmc_set_err(err, errlen, "%s: cannot rename temporary file %s onto it: %s", path, tmp_path,
                 strerror(e));
         remove(tmp_path);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     if (fsync_parent_dir(path, &e) != 0) {
         ebmc_set_err(err, errlen,
                 "%s: written completely, but fsync of its directory failed: %s (the file may "
                 "not survive a crash)",
                 path, strerror(e));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     return EBMC_OK;
 }

@@ -220,11 +220,11 @@ ebmc_status ebmc_grid_png(const char *path, const float *imgs, int n, int c, int
 ebmc_status ebmc_save_png_bytes(const char *path, const uint8_t *png, size_t len, char *err, size_t errlen) {
     char tmp[4096];
     FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
-    if (!f) return EBMC_E_IO;
+    if (!f) return EBMC_E_WRITE;
     if (fwrite(png, 1, len, f) != len) {
         ebmc_set_err(err, errlen, "%s: writing the PNG to the temporary file failed", path);
         ebmc_atomic_abort(f, tmp);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     return ebmc_atomic_commit(f, tmp, path, err, errlen);
 }
@@ -293,11 +293,11 @@ static ebmc_status npy_begin(const char *path, const char *descr, int ndim, cons
         return EBMC_E_INVALID;
     }
     FILE *f = ebmc_atomic_open(path, tmp, tmplen, err, errlen);
-    if (!f) return EBMC_E_IO;
+    if (!f) return EBMC_E_WRITE;
     if (fwrite(hdr, 1, hn, f) != hn) {
         ebmc_set_err(err, errlen, "%s: writing the .npy header failed", path);
         ebmc_atomic_abort(f, tmp);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     *out = f;
     return EBMC_OK;
@@ -340,7 +340,7 @@ ebmc_status ebmc_save_npy_u8(const char *path, const float *imgs, int n, int c, 
                 free(buf);
                 ebmc_set_err(err, errlen, "%s: writing the array data failed", path);
                 ebmc_atomic_abort(f, tmp);
-                return EBMC_E_IO;
+                return EBMC_E_WRITE;
             }
         }
     }
@@ -392,7 +392,7 @@ ebmc_status ebmc_save_npy_f32(const char *path, const float *data, int ndim, con
         if (fwrite(chunk, 4, m, f) != m) {
             ebmc_set_err(err, errlen, "%s: writing the array data failed", path);
             ebmc_atomic_abort(f, tmp);
-            return EBMC_E_IO;
+            return EBMC_E_WRITE;
         }
     }
     return ebmc_atomic_commit(f, tmp, path, err, errlen);

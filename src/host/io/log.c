@@ -200,7 +200,7 @@ ebmc_status ebmc_jsonl_append(ebmc_jsonl *l, const char *path, char *err, size_t
     }
     if (fd < 0) {
         ebmc_set_err(err, errlen, "%s: cannot open for appending: %s", path, strerror(errno));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     /* An earlier crash may have cut the last line: start on a line of our own. */
     size_t skip = 1;
@@ -213,11 +213,11 @@ ebmc_status ebmc_jsonl_append(ebmc_jsonl *l, const char *path, char *err, size_t
         int e = errno;
         close(fd);
         ebmc_set_err(err, errlen, "%s: append failed: %s", path, strerror(e));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     if (close(fd) != 0) {
         ebmc_set_err(err, errlen, "%s: closing after append failed: %s", path, strerror(errno));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     return EBMC_OK;
 }

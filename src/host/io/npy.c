@@ -1,6 +1,7 @@
 /* NumPy .npy files read and validated (the header's dtype, order and shape against the file's
  * size). See include/ebmc/npy.h. The .npz container is in npz.c. */
 #include "ebmc/npy.h"
+#include "ebmc/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,35 +12,110 @@
 
 #define NPY_MAX_HEADER (1u << 20) /* numpy refuses headers over 10 kB by default; be generous */
 
-/* Finds 'key' (single or double quotes) and returns the text after its ':' (spaces skipped). */
-static const char *dict_value(const char *h, const char *key) {
-    char pat[32];
-    for (int q = 0; q < 2; q++) {
-        snprintf(pat, sizeof pat, q ? "\"%s\"" : "'%s'", key);
-        const char *p = strstr(h, pat);
-        if (!p) continue;
-        p += strlen(pat);
-        while (*p == ' ') p++;
-        if (*p != ':') return NULL;
-        p++;
-        while (*p == ' ') p++;
-        return p;
-    }
-    return NULL;
+/* The header is a Python dict literal, {'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }
+ * followed by spaces and a newline, read strictly: each of the three keys once (single or double
+ * quotes), string / True|False / tuple-of-integers values, commas between items and inside the
+ * tuple, the closing brace, nothing else. */
+typedef struct {
+    const char *p;
+    char descr[32];
+    int fortran; /* -1: absent */
+    bool has_descr, has_shape;
+    int ndim;
+    int64_t shape[EBMC_NPY_MAX_NDIM];
+    const char *why; /* the first problem */
+} hdr_parse;
+
+static void skip_ws(hdr_parse *P) {
+    while (*P->p == ' ' || *P->p == '\t') P->p++;
 }
 
-static ebmc_status parse_descr(const char *h, const char *what, ebmc_npy_info *info, char *err,
+static bool fail(hdr_parse *P, const char *why) {
+    if (!P->why) P->why = why;
+    return false;
+}
+
+/* a quoted string ('..' or ".."), no escapes, up to cap-1 bytes */
+static bool quoted(hdr_parse *P, char *out, size_t cap) {
+    char q = *P->p;
+    if (q != '\'' && q != '"') return fail(P, "expected a quoted string");
+    const char *e = strchr(P->p + 1, q);
+    if (!e || (size_t)(e - P->p - 1) >= cap || memchr(P->p + 1, '\\', (size_t)(e - P->p - 1)))
+        return fail(P, "unterminated, escaped or over-long string");
+    memcpy(out, P->p + 1, (size_t)(e - P->p - 1));
+    out[e - P->p - 1] = 0;
+    P->p = e + 1;
+    return true;
+}
+
+static bool shape_tuple(hdr_parse *P) {
+    if (*P->p != '(') return fail(P, "'shape' is not a tuple");
+    P->p++;
+    P->ndim = 0;
+    bool comma = false; /* after the last dimension */
+    for (;;) {
+        skip_ws(P);
+        if (*P->p == ')') break;
+        if (!isdigit((unsigned char)*P->p)) return fail(P, "'shape' holds something other than integers");
+        if (P->ndim == EBMC_NPY_MAX_NDIM) return fail(P, "'shape' has more dimensions than ebmc reads (8)");
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(P->p, &end, 10);
+        if (errno || v > (1ull << 40)) return fail(P, "a dimension of 'shape' is too large");
+        P->shape[P->ndim++] = (int64_t)v;
+        P->p = end;
+        skip_ws(P);
+        comma = *P->p == ',';
+        if (comma) P->p++;
+        else if (*P->p != ')') return fail(P, "'shape' needs commas between its dimensions");
+    }
+    if (P->ndim == 1 && !comma) return fail(P, "'shape' (N) is not a tuple: (N,)");
+    P->p++;
+    return true;
+}
+
+static bool header_dict(hdr_parse *P) {
+    P->fortran = -1;
+    skip_ws(P);
+    if (*P->p != '{') return fail(P, "does not begin with '{'");
+    P->p++;
+    for (;;) {
+        skip_ws(P);
+        if (*P->p == '}') break;
+        char key[32];
+        if (!quoted(P, key, sizeof key)) return false;
+        skip_ws(P);
+        if (*P->p != ':') return fail(P, "expected ':' after a key");
+        P->p++;
+        skip_ws(P);
+        if (!strcmp(key, "descr") && !P->has_descr) {
+            if (!quoted(P, P->descr, sizeof P->descr)) return false;
+            P->has_descr = true;
+        } else if (!strcmp(key, "fortran_order") && P->fortran < 0) {
+            if (!strncmp(P->p, "False", 5)) P->fortran = 0, P->p += 5;
+            else if (!strncmp(P->p, "True", 4)) P->fortran = 1, P->p += 4;
+            else return fail(P, "'fortran_order' is neither True nor False");
+        } else if (!strcmp(key, "shape") && !P->has_shape) {
+            if (!shape_tuple(P)) return false;
+            P->has_shape = true;
+        } else {
+            return fail(P, "a key other than 'descr', 'fortran_order' and 'shape', or one of them twice");
+        }
+        skip_ws(P);
+        if (*P->p == ',') P->p++;
+        else if (*P->p != '}') return fail(P, "expected ',' or '}' after a value");
+    }
+    P->p++;
+    while (*P->p == ' ' || *P->p == '\t' || *P->p == '\n') P->p++;
+    if (*P->p) return fail(P, "text after the closing '}'");
+    if (!P->has_descr) return fail(P, "no 'descr' string (a structured dtype?)");
+    if (P->fortran < 0) return fail(P, "no 'fortran_order' flag");
+    if (!P->has_shape) return fail(P, "no 'shape' tuple");
+    return true;
+}
+
+static ebmc_status parse_descr(const char *d, const char *what, ebmc_npy_info *info, char *err,
                                size_t errlen) {
-    const char *p = dict_value(h, "descr");
-    char d[32] = "";
-    if (p && (*p == '\'' || *p == '"')) {
-        const char *e = strchr(p + 1, *p);
-        if (e && (size_t)(e - p - 1) < sizeof d) memcpy(d, p + 1, (size_t)(e - p - 1));
-    }
-    if (!*d) {
-        ebmc_set_err(err, errlen, "%s: .npy header has no 'descr' string (a structured dtype?)", what);
-        return EBMC_E_IO;
-    }
     if (!strcmp(d, "|u1") || !strcmp(d, "<u1") || !strcmp(d, ">u1") || !strcmp(d, "=u1") || !strcmp(d, "u1"))
         info->dtype = EBMC_NPY_U8, info->itemsize = 1;
     else if (!strcmp(d, "<f4")) info->dtype = EBMC_NPY_F32, info->itemsize = 4;
@@ -56,36 +132,18 @@ static ebmc_status parse_descr(const char *h, const char *what, ebmc_npy_info *i
     return EBMC_OK;
 }
 
-static ebmc_status parse_shape(const char *h, const char *what, ebmc_npy_info *info, char *err,
+static ebmc_status shape_count(const hdr_parse *P, const char *what, ebmc_npy_info *info, char *err,
                                size_t errlen) {
-    const char *p = dict_value(h, "shape");
-    if (!p || *p != '(') {
-        ebmc_set_err(err, errlen, "%s: .npy header has no 'shape' tuple", what);
-        return EBMC_E_IO;
-    }
-    p++;
-    info->ndim = 0;
     unsigned long long count = 1;
-    for (;;) {
-        while (*p == ' ') p++;
-        if (*p == ')') break;
-        if (!isdigit((unsigned char)*p) || info->ndim == EBMC_NPY_MAX_NDIM) {
-            ebmc_set_err(err, errlen, "%s: .npy shape is malformed or has more than %d dimensions", what,
-                         EBMC_NPY_MAX_NDIM);
-            return EBMC_E_IO;
-        }
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > (1ull << 40) || (v && count > (1ull << 46) / v)) {
+    info->ndim = P->ndim;
+    for (int i = 0; i < P->ndim; i++) {
+        unsigned long long v = (unsigned long long)P->shape[i];
+        if (v && count > (1ull << 46) / v) {
             ebmc_set_err(err, errlen, "%s: .npy shape is too large", what);
             return EBMC_E_IO;
         }
         count *= v;
-        info->shape[info->ndim++] = (int64_t)v;
-        p = end;
-        while (*p == ' ') p++;
-        if (*p == ',') p++;
+        info->shape[i] = P->shape[i];
     }
     info->count = (size_t)count;
     return EBMC_OK;
@@ -134,17 +192,19 @@ ebmc_status ebmc_npy_parse(const uint8_t *buf, size_t len, uint64_t total_size, 
     }
     memcpy(h, buf + hs, hl);
     h[hl] = 0;
-    ebmc_status s = parse_descr(h, what, info, err, errlen);
-    const char *fo = s ? NULL : dict_value(h, "fortran_order");
-    if (!s && (!fo || (strncmp(fo, "False", 5) && strncmp(fo, "True", 4)))) {
-        ebmc_set_err(err, errlen, "%s: .npy header has no 'fortran_order' flag", what);
+    hdr_parse P = {.p = h};
+    ebmc_status s = EBMC_OK;
+    if (!header_dict(&P)) {
+        ebmc_set_err(err, errlen, "%s: malformed .npy header: %s", what, P.why);
         s = EBMC_E_IO;
-    } else if (!s && !strncmp(fo, "True", 4)) {
+    }
+    if (!s) s = parse_descr(P.descr, what, info, err, errlen);
+    if (!s && P.fortran) {
         ebmc_set_err(err, errlen, "%s: Fortran-ordered array: ebmc reads C order (HINT: "
                      "np.save(path, np.ascontiguousarray(arr)))", what);
         s = EBMC_E_IO;
     }
-    if (!s) s = parse_shape(h, what, info, err, errlen);
+    if (!s) s = shape_count(&P, what, info, err, errlen);
     free(h);
     if (s) return s;
     info->data_offset = hs + hl;
@@ -168,11 +228,12 @@ ebmc_status ebmc_npy_parse(const uint8_t *buf, size_t len, uint64_t total_size, 
 static ebmc_status open_head(const char *path, FILE **f, uint8_t **head, size_t *n, uint64_t *size,
                              char *err, size_t errlen) {
     *head = NULL;
-    *f = fopen(path, "rb");
+    *f = ebmc_fopen_read(path, err, errlen);
     struct stat st;
-    if (!*f || fstat(fileno(*f), &st) || !S_ISREG(st.st_mode)) {
-        ebmc_set_err(err, errlen, "%s: cannot open: %s", path, *f ? "not a regular file" : strerror(errno));
-        if (*f) fclose(*f);
+    if (!*f) return EBMC_E_IO;
+    if (fstat(fileno(*f), &st)) {
+        ebmc_set_err(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        fclose(*f);
         *f = NULL;
         return EBMC_E_IO;
     }

@@ -73,21 +73,21 @@ ebmc_status ebmc_npz_write_f64(const char *path, int n, const char *const *names
     }
     char tmp[4096];
     FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
-    if (!f) return EBMC_E_IO;
+    if (!f) return EBMC_E_WRITE;
     zmember m[16];
     uint32_t off = 0;
     for (int i = 0; i < n; i++) {
         if (write_member(f, &m[i], names[i], ndim[i], shapes[i], data[i], off)) {
             ebmc_set_err(err, errlen, "%s: writing member %s.npy failed (disk full, or over 4 GB)", path, names[i]);
             ebmc_atomic_abort(f, tmp);
-            return EBMC_E_IO;
+            return EBMC_E_WRITE;
         }
         off += 30 + (uint32_t)strlen(m[i].name) + m[i].size;
     }
     if (write_directory(f, m, n, off)) {
         ebmc_set_err(err, errlen, "%s: writing the zip directory failed", path);
         ebmc_atomic_abort(f, tmp);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     return ebmc_atomic_commit(f, tmp, path, err, errlen);
 }
@@ -151,16 +151,20 @@ static ebmc_status inflate_raw(const uint8_t *src, uint64_t csize, uint8_t *dst,
 /* The member's bytes, uncompressed, CRC checked (*out malloc'd). */
 static ebmc_status member_bytes(const uint8_t *z, size_t n, const zentry *e, uint8_t **out) {
     *out = NULL;
-    if (e->local + 30 > n || get32(z + e->local) != 0x04034b50) return EBMC_E_IO;
-    uint64_t data = e->local + 30 + get16(z + e->local + 26) + get16(z + e->local + 28);
-    if (data + e->csize > n || (e->method != 0 && e->method != 8) || e->usize > ((uint64_t)1 << 34))
+    /* every bound by subtraction from n: a zip64 offset or size near 2^64 must not wrap */
+    if (e->local > n || n - e->local < 30 || get32(z + e->local) != 0x04034b50) return EBMC_E_IO;
+    uint64_t data = e->local + 30 + get16(z + e->local + 26) + get16(z + e->local + 28); /* < n + 2^17 */
+    /* the size to allocate is bounded by what the member can hold: stored, its own size; deflated,
+     * DEFLATE's largest expansion (1032:1, a 258-byte match per 2 bits of a fixed-Huffman block),
+     * so a 1 KB file cannot make us allocate gigabytes */
+    if (data > n || e->csize > n - data || (e->method != 0 && e->method != 8) || e->usize > ((uint64_t)1 << 34) ||
+        (e->method == 0 ? e->usize != e->csize : e->usize > 1032 * e->csize + 64))
         return EBMC_E_IO;
     uint8_t *buf = malloc(e->usize ? e->usize : 1);
     if (!buf) return EBMC_E_NOMEM;
     ebmc_status s = EBMC_OK;
     if (e->method == 0) {
-        if (e->csize != e->usize) s = EBMC_E_IO;
-        else memcpy(buf, z + data, e->usize);
+        memcpy(buf, z + data, e->usize);
     } else {
         s = inflate_raw(z + data, e->csize, buf, e->usize);
     }
@@ -171,11 +175,8 @@ static ebmc_status member_bytes(const uint8_t *z, size_t n, const zentry *e, uin
 }
 
 static ebmc_status read_all(const char *path, uint8_t **buf, size_t *n, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ebmc_set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return EBMC_E_IO;
-    }
+    FILE *f = ebmc_fopen_read(path, err, errlen);
+    if (!f) return EBMC_E_IO;
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);
     fseek(f, 0, SEEK_SET);

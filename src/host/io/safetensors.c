@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,23 @@ int64_t ebmc_st_numel(const ebmc_st_tensor *t) {
     int64_t n = 1;
     for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
     return n;
+}
+
+int64_t ebmc_st_nonfinite(const ebmc_st_tensor *t) {
+    if (t->dtype != EBMC_DT_F32 && t->dtype != EBMC_DT_F64) return -1;
+    int64_t n = ebmc_st_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        if (t->dtype == EBMC_DT_F32) {
+            float x;
+            memcpy(&x, (const char *)t->data + 4 * i, 4);
+            v = x;
+        } else {
+            memcpy(&v, (const char *)t->data + 8 * i, 8);
+        }
+        if (!isfinite(v)) return i;
+    }
+    return -1;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -367,7 +385,7 @@ ebmc_status ebmc_st_write(const char *path, const ebmc_st_tensor *tensors, int n
     if (!f) {
         free(h.p);
         free(order);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     unsigned char len8[8];
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
@@ -391,7 +409,7 @@ ebmc_status ebmc_st_write(const char *path, const ebmc_st_tensor *tensors, int n
         st_err(err, errlen, path, NULL, "writing %s to temporary file %s failed: %s", what, tmp,
                strerror(e));
         ebmc_atomic_abort(f, tmp);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     return ebmc_atomic_commit(f, tmp, path, err, errlen);
 }

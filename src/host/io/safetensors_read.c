@@ -4,6 +4,7 @@
  * duplicate names or metadata keys) and indexes the tensors by name; the accessors and
  * ebmc_st_close follow. The writer and the shared helpers are in safetensors.c. */
 #include "safetensors_internal.h"
+#include "ebmc/fileio.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -346,11 +347,8 @@ static bool parse_meta(const char *path, ebmc_st_file *f, const cJSON *m, char *
 
 /* Reads the whole file into f->header / f->data. */
 static ebmc_status read_file(const char *path, ebmc_st_file *f, char *err, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        st_err(err, errlen, path, NULL, "cannot open: %s", strerror(errno));
-        return EBMC_E_IO;
-    }
+    FILE *fp = ebmc_fopen_read(path, err, errlen); /* "PATH: cannot open: ..." or "not a regular file" */
+    if (!fp) return EBMC_E_IO;
     ebmc_status st = EBMC_E_IO;
     struct stat sb;
     if (fstat(fileno(fp), &sb) != 0) {

@@ -122,6 +122,13 @@ ebmc_status ebmc_net_load(ebmc_net_t *net, const char *path, char *err, size_t e
             s = EBMC_E_IO;
             break;
         }
+        int64_t bad = ebmc_st_nonfinite(a);
+        if (bad >= 0) {
+            snprintf(err, errlen, "%s: tensor '%s' is not finite (NaN or Inf at element %lld)", path, t->name,
+                     (long long)bad);
+            s = EBMC_E_IO;
+            break;
+        }
     }
     for (int i = 0; !s && i < ebmc_st_count(f); i++) {
         const ebmc_st_tensor *a = ebmc_st_at(f, i);

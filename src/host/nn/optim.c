@@ -1,6 +1,7 @@
 #include "ebmc/optim.h"
 #include "ebmc/comm.h"
 #include "ebmc/nvtx.h"
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,25 @@ ebmc_status ebmc_adam_state_set(ebmc_adam_t *a, const char *prefix, const ebmc_s
                  ebmc_st_path(f), prefix, a->count);
         return EBMC_E_IO;
     }
+    /* the step count: 0 (no step taken: both moments still zero, as a fresh or imported run saves
+     * them) up to the iterations a run may have (10^12, the checkpoint's own bound); the moments
+     * finite, the second one non-negative */
+    int64_t step;
+    memcpy(&step, st->data, sizeof step);
+    const float *mv = m->data, *vv = v->data;
+    bool moved = false, finite = true;
+    for (size_t i = 0; i < a->count; i++) {
+        float x, y;
+        memcpy(&x, mv + i, 4), memcpy(&y, vv + i, 4);
+        moved |= x != 0 || y != 0;
+        finite &= isfinite(x) && isfinite(y) && y >= 0;
+    }
+    if (step < 0 || step > 1000000000000 || (step == 0 && moved) || !finite) {
+        snprintf(err, errlen, "%s: optimiser state '%s' is damaged: %s = %" PRId64 "%s", ebmc_st_path(f), prefix, n2,
+                 step, !finite ? ", moments not finite or a negative second moment"
+                       : step == 0 && moved ? " with non-zero moments (a step was taken)" : " (out of range [0, 10^12])");
+        return EBMC_E_IO;
+    }
     ebmc_ctx_t *ctx = ebmc_net_ctx(a->net);
     ebmc_status s = ebmc_copy(ctx, a->m, m->data, a->count * sizeof(float), EBMC_COPY_H2D);
     if (!s) s = ebmc_copy(ctx, a->v, v->data, a->count * sizeof(float), EBMC_COPY_H2D);
@@ -115,6 +135,6 @@ ebmc_status ebmc_adam_state_set(ebmc_adam_t *a, const char *prefix, const ebmc_s
         snprintf(err, errlen, "%s: copying optimiser state: %s", ebmc_st_path(f), ebmc_ctx_error(ctx));
         return s;
     }
-    memcpy(&a->step, st->data, sizeof a->step);
+    a->step = step;
     return EBMC_OK;
 }

@@ -9,6 +9,7 @@
 #include "ebmc/optim.h"
 #include "ebmc/safetensors.h"
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +93,7 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     if (ebmc_mkdir_p(tmp)) {
         snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     item_list L;
     list_items(r, &L);
@@ -120,7 +121,7 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     if (s) remove_folder(tmp); /* nothing half-written stays behind */
     if (!s && rename(tmp, dir)) {
         snprintf(err, errlen, "%s: cannot rename into place: %s", dir, strerror(errno));
-        s = EBMC_E_IO;
+        s = EBMC_E_WRITE;
     }
     return s;
 }
@@ -280,23 +281,41 @@ int64_t ebmc_latest_checkpoint(const char *run_dir, char *out, size_t outlen) {
     return best;
 }
 
-/* A folder and everything in it (checkpoint folders hold only files). */
-static void remove_folder(const char *path) {
-    DIR *d = opendir(path);
+/* unlinks the entries of dir that `which` picks */
+static void unlink_in(const char *dir, bool (*which)(const char *name)) {
+    DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
     char f[PATH_MAX + 300];
     while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+        if (which(e->d_name)) {
+            snprintf(f, sizeof f, "%s/%s", dir, e->d_name);
             unlink(f);
         }
     closedir(d);
+}
+
+static bool not_dots(const char *name) { return strcmp(name, ".") && strcmp(name, ".."); }
+
+/* NAME.tmp.PID: a temporary of ebmc_atomic_open that a killed process left behind */
+static bool atomic_leftover(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t || t == name) return false;
+    t += 5;
+    if (!*t) return false;
+    while (*t >= '0' && *t <= '9') t++;
+    return !*t;
+}
+
+/* A folder and everything in it (checkpoint folders hold only files). */
+static void remove_folder(const char *path) {
+    unlink_in(path, not_dots);
     rmdir(path);
 }
 
 void ebmc_ckpt_clean(const char *run_dir) {
     char dir[PATH_MAX], p[PATH_MAX + 300];
+    unlink_in(run_dir, atomic_leftover); /* config.ini.tmp.PID, metrics.jsonl.tmp.PID, ... */
     snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
     DIR *d = opendir(dir);
     if (!d) return;
@@ -304,10 +323,9 @@ void ebmc_ckpt_clean(const char *run_dir) {
     long long v;
     while ((e = readdir(d))) {
         ck_kind k = classify(e->d_name, &v);
-        if (k == CK_TMP || k == CK_DEL) {
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            remove_folder(p);
-        }
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (k == CK_TMP || k == CK_DEL) remove_folder(p);
+        else if (k == CK_DONE) unlink_in(p, atomic_leftover); /* a kept checkpoint's *.safetensors.tmp.PID */
     }
     closedir(d);
 }
@@ -331,11 +349,16 @@ ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *i
         }
         /* moved aside, not deleted: the run goes on from an older one and will write this
          * iteration again; the user can still inspect it */
-        char aside[PATH_MAX + 48];
+        char aside[PATH_MAX + 48], why[PATH_MAX + 160] = "";
         snprintf(aside, sizeof aside, "%s.unusable", path);
-        bool moved = ebmc_run_is_root(r) && rename(path, aside) == 0; /* rank 0 owns the folder */
-        fprintf(stderr, "ebmc: checkpoint %s is unusable (%s)%s%s%s\n", path, e, moved ? "; moved to " : "",
-                moved ? aside : "", i + 1 < count ? "; trying the one before it" : "");
+        bool moved = false;
+        if (ebmc_run_is_root(r)) { /* rank 0 owns the folder; one .unusable per iteration: the newest */
+            remove_folder(aside);
+            moved = rename(path, aside) == 0;
+            if (!moved) snprintf(why, sizeof why, "; could not move it to %s: %s", aside, strerror(errno));
+        }
+        fprintf(stderr, "ebmc: checkpoint %s is unusable (%s)%s%s%s%s\n", path, e, moved ? "; moved to " : "",
+                moved ? aside : "", why, i + 1 < count ? "; trying the one before it" : "");
         if (!first[0]) snprintf(first, sizeof first, "%s", e);
     }
     free(its);
@@ -345,13 +368,13 @@ ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *i
 }
 
 ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, size_t errlen) {
-    FILE *in = fopen(path, "r");
-    if (!in) return EBMC_OK;
+    FILE *in = ebmc_fopen_read(path, err, errlen);
+    if (!in) return errno == ENOENT ? EBMC_OK : EBMC_E_IO;
     char tmp[PATH_MAX + 32];
     FILE *out = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
     if (!out) {
         fclose(in);
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -368,7 +391,7 @@ ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, siz
     if (!ok) {
         ebmc_atomic_abort(out, tmp);
         snprintf(err, errlen, "%s: cannot rewrite: %s", path, strerror(errno));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     return ebmc_atomic_commit(out, tmp, path, err, errlen);
 }

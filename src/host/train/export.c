@@ -2,6 +2,7 @@
  * .npy that ebmc sample writes, so that samples can be compared with data (e.g. held-out shapes:
  * run.seed=OTHER) by tools that read NumPy files. */
 #include "train/shell.h"
+#include "ebmc/cli.h"
 #include "ebmc/image.h"
 #include <limits.h>
 #include <math.h>
@@ -10,8 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage_data(void) {
-    fprintf(stderr,
+void ebmc_data_usage(FILE *f) {
+    fprintf(f,
             "usage: ebmc data CONFIG|RUN_DIR --out FILE.npy [options] [section.key=value ...] (any order)\n"
             "  --n N        number of examples (default: all from --first on)\n"
             "  --first I    index of the first example (default 0)\n"
@@ -19,14 +20,11 @@ static int usage_data(void) {
             "toy2d are made from it) as uint8 NHWC .npy (images: the bytes of the data set) or float32\n"
             "(N, 2) (2-D points); with RUN_DIR, the run's config.ini. E.g. held-out shapes:\n"
             "  ebmc data configs/quickstart.ini run.seed=99 data.count=500 --out heldout.npy\n");
-    return EBMC_EXIT_USAGE;
 }
 
-static bool parse_count(const char *s, long long *v) {
-    char *end;
-    errno = 0;
-    *v = strtoll(s, &end, 10);
-    return !errno && end != s && !*end && *v >= 0;
+static int usage_data(void) {
+    ebmc_data_usage(stderr);
+    return EBMC_EXIT_USAGE;
 }
 
 int ebmc_data_main(int argc, char **argv) {
@@ -38,11 +36,13 @@ int ebmc_data_main(int argc, char **argv) {
     if (!over) return EBMC_EXIT_ERROR;
     for (int i = 1; i < argc; i++) {
         if ((!strcmp(argv[i], "--n") || !strcmp(argv[i], "--first")) && i + 1 < argc) {
-            if (!parse_count(argv[i + 1], !strcmp(argv[i], "--n") ? &n : &first)) {
-                fprintf(stderr, "ebmc data: %s needs a non-negative integer, got '%s'\n", argv[i], argv[i + 1]);
+            bool is_n = !strcmp(argv[i], "--n");
+            double v;
+            if (!ebmc_arg_number("data", argv[i], argv[i + 1], is_n ? 1 : 0, INT_MAX, true, &v)) {
                 free(over);
                 return EBMC_EXIT_USAGE;
             }
+            *(is_n ? &n : &first) = (long long)v;
             i++;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];

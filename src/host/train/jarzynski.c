@@ -294,10 +294,15 @@ static ebmc_status walkers_from_data(jz_t *t, int64_t it) {
     return zero_weights(t);
 }
 
+/* a second SIGINT/SIGTERM stops the walkers' loops between steps, as it stops the chains
+ * (mcmc.c); the shell reports the iteration and exits 5 */
+static ebmc_status stop_requested(void) { return ebmc_interrupt_level() >= 2 ? EBMC_E_INTERRUPTED : EBMC_OK; }
+
 /* unweighted ULA at theta_0 (the authors' burn-in of image walkers started from noise) */
 static ebmc_status burn_in(jz_t *t) {
     jz_walkers *a = &t->w[t->cur];
     for (int s = 0; s < t->c.init_steps; s++) {
+        EBMC_TRY(stop_requested());
         EBMC_TRY(eval_walkers(t, a));
         ebmc_langevin_desc ld = {t->N, (size_t)t->dim, (float)t->c.h, 0, (float)t->c.sigma, 0, false, 0, 0,
                                  EBMC_NOISE_AFTER, {noise_seed(t), STREAM_INIT, NULL, (uint32_t)s}};
@@ -343,6 +348,7 @@ static ebmc_status move_walkers(jz_t *t) {
     const size_t nd = (size_t)t->N * t->dim;
     const double h = t->c.h, sigma = t->c.sigma;
     for (int s = 0; s < t->c.steps; s++) {
+        EBMC_TRY(stop_requested());
         jz_walkers *a = &t->w[t->cur], *b = &t->w[1 - t->cur];
         ebmc_axpby_desc cp = {nd, 1.0f, 0.0f};
         EBMC_TRY(ebmc_axpby(ctx, &cp, a->x, b->x));

@@ -7,6 +7,9 @@
  * --json FILE, the numbers as JSON. */
 #include "train/particles.h"
 #include "ebmc/train.h"
+#include "ebmc/cli.h"
+#include "ebmc/fileio.h"
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -21,12 +24,16 @@ typedef struct {
     pd_ais_opts ais;
 } ll_args;
 
-static int usage_loglik(void) {
-    fprintf(stderr, "usage: ebmc loglik RUN_DIR|CHECKPOINT_DIR [--points K] [--grid G] [--ais-chains C]\n"
+void ebmc_loglik_usage(FILE *f) {
+    fprintf(f, "usage: ebmc loglik RUN_DIR|CHECKPOINT_DIR [--points K] [--grid G] [--ais-chains C]\n"
                     "                   [--ais-steps T] [--ais-step DT] [--seed S] [--json FILE]\n"
                     "  2-D models: grid log-likelihood of K data points (default 10000) on a G x G grid\n"
                     "  (default 200) over [-5,5]^2 and MMD^2 of the particles against data; image models:\n"
                     "  AIS log Z (default 100 chains, 1000 steps, dt 1e-2) and the log-likelihood\n");
+}
+
+static int usage_loglik(void) {
+    ebmc_loglik_usage(stderr);
     return EBMC_EXIT_USAGE;
 }
 
@@ -34,7 +41,6 @@ static int parse(int argc, char **argv, ll_args *a) {
     *a = (ll_args){.points = 10000, .grid = 200, .ais = {100, 1000, 1e-2, 1}};
     for (int i = 0; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
         if (k[0] != '-') {
             if (a->in) return usage_loglik();
             a->in = k;
@@ -42,22 +48,25 @@ static int parse(int argc, char **argv, ll_args *a) {
         }
         if (!v) return usage_loglik();
         i++;
-        double x = strtod(v, &end);
         if (!strcmp(k, "--json")) { a->json = v; continue; }
-        if (!end || *end || !(x >= 0)) {
-            fprintf(stderr, "ebmc loglik: %s %s: not a non-negative number\n", k, v);
-            return EBMC_EXIT_USAGE;
-        }
-        if (!strcmp(k, "--points") && x >= 2 && x <= 1e7) a->points = (int)x;
-        else if (!strcmp(k, "--grid") && x >= 2 && x <= 4000) a->grid = (int)x;
-        else if (!strcmp(k, "--ais-chains") && x >= 1 && x <= 1e6) a->ais.chains = (int)x;
-        else if (!strcmp(k, "--ais-steps") && x >= 2 && x <= 1e8) a->ais.steps = (int)x;
-        else if (!strcmp(k, "--ais-step") && x > 0) a->ais.dt = x;
-        else if (!strcmp(k, "--seed")) a->ais.seed = (uint64_t)x;
-        else {
-            fprintf(stderr, "ebmc loglik: %s %s: unknown option or out of range\n", k, v);
+        /* option, range, whole number */
+        static const struct { const char *flag; double lo, hi; bool integer; } opts[] = {
+            {"--points", 2, 1e7, true}, {"--grid", 2, 4000, true}, {"--ais-chains", 1, 1e6, true},
+            {"--ais-steps", 2, 1e8, true}, {"--ais-step", 1e-12, 1e3, false}, {"--seed", 0, 9007199254740992.0, true}};
+        int o = 0, n_opts = (int)(sizeof opts / sizeof opts[0]);
+        while (o < n_opts && strcmp(k, opts[o].flag)) o++;
+        double x;
+        if (o == n_opts) {
+            fprintf(stderr, "ebmc loglik: unknown option '%s'\n", k);
             return usage_loglik();
         }
+        if (!ebmc_arg_number("loglik", k, v, opts[o].lo, opts[o].hi, opts[o].integer, &x)) return EBMC_EXIT_USAGE;
+        if (o == 0) a->points = (int)x;
+        else if (o == 1) a->grid = (int)x;
+        else if (o == 2) a->ais.chains = (int)x;
+        else if (o == 3) a->ais.steps = (int)x;
+        else if (o == 4) a->ais.dt = x;
+        else a->ais.seed = (uint64_t)x;
     }
     return a->in ? 0 : usage_loglik();
 }
@@ -105,13 +114,17 @@ static ebmc_status evaluate(ebmc_run_t *run, const ll_args *a, int64_t it, char 
     }
     if (s && !err[0]) snprintf(err, errlen, "%s", ebmc_ctx_error(t->ctx));
     if (!s && a->json) {
-        FILE *f = fopen(a->json, "w");
-        if (!f || fprintf(f, "{\"iteration\": %" PRId64 ", \"loglik\": %.6f, \"logz\": %.6f, \"logz_se\": %.6f, "
-                             "\"mmd2\": %.6g, \"ais_acceptance\": %.4f}\n", it, logl, logz, se, mmd, acc) < 0) {
-            snprintf(err, errlen, "%s: cannot write", a->json);
-            s = EBMC_E_IO;
+        char tmp[PATH_MAX + 32];
+        FILE *f = ebmc_atomic_open(a->json, tmp, sizeof tmp, err, errlen);
+        if (!f) s = EBMC_E_WRITE;
+        else if (fprintf(f, "{\"iteration\": %" PRId64 ", \"loglik\": %.6f, \"logz\": %.6f, \"logz_se\": %.6f, "
+                            "\"mmd2\": %.6g, \"ais_acceptance\": %.4f}\n", it, logl, logz, se, mmd, acc) < 0) {
+            snprintf(err, errlen, "%s: cannot write: %s", a->json, strerror(errno));
+            ebmc_atomic_abort(f, tmp);
+            s = EBMC_E_WRITE;
+        } else {
+            s = ebmc_atomic_commit(f, tmp, a->json, err, errlen);
         }
-        if (f && fclose(f) && !s) s = EBMC_E_IO;
     }
     free(x);
     return s;

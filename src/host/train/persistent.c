@@ -152,6 +152,12 @@ static ebmc_status pc_setup(void *state, const void *typed, const ebmc_recipe_en
     t->seed = env->seed;
     t->B = env->batch;
     const ebmc_model_cfg *mc = &t->c.mc;
+    if (t->c.buf_size < t->B) { /* each iteration pushes the batch's final states */
+        snprintf(err, errlen, "buffer.size = %d is smaller than the batch (%d chains): the replay buffer takes a "
+                 "whole batch of final states each iteration (HINT: buffer.size >= train.batch_size)", t->c.buf_size,
+                 t->B);
+        return EBMC_E_INVALID;
+    }
     if (env->has_data && (env->data_c != mc->img_c || env->data_h != mc->img_size || env->data_w != mc->img_size)) {
         snprintf(err, errlen, "data %s gives %dx%dx%d examples but model.arch %s needs %dx%dx%d "
                  "(HINT: data.size, data.mnist_pad or another model.arch)", env->data_name, env->data_c,

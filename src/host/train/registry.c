@@ -4,6 +4,7 @@
 #include "ebmc/recipe.h"
 #include "ebmc/models.h"
 #include "ebmc/train.h"
+#include "ebmc/fileio.h"
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,8 +190,9 @@ const ebmc_recipe *ebmc_recipe_select(const char *config_path, int n_args, char 
     peek_t p = {"dualmcmc", false};
     const char *where = "the default";
     if (config_path) {
-        FILE *f = fopen(config_path, "r");
-        if (f) { /* a missing file is reported by the strict load that follows */
+        char why[64];
+        FILE *f = ebmc_fopen_read(config_path, why, sizeof why);
+        if (f) { /* a missing or non-regular file is reported by the strict load that follows */
             ini_parse_file(f, peek_handler, &p);
             fclose(f);
             if (p.found) where = config_path;

@@ -310,7 +310,7 @@ ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it,
     snprintf(dir, sizeof dir, "%s/samples", run_dir);
     if (ebmc_mkdir_p(dir)) {
         snprintf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
-        return EBMC_E_IO;
+        return EBMC_E_WRITE;
     }
     ebmc_grid_opts o = ebmc_grid_opts_default();
     o.nrow = nrow;
@@ -360,7 +360,7 @@ static ebmc_status write_json(cJSON *root, const char *path, char *err, size_t e
         return EBMC_E_NOMEM;
     }
     FILE *f = ebmc_atomic_open(path, tmp, sizeof tmp, err, errlen);
-    ebmc_status s = EBMC_E_IO;
+    ebmc_status s = EBMC_E_WRITE;
     if (f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF) s = ebmc_atomic_commit(f, tmp, path, err, errlen);
     else if (f) {
         ebmc_atomic_abort(f, tmp);

@@ -3,6 +3,7 @@
  * sample arrays (e.g. generator, revised) as a uint8 NHWC .npy and a PNG grid of the first 100
  * for images, or as a float32 (N, D) .npy for points. */
 #include "train/shell.h"
+#include "ebmc/cli.h"
 #include "ebmc/image.h"
 #include <limits.h>
 #include <math.h>
@@ -11,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int usage_sample(void) {
-    fprintf(stderr,
+void ebmc_sample_usage(FILE *f) {
+    fprintf(f,
             "usage: ebmc sample RUN_DIR|CHECKPOINT_DIR [options] [section.key=value ...]\n"
             "  --n N            number of samples (default: sample.n of the run's config)\n"
             "  --out DIR        where to write (default: RUN_DIR/samples/final-<iteration>)\n"
@@ -22,14 +23,11 @@ static int usage_sample(void) {
             "  --seed S         noise seed (default: run.seed + 1)\n"
             "writes, per array of the recipe (Dual-MCMC: generator, revised), NAME.npy (uint8 NHWC; 2-D\n"
             "points: float32 (N, 2)) and, for images, NAME.png (the first 100)\n");
-    return EBMC_EXIT_USAGE;
 }
 
-static bool parse_num(const char *s, double *v) {
-    char *end;
-    errno = 0;
-    *v = strtod(s, &end);
-    return !errno && end != s && !*end && isfinite(*v);
+static int usage_sample(void) {
+    ebmc_sample_usage(stderr);
+    return EBMC_EXIT_USAGE;
 }
 
 typedef struct {
@@ -45,10 +43,9 @@ static int parse_sample_args(int argc, char **argv, sample_args *a) {
                     : !strcmp(argv[i], "--step-size") ? &a->step_size : !strcmp(argv[i], "--noise") ? &a->noise
                     : !strcmp(argv[i], "--seed") ? &a->seed : NULL;
         if (dst) {
-            if (i + 1 >= argc || !parse_num(argv[i + 1], dst) || *dst < 0) {
-                fprintf(stderr, "ebmc sample: %s needs a finite non-negative number\n", argv[i]);
+            const ebmc_sample_range *r = ebmc_sample_range_of(argv[i]);
+            if (!ebmc_arg_number("sample", argv[i], i + 1 < argc ? argv[i + 1] : NULL, r->lo, r->hi, r->integer, dst))
                 return EBMC_EXIT_USAGE;
-            }
             i++;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             a->out = argv[++i];
@@ -59,10 +56,6 @@ static int parse_sample_args(int argc, char **argv, sample_args *a) {
             fprintf(stderr, "ebmc sample: unknown argument '%s'\n", argv[i]);
             return usage_sample();
         }
-    }
-    if (a->n > 1e8) {
-        fprintf(stderr, "ebmc sample: --n %.0f: at most 100000000 samples\n", a->n);
-        return EBMC_EXIT_USAGE;
     }
     return 0;
 }
@@ -133,7 +126,7 @@ static int sample_and_write(ebmc_run_t *run, const sample_args *a, const char *c
     for (int k = 0; !s && k < n_out; k++)
         for (size_t i = 0; i < per; i++)
             if (!isfinite(arr[k][i])) {
-                snprintf(err, sizeof err, "%s: the %s samples are not finite (NaN or Inf weights in the checkpoint?)",
+                snprintf(err, sizeof err, "%s: sample array '%s' is not finite (NaN or Inf weights in the checkpoint?)",
                          ckpt, rc->sample_names[k]);
                 s = EBMC_E_INVALID;
                 break;
@@ -180,7 +173,7 @@ int ebmc_sample_main(int argc, char **argv) {
     else snprintf(outdir, sizeof outdir, "%s/samples/final-%08" PRId64, run_dir, it);
     if (ebmc_mkdir_p(outdir)) {
         fprintf(stderr, "ebmc sample: %s: cannot create: %s\n", outdir, strerror(errno));
-        rc = EBMC_EXIT_DATA;
+        rc = EBMC_EXIT_ERROR; /* an output that cannot be written */
     } else {
         rc = sample_and_write(run, &a, ckpt, it, outdir);
     }

@@ -3,6 +3,7 @@
  * and knows nothing of any recipe's networks, losses or metric names: it calls the recipe
  * table (include/ebmc/recipe.h). */
 #include "train/shell.h"
+#include "ebmc/cli.h"
 #include "ebmc/comm.h"
 #include "ebmc/log.h"
 #include "ebmc/tboard.h"
@@ -308,7 +309,8 @@ static int recover(loop_t *L, int64_t next) {
     /* the restart count keeps growing across reloads (the checkpoint holds an older one), so
      * every recovery draws a noise stream of its own */
     int64_t rit;
-    if (reload(L, &rit)) return EBMC_EXIT_DATA;
+    ebmc_status rs = reload(L, &rit);
+    if (rs) return rs == EBMC_E_WRITE ? EBMC_EXIT_ERROR : EBMC_EXIT_DATA; /* a full disk is no bad checkpoint */
     uint32_t loaded = ebmc_run_restarts(L->run);
     ebmc_run_set_restarts(L->run, (restarts > loaded ? restarts : loaded) + 1);
     L->it = rit;
@@ -348,8 +350,12 @@ static int loop_step(loop_t *L) {
     double dt = ebmc_now_s() - t0;
     profiler_window(L, next, true, s != EBMC_OK);
     if (s == EBMC_E_INTERRUPTED) {
-        snprintf(L->err, L->errlen, "stopped by a second signal during iteration %" PRId64 "; the last checkpoint "
-                 "(iteration %" PRId64 ") is kept", next, L->last_saved);
+        if (L->last_saved >= 0)
+            snprintf(L->err, L->errlen, "stopped by a second signal during iteration %" PRId64 "; the last checkpoint "
+                     "(iteration %" PRId64 ") is kept", next, L->last_saved);
+        else
+            snprintf(L->err, L->errlen, "stopped by a second signal during iteration %" PRId64 ", before the run's "
+                     "first checkpoint: nothing is saved", next);
         return EBMC_EXIT_INTERRUPTED;
     }
     if (s) {
@@ -380,7 +386,7 @@ static int prepare_run_dir(loop_t *L) {
     int32_t made = EBMC_EXIT_OK;
     if (root && ebmc_mkdir_p(L->run_dir)) {
         snprintf(L->err, L->errlen, "%s: cannot create the run directory: %s", L->run_dir, strerror(errno));
-        made = EBMC_EXIT_DATA;
+        made = EBMC_EXIT_ERROR; /* an output that cannot be written */
     }
     if (root && !made) {
         ebmc_ckpt_clean(L->run_dir);
@@ -414,7 +420,8 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
     if (resume) {
         int rc = check_resume_ranks(L);
         if (rc) return rc;
-        if (reload(L, &L->start)) return EBMC_EXIT_DATA;
+        ebmc_status rs = reload(L, &L->start);
+        if (rs) return rs == EBMC_E_WRITE ? EBMC_EXIT_ERROR : EBMC_EXIT_DATA; /* a full disk is no bad checkpoint */
         L->last_saved = L->start;
         if (root) fprintf(stderr, "ebmc train: resuming %s at iteration %" PRId64 "\n", L->run_dir, L->start);
     }
@@ -502,13 +509,17 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
 
 /* ------------------------------------------------------------------ the command */
 
-static int usage_train(void) {
+void ebmc_train_usage(FILE *f) {
     char names[512];
-    fprintf(stderr,
+    fprintf(f,
             "usage: ebmc train CONFIG [section.key=value ...]\n"
             "       ebmc train --resume RUN_DIR [section.key=value ...]\n"
             "       ebmc train --print-config [CONFIG] [section.key=value ...]\n"
             "recipes (run.recipe): %s\n", ebmc_recipe_names(names, sizeof names));
+}
+
+static int usage_train(void) {
+    ebmc_train_usage(stderr);
     return EBMC_EXIT_USAGE;
 }
 

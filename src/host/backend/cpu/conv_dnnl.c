@@ -200,6 +200,7 @@ static dn_entry *entry_make(dn_state *s, const dn_key *k) {
     if (e->need > cpu_dnnl_ws_bytes(g)) goto fail; /* beyond the planned bound: the GEMM path */
     DN(dnnl_primitive_create(&e->prim, pd));
     dnnl_primitive_desc_destroy(pd);
+    if (fpd) dnnl_primitive_desc_destroy(fpd); /* the backward kinds' forward hint */
     return e;
 fail: /* keep the entry without a primitive: declined, not asked again */
     if (fpd) dnnl_primitive_desc_destroy(fpd);
