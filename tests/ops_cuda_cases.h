@@ -50,6 +50,7 @@
  *   pool2d:      k x k, stride s, pad; var = ebmc_pool_mode, co = count_include_pad
  *   resize:      (n,c,h,w) -> (n,c,co,k)
  *   chan_copy:   x (n,c,h*w) into channels [k, k+c) of y (n,co,h*w)
+ *   dropout:     rows n of c*h*w; x1 = p, k = group_off, beta (1: the backward's accumulation)
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -113,6 +114,7 @@ typedef struct {
     ebmc_pool_desc pool;
     ebmc_resize_desc rsz;
     ebmc_chan_copy_desc ccp;
+    ebmc_dropout_desc drop;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

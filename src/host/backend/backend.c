@@ -415,6 +415,17 @@ static ebmc_status check_ebmc_resize_desc(ebmc_ctx_t *ctx, ebmc_op op, const cha
     return s ? s : check_t4(ctx, nm, d->n, d->c, d->ho, d->wo);
 }
 
+static ebmc_status check_ebmc_dropout_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                           const ebmc_dropout_desc *d) {
+    ebmc_status s = check_chains(ctx, nm, d->rows, d->row_elems);
+    if (s) return s;
+    if (!(d->p >= 0.0f && d->p < 1.0f) || !isfinite(d->beta))
+        return BAD("%s: need 0 <= p < 1 and a finite beta (got p=%g beta=%g)", nm, d->p, d->beta);
+    if ((uint64_t)d->group_off + (d->row_elems + 3) / 4 > UINT32_MAX)
+        return BAD("%s: groups %u + %zu overflow the Philox counter", nm, d->group_off, (d->row_elems + 3) / 4);
+    return EBMC_OK;
+}
+
 static ebmc_status check_ebmc_chan_copy_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
                                              const ebmc_chan_copy_desc *d) {
     ebmc_status s = check_t4(ctx, nm, d->n, d->c_total, d->hw, 1);

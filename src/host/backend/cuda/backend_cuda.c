@@ -480,6 +480,11 @@ ebmc_status cuda_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     return EBMC_OK;
 }
 
+ebmc_status cuda_dropout(ebmc_ctx_t *ctx, const ebmc_dropout_desc *d, const float *x, float *y) {
+    sampler_dropout(d, x, y, ebmc_ctx_chain_base(ctx, d->rows), cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
 ebmc_status cuda_reparam(ebmc_ctx_t *ctx, const ebmc_reparam_desc *d, const float *mu,
                          const float *s, float *z) {
     sampler_reparam_sample(d, mu, s, z, ebmc_ctx_chain_base(ctx, d->n_chains), cpriv(ctx)->stream);
