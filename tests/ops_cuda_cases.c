@@ -320,9 +320,10 @@ void parity_build_case(const prow *r, pcase *pc) {
     }
     case EBMC_OP_ADAM:
         pc->adam = (ebmc_adam_desc){.count = cnt, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999,
-                                    .eps = 1e-8, .weight_decay = r->x1, .step = 1};
-        snprintf(pc->label, sizeof pc->label, "adam count %zu steps %d wd %g", cnt, r->var,
-                 r->x1);
+                                    .eps = 1e-8, .weight_decay = r->x1, .step = 1,
+                                    .clip_std = r->co ? 3.0 : 0.0, .clip_floor = r->co ? 0.1 : 0.0};
+        snprintf(pc->label, sizeof pc->label, "adam count %zu steps %d wd %g%s", cnt, r->var,
+                 r->x1, r->co ? " clipped (IGEBM)" : "");
         add(pc, "param", cnt, B_INOUT, F_NORMAL);
         add(pc, "grad", cnt, B_IN, F_NORMAL);
         add(pc, "m", cnt, B_INOUT, F_NORMAL);

@@ -23,7 +23,7 @@
  *   upsample:    var = ebmc_upsample_mode;  gpool: var = ebmc_gpool_mode
  *   axpby:       y = x1*x + beta*y;  fill: value x1
  *   reduce:      x (n, c*h*w), var = ebmc_reduce_mode
- *   adam:        var = steps taken (1, 2, ...), x1 = weight decay
+ *   adam:        var = steps taken (1, 2, ...), x1 = weight decay, co = 1: IGEBM's clip (3, 0.1)
  *   samplers:    n chains of c*h*w elements; s = 1: the noise step comes from a device counter
  *                (step_base = 7, step_offset = 3), else step_offset = 11 alone
  *   langevin:    var = ebmc_noise_mode, x1 = clip (0: off), co = 1: clamp to [-1, 1];

@@ -216,6 +216,7 @@ static const prow ROWS[] = {
     /* Adam: var = steps, x1 = weight decay */
     {EBMC_OP_ADAM,               1,  1,  1,10000, 0, 0, 0,  0,  0,  5, 0,    0,    TOL_ADAM, TOL_ADAM},
     {EBMC_OP_ADAM,               1,  1,  1,3001, 0, 0, 0,  0,  0,  3, 1e-2f, 0,    TOL_ADAM, TOL_ADAM},
+    {EBMC_OP_ADAM,               1,  1,  1,3001, 1, 0, 0,  0,  0,  3, 0,     0,    TOL_ADAM, TOL_ADAM},
     /* Langevin, all noise modes: plain; from the device step counter; clip + clamp with a
      * partial last group (E = 130); NEXT with clip + clamp (E = 105, odd); a long chain (many
      * blocks per chain); 70000 chains (more than one grid row: the kernel strides over chains) */

@@ -572,6 +572,27 @@ static void test_adam_exact(void **state) {
         OK(ebmc_adam(CTX, &d2, p, g, m, v));
     }
     for (int i = 0; i < N; i++) assert_float_equal(p[i], p0[i] - 5 * 1e-2 * (g[i] > 0 ? 1 : -1), 2e-5);
+    /* IGEBM's clipped Adam (custom_adam.py): step t = 2 from v_old, g clipped to
+     * +-(3 sqrt(v_old / (1 - b2^2)) + 0.1), then Adam; against the float64 formula (a few float
+     * roundings: relative 1e-5). v_old spans bounds from 0.1 to ~1.4 so that N(0,1) gradients
+     * are clipped and not clipped. */
+    ebmc_adam_desc d3 = {.count = N, .lr = 1e-3, .beta1 = 0.0, .beta2 = 0.999, .eps = 1e-8, .step = 2,
+                         .clip_std = 3.0, .clip_floor = 0.1};
+    float vold[N];
+    int clipped = 0;
+    for (int i = 0; i < N; i++) vold[i] = v[i] = 1e-4f * (float)(i * i) / (N * N), m[i] = 0, p[i] = p0[i];
+    OK(ebmc_adam(CTX, &d3, p, g, m, v));
+    for (int i = 0; i < N; i++) {
+        double bc2 = 1 - 0.999 * 0.999, bound = 3 * sqrt(vold[i] / bc2) + 0.1;
+        double gc = g[i] > bound ? bound : (g[i] < -bound ? -bound : g[i]);
+        double vn = 0.999 * vold[i] + 0.001 * gc * gc;
+        double want = p0[i] - 1e-3 * gc / (sqrt(vn) / sqrt(bc2) + 1e-8);
+        clipped += gc != g[i];
+        assert_float_equal(m[i], gc, 1e-5 * fabs(gc));
+        assert_float_equal(p[i], want, 1e-5 * fabs(want - p0[i]) + 1e-7);
+    }
+    printf("clipped adam: %d of %d gradients clipped\n", clipped, N);
+    assert_true(clipped > N / 8 && clipped < N - N / 8);
 }
 
 static void test_reduce_axpby_fill(void **state) {

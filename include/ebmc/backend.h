@@ -356,10 +356,15 @@ typedef struct {
  * The hyper-parameters are doubles, as PyTorch's Python floats: the backends round b1, 1 - b1,
  * b2, 1 - b2, lr/(1-b1^t), sqrt(1-b2^t), eps and wd to float from the doubles, as PyTorch's
  * float kernels receive them (so 1 - beta2 for beta2 = 0.999 is (float)0.001, not 1 - 0.999f). */
+/* clip_std > 0: IGEBM's clipped Adam (openai/ebm_code_release custom_adam.py:155-156), g' first
+ * clipped element-wise to +-(clip_std sqrt(v / (1 - b2^t)) + clip_floor) with v the second moment
+ * BEFORE this step's update and t the step being taken (TensorFlow's beta2_power), in float:
+ * bound = clip_std * sqrtf(v / (float)(1 - b2^t)) + clip_floor; the authors use 3 and 0.1. */
 typedef struct {
     size_t count;
     double lr, beta1, beta2, eps, weight_decay;
     long step;                  /* t >= 1: the step being taken */
+    double clip_std, clip_floor; /* 0: no clip */
 } ebmc_adam_desc;
 
 /* ---- samplers: counter-based randomness (include/ebmc/philox.h) ----

@@ -522,11 +522,17 @@ class IgebmE(nn.Module):
                 setattr(self, name + "_res_adaptive", IgebmConv(w, wo, False, False, False))
             w = wo
         self.fc5 = nn.Linear(w, 1)
+        # ResNet32Large(train=True)'s tf.layers.dropout after each block's c1 (utils.py:538-539):
+        # None (off, test time) or a callable (block index, c1 output) -> its dropped-out value
+        self.dropout = None
 
     def forward(self, x):
         h = F.leaky_relu(self.c1_pre(x), LRELU)
         for i, name in enumerate(self.NAMES):
-            r = getattr(self, name + "_res_c2")(F.leaky_relu(getattr(self, name + "_res_c1")(h), LRELU))
+            c1 = getattr(self, name + "_res_c1")(h)
+            if self.dropout is not None:
+                c1 = self.dropout(i, c1)
+            r = getattr(self, name + "_res_c2")(F.leaky_relu(c1, LRELU))
             sc = getattr(self, name + "_res_adaptive")(h) if hasattr(self, name + "_res_adaptive") else h
             r = r + sc
             if i % 3 == 0:

@@ -241,10 +241,11 @@ static ebmc_status check_ebmc_adam_desc(ebmc_ctx_t *ctx, ebmc_op op, const char 
                                         const ebmc_adam_desc *d) {
     if (d->step < 1) return BAD("%s: step=%ld must be >= 1", nm, d->step);
     if (!(d->lr >= 0) || !(d->beta1 >= 0 && d->beta1 < 1) || !(d->beta2 >= 0 && d->beta2 < 1) ||
-        !(d->eps > 0) || !(d->weight_decay >= 0))
-        return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 "
-                   "(got lr=%g betas=(%g,%g) eps=%g wd=%g)", nm, d->lr, d->beta1, d->beta2,
-                   d->eps, d->weight_decay);
+        !(d->eps > 0) || !(d->weight_decay >= 0) || !(d->clip_std >= 0 && d->clip_std < 1e30) ||
+        !(d->clip_floor >= 0 && d->clip_floor < 1e30))
+        return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0, finite clip_std, "
+                   "clip_floor >= 0 (got lr=%g betas=(%g,%g) eps=%g wd=%g clip %g, %g)", nm, d->lr, d->beta1,
+                   d->beta2, d->eps, d->weight_decay, d->clip_std, d->clip_floor);
     return EBMC_OK;
 }
 

@@ -337,7 +337,8 @@ static ebmc_net_t *mnist(const ebmc_model_cfg *c, ebmc_net_role role) {
 /* IGEBM (ResNet32Large, utils.py smart_res_block / conv_block, unconditional): every conv 3x3
  * 'SAME' without bias (conv_block's use_bias is False: the 'b' variables are never used), with
  * spectral norm (W ~ N(0,1) before it). A residual block:
- *   h = conv_c1(x + gb1) -> LReLU(0.2) -> conv_c2(h + gb2) * g2     (c2: W ~ N(0, 1e-10) and the
+ *   h = conv_c1(x + gb1) -> [dropout p (utils.py:538-539, ResNet32Large(train=True))] ->
+ *       LReLU(0.2) -> conv_c2(h + gb2) * g2     (c2: W ~ N(0, 1e-10) and the
  *       lower-bounded SN W / max(sigma + 1e-6, 1), so a block starts as its shortcut)
  *   y = LReLU(pool?(h + shortcut)),  shortcut = x, or the 'adaptive' conv when channels change
  *   (a 3x3 conv as the code's init_res_weight(k) gives it, not the 1x1 of the spec's summary) */
@@ -348,6 +349,7 @@ static int igebm_block(ebmc_net_t *net, int x, const ebmc_model_cfg *c, const ch
     ebmc_conv_spec cs = {.c_out = c_out, .k = 3, .stride = 1, .same_tf = true, .sn = true, .w_init = N1};
     snprintf(p, sizeof p, "%s_res_c1", name);
     int h = ebmc_nn_conv(net, ebmc_nn_chan_bias(net, x, p, "gb", ZERO), p, &cs);
+    if (c->dropout > 0) h = ebmc_nn_dropout(net, h, c->dropout); /* train=True: tf.layers.dropout(0.5) */
     h = lrelu(net, h);
     snprintf(p, sizeof p, "%s_res_c2", name);
     ebmc_conv_spec c2 = cs;
@@ -366,8 +368,8 @@ static int igebm_block(ebmc_net_t *net, int x, const ebmc_model_cfg *c, const ch
 }
 
 /* ResNet32Large.forward: c1_pre (conv + LReLU), res_optim (down), res_1, res_2, res_3 (x2, down),
- * res_4, res_5, res_6 (x2, down), res_7, res_8; ReLU, sum over H and W, fc5 (no SN; Xavier
- * normal here, the code's glorot uniform) -> the energy */
+ * res_4, res_5, res_6 (x2, down), res_7, res_8; ReLU, sum over H and W, fc5 (no SN; Glorot
+ * uniform, tf.contrib.layers.xavier_initializer's default, utils.py get_weight) -> the energy */
 static ebmc_net_t *igebm(const ebmc_model_cfg *c) {
     ebmc_net_t *net = ebmc_net_create("E", c->img_c, c->img_size, c->img_size);
     const ebmc_init N1 = {EBMC_INIT_NORMAL, 1.0f};
@@ -382,7 +384,8 @@ static ebmc_net_t *igebm(const ebmc_model_cfg *c) {
         w = w_out;
     }
     x = ebmc_nn_gpool(net, relu(net, x), EBMC_GPOOL_SUM);
-    x = ebmc_nn_linear(net, x, "fc5", 1, true, false, XAVIER, ZERO);
+    const ebmc_init GLOROT_U = {EBMC_INIT_XAVIER_UNIFORM, 0};
+    x = ebmc_nn_linear(net, x, "fc5", 1, true, false, GLOROT_U, ZERO);
     ebmc_net_output(net, x);
     return net;
 }

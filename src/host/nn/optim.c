@@ -12,6 +12,8 @@ struct ebmc_adam {
     float *m, *v; /* device, like the parameters */
     size_t count;
     int64_t step;
+    double clip_std, clip_floor; /* ebmc_adam_set_tf */
+    bool tf_eps;
     char range[112]; /* NVTX range of a step: "<net>_adam" */
 };
 
@@ -52,6 +54,12 @@ double ebmc_adam_lr(const ebmc_adam_t *a, int64_t epoch) {
 
 int64_t ebmc_adam_steps(const ebmc_adam_t *a) { return a->step; }
 
+void ebmc_adam_set_tf(ebmc_adam_t *a, double clip_std, double clip_floor, bool tf_eps) {
+    a->clip_std = clip_std;
+    a->clip_floor = clip_floor;
+    a->tf_eps = tf_eps;
+}
+
 ebmc_status ebmc_adam_step(ebmc_adam_t *a, int64_t epoch) {
     ebmc_adam_desc d = {.count = a->count,
                         .lr = ebmc_adam_lr(a, epoch),
@@ -59,7 +67,10 @@ ebmc_status ebmc_adam_step(ebmc_adam_t *a, int64_t epoch) {
                         .beta2 = a->cfg.beta2,
                         .eps = a->cfg.eps,
                         .weight_decay = a->cfg.weight_decay,
-                        .step = a->step + 1};
+                        .step = a->step + 1,
+                        .clip_std = a->clip_std,
+                        .clip_floor = a->clip_floor};
+    if (a->tf_eps) d.eps = a->cfg.eps / sqrt(1.0 - pow(a->cfg.beta2, (double)d.step));
     EBMC_RANGE_PUSH(a->range);
     /* data-parallel ranks: every step is taken on the mean of the ranks' gradients (a no-op in
      * one process), so every recipe's optimiser steps are synchronised here */

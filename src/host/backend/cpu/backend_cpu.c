@@ -444,10 +444,15 @@ static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *par
     float b1 = (float)d->beta1, omb1 = (float)(1.0 - d->beta1);
     float b2 = (float)d->beta2, omb2 = (float)(1.0 - d->beta2);
     float wd = (float)d->weight_decay, eps = (float)d->eps;
+    float ck = (float)d->clip_std, cf = (float)d->clip_floor, bc2f = (float)bc2;
 #pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float g = grad[i];
         if (wd != 0.0f) g = g + wd * param[i];
+        if (ck > 0.0f) { /* IGEBM's clip by the old second moment (ebmc_adam_desc) */
+            float bound = ck * sqrtf(v[i] / bc2f) + cf;
+            g = g > bound ? bound : (g < -bound ? -bound : g);
+        }
         m[i] = m[i] * b1 + omb1 * g;
         v[i] = v[i] * b2 + omb2 * g * g;
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;

@@ -462,7 +462,7 @@ ebmc_status cuda_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
     const float bc2_sqrt = (float)sqrt(bc2);
     adam_update(param, grad, m, v, d->count, (float)d->beta1, (float)(1.0 - d->beta1),
                 (float)d->beta2, (float)(1.0 - d->beta2), (float)d->eps, (float)d->weight_decay,
-                step_size, bc2_sqrt, cpriv(ctx)->stream);
+                step_size, bc2_sqrt, (float)d->clip_std, (float)d->clip_floor, (float)bc2, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
