@@ -30,7 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { STREAM_ULA = 21, STREAM_RESAMPLE = 22, STREAM_INIT = 23, STREAM_DATAPICK = 24, STREAM_PARAM = 25 };
+enum { STREAM_ULA = 21, STREAM_RESAMPLE = 22, STREAM_INIT = 23, STREAM_DATAPICK = 24, STREAM_PARAM = 25,
+       STREAM_DATANOISE = 26 };
 
 #define U 1, 0 /* range unchecked */
 
@@ -54,6 +55,9 @@ static const ebmc_cfg_key JZ_KEYS[] = {
     {"train", "lr", EBMC_CFG_FLOAT, "1e-4", "image EBMs: Adam learning rate", 0, 1, NULL},
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "image EBMs: Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "image EBMs: Adam beta2", 0, 0.999999, NULL},
+    {"train", "lr_decay_epochs", EBMC_CFG_INT, "0", "image EBMs: lr x max(1 - epoch/n, 1e-10), LambdaLR per epoch (authors: CIFAR-10 600, MNIST 500; 0: constant)", 0, 1 << 30, NULL},
+    {"train", "grad_clip", EBMC_CFG_FLOAT, "0", "image EBMs: clip the gradient's L2 norm (Lightning's gradient_clip_val; authors: CIFAR-10 1000, MNIST 1; 0: off)", 0, 1e30, NULL},
+    {"train", "data_noise", EBMC_CFG_FLOAT, "0", "image EBMs: std of N(0, s^2) noise added to each data batch (authors: CIFAR-10 0.03, MNIST 0)", 0, 100, NULL},
 };
 
 typedef struct {
@@ -63,6 +67,8 @@ typedef struct {
     ebmc_resample_scheme scheme;
     double h, sigma, threshold, lr_means, lr_z, lr, beta1, beta2;
     int img_c, img_size;
+    int64_t lr_decay_epochs;  /* train.* (image EBMs) */
+    double grad_clip, data_noise;
 } jz_cfg;
 
 /* per-walker buffers come in pairs (current, next): a move or a gather writes the other one */
@@ -105,6 +111,9 @@ static ebmc_status jz_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->lr = ebmc_config_float(cfg, "train", "lr");
     c->beta1 = ebmc_config_float(cfg, "train", "beta1");
     c->beta2 = ebmc_config_float(cfg, "train", "beta2");
+    c->lr_decay_epochs = ebmc_config_int(cfg, "train", "lr_decay_epochs");
+    c->grad_clip = ebmc_config_float(cfg, "train", "grad_clip");
+    c->data_noise = ebmc_config_float(cfg, "train", "data_noise");
     c->k = (int)ebmc_config_int(cfg, "model", "components");
     c->dim = (int)ebmc_config_int(cfg, "model", "dim");
     if (c->gmm && (double)c->k * c->dim > EBMC_GMM_MAX_KD) {
@@ -256,7 +265,8 @@ static ebmc_status jz_setup(void *state, const void *typed, const ebmc_recipe_en
     if (t->c.gmm) {
         s = energy_gmm(t, most);
     } else {
-        jz_net_cfg nc = {t->c.arch, t->c.width, most, t->B, t->c.lr, t->c.beta1, t->c.beta2, t->seed + 101};
+        jz_net_cfg nc = {t->c.arch, t->c.width, most, t->B, t->c.lr, t->c.beta1, t->c.beta2, t->seed + 101,
+                         t->c.lr_decay_epochs, t->c.grad_clip};
         s = jz_energy_net(t->ctx, &nc, &t->E, err, errlen);
         if (s) return s;
     }
@@ -384,6 +394,11 @@ static ebmc_status jz_iteration(void *state, const float *batch, int64_t it, int
     ebmc_ctx_t *ctx = t->ctx;
     EBMC_RANGE_PUSH("jz_iteration");
     ebmc_status s = ebmc_copy(ctx, t->x_data, batch, (size_t)t->B * t->dim * sizeof(float), EBMC_COPY_H2D);
+    if (!s && t->c.data_noise > 0) { /* the CIFAR-10 notebook's real_imgs + N(0, 0.03^2) */
+        ebmc_rng_desc r = {t->B, (size_t)t->dim, EBMC_RNG_NORMAL, 0.0f, (float)t->c.data_noise, true,
+                           {noise_seed(t), STREAM_DATANOISE, NULL, (uint32_t)it}};
+        s = ebmc_rng(ctx, &r, t->x_data);
+    }
     if (!s && !t->ready) s = init_walkers(t, it);
     if (!s) s = update_params(t, epoch);
     if (!s) s = move_walkers(t);
