@@ -344,41 +344,48 @@ class CoopVaeG(nn.Module):
 # ------------------------------------------------------------------ CoopNets CIFAR port (spec 3.1)
 
 
+# FANG-Xiaolin/pytorch-CoopNets model/model.py at HEAD (0b8639e), Descriptor_cifar and
+# Generator_cifar (lines 71-147), copied with the widths as parameters (ndf = ngf = 64 and
+# z_size = nz = 100 are the port's; its commented-out lines dropped); the energy is the sum of the
+# 100 fc outputs (the port backpropagates ones(num_chain, z_size)). 32x32 images only.
 class CoopNetsE(nn.Module):
     def __init__(self, c):
         super().__init__()
-        d, cin = c["ndf"], c["img_c"]
-        for i in range(4):
-            setattr(self, f"conv{i + 1}", nn.Conv2d(cin, d << i, 5, 2, 2))
-            cin = d << i
-        self.fc = nn.Linear(cin * (c["img_size"] // 16) ** 2, 100)
+        d = c["ndf"]
+        self.conv1 = nn.Conv2d(c["img_c"], d, kernel_size=5, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(d, 2 * d, kernel_size=3, stride=2, padding=1)
+        self.conv3 = nn.Conv2d(2 * d, 4 * d, kernel_size=3, stride=1, padding=1)
+        self.fc = nn.Linear(8 * 8 * 4 * d, 100)
+        self.leakyrelu = nn.LeakyReLU()
 
     def forward(self, x):
-        for i in range(4):
-            x = F.leaky_relu(getattr(self, f"conv{i + 1}")(x), COOPNETS_LRELU)
-        return (self.fc(x.flatten(1)).sum(dim=1, keepdim=True),)   # energy = sum of 100 outputs
+        out = self.leakyrelu(self.conv1(x))
+        out = self.leakyrelu(self.conv2(out))
+        out = self.leakyrelu(self.conv3(out))
+        out = out.view(out.size(0), -1)
+        return (self.fc(out).sum(dim=1, keepdim=True),)
 
 
 class CoopNetsG(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.s0, self.ch = c["img_size"] // 16, 8 * c["ngf"]
-        self.fc = nn.Linear(c["nz"], self.ch * self.s0 * self.s0)
-        cin = self.ch
-        for i in range(4):
-            cout = self.ch >> (i + 1) if i < 3 else c["img_c"]
-            setattr(self, f"convt{i + 1}", nn.ConvTranspose2d(cin, cout, 5, 2, 2, output_padding=1))
-            if i < 3:
-                setattr(self, f"bn{i + 1}", nn.BatchNorm2d(cout))
-            cin = cout
+        g = c["ngf"]
+        self.convt1 = nn.ConvTranspose2d(c["nz"], 4 * g, kernel_size=4, stride=1, padding=0)
+        self.convt2 = nn.ConvTranspose2d(4 * g, 2 * g, kernel_size=5, stride=2, padding=2, output_padding=1)
+        self.convt3 = nn.ConvTranspose2d(2 * g, g, kernel_size=5, stride=2, padding=2, output_padding=1)
+        self.convt4 = nn.ConvTranspose2d(g, c["img_c"], kernel_size=5, stride=2, padding=2, output_padding=1)
+        self.bn1 = nn.BatchNorm2d(4 * g)
+        self.bn2 = nn.BatchNorm2d(2 * g)
+        self.bn3 = nn.BatchNorm2d(g)
+        self.leakyrelu = nn.LeakyReLU()
+        self.tanh = nn.Tanh()
         self.zero_grad_params = {"convt1.bias", "convt2.bias", "convt3.bias"}
 
     def forward(self, z):
-        h = self.fc(z.flatten(1)).view(-1, self.ch, self.s0, self.s0)
-        for i in range(3):
-            h = F.leaky_relu(getattr(self, f"bn{i + 1}")(getattr(self, f"convt{i + 1}")(h)),
-                             COOPNETS_LRELU)
-        return (torch.tanh(self.convt4(h)),)
+        out = self.leakyrelu(self.bn1(self.convt1(z.view(z.size(0), -1, 1, 1))))
+        out = self.leakyrelu(self.bn2(self.convt2(out)))
+        out = self.leakyrelu(self.bn3(self.convt3(out)))
+        return (self.tanh(self.convt4(out)),)
 
 # ------------------------------------------------------------------ toy2d, mnist (ebmc's own)
 
@@ -497,11 +504,17 @@ class IgebmE(nn.Module):
                 setattr(self, name + "_res_adaptive", IgebmConv(w, wo, False, False, False))
             w = wo
         self.fc5 = nn.Linear(w, 1)
+        # ResNet32Large(train=True)'s tf.layers.dropout after each block's c1 (utils.py:538-539):
+        # None (off, test time) or a callable (block index, c1 output) -> its dropped-out value
+        self.dropout = None
 
     def forward(self, x):
         h = F.leaky_relu(self.c1_pre(x), LRELU)
         for i, name in enumerate(self.NAMES):
-            r = getattr(self, name + "_res_c2")(F.leaky_relu(getattr(self, name + "_res_c1")(h), LRELU))
+            c1 = getattr(self, name + "_res_c1")(h)
+            if self.dropout is not None:
+                c1 = self.dropout(i, c1)
+            r = getattr(self, name + "_res_c2")(F.leaky_relu(c1, LRELU))
             sc = getattr(self, name + "_res_adaptive")(h) if hasattr(self, name + "_res_adaptive") else h
             r = r + sc
             if i % 3 == 0:

@@ -32,7 +32,7 @@ static ebmc_rng_key row_key(const prow *r, pcase *pc) {
  * the offset must reach the CPU's and the kernels' Philox counters alike. */
 static uint32_t row_chain0(const prow *r) {
     bool sampler = r->op == EBMC_OP_LANGEVIN || r->op == EBMC_OP_RNG || r->op == EBMC_OP_REPARAM ||
-                   r->op == EBMC_OP_REPLAY_SAMPLE;
+                   r->op == EBMC_OP_REPLAY_SAMPLE || r->op == EBMC_OP_DROPOUT;
     return sampler && (r->n & 1) ? 1000u : 0u;
 }
 
@@ -320,9 +320,10 @@ void parity_build_case(const prow *r, pcase *pc) {
     }
     case EBMC_OP_ADAM:
         pc->adam = (ebmc_adam_desc){.count = cnt, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999,
-                                    .eps = 1e-8, .weight_decay = r->x1, .step = 1};
-        snprintf(pc->label, sizeof pc->label, "adam count %zu steps %d wd %g", cnt, r->var,
-                 r->x1);
+                                    .eps = 1e-8, .weight_decay = r->x1, .step = 1,
+                                    .clip_std = r->co ? 3.0 : 0.0, .clip_floor = r->co ? 0.1 : 0.0};
+        snprintf(pc->label, sizeof pc->label, "adam count %zu steps %d wd %g%s", cnt, r->var,
+                 r->x1, r->co ? " clipped (IGEBM)" : "");
         add(pc, "param", cnt, B_INOUT, F_NORMAL);
         add(pc, "grad", cnt, B_IN, F_NORMAL);
         add(pc, "m", cnt, B_INOUT, F_NORMAL);
@@ -339,6 +340,17 @@ void parity_build_case(const prow *r, pcase *pc) {
                  r->n, E, modes[r->var], r->x1, r->co, r->s ? "counter" : "offset");
         add(pc, "x", cnt, B_INOUT, F_NORMAL);
         add(pc, "g", cnt, B_IN, F_NORMAL);
+        add_step_buf(r, pc);
+        break;
+    }
+    case EBMC_OP_DROPOUT: {
+        const size_t E = (size_t)r->c * r->h * r->w;
+        pc->drop = (ebmc_dropout_desc){.rows = r->n, .row_elems = E, .group_off = (uint32_t)r->k, .p = r->x1,
+                                       .beta = r->beta, .rng = row_key(r, pc)};
+        snprintf(pc->label, sizeof pc->label, "dropout (%d,%zu) p %g groups from %d beta %g step %s", r->n, E,
+                 r->x1, r->k, r->beta, r->s ? "counter" : "offset");
+        add(pc, "x", cnt, B_IN, F_NORMAL);
+        add(pc, "y", cnt, ob, F_NORMAL);
         add_step_buf(r, pc);
         break;
     }
@@ -697,6 +709,11 @@ static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
         ebmc_langevin_desc d = pc->lgv;
         if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
         return ebmc_langevin(ctx, &d, p[0], p[1]);
+    }
+    case EBMC_OP_DROPOUT: {
+        ebmc_dropout_desc d = pc->drop;
+        if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
+        return ebmc_dropout(ctx, &d, p[0], p[1]);
     }
     case EBMC_OP_RNG: {
         ebmc_rng_desc d = pc->rng;

@@ -23,7 +23,7 @@
  *   upsample:    var = ebmc_upsample_mode;  gpool: var = ebmc_gpool_mode
  *   axpby:       y = x1*x + beta*y;  fill: value x1
  *   reduce:      x (n, c*h*w), var = ebmc_reduce_mode
- *   adam:        var = steps taken (1, 2, ...), x1 = weight decay
+ *   adam:        var = steps taken (1, 2, ...), x1 = weight decay, co = 1: IGEBM's clip (3, 0.1)
  *   samplers:    n chains of c*h*w elements; s = 1: the noise step comes from a device counter
  *                (step_base = 7, step_offset = 3), else step_offset = 11 alone
  *   langevin:    var = ebmc_noise_mode, x1 = clip (0: off), co = 1: clamp to [-1, 1];
@@ -50,6 +50,7 @@
  *   pool2d:      k x k, stride s, pad; var = ebmc_pool_mode, co = count_include_pad
  *   resize:      (n,c,h,w) -> (n,c,co,k)
  *   chan_copy:   x (n,c,h*w) into channels [k, k+c) of y (n,co,h*w)
+ *   dropout:     rows n of c*h*w; x1 = p, k = group_off, beta (1: the backward's accumulation)
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data
  * (bn_bwd: both beta_dx and beta_param). */
 typedef struct {
@@ -113,6 +114,7 @@ typedef struct {
     ebmc_pool_desc pool;
     ebmc_resize_desc rsz;
     ebmc_chan_copy_desc ccp;
+    ebmc_dropout_desc drop;
     int step_buf; /* index of the device step counter buffer, or -1 */
     int nb;
     bspec b[MAXB];

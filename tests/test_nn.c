@@ -19,6 +19,7 @@
  * curvature of the smooth parts (BatchNorm, tanh, SiLU, spectral norm) is O(h^2). Pass:
  * |fd - g.v| <= 2e-2 * ||g||_2. */
 #include "ebmc/models.h"
+#include "ebmc/optim.h"
 #include "testutil.h"
 #include <math.h>
 #include <stdio.h>
@@ -550,6 +551,33 @@ static void test_macs(void **state) {
     assert_true(first == 1024.0 * 512 * 27);
 }
 
+/* The Jarzynski authors' Lightning settings on Adam (ebmc_adam_set_schedule): LambdaLR's linear
+ * decay max(1 - epoch/n, 1e-10) exactly; clip_grad_norm_ scales a gradient of norm 10 to norm
+ * max_norm 2 (up to the float rounding of the scale and the sum, 1e-5) and leaves one of norm 1. */
+static void test_adam_schedule(void **state) {
+    ebmc_model_cfg c = small("toy2d");
+    ebmc_net_t *net = build(&c, EBMC_NET_E);
+    ebmc_adam_cfg ac = {1e-4, 0.0, 0.999, 1e-8, 0, 1};
+    ebmc_adam_t *a;
+    OK(ebmc_adam_create(net, &ac, &a));
+    OK(ebmc_adam_set_schedule(a, 600, 2.0));
+    assert_true(ebmc_adam_lr(a, 0) == 1e-4);
+    assert_true(fabs(ebmc_adam_lr(a, 300) - 0.5e-4) < 1e-18);
+    assert_true(ebmc_adam_lr(a, 600) == 1e-4 * 1e-10 && ebmc_adam_lr(a, 900) == 1e-4 * 1e-10);
+    size_t n = ebmc_net_param_count(net);
+    float *g = ebmc_net_grads(net);
+    for (int k = 0; k < 2; k++) {
+        double norm = k ? 1.0 : 10.0, got = 0;
+        for (size_t i = 0; i < n; i++) g[i] = (float)(norm / sqrt((double)n) * (i % 2 ? 1 : -1));
+        OK(ebmc_adam_step(a, 0));
+        for (size_t i = 0; i < n; i++) got += (double)g[i] * g[i];
+        printf("clip_grad_norm_(2): norm %.1f -> %.6f\n", norm, sqrt(got));
+        assert_float_equal(sqrt(got), k ? 1.0 : 2.0, 1e-5);
+    }
+    ebmc_adam_free(a);
+    ebmc_net_free(net);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_macs),
@@ -560,6 +588,7 @@ int main(void) {
         cmocka_unit_test(test_coopnets),
         cmocka_unit_test(test_toy_and_mnist),
         cmocka_unit_test(test_tapes_independent),
+        cmocka_unit_test(test_adam_schedule),
         cmocka_unit_test(test_grad_reuse_identical),
         cmocka_unit_test(test_shared_tapes),
         cmocka_unit_test(test_shared_tape_refusals),

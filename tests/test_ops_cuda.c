@@ -220,6 +220,7 @@ static const prow ROWS[] = {
     /* Adam: var = steps, x1 = weight decay */
     {EBMC_OP_ADAM,               1,  1,  1,10000, 0, 0, 0,  0,  0,  5, 0,    0,    TOL_ADAM, TOL_ADAM},
     {EBMC_OP_ADAM,               1,  1,  1,3001, 0, 0, 0,  0,  0,  3, 1e-2f, 0,    TOL_ADAM, TOL_ADAM},
+    {EBMC_OP_ADAM,               1,  1,  1,3001, 1, 0, 0,  0,  0,  3, 0,     0,    TOL_ADAM, TOL_ADAM},
     /* Langevin, all noise modes: plain; from the device step counter; clip + clamp with a
      * partial last group (E = 130); NEXT with clip + clamp (E = 105, odd); a long chain (many
      * blocks per chain); 70000 chains (more than one grid row: the kernel strides over chains) */
@@ -317,6 +318,14 @@ static const prow ROWS[] = {
     {EBMC_OP_RESIZE_FWD,         2,  3, 32, 32,299,299,0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_RESIZE_FWD,         1,  2,  5,  7, 13, 4, 0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_CHAN_COPY,          2,  5,  6,  7, 12, 3, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
+    /* dropout (IGEBM, p = 0.5): the mask a function of (seed, stream, step, row, element) on
+     * both sides, so the outputs are x/0.5 or 0 on both: exact. A device step counter, an odd
+     * row count on a data-parallel rank's chains, a group offset (a later layer), the
+     * backward's accumulation (beta 1) and another p (x / 0.7f: one correctly rounded division
+     * on both sides, exact too) */
+    {EBMC_OP_DROPOUT,            4,  8,  5,  5,  0, 0, 1,  0,  0,  0, 0.5f,  0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_DROPOUT,            3,  2,  3,  3,  0,40, 0,  0,  0,  0, 0.5f,  1,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_DROPOUT,           64,  1,  1,  1,  0, 0, 1,  0,  0,  0, 0.3f,  0,    TOL_EXACT, TOL_EXACT},
     /* training widths (issue 17): the Dual-MCMC CIFAR-10 nets run 512 channels at batch 100
      * (configs/cifar10_dual_mcmc.ini: ndf = ngf = 512, batch_size = 100): 3x3 convolutions of
      * the E net's 4x4 stage, the generator's 4x4/s2 transposed convolution 512 -> 256 and a

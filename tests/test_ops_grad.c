@@ -10,6 +10,8 @@
  * or 1e-3, where the O(h^2) truncation plus the rounding noise / 2h stay below
  * atol + rtol*|g| = 2e-3 + 1e-2*|g|; inputs are kept >= 0.05 away from kinks. */
 #include "testutil.h"
+#include "ebmc/philox.h"
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,6 +463,86 @@ static void test_pools(void **state) {
     }
 }
 
+/* ---------------- dropout (Philox-keyed masks) ---------------- */
+
+typedef struct {
+    ebmc_dropout_desc d;
+    float *x, *y, *r;
+    size_t n;
+} drop_case;
+
+static double drop_loss(void *u) {
+    drop_case *c = u;
+    OK(ebmc_dropout(CTX, &c->d, c->x, c->y));
+    return tu_dot(c->r, c->y, c->n);
+}
+
+/* The mask against Philox itself (the generator's known answers are checked by the oracle
+ * tests): element e of row r is kept iff the double uniform (k + 0.5) 2^-32 of lane e%4 of
+ * counter (group_off + e/4, r, step, stream) is >= p, and then y = x / (1 - p) exactly; the keep
+ * rate within 5 binomial standard deviations; a later layer's group offset is the same row read
+ * further on; the step from a counter in memory; another step another mask; the backward (the
+ * same call on dy) against finite differences; beta = 1 accumulates. */
+static void test_dropout(void **state) {
+    enum { R = 5, E = 2003 };
+    const size_t n = (size_t)R * E;
+    float *x = tu_malloc(n), *y = tu_malloc(n), *y2 = tu_malloc(n), *r = tu_malloc(n), *dx = tu_malloc(n);
+    tu_fill_normal(&RNG, x, n, 1);
+    tu_fill_normal(&RNG, r, n, 1);
+    const float ps[] = {0.5f, 0.3f};
+    for (int k = 0; k < 2; k++) {
+        ebmc_dropout_desc d = {.rows = R, .row_elems = E, .group_off = 7, .p = ps[k], .beta = 0,
+                               .rng = {0xFEEDFACE12345678ull, 11, NULL, 42}};
+        OK(ebmc_dropout(CTX, &d, x, y));
+        size_t kept = 0, bad = 0;
+        const float keep_p = (float)(1.0 - (double)ps[k]);
+        for (int row = 0; row < R; row++)
+            for (size_t e = 0; e < E; e++) {
+                ebmc_u32x4 c = {{7u + (uint32_t)(e / 4), (uint32_t)row, 42u, 11u}};
+                ebmc_u32x4 u = ebmc_philox4x32_10(c, 0x12345678u, 0xFEEDFACEu);
+                bool keep = ((double)u.v[e % 4] + 0.5) * 2.3283064365386963e-10 >= (double)ps[k];
+                float want = keep ? x[row * E + e] / keep_p : 0.0f;
+                kept += keep;
+                bad += y[row * E + e] != want;
+            }
+        assert_int_equal(bad, 0);
+        double sd = sqrt(n * ps[k] * (1 - ps[k]));
+        printf("dropout p %.1f: kept %zu of %zu (expected %.0f, sd %.0f)\n", ps[k], kept, n, n * (1 - ps[k]), sd);
+        assert_true(fabs((double)kept - n * (1 - ps[k])) < 5 * sd);
+        /* group offset 7 = elements 28.. of a row with offset 0 */
+        float *xl = tu_malloc(E + 28), *yl = tu_malloc(E + 28);
+        memset(xl, 0, 28 * sizeof(float));
+        memcpy(xl + 28, x, E * sizeof(float));
+        ebmc_dropout_desc dl = d;
+        dl.rows = 1, dl.row_elems = E + 28, dl.group_off = 0;
+        OK(ebmc_dropout(CTX, &dl, xl, yl));
+        assert_memory_equal(yl + 28, y, E * sizeof(float));
+        free(xl); free(yl);
+        /* the step from a counter in memory (40 + offset 2), and another step */
+        uint32_t base = 40;
+        ebmc_dropout_desc dc = d;
+        dc.rng.step_base = &base, dc.rng.step_offset = 2;
+        OK(ebmc_dropout(CTX, &dc, x, y2));
+        assert_memory_equal(y2, y, n * sizeof(float));
+        dc.rng.step_offset = 3;
+        OK(ebmc_dropout(CTX, &dc, x, y2));
+        size_t same = 0;
+        for (size_t i = 0; i < n; i++) same += (y2[i] != 0) == (y[i] != 0);
+        assert_true(same < n - n / 4); /* independent masks agree on ~(p^2 + (1-p)^2) of them */
+        /* backward = the same call on r; beta = 1 adds */
+        drop_case c = {.d = d, .x = x, .y = y2, .r = r, .n = n};
+        OK(ebmc_dropout(CTX, &d, r, dx));
+        assert_true(tu_gradcheck(k ? "dropout p 0.3 dx" : "dropout p 0.5 dx", drop_loss, &c, x, n, dx, LIN_H,
+                                 LIN_RTOL, LIN_ATOL, MAXCHK) <= 1);
+        memcpy(y2, r, n * sizeof(float));
+        ebmc_dropout_desc db = d;
+        db.beta = 1;
+        OK(ebmc_dropout(CTX, &db, x, y2));
+        for (size_t i = 0; i < n; i++) assert_true(y2[i] == y[i] + r[i]);
+    }
+    free(x); free(y); free(y2); free(r); free(dx);
+}
+
 /* ---------------- exact answers: Adam, reduce, axpby, fill ---------------- */
 
 static void test_adam_exact(void **state) {
@@ -490,6 +572,27 @@ static void test_adam_exact(void **state) {
         OK(ebmc_adam(CTX, &d2, p, g, m, v));
     }
     for (int i = 0; i < N; i++) assert_float_equal(p[i], p0[i] - 5 * 1e-2 * (g[i] > 0 ? 1 : -1), 2e-5);
+    /* IGEBM's clipped Adam (custom_adam.py): step t = 2 from v_old, g clipped to
+     * +-(3 sqrt(v_old / (1 - b2^2)) + 0.1), then Adam; against the float64 formula (a few float
+     * roundings: relative 1e-5). v_old spans bounds from 0.1 to ~1.4 so that N(0,1) gradients
+     * are clipped and not clipped. */
+    ebmc_adam_desc d3 = {.count = N, .lr = 1e-3, .beta1 = 0.0, .beta2 = 0.999, .eps = 1e-8, .step = 2,
+                         .clip_std = 3.0, .clip_floor = 0.1};
+    float vold[N];
+    int clipped = 0;
+    for (int i = 0; i < N; i++) vold[i] = v[i] = 1e-4f * (float)(i * i) / (N * N), m[i] = 0, p[i] = p0[i];
+    OK(ebmc_adam(CTX, &d3, p, g, m, v));
+    for (int i = 0; i < N; i++) {
+        double bc2 = 1 - 0.999 * 0.999, bound = 3 * sqrt(vold[i] / bc2) + 0.1;
+        double gc = g[i] > bound ? bound : (g[i] < -bound ? -bound : g[i]);
+        double vn = 0.999 * vold[i] + 0.001 * gc * gc;
+        double want = p0[i] - 1e-3 * gc / (sqrt(vn) / sqrt(bc2) + 1e-8);
+        clipped += gc != g[i];
+        assert_float_equal(m[i], gc, 1e-5 * fabs(gc));
+        assert_float_equal(p[i], want, 1e-5 * fabs(want - p0[i]) + 1e-7);
+    }
+    printf("clipped adam: %d of %d gradients clipped\n", clipped, N);
+    assert_true(clipped > N / 8 && clipped < N - N / 8);
 }
 
 static void test_reduce_axpby_fill(void **state) {
@@ -532,6 +635,7 @@ int main(void) {
         cmocka_unit_test(test_spectral_norm),
         cmocka_unit_test(test_upsample),
         cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_adam_exact),
         cmocka_unit_test(test_reduce_axpby_fill),
     };

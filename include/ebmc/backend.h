@@ -215,7 +215,10 @@ typedef enum {
     X(RESIZE_FWD, resize_fwd, ebmc_resize_fwd, ebmc_resize_desc, (const float *x, float *y),   \
       (x, y), x && y, 0)                                                                         \
     X(CHAN_COPY, chan_copy, ebmc_chan_copy, ebmc_chan_copy_desc, (const float *x, float *y),   \
-      (x, y), x && y, 0)
+      (x, y), x && y, 0)                                                                         \
+    /* y = beta y + x m / (1 - p), Philox-keyed mask m; its own backward (x = dy, y = dx) */     \
+    X(DROPOUT, dropout, ebmc_dropout, ebmc_dropout_desc, (const float *x, float *y), (x, y),     \
+      x && y, 0)
 
 /* (a, b) -> a, b: unwraps a params or args column */
 #define EBMC_UNPAREN(...) __VA_ARGS__
@@ -353,10 +356,15 @@ typedef struct {
  * The hyper-parameters are doubles, as PyTorch's Python floats: the backends round b1, 1 - b1,
  * b2, 1 - b2, lr/(1-b1^t), sqrt(1-b2^t), eps and wd to float from the doubles, as PyTorch's
  * float kernels receive them (so 1 - beta2 for beta2 = 0.999 is (float)0.001, not 1 - 0.999f). */
+/* clip_std > 0: IGEBM's clipped Adam (openai/ebm_code_release custom_adam.py:155-156), g' first
+ * clipped element-wise to +-(clip_std sqrt(v / (1 - b2^t)) + clip_floor) with v the second moment
+ * BEFORE this step's update and t the step being taken (TensorFlow's beta2_power), in float:
+ * bound = clip_std * sqrtf(v / (float)(1 - b2^t)) + clip_floor; the authors use 3 and 0.1. */
 typedef struct {
     size_t count;
     double lr, beta1, beta2, eps, weight_decay;
     long step;                  /* t >= 1: the step being taken */
+    double clip_std, clip_floor; /* 0: no clip */
 } ebmc_adam_desc;
 
 /* ---- samplers: counter-based randomness (include/ebmc/philox.h) ----
@@ -586,6 +594,25 @@ typedef struct {
     int n, c, hw;
     int c_total, c_off;
 } ebmc_chan_copy_desc;
+
+/* Dropout with counter-based masks, as IGEBM's tf.layers.dropout(rate=p, training=True) after
+ * each residual block's first convolution. Over x (rows, row_elems):
+ *   y = beta y + (m ? x / (1 - p) : 0)      (beta == 0: y is not read; x == y allowed)
+ * with m = [u >= p] for the uniform u of element e of row r: Philox counter
+ * (group_off + e/4, chain0 + r, step, rng.stream) lane e%4 (ebmc_philox_uniform4's (k + 0.5) 2^-32,
+ * compared in double with p; chain0 a data-parallel rank's first global chain), and 1 - p rounded
+ * to float from double (TensorFlow divides by keep_prob). The mask is a function of the key and
+ * the element only: the backward is the same call on (dy, dx) with the forward's key, and the CPU,
+ * the CUDA kernel and a float64 oracle draw the same mask. A net gives each dropout layer its own
+ * group_off (the layers of one sample are one long row of groups). */
+typedef struct {
+    int rows;
+    size_t row_elems;
+    uint32_t group_off;
+    float p;                    /* drop probability, 0 <= p < 1 */
+    float beta;
+    ebmc_rng_key rng;
+} ebmc_dropout_desc;
 
 /* ---- the op table ---- */
 

@@ -58,6 +58,10 @@ struct ebmc_potential {
     /* called when a capture's host-side pass (since its begin) was discarded (the capture
      * failed; the same run follows eagerly): undoes that pass's host bookkeeping. NULL: none */
     void (*capture_discarded)(ebmc_potential *self);
+    /* called before each gradient evaluation k of a chain run with the chain's key of that step:
+     * (seed, stream, its device step counter, k). NULL: none (the net potentials use it for their
+     * dropout masks, ebmc_potential_dropout) */
+    void (*step_key)(ebmc_potential *self, ebmc_rng_key key);
     void (*free)(ebmc_potential *self);
     ebmc_ctx_t *ctx;
     size_t elems;       /* per chain */
@@ -77,6 +81,12 @@ float *ebmc_potential_latent_target(ebmc_potential *p); /* (max_batch, C, H, W) 
  * with gradients: a base for ebmc_tape_create_shared, so another pass of the same net can use
  * its memory between chain runs (a chain run overwrites that pass's values and outputs). */
 ebmc_tape_t *ebmc_potential_tape(ebmc_potential *p);
+/* Net potentials whose net has dropout layers (ebmc_nn_dropout): on = true draws the masks of
+ * gradient evaluation k of a chain run from (the chain's seed, `stream`, the chain's step counter
+ * + k): a function of the chain's noise step, so graph replays and resumed runs draw them as an
+ * eager run would; on = false (the default) evaluates with dropout off. Either way the potential
+ * sets the net's dropout before each of its forwards. */
+void ebmc_potential_dropout(ebmc_potential *p, bool on, uint32_t stream);
 /* Energy potentials: record sum_b E(x_b) at every gradient evaluation of a run into a device
  * array of max_evals floats (the energy curve along the chain: entry 0 is the energy of the
  * initial samples). NULL turns it off. */

@@ -22,6 +22,8 @@ typedef struct {
     int ngf, ndf, nif;/* generator, EBM and inference-model widths */
     int img_c, img_size;
     int hidden;       /* MLP width (toy data) */
+    float dropout;    /* igebm: dropout probability after each residual block's c1 conv (0: no
+                       * dropout layers); the layers act while the net's dropout is on */
     bool smooth;      /* tests only: every ReLU/LeakyReLU becomes SiLU, so that finite
                        * differences of a whole net do not straddle kinks */
 } ebmc_model_cfg;

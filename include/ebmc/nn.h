@@ -90,6 +90,11 @@ int ebmc_nn_pswish(ebmc_net_t *net, int in, const char *prefix);
  * diag exp(2 logstd)); tensors "<prefix>mu" and "<prefix>logstd" (D each), initialised to 0
  * (particle-EBMs' EBM: prefix "base_"). */
 int ebmc_nn_gauss_base(ebmc_net_t *net, int in, const char *prefix);
+/* Dropout (IGEBM's tf.layers.dropout(rate=p, training=True)): y = x m / (1 - p) with the
+ * Philox-keyed masks of ebmc_dropout_desc (row = the sample's global chain index). The dropout
+ * layers of a sample are one row of Philox groups: each layer takes the next ceil(C*H*W/4) groups,
+ * in build order. Active while the net's dropout is on (ebmc_net_set_dropout), else the identity. */
+int ebmc_nn_dropout(ebmc_net_t *net, int in, float p);
 /* Marks a value as an output (call once per output, in order). */
 void ebmc_net_output(ebmc_net_t *net, int v);
 /* Metadata recorded in checkpoints (e.g. "arch" -> "dualmcmc_cifar10_E"). */
@@ -104,6 +109,14 @@ void ebmc_net_free(ebmc_net_t *net);
 /* Spectral norm: power iterations per forward (1 as torch; 0 freezes u, v). */
 void ebmc_net_set_sn_iters(ebmc_net_t *net, int n_power_iter);
 int ebmc_net_sn_iters(const ebmc_net_t *net);
+
+/* The masks of the net's next forward passes: on = false makes every dropout layer the identity
+ * (the default; test time), on = true draws them from `key` (seed, stream, step: step_base, a
+ * device counter or NULL, + step_offset, read when the pass runs, as the samplers'). A pass's
+ * backward uses its forward's key, so set the key of each pass before its forward and keep a
+ * device counter unchanged until its backward. */
+void ebmc_net_set_dropout(ebmc_net_t *net, bool on, ebmc_rng_key key);
+int ebmc_net_dropout_layers(const ebmc_net_t *net);
 
 /* ---- shapes and parameters ---- */
 const char *ebmc_net_name(const ebmc_net_t *net);

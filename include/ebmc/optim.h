@@ -22,6 +22,17 @@ void ebmc_adam_free(ebmc_adam_t *a);
 /* One step on the net's accumulated gradients with the learning rate of `epoch`. */
 ebmc_status ebmc_adam_step(ebmc_adam_t *a, int64_t epoch);
 double ebmc_adam_lr(const ebmc_adam_t *a, int64_t epoch);
+/* IGEBM's custom_adam.py (a TensorFlow AdamOptimizer): clip_std > 0 clips each gradient element
+ * to +-(clip_std sqrt(v_hat) + clip_floor) before the step (ebmc_adam_desc; the authors: 3, 0.1);
+ * tf_eps adds eps to the uncorrected sqrt(v) as tf.train.AdamOptimizer does ("epsilon hat"),
+ * i.e. eps / sqrt(1 - b2^t) to the corrected one. Default: off, off (torch.optim.Adam). */
+void ebmc_adam_set_tf(ebmc_adam_t *a, double clip_std, double clip_floor, bool tf_eps);
+/* The Jarzynski authors' PyTorch Lightning settings (EBMs_Jarzynski main*.ipynb):
+ * decay_epochs > 0 replaces ExponentialLR by LambdaLR's linear decay stepped per epoch,
+ * lr(epoch) = lr max(1 - epoch / decay_epochs, 1e-10); max_norm > 0 clips the whole gradient by
+ * its L2 norm before each step as torch.nn.utils.clip_grad_norm_ (gradient_clip_val): g *=
+ * max_norm / (||g|| + 1e-6) when that is < 1 (one host read of ||g|| per step). */
+ebmc_status ebmc_adam_set_schedule(ebmc_adam_t *a, int64_t decay_epochs, double max_norm);
 int64_t ebmc_adam_steps(const ebmc_adam_t *a);
 
 /* State for checkpoints: "<prefix>.exp_avg", "<prefix>.exp_avg_sq" (F32, the arena's order) and

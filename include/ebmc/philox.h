@@ -77,4 +77,13 @@ EBMC_HD void ebmc_philox_uniform4(uint64_t seed, uint32_t group, uint32_t chain,
     for (int i = 0; i < 4; i++) out[i] = (float)ebmc_u32_to_unit(r.v[i]);
 }
 
+/* Dropout's keep flags of four elements from the same counter layout: keep[i] = (u_i >= p) with
+ * u_i = (k_i + 0.5) 2^-32 in double (ebmc_dropout_desc). */
+EBMC_HD void ebmc_philox_keep4(uint64_t seed, uint32_t group, uint32_t chain, uint32_t step,
+                               uint32_t stream, double p, int keep[4]) {
+    ebmc_u32x4 c = {{group, chain, step, stream}};
+    ebmc_u32x4 r = ebmc_philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+    for (int i = 0; i < 4; i++) keep[i] = ebmc_u32_to_unit(r.v[i]) >= p;
+}
+
 #endif

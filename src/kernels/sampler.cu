@@ -136,6 +136,40 @@ void sampler_rng_fill(const ebmc_rng_desc *d, float *y, uint32_t chain0, cudaStr
     EBMC_NVTX_POP();
 }
 
+/* ---- dropout ---- */
+
+/* y (rows, E) = beta y + (x / keep_p) keep: backend_cpu.c's cpu_dropout, one thread per group */
+static __global__ void dropout_kernel(ebmc_dropout_desc d, const float *x, float *y, size_t groups,
+                                      uint32_t chain0) {
+    const size_t E = d.row_elems;
+    const uint32_t step = key_step(d.rng);
+    const float keep_p = (float)(1.0 - (double)d.p);
+    FOR_EACH_CHAIN(r, d.rows) {
+        FOR_EACH_GROUP(q, groups) {
+            int keep[4];
+            ebmc_philox_keep4(d.rng.seed, d.group_off + (uint32_t)q, (uint32_t)r + chain0, step, d.rng.stream,
+                              (double)d.p, keep);
+            const size_t e0 = 4 * q, base = (size_t)r * E;
+#pragma unroll
+            for (int l = 0; l < 4; l++) {
+                if (e0 + (size_t)l >= E) break;
+                const size_t i = base + e0 + (size_t)l;
+                const float v = __fmul_rn(__fdiv_rn(x[i], keep_p), (float)keep[l]);
+                y[i] = d.beta == 0.f ? v : __fadd_rn(v, __fmul_rn(d.beta, y[i]));
+            }
+        }
+    }
+}
+
+void sampler_dropout(const ebmc_dropout_desc *d, const float *x, float *y, uint32_t chain0, cudaStream_t s) {
+    EBMC_NVTX_PUSH(__func__);
+    const size_t groups = CEIL_DIV(d->row_elems, (size_t)4);
+    const chain_launch l = chain_geometry(d->rows, groups);
+    dropout_kernel<<<l.grid, l.block, 0, s>>>(*d, x, y, groups, chain0);
+    CUDA_CHECK(cudaGetLastError());
+    EBMC_NVTX_POP();
+}
+
 /* ---- reparameterisation ---- */
 
 /* z = mu + expf(k*s) * n, all (n_chains, E) */

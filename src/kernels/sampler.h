@@ -1,5 +1,6 @@
 /* defines: sampler_langevin_step, sampler_rng_fill, sampler_reparam_sample, sampler_scaled_diff,
- * sampler_counter_add, sampler_replay_sample, sampler_replay_push, sampler_gauss_nll -- the
+ * sampler_counter_add, sampler_replay_sample, sampler_replay_push, sampler_gauss_nll,
+ * sampler_dropout -- the
  * sampler ops of the CUDA backend (include/ebmc/backend.h, "samplers"), all on stream s.
  *
  * Every random number comes from include/ebmc/philox.h with the CPU backend's counter layout
@@ -51,6 +52,10 @@ void sampler_gauss_nll(const ebmc_gauss_nll_desc *d, const float *z, const float
 void sampler_gauss_kl(const ebmc_gauss_kl_desc *d, const float *mu, const float *sv,
                       const float *eps, const float *dz, float *loss, float *dmu, float *ds,
                       cudaStream_t s);
+
+/* y = beta y + (x / (1 - p)) keep over (rows, row_elems), keep from ebmc_philox_keep4 with the
+ * CPU's counter (ebmc_dropout_desc); x == y allowed. */
+void sampler_dropout(const ebmc_dropout_desc *d, const float *x, float *y, uint32_t chain0, cudaStream_t s);
 
 #ifdef __cplusplus
 }

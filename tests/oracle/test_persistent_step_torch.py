@@ -21,6 +21,9 @@ counter, buffer), runs iteration 3 and saves E1 and step.safetensors. Here, from
        per session run); every later forward uses the same W/sigma (eval mode: no update)
        x- = buffer draw; K times: x += 0.005 n_k; x <- clamp(x - 10 clip(grad E(x), 0.01), 0, 1)
        loss = mean E(x+) - mean E(x-) + l2 (mean E(x+)^2 + mean E(x-)^2)
+       dropout 0.5 after every block's c1 in every forward (ResNet32Large(train=True)), masks from
+       ebmc's Philox keys (class Dropout: stream 12 step 2 it / 2 it + 1 for E(x+) / E(x-), stream
+       11 and the chain's counter + k for Langevin step k)
   3. Rows:
      exact      Philox known answers; the buffer after the push, byte for byte, from C's own
                 x- (floor(255 (x - lo)/(hi - lo)) clipped, compress_x_mod's 255 levels: the
@@ -31,11 +34,14 @@ counter, buffer), runs iteration 3 and saves E1 and step.safetensors. Here, from
                 e_mca the largest deviation of 6 float64 runs under the float32 rounding model
                 (DM.Rounding on fc5 and on every spectrally normalised conv through DM's noisy
                 conv, forward and backward; a relative u on each Langevin update).
-     Adam       per element from ck0's exp_avg / exp_avg_sq / step on C's gradient:
+     Adam       per element from ck0's exp_avg / exp_avg_sq / step on C's gradient, the
+                authors' clipped Adam (custom_adam.py, adam_step; the dump's bound
+                1 sqrt(v_hat) + 1e-5 so that it clips ~60 % of the elements):
                 |(p1 - p0) - step| <= ulp(p1) + 16 eps_f32 |step|.
 --perturb: the check must FAIL on dumps with the Langevin step 1% off, the gradient clip 1%
-off, the regulariser l2_coeff 1% off, and the re-initialisation probability 0.05 -> 0.5 (the
-buffer draw), each against the reference computed from that dump's own ck0; exit 0 iff the clean run passes and every defect is detected. Exit 77 (skip)
+off, the regulariser l2_coeff 1% off, the re-initialisation probability 0.05 -> 0.5 (the
+buffer draw), dropout off (model.dropout = 0: the old behaviour) and plain Adam
+(train.optimizer = adam: the old behaviour), each against the reference computed from that dump's own ck0; exit 0 iff the clean run passes and every defect is detected. Exit 77 (skip)
 without PyTorch/numpy.
 """
 import json
@@ -58,7 +64,7 @@ import test_nets_torch as NT  # noqa: E402
 import test_dualmcmc_step_torch as DM  # noqa: E402
 
 NT._NP.setdefault("U8", "u1")
-STREAM_X, STREAM_REPLAY, STREAM_DATA = 1, 2, 6
+STREAM_X, STREAM_REPLAY, STREAM_DATA, STREAM_DROP_X, STREAM_DROP = 1, 2, 6, 11, 12
 REPLAY_GROUP = 0xFFFFFFFF
 N_MCA, K_MCA = 6, 2.0
 EPS32 = 2.0 ** -23
@@ -77,6 +83,32 @@ def elem_uniforms(seed, stream, step, n, elems):
     r = DM.philox4x32_10(g, ch, step, stream, seed & 0xFFFFFFFF, seed >> 32)
     out = np.stack([((x.astype(np.float64) + 0.5) * 2.3283064365386963e-10).astype(np.float32) for x in r], -1)
     return out.reshape(n, groups * 4)[:, :elems]
+
+
+class Dropout:
+    """ebmc's DROPOUT (include/ebmc/backend.h ebmc_dropout_desc) as IgebmE.dropout: element e of
+    sample r of block i's c1 output is kept iff the double uniform (k + 0.5) 2^-32 of lane e%4 of
+    Philox counter (off_i + e/4, r, step, stream) is >= p, and scaled by 1/(1 - p); off_i: the
+    groups of the earlier blocks' c1 outputs (ceil(elems/4) each). One key per forward pass."""
+
+    def __init__(self, seed, p):
+        self.seed, self.p, self.key = seed, p, None
+
+    def set(self, stream, step):
+        self.key, self.off = (stream, step), 0
+
+    def __call__(self, i, c1):
+        if i == 0:
+            self.off = 0
+        n, elems = c1.shape[0], int(np.prod(c1.shape[1:]))
+        groups = (elems + 3) // 4
+        g, ch = np.meshgrid(np.arange(self.off, self.off + groups, dtype=np.uint64), np.arange(n, dtype=np.uint64))
+        stream, step = self.key
+        r = DM.philox4x32_10(g, ch, step, stream, self.seed & 0xFFFFFFFF, self.seed >> 32)
+        u = np.stack([(x.astype(np.float64) + 0.5) * 2.3283064365386963e-10 for x in r], -1).reshape(n, groups * 4)
+        keep = (u[:, :elems] >= self.p).astype(np.float64).reshape(c1.shape)
+        self.off += groups
+        return c1 / np.float64(np.float32(1.0 - self.p)) * torch.from_numpy(keep)
 
 
 def run_dump(tool, out, extra=()):
@@ -160,7 +192,11 @@ def reference(d, cfg, mca=None):
     q = np.rint((x + 1) * 127.5)
     u = elem_uniforms(seed, STREAM_DATA, it, B, img).astype(np.float64).reshape(shape)
     x_pos = torch.from_numpy(q / 256 + u / 256)
+    drop = Dropout(seed, cfg["model.dropout"]) if cfg["model.dropout"] > 0 else None
+    net.dropout = drop
     net.train()
+    if drop:
+        drop.set(STREAM_DROP, 2 * it)
     e_pos = net(x_pos)[0].flatten()          # this iteration's power iteration
     net.eval()                               # the same W/sigma from here on
     x0, reused = buffer_draw(d, cfg, shape)
@@ -172,11 +208,15 @@ def reference(d, cfg, mca=None):
     for k in range(cfg["langevin.steps"]):
         n = torch.from_numpy(DM.philox_normals(seed, STREAM_X, base + k, B, img).astype(np.float64)).reshape(shape)
         xk = rel(xk.detach() + c * n).requires_grad_(True)
+        if drop:
+            drop.set(STREAM_DROP_X, base + k)
         e = net(xk)[0].sum()
         trace.append(e.item())
         g = torch.autograd.grad(e, [xk])[0]
         xk = torch.clamp(rel(xk.detach() - a * torch.clamp(g, -clip, clip), 2), lo, hi)
     x_neg = xk.detach()
+    if drop:
+        drop.set(STREAM_DROP, 2 * it + 1)
     e_neg = net(x_neg)[0].flatten()
     l2 = cfg["train.l2_coeff"]
     loss = e_pos.mean() - e_neg.mean() + l2 * ((e_pos ** 2).mean() + (e_neg ** 2).mean())
@@ -190,8 +230,19 @@ def reference(d, cfg, mca=None):
 
 
 def adam_step(g, m, v, t, cfg):
-    """torch.optim.Adam (no weight decay) step t in float64 from state m, v (after t-1 steps)"""
+    """step t in float64 from state m, v (after t-1 steps): train.optimizer = adam_clip is the
+    authors' custom_adam.py _apply_dense: g clipped to +-(3 sqrt(v / (1 - beta2_power)) + 0.1)
+    (train.clip_std, train.clip_floor: the dump uses 0.5 and 0, so that the clip acts)
+    with v the slot BEFORE this step and beta2_power = b2^t (TensorFlow updates it after the
+    step), then training_ops.apply_adam: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
+    p -= lr_t m / (sqrt(v) + eps); adam is torch.optim.Adam (no weight decay)"""
     b1, b2, lr = cfg["train.beta1"], cfg["train.beta2"], cfg["train.lr"]
+    if cfg["train.optimizer"] == "adam_clip":
+        bound = cfg["train.clip_std"] * np.sqrt(v / (1 - b2 ** t)) + cfg["train.clip_floor"]
+        g = np.clip(g, -bound, bound)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        return -lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + 1e-8)
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     return -lr / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + 1e-8)
@@ -231,6 +282,14 @@ def check(d, cfg, refs, verbose=True):
         err = NT.rel_l2(st[key], ref[key])
         row(err <= bound, key, err, bound)
     t = int(d["ck"]["optE.step"]) + 1
+    if verbose and cfg["train.optimizer"] == "adam_clip":
+        b2, n_cl, n_all = cfg["train.beta2"], 0, 0
+        for name, off in d["offsets"].items():
+            g = st["grad." + name].astype(np.float64).ravel()
+            v = d["ck"]["optE.exp_avg_sq"][off:off + g.size].astype(np.float64)
+            n_cl += int(np.sum(np.abs(g) > cfg["train.clip_std"] * np.sqrt(v / (1 - b2 ** t)) + cfg["train.clip_floor"]))
+            n_all += g.size
+        print(f"# clipped Adam: {n_cl} of {n_all} gradient elements clipped at step {t}")
     for name, off in sorted(d["offsets"].items()):
         g = st["grad." + name].astype(np.float64)
         n = g.size
@@ -266,15 +325,15 @@ def main():
         print("# self-test (--perturb): each defect below must make the check fail")
         ok_all = True
         defects = [("langevin.step_size", 1.01), ("langevin.clip", 1.01), ("train.l2_coeff", 1.01),
-                   ("buffer.reinit", 10.0)]
+                   ("buffer.reinit", 10.0), ("model.dropout", 0.0), ("train.optimizer", "adam")]
         for i, (key, f) in enumerate(defects):
             sub = os.path.join(tmp, f"p{i}")
             os.mkdir(sub)
-            dp = run_dump(tool, sub, [f"{key}={cfg[key] * f:.17g}"])
+            dp = run_dump(tool, sub, [f"{key}={f}" if isinstance(f, str) else f"{key}={cfg[key] * f:.17g}"])
             # the reference from the defective dump's own ck0 (its warm-up ran with the defect
             # too) under the correct settings; the rounding model's e_mca of the clean run
             bad = [r for r in check(dp, cfg, (reference(dp, cfg), e_mcas), verbose=False) if not r[0]]
-            print(f"# {key} x{f}: {'DETECTED' if bad else 'NOT DETECTED'}, {len(bad)} rows fail" +
+            print(f"# {key} {f if isinstance(f, str) else 'x' + str(f)}: {'DETECTED' if bad else 'NOT DETECTED'}, {len(bad)} rows fail" +
                   (f"; e.g. {bad[0][1]} error {bad[0][2]:.2e} > bound {bad[0][3]:.2e}" if bad else ""))
             ok_all &= bool(bad)
         print(f"self-test {'passed' if ok_all else 'FAILED'}; clean run {'passed' if rc == 0 else 'failed'}")

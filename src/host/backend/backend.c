@@ -241,10 +241,11 @@ static ebmc_status check_ebmc_adam_desc(ebmc_ctx_t *ctx, ebmc_op op, const char 
                                         const ebmc_adam_desc *d) {
     if (d->step < 1) return BAD("%s: step=%ld must be >= 1", nm, d->step);
     if (!(d->lr >= 0) || !(d->beta1 >= 0 && d->beta1 < 1) || !(d->beta2 >= 0 && d->beta2 < 1) ||
-        !(d->eps > 0) || !(d->weight_decay >= 0))
-        return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0 "
-                   "(got lr=%g betas=(%g,%g) eps=%g wd=%g)", nm, d->lr, d->beta1, d->beta2,
-                   d->eps, d->weight_decay);
+        !(d->eps > 0) || !(d->weight_decay >= 0) || !(d->clip_std >= 0 && d->clip_std < 1e30) ||
+        !(d->clip_floor >= 0 && d->clip_floor < 1e30))
+        return BAD("%s: need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weight_decay >= 0, finite clip_std, "
+                   "clip_floor >= 0 (got lr=%g betas=(%g,%g) eps=%g wd=%g clip %g, %g)", nm, d->lr, d->beta1,
+                   d->beta2, d->eps, d->weight_decay, d->clip_std, d->clip_floor);
     return EBMC_OK;
 }
 
@@ -413,6 +414,17 @@ static ebmc_status check_ebmc_resize_desc(ebmc_ctx_t *ctx, ebmc_op op, const cha
                                           const ebmc_resize_desc *d) {
     ebmc_status s = check_t4(ctx, nm, d->n, d->c, d->h, d->w);
     return s ? s : check_t4(ctx, nm, d->n, d->c, d->ho, d->wo);
+}
+
+static ebmc_status check_ebmc_dropout_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
+                                           const ebmc_dropout_desc *d) {
+    ebmc_status s = check_chains(ctx, nm, d->rows, d->row_elems);
+    if (s) return s;
+    if (!(d->p >= 0.0f && d->p < 1.0f) || !isfinite(d->beta))
+        return BAD("%s: need 0 <= p < 1 and a finite beta (got p=%g beta=%g)", nm, d->p, d->beta);
+    if ((uint64_t)d->group_off + (d->row_elems + 3) / 4 > UINT32_MAX)
+        return BAD("%s: groups %u + %zu overflow the Philox counter", nm, d->group_off, (d->row_elems + 3) / 4);
+    return EBMC_OK;
 }
 
 static ebmc_status check_ebmc_chan_copy_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,

@@ -52,7 +52,27 @@ typedef struct {
     float *trace;   /* energy: sum of outputs per gradient evaluation */
     int trace_cap, trace_i;
     int64_t bn_at_begin; /* BatchNorm's batch counter when the run began (capture_discarded) */
+    bool has_drop, drop_on;   /* the net has dropout layers; ebmc_potential_dropout */
+    uint32_t drop_stream;
+    ebmc_rng_key drop_key;    /* the masks of the next evaluation */
 } net_potential;
+
+static void netpot_step_key(ebmc_potential *p, ebmc_rng_key key) {
+    net_potential *q = (net_potential *)p;
+    q->drop_key = key;
+    q->drop_key.stream = q->drop_stream;
+}
+
+void ebmc_potential_dropout(ebmc_potential *p, bool on, uint32_t stream) {
+    net_potential *q = (net_potential *)p;
+    q->drop_on = on;
+    q->drop_stream = stream;
+}
+
+/* the net's dropout for this evaluation (its other passes set their own) */
+static void netpot_set_dropout(net_potential *q) {
+    if (q->has_drop) ebmc_net_set_dropout(q->net, q->drop_on, q->drop_key);
+}
 
 static void netpot_free(ebmc_potential *p) {
     net_potential *q = (net_potential *)p;
@@ -99,6 +119,7 @@ static void netpot_replayed(ebmc_potential *p, int steps) {
 
 static ebmc_status energy_grad(ebmc_potential *p, int n, const float *x, float *g) {
     net_potential *q = (net_potential *)p;
+    netpot_set_dropout(q);
     EBMC_TRY(ebmc_net_forward(q->net, q->tape, n, x));
     if (q->trace && q->trace_i < q->trace_cap) {
         ebmc_reduce_desc r = {1, (size_t)n, EBMC_REDUCE_SUM, 0.0f};
@@ -111,6 +132,7 @@ static ebmc_status energy_grad(ebmc_potential *p, int n, const float *x, float *
 
 static ebmc_status latent_grad(ebmc_potential *p, int n, const float *z, float *g) {
     net_potential *q = (net_potential *)p;
+    netpot_set_dropout(q);
     EBMC_TRY(ebmc_net_forward(q->net, q->tape, n, z));
     /* d/dG (k/2)|G - x|^2 = k (G - x): the residual, fused */
     ebmc_scaled_diff_desc d = {(size_t)n * q->out_elems, q->k, 0.0f};
@@ -135,6 +157,8 @@ static ebmc_status netpot_create(ebmc_net_t *net, int max_batch, net_potential *
     q->base.replayed = netpot_replayed;
     q->base.begin = netpot_begin;
     q->base.capture_discarded = netpot_discarded;
+    q->base.step_key = netpot_step_key;
+    q->has_drop = ebmc_net_dropout_layers(net) > 0;
     q->out_elems = ebmc_net_value_count(net, ebmc_net_output_value(net, 0));
     for (int i = 0; i < ebmc_net_tensor_count(net); i++)
         q->has_bn = q->has_bn || ebmc_net_tensor_at(net, i)->is_counter;
@@ -361,6 +385,11 @@ static ebmc_status chain_sequence(ebmc_chain_t *c, int n, bool eager) {
         if (eager && ebmc_interrupt_level() >= 2)
             return ebmc_ctx_seterr(c->ctx, EBMC_E_INTERRUPTED, "chain: stopped after %d of %d steps at the user's "
                                    "request", k, p->steps);
+        if (pot->step_key) {
+            ebmc_rng_key kk = key;
+            kk.step_offset = (uint32_t)k;
+            pot->step_key(pot, kk);
+        }
         EBMC_TRY(pot->grad(pot, n, c->state, c->grad));
         ebmc_langevin_desc d = {n, pot->elems, p->a, p->b, p->c, p->clip, p->clamp, p->lo, p->hi,
                                 p->noise, key};

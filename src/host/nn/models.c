@@ -11,9 +11,10 @@
  *                      (TensorFlow: no state_dict; names are ours; BatchNorm as tf.contrib's
  *                      default: no gamma, eps 1e-3, decay 0.999). The descriptor outputs the
  *                      score f (= -E).
- *   coopnets_cifar     FANG-Xiaolin/pytorch-CoopNets CIFAR nets [S] (LeakyReLU slope 0.01,
- *                      torch's default, as the port); the descriptor outputs the score f (= -E),
- *                      the sum of its 100 fc outputs.
+ *   coopnets_cifar     FANG-Xiaolin/pytorch-CoopNets CIFAR nets at the port's HEAD
+ *                      (Descriptor_cifar, Generator_cifar; LeakyReLU slope 0.01, torch's
+ *                      default); names exact. The descriptor outputs the score f (= -E), the sum
+ *                      of its 100 fc outputs.
  *   toy2d, mnist       small nets of ours for 2-D data and MNIST (28x28).
  *   igebm              openai/ebm_code_release models.py ResNet32Large (unconditional, TensorFlow:
  *                      names follow its variable scopes, c1_pre, res_optim_res_c1, ...). */
@@ -251,32 +252,36 @@ static int lrelu001(ebmc_net_t *net, int in, const ebmc_model_cfg *c) {
     return ebmc_nn_act(net, in, c->smooth ? EBMC_ACT_SILU : EBMC_ACT_LRELU, 0.01f);
 }
 
+/* FANG-Xiaolin/pytorch-CoopNets model/model.py at HEAD (0b8639e), Descriptor_cifar and
+ * Generator_cifar (lines 71-147), with ndf = 64, ngf = 64 giving the port's widths:
+ *   E: conv1 5x5 s2 p1 (3 -> ndf) 32 -> 15, conv2 3x3 s2 p1 (-> 2 ndf) -> 8, conv3 3x3 s1 p1
+ *      (-> 4 ndf) -> 8, each LeakyReLU(0.01); fc (4 ndf 8 8 = 16384 -> 100); f = the sum of the 100
+ *      outputs (the port backpropagates ones(100))
+ *   G: convt1 4x4 s1 p0 (nz -> 4 ngf) 1 -> 4, convt2..convt4 5x5 s2 p2 op1 (-> 2 ngf, ngf, 3)
+ *      -> 8, 16, 32; BatchNorm + LeakyReLU(0.01) after the first three; tanh */
 static ebmc_net_t *coopnets_cifar(const ebmc_model_cfg *c, ebmc_net_role role) {
     char b[32];
     if (role == EBMC_NET_E) {
         ebmc_net_t *net = ebmc_net_create("E", c->img_c, c->img_size, c->img_size);
-        int x = 0;
-        for (int i = 0; i < 4; i++) {
-            snprintf(b, sizeof b, "conv%d", i + 1);
-            x = lrelu001(net, conv(net, x, b, c->ndf << i, 5, 2, 2, true, false, DEFAULT, DEFAULT), c);
-        }
+        int x = lrelu001(net, conv(net, 0, "conv1", c->ndf, 5, 2, 1, true, false, DEFAULT, DEFAULT), c);
+        x = lrelu001(net, conv(net, x, "conv2", 2 * c->ndf, 3, 2, 1, true, false, DEFAULT, DEFAULT), c);
+        x = lrelu001(net, conv(net, x, "conv3", 4 * c->ndf, 3, 1, 1, true, false, DEFAULT, DEFAULT), c);
         x = ebmc_nn_linear(net, x, "fc", 100, true, false, DEFAULT, DEFAULT);
         x = ebmc_nn_reshape(net, x, 1, 1, 100);
-        x = ebmc_nn_gpool(net, x, EBMC_GPOOL_SUM); /* energy = sum of the 100 outputs */
+        x = ebmc_nn_gpool(net, x, EBMC_GPOOL_SUM); /* f = sum of the 100 outputs */
         ebmc_net_output(net, x);
         return net;
     }
     ebmc_net_t *net = ebmc_net_create("G", c->nz, 1, 1);
-    int s0 = c->img_size / 16, ch = 8 * c->ngf;
-    int x = ebmc_nn_linear(net, 0, "fc", ch * s0 * s0, true, false, DEFAULT, DEFAULT);
-    x = ebmc_nn_reshape(net, x, ch, s0, s0);
-    for (int i = 0; i < 4; i++) {
-        int cout = i < 3 ? ch >> (i + 1) : c->img_c;
+    ebmc_conv_spec s1 = {.c_out = 4 * c->ngf, .k = 4, .stride = 1, .pad = 0, .bias = true, .w_init = DEFAULT, .b_init = DEFAULT};
+    int x = lrelu001(net, ebmc_nn_bn(net, ebmc_nn_convt(net, 0, "convt1", &s1), "bn1", DEFAULT), c);
+    for (int i = 2; i <= 4; i++) {
+        int cout = i < 4 ? (4 * c->ngf) >> (i - 1) : c->img_c;
         ebmc_conv_spec sp = {.c_out = cout, .k = 5, .stride = 2, .pad = 2, .out_pad = 1, .bias = true, .w_init = DEFAULT, .b_init = DEFAULT};
-        snprintf(b, sizeof b, "convt%d", i + 1);
+        snprintf(b, sizeof b, "convt%d", i);
         x = ebmc_nn_convt(net, x, b, &sp);
-        if (i < 3) {
-            snprintf(b, sizeof b, "bn%d", i + 1);
+        if (i < 4) {
+            snprintf(b, sizeof b, "bn%d", i);
             x = lrelu001(net, ebmc_nn_bn(net, x, b, DEFAULT), c);
         }
     }
@@ -337,7 +342,8 @@ static ebmc_net_t *mnist(const ebmc_model_cfg *c, ebmc_net_role role) {
 /* IGEBM (ResNet32Large, utils.py smart_res_block / conv_block, unconditional): every conv 3x3
  * 'SAME' without bias (conv_block's use_bias is False: the 'b' variables are never used), with
  * spectral norm (W ~ N(0,1) before it). A residual block:
- *   h = conv_c1(x + gb1) -> LReLU(0.2) -> conv_c2(h + gb2) * g2     (c2: W ~ N(0, 1e-10) and the
+ *   h = conv_c1(x + gb1) -> [dropout p (utils.py:538-539, ResNet32Large(train=True))] ->
+ *       LReLU(0.2) -> conv_c2(h + gb2) * g2     (c2: W ~ N(0, 1e-10) and the
  *       lower-bounded SN W / max(sigma + 1e-6, 1), so a block starts as its shortcut)
  *   y = LReLU(pool?(h + shortcut)),  shortcut = x, or the 'adaptive' conv when channels change
  *   (a 3x3 conv as the code's init_res_weight(k) gives it, not the 1x1 of the spec's summary) */
@@ -348,6 +354,7 @@ static int igebm_block(ebmc_net_t *net, int x, const ebmc_model_cfg *c, const ch
     ebmc_conv_spec cs = {.c_out = c_out, .k = 3, .stride = 1, .same_tf = true, .sn = true, .w_init = N1};
     snprintf(p, sizeof p, "%s_res_c1", name);
     int h = ebmc_nn_conv(net, ebmc_nn_chan_bias(net, x, p, "gb", ZERO), p, &cs);
+    if (c->dropout > 0) h = ebmc_nn_dropout(net, h, c->dropout); /* train=True: tf.layers.dropout(0.5) */
     h = lrelu(net, h);
     snprintf(p, sizeof p, "%s_res_c2", name);
     ebmc_conv_spec c2 = cs;
@@ -366,8 +373,8 @@ static int igebm_block(ebmc_net_t *net, int x, const ebmc_model_cfg *c, const ch
 }
 
 /* ResNet32Large.forward: c1_pre (conv + LReLU), res_optim (down), res_1, res_2, res_3 (x2, down),
- * res_4, res_5, res_6 (x2, down), res_7, res_8; ReLU, sum over H and W, fc5 (no SN; Xavier
- * normal here, the code's glorot uniform) -> the energy */
+ * res_4, res_5, res_6 (x2, down), res_7, res_8; ReLU, sum over H and W, fc5 (no SN; Glorot
+ * uniform, tf.contrib.layers.xavier_initializer's default, utils.py get_weight) -> the energy */
 static ebmc_net_t *igebm(const ebmc_model_cfg *c) {
     ebmc_net_t *net = ebmc_net_create("E", c->img_c, c->img_size, c->img_size);
     const ebmc_init N1 = {EBMC_INIT_NORMAL, 1.0f};
@@ -382,7 +389,8 @@ static ebmc_net_t *igebm(const ebmc_model_cfg *c) {
         w = w_out;
     }
     x = ebmc_nn_gpool(net, relu(net, x), EBMC_GPOOL_SUM);
-    x = ebmc_nn_linear(net, x, "fc5", 1, true, false, XAVIER, ZERO);
+    const ebmc_init GLOROT_U = {EBMC_INIT_XAVIER_UNIFORM, 0};
+    x = ebmc_nn_linear(net, x, "fc5", 1, true, false, GLOROT_U, ZERO);
     ebmc_net_output(net, x);
     return net;
 }
@@ -418,8 +426,8 @@ ebmc_net_t *ebmc_model_build(const ebmc_model_cfg *c, ebmc_net_role role, char *
         net = coopvaebm(c, role);
     } else if (!strcmp(a, "coopnets_cifar")) {
         has_i = false;
-        if (c->img_size % 16) {
-            snprintf(err, errlen, "%s: image size must be a multiple of 16, got %d", a, c->img_size);
+        if (c->img_size != 32) {
+            snprintf(err, errlen, "%s: the port's CIFAR nets are for 32x32 images, got %d", a, c->img_size);
             return NULL;
         }
         if (role != EBMC_NET_I) net = coopnets_cifar(c, role);

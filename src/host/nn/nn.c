@@ -288,6 +288,27 @@ int ebmc_nn_scale(ebmc_net_t *net, int in, float s) {
     return out;
 }
 
+int ebmc_nn_dropout(ebmc_net_t *net, int in, float p) {
+    if (!val_ok(net, in)) return -1;
+    if (!(p >= 0.0f && p < 1.0f)) return nn_fail(net, "dropout probability %g outside [0, 1)", p);
+    nn_val x = net->vals[in];
+    uint32_t groups = (uint32_t)(((size_t)x.c * x.h * x.w + 3) / 4);
+    int out = new_val(net, x.c, x.h, x.w);
+    nn_node *nd = new_node(net, N_DROPOUT, in, -1, out);
+    nd->scale = p;
+    nd->drop_group = net->drop_groups;
+    net->drop_groups += groups;
+    net->n_drop++;
+    return out;
+}
+
+void ebmc_net_set_dropout(ebmc_net_t *net, bool on, ebmc_rng_key key) {
+    net->drop_on = on;
+    net->drop_key = key;
+}
+
+int ebmc_net_dropout_layers(const ebmc_net_t *net) { return net->n_drop; }
+
 int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w) {
     if (!val_ok(net, in)) return -1;
     nn_val x = net->vals[in];

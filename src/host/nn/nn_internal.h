@@ -26,7 +26,8 @@ typedef enum {
     N_CBIAS,    /* y = x + b[c] */
     N_CSCALE,   /* y = x * s[c] */
     N_PSWISH,   /* Swish with a learnable slope per channel (t_w: the slopes) */
-    N_GBASE     /* Gaussian base energy -log N(x; mu, diag sigma^2) (t_w: mu, t_b: log sigma) */
+    N_GBASE,    /* Gaussian base energy -log N(x; mu, diag sigma^2) (t_w: mu, t_b: log sigma) */
+    N_DROPOUT   /* y = x m / (1 - p): p in `scale`, the layer's first Philox group in drop_group */
 } nn_kind;
 
 typedef struct {
@@ -50,6 +51,7 @@ typedef struct {
     int sn_rows, sn_cols;
     int slot;               /* BatchNorm or spectral-norm slot in the tape */
     int sn_lb;              /* spectral norm with IGEBM's lower bound */
+    uint32_t drop_group;    /* dropout: first Philox group of the layer in a sample's row */
 } nn_node;
 
 typedef enum {
@@ -99,6 +101,10 @@ struct ebmc_net {
     size_t n_params, n_buffers;
     char meta_k[NN_MAX_META][64], meta_v[NN_MAX_META][256];
     int n_meta;
+    int n_drop;             /* dropout layers */
+    uint32_t drop_groups;   /* Philox groups they take per sample */
+    bool drop_on;           /* ebmc_net_set_dropout */
+    ebmc_rng_key drop_key;
 };
 
 typedef struct {
@@ -130,6 +136,8 @@ struct ebmc_tape {
     float *scratch;   /* 2*max BatchNorm channels: dgamma/dbeta in input-gradient mode */
     bool *written;    /* per value storage, during a backward */
     bool ran;
+    bool drop_on;     /* the dropout masks of the last forward (its backward uses them) */
+    ebmc_rng_key drop_key;
 };
 
 /* hidden: the split made these extern; they stay out of libebmc.so's exported symbols */

@@ -28,6 +28,20 @@ static ebmc_status sn_forward(ebmc_net_t *net, ebmc_tape_t *t, const nn_node *nd
 }
 
 static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const float *x);
+/* A dropout layer with the masks of the tape's forward (the forward: x -> y, beta 0; the
+ * backward: dy -> dx, the same masks): the identity when that forward had dropout off */
+static ebmc_status dropout_pass(ebmc_net_t *net, const ebmc_tape_t *t, const nn_node *nd, int n, const float *x,
+                                float *y, float beta) {
+    nn_val vo = net->vals[nd->out];
+    size_t per = (size_t)vo.c * vo.h * vo.w;
+    if (!t->drop_on) {
+        ebmc_axpby_desc d = {(size_t)n * per, 1.0f, beta};
+        return ebmc_axpby(net->ctx, &d, x, y);
+    }
+    ebmc_dropout_desc d = {n, per, nd->drop_group, nd->scale, beta, t->drop_key};
+    return ebmc_dropout(net->ctx, &d, x, y);
+}
+
 
 /* The passes run inside one NVTX range each: "<net>_fwd", "<net>_bwd" (full: parameter
  * gradients too) or "<net>_bwd_x" (input gradients only, the Langevin case). */
@@ -44,6 +58,8 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
         return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "%s: forward with batch %d on a tape planned for %d%s",
                                       net->name, n, t->max_batch, x ? "" : " (NULL input)");
     t->n = n;
+    t->drop_on = net->drop_on && net->n_drop > 0;
+    t->drop_key = net->drop_key;
     for (int v = 0; v < net->n_vals; v++) /* the input and views of it */
         if (net->vals[v].storage == 0) t->val[v] = (float *)x;
     for (int i = 0; i < net->n_nodes; i++) {
@@ -147,6 +163,7 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
             EBMC_TRY(ebmc_gbase_fwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), y));
             break;
         }
+        case N_DROPOUT: EBMC_TRY(dropout_pass(net, t, nd, n, xin, y, 0.0f)); break;
         }
     }
     if (net->n_bn) net->bn_batches++;
@@ -356,6 +373,11 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
             if (gx || full)
                 EBMC_TRY(ebmc_gbase_bwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), g, gx,
                                         full ? G(net, nd->t_w) : NULL, full ? G(net, nd->t_b) : NULL, beta, 1.0f));
+            break;
+        }
+        case N_DROPOUT: {
+            float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
+            if (gx) EBMC_TRY(dropout_pass(net, t, nd, n, g, gx, beta));
             break;
         }
         }

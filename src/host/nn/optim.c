@@ -13,6 +13,11 @@ struct ebmc_adam {
     float *m, *v; /* device, like the parameters */
     size_t count;
     int64_t step;
+    double clip_std, clip_floor; /* ebmc_adam_set_tf */
+    bool tf_eps;
+    int64_t decay_epochs;        /* ebmc_adam_set_schedule */
+    double max_norm;
+    float *norm2;                /* device: the gradient's squared norm (max_norm > 0) */
     char range[112]; /* NVTX range of a step: "<net>_adam" */
 };
 
@@ -44,14 +49,45 @@ void ebmc_adam_free(ebmc_adam_t *a) {
     ebmc_ctx_t *ctx = ebmc_net_ctx(a->net);
     ebmc_free(ctx, a->m);
     ebmc_free(ctx, a->v);
+    ebmc_free(ctx, a->norm2);
     free(a);
 }
 
 double ebmc_adam_lr(const ebmc_adam_t *a, int64_t epoch) {
+    if (a->decay_epochs > 0) {
+        double f = 1.0 - (double)epoch / (double)a->decay_epochs;
+        return a->cfg.lr * (f > 1e-10 ? f : 1e-10);
+    }
     return a->cfg.lr * pow(a->cfg.gamma, (double)epoch);
 }
 
+ebmc_status ebmc_adam_set_schedule(ebmc_adam_t *a, int64_t decay_epochs, double max_norm) {
+    a->decay_epochs = decay_epochs;
+    a->max_norm = max_norm;
+    if (max_norm > 0 && !a->norm2) return ebmc_alloc(ebmc_net_ctx(a->net), (void **)&a->norm2, sizeof(float));
+    return EBMC_OK;
+}
+
+/* torch.nn.utils.clip_grad_norm_(max_norm): g *= max_norm / (||g|| + 1e-6) if that is < 1 */
+static ebmc_status clip_norm(ebmc_adam_t *a) {
+    ebmc_ctx_t *ctx = ebmc_net_ctx(a->net);
+    float *g = ebmc_net_grads(a->net), n2;
+    ebmc_reduce_desc r = {1, a->count, EBMC_REDUCE_SUMSQ, 0.0f};
+    EBMC_TRY(ebmc_reduce(ctx, &r, g, a->norm2));
+    EBMC_TRY(ebmc_copy(ctx, &n2, a->norm2, sizeof n2, EBMC_COPY_D2H));
+    double coef = a->max_norm / (sqrt((double)n2) + 1e-6);
+    if (!(coef < 1.0)) return EBMC_OK;
+    ebmc_axpby_desc d = {a->count, (float)coef, 0.0f};
+    return ebmc_axpby(ctx, &d, g, g);
+}
+
 int64_t ebmc_adam_steps(const ebmc_adam_t *a) { return a->step; }
+
+void ebmc_adam_set_tf(ebmc_adam_t *a, double clip_std, double clip_floor, bool tf_eps) {
+    a->clip_std = clip_std;
+    a->clip_floor = clip_floor;
+    a->tf_eps = tf_eps;
+}
 
 ebmc_status ebmc_adam_step(ebmc_adam_t *a, int64_t epoch) {
     ebmc_adam_desc d = {.count = a->count,
@@ -60,12 +96,16 @@ ebmc_status ebmc_adam_step(ebmc_adam_t *a, int64_t epoch) {
                         .beta2 = a->cfg.beta2,
                         .eps = a->cfg.eps,
                         .weight_decay = a->cfg.weight_decay,
-                        .step = a->step + 1};
+                        .step = a->step + 1,
+                        .clip_std = a->clip_std,
+                        .clip_floor = a->clip_floor};
+    if (a->tf_eps) d.eps = a->cfg.eps / sqrt(1.0 - pow(a->cfg.beta2, (double)d.step));
     EBMC_RANGE_PUSH(a->range);
     /* data-parallel ranks: every step is taken on the mean of the ranks' gradients (a no-op in
      * one process), so every recipe's optimiser steps are synchronised here */
     ebmc_ctx_t *ctx = ebmc_net_ctx(a->net);
     ebmc_status s = ebmc_ctx_grad_mean(ctx, ebmc_net_grads(a->net), a->count);
+    if (!s && a->max_norm > 0 && a->count) s = clip_norm(a);
     if (!s) s = ebmc_adam(ctx, &d, ebmc_net_params(a->net), ebmc_net_grads(a->net), a->m, a->v);
     EBMC_RANGE_POP();
     if (!s) a->step++;

@@ -30,7 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { STREAM_ULA = 21, STREAM_RESAMPLE = 22, STREAM_INIT = 23, STREAM_DATAPICK = 24, STREAM_PARAM = 25 };
+enum { STREAM_ULA = 21, STREAM_RESAMPLE = 22, STREAM_INIT = 23, STREAM_DATAPICK = 24, STREAM_PARAM = 25,
+       STREAM_DATANOISE = 26 };
 
 #define U 1, 0 /* range unchecked */
 
@@ -47,22 +48,29 @@ static const ebmc_cfg_key JZ_KEYS[] = {
     {"jarzynski", "step_size", EBMC_CFG_FLOAT, "0.1", "h: X <- X - h grad U + sigma xi", 1e-12, 1e6, NULL},
     {"jarzynski", "noise", EBMC_CFG_FLOAT, "0", "sigma (0: sqrt(2h), the exact ULA; else the cold kernel's weights, specs/particles.md 1(d).1)", 0, 1e6, NULL},
     {"jarzynski", "steps", EBMC_CFG_INT, "1", "ULA steps per parameter update (after the first the weights are MALA's)", 1, 100000, NULL},
-    {"jarzynski", "resample", EBMC_CFG_CHOICE, "systematic", "resampling scheme", U, "systematic|multinomial"},
+    {"jarzynski", "resample", EBMC_CFG_CHOICE, "multinomial", "resampling scheme (the authors': multinomial)", U, "systematic|multinomial"},
+    {"jarzynski", "trigger", EBMC_CFG_CHOICE, "start", "which weights decide a resampling after the move: start (those at the start of the iteration, as GMM.py's varian[i]; one host read per iteration) or after (those after the move)", U, "start|after"},
     {"jarzynski", "ess_threshold", EBMC_CFG_FLOAT, "0.9090909", "resample when ESS/N < this (1/(1+c) for the authors' CV^2 > c; 0: never)", 0, 2, NULL},
     {"train", "lr_means", EBMC_CFG_FLOAT, "0.0025", "gmm: gradient-descent rate of the means (authors: 0.2/8 * h)", 0, 1e3, NULL},
     {"train", "lr_z", EBMC_CFG_FLOAT, "0.0125", "gmm: gradient-descent rate of z_1.. (authors: 1/8 * h; z_0 fixed)", 0, 1e3, NULL},
     {"train", "lr", EBMC_CFG_FLOAT, "1e-4", "image EBMs: Adam learning rate", 0, 1, NULL},
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "image EBMs: Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "image EBMs: Adam beta2", 0, 0.999999, NULL},
+    {"train", "lr_decay_epochs", EBMC_CFG_INT, "0", "image EBMs: lr x max(1 - epoch/n, 1e-10), LambdaLR per epoch (authors: CIFAR-10 600, MNIST 500; 0: constant)", 0, 1 << 30, NULL},
+    {"train", "grad_clip", EBMC_CFG_FLOAT, "0", "image EBMs: clip the gradient's L2 norm (Lightning's gradient_clip_val; authors: CIFAR-10 1000, MNIST 1; 0: off)", 0, 1e30, NULL},
+    {"train", "data_noise", EBMC_CFG_FLOAT, "0", "image EBMs: std of N(0, s^2) noise added to each data batch (authors: CIFAR-10 0.03, MNIST 0)", 0, 100, NULL},
 };
 
 typedef struct {
     char arch[32];
     int k, dim, width, walkers, reset_every, steps, init_steps;
     bool weights, init_data, gmm;
+    bool trigger_start;           /* jarzynski.trigger = start */
     ebmc_resample_scheme scheme;
     double h, sigma, threshold, lr_means, lr_z, lr, beta1, beta2;
     int img_c, img_size;
+    int64_t lr_decay_epochs;  /* train.* (image EBMs) */
+    double grad_clip, data_noise;
 } jz_cfg;
 
 /* per-walker buffers come in pairs (current, next): a move or a gather writes the other one */
@@ -84,6 +92,7 @@ typedef struct {
     int32_t *idx, *pick;                   /* (N) device ancestors; (N) host data picks */
     float *wts, *x_data, *u_data, *r_data, *sum; /* (N), (B,dim), (B), (B,aux), 1 */
     int64_t ula_step, ready;
+    bool resample_due;                     /* trigger = start: this iteration's decision */
     double log_z0;                         /* log Z at the walkers' start (exact for the GMM) */
     /* host copies for the report */
     double hstats[EBMC_JZ_STATS_LEN], hpre[EBMC_JZ_STATS_LEN];
@@ -105,6 +114,9 @@ static ebmc_status jz_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->lr = ebmc_config_float(cfg, "train", "lr");
     c->beta1 = ebmc_config_float(cfg, "train", "beta1");
     c->beta2 = ebmc_config_float(cfg, "train", "beta2");
+    c->lr_decay_epochs = ebmc_config_int(cfg, "train", "lr_decay_epochs");
+    c->grad_clip = ebmc_config_float(cfg, "train", "grad_clip");
+    c->data_noise = ebmc_config_float(cfg, "train", "data_noise");
     c->k = (int)ebmc_config_int(cfg, "model", "components");
     c->dim = (int)ebmc_config_int(cfg, "model", "dim");
     if (c->gmm && (double)c->k * c->dim > EBMC_GMM_MAX_KD) {
@@ -121,6 +133,7 @@ static ebmc_status jz_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->scheme = !strcmp(ebmc_config_str(cfg, "jarzynski", "resample"), "multinomial") ? EBMC_RESAMPLE_MULTINOMIAL
                                                                                        : EBMC_RESAMPLE_SYSTEMATIC;
     c->threshold = ebmc_config_float(cfg, "jarzynski", "ess_threshold");
+    c->trigger_start = !strcmp(ebmc_config_str(cfg, "jarzynski", "trigger"), "start");
     c->lr_means = ebmc_config_float(cfg, "train", "lr_means");
     c->lr_z = ebmc_config_float(cfg, "train", "lr_z");
     return EBMC_OK;
@@ -256,7 +269,8 @@ static ebmc_status jz_setup(void *state, const void *typed, const ebmc_recipe_en
     if (t->c.gmm) {
         s = energy_gmm(t, most);
     } else {
-        jz_net_cfg nc = {t->c.arch, t->c.width, most, t->B, t->c.lr, t->c.beta1, t->c.beta2, t->seed + 101};
+        jz_net_cfg nc = {t->c.arch, t->c.width, most, t->B, t->c.lr, t->c.beta1, t->c.beta2, t->seed + 101,
+                         t->c.lr_decay_epochs, t->c.grad_clip};
         s = jz_energy_net(t->ctx, &nc, &t->E, err, errlen);
         if (s) return s;
     }
@@ -333,6 +347,11 @@ static ebmc_status update_params(jz_t *t, int64_t epoch) {
     if (t->c.weights) {
         ebmc_jz_stats_desc sd = {t->N, 1.0f};
         EBMC_TRY(ebmc_jz_stats(ctx, &sd, t->logw, t->stats, t->wts));
+        if (t->c.trigger_start) { /* GMM.py: varian[i] from the weights before the move decides */
+            double ess;
+            EBMC_TRY(ebmc_copy(ctx, &ess, t->stats + 4, sizeof ess, EBMC_COPY_D2H));
+            t->resample_due = ess / t->N < t->c.threshold;
+        }
     } else {
         ebmc_fill_desc f = {(size_t)t->N, 1.0f / t->N};
         EBMC_TRY(ebmc_fill(ctx, &f, t->wts));
@@ -372,7 +391,9 @@ static ebmc_status resample_walkers(jz_t *t, int64_t it) {
     ebmc_jz_stats_desc sd = {t->N, 1.0f};
     EBMC_TRY(ebmc_jz_stats(ctx, &sd, t->logw, t->stats, NULL));
     EBMC_TRY(ebmc_copy(ctx, t->stats_pre, t->stats, EBMC_JZ_STATS_LEN * sizeof(double), EBMC_COPY_D2D));
-    ebmc_jz_resample_desc rd = {t->N, t->c.scheme, t->c.threshold, {noise_seed(t), STREAM_RESAMPLE, NULL, (uint32_t)it}};
+    /* trigger = start: the decision of the weights before the move (threshold 2: always, 0: never) */
+    double th = t->c.trigger_start ? (t->resample_due ? 2.0 : 0.0) : t->c.threshold;
+    ebmc_jz_resample_desc rd = {t->N, t->c.scheme, th, {noise_seed(t), STREAM_RESAMPLE, NULL, (uint32_t)it}};
     EBMC_TRY(ebmc_jz_resample(ctx, &rd, t->logw, t->stats, t->cdf, t->idx));
     jz_walkers *a = &t->w[t->cur], *b = &t->w[1 - t->cur];
     float *src[4] = {a->x, a->u, a->g, a->r}, *dst[4] = {b->x, b->u, b->g, b->r};
@@ -390,6 +411,11 @@ static ebmc_status jz_iteration(void *state, const float *batch, int64_t it, int
     ebmc_ctx_t *ctx = t->ctx;
     EBMC_RANGE_PUSH("jz_iteration");
     ebmc_status s = ebmc_copy(ctx, t->x_data, batch, (size_t)t->B * t->dim * sizeof(float), EBMC_COPY_H2D);
+    if (!s && t->c.data_noise > 0) { /* the CIFAR-10 notebook's real_imgs + N(0, 0.03^2) */
+        ebmc_rng_desc r = {t->B, (size_t)t->dim, EBMC_RNG_NORMAL, 0.0f, (float)t->c.data_noise, true,
+                           {noise_seed(t), STREAM_DATANOISE, NULL, (uint32_t)it}};
+        s = ebmc_rng(ctx, &r, t->x_data);
+    }
     if (!s && !t->ready) s = init_walkers(t, it);
     if (!s) s = update_params(t, epoch);
     if (!s) s = move_walkers(t);

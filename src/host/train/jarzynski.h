@@ -36,6 +36,8 @@ typedef struct {
     int max_n, chunk;
     double lr, beta1, beta2;
     uint64_t seed;
+    int64_t lr_decay_epochs; /* ebmc_adam_set_schedule */
+    double grad_clip;
 } jz_net_cfg;
 ebmc_status jz_energy_net(ebmc_ctx_t *ctx, const jz_net_cfg *c, jz_energy **out, char *err, size_t errlen);
 

@@ -105,6 +105,7 @@ ebmc_status jz_energy_net(ebmc_ctx_t *ctx, const jz_net_cfg *c, jz_energy **out,
     if (!s && (s = ebmc_net_finalize(t->E, ctx, true, c->seed))) snprintf(err, errlen, "%s", ebmc_net_error(t->E));
     ebmc_adam_cfg ac = {c->lr, c->beta1, c->beta2, 1e-8, 0, 1};
     if (!s) s = ebmc_adam_create(t->E, &ac, &t->opt);
+    if (!s) s = ebmc_adam_set_schedule(t->opt, c->lr_decay_epochs, c->grad_clip);
     if (!s) s = ebmc_tape_create(t->E, t->chunk, true, &t->tape);
     if (!s) s = ebmc_alloc(ctx, (void **)&t->dy, (size_t)t->chunk * sizeof(float));
     if (s && !err[0]) snprintf(err, errlen, "set-up of the EBM: %s", ebmc_ctx_error(ctx));

@@ -59,7 +59,8 @@ typedef struct {
     float *rb;                    /* replay buffer (capacity, D) */
     int32_t *d_idx, *h_idx;       /* (2 * max(N, capacity)): gather/scatter indices */
     float *h_stage;               /* host (max(N, max_re), D): drawn starting points */
-    float *base0;                 /* host (2 D): the base's first mean and std (replay's noise) */
+    float *base0;                 /* host (2 D): the base's first mean and std (replay's noise: its
+                                   * std, with the learned mean, as the authors' shared loc) */
     double *h_sums;               /* host (2 D): the base's sums (over the ranks, init_base) */
     float *metrics;               /* device (PM_COUNT) */
     float hmet[PM_COUNT];

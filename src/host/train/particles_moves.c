@@ -115,11 +115,15 @@ ebmc_status pd_reinit(pd_t *t, int64_t it) {
     if (k == 0) return EBMC_OK;
     float ms[2 * 4096];
     const float *mean = NULL, *std = NULL;
-    if (t->has_base && t->c.method == PD_REPLAY) mean = t->base0, std = t->base0 + t->D;
-    else if (t->has_base && t->D <= 4096) {
+    if (t->has_base && t->D <= 4096) {
         EBMC_TRY(base_now(t, ms));
         mean = ms, std = ms + t->D;
-    }
+        /* replay (baseline_toy.py:82-98): base_dist.loc IS the learned base_mu (models.py:17,
+         * nn.Parameter(base_dist.loc) shares its storage, checked with torch 1.13 on the CPU and
+         * kept by .to(device) as mu is already there), base_dist.scale stays the first std
+         * (base_logstd is a new tensor, scale.log()) */
+        if (t->c.method == PD_REPLAY) std = t->base0 + t->D;
+    } else if (t->has_base && t->c.method == PD_REPLAY) mean = t->base0, std = t->base0 + t->D;
     float *stage = ebmc_chain_state(t->rchain);
     EBMC_TRY(pd_draw_normal(t, stage, k, mean, std, (uint64_t)it << 32, STREAM_REINIT));
     if (t->c.reinit_k > 0) EBMC_TRY(ebmc_chain_run(t->rchain, k));

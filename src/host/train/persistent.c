@@ -5,8 +5,12 @@
  *   2. chains: each of the B slots takes a buffer entry (uint8, dequantised) with probability
  *      0.95 once the buffer holds more than one batch, else fresh U[0, 1] noise
  *   3. K = 60 steps: x += N(0, 0.005^2); x <- clamp(x - 10 clip(grad E, +-0.01), 0, 1)
- *   4. L = mean E(x+) - mean E(x-) + l2 (mean E(x+)^2 + mean E(x-)^2), Adam (lr 3e-4, betas
- *      (0, 0.999)); x- = the chains' final states
+ *   4. L = mean E(x+) - mean E(x-) + l2 (mean E(x+)^2 + mean E(x-)^2), the code's clipped Adam
+ *      (custom_adam.py: each gradient element clipped to +-(3 sqrt(v_hat) + 0.1) first; lr 3e-4,
+ *      betas (0, 0.999)); x- = the chains' final states
+ *   4b. ResNet32Large(train=True): dropout 0.5 after every residual block's c1 in every forward of
+ *      training (E(x+), each Langevin step, E(x-)); masks keyed by Philox (stream 12, step 2 it and
+ *      2 it + 1 for E(x+), E(x-); stream 11 and the chain's step counter for the chain)
  *   5. the final states go into the buffer (FIFO, 10,000 entries)
  * Spectral norm's power iteration runs once per iteration, as in the TensorFlow code (one
  * u.assign per session run, every forward of the iteration uses the same W/sigma): E(x+) runs
@@ -31,9 +35,13 @@ static const ebmc_cfg_key PC_KEYS[] = {
     {"model", "ndf", EBMC_CFG_INT, "0", "width (0: the architecture's default; igebm: 128)", 0, 65536, NULL},
     {"model", "hidden", EBMC_CFG_INT, "0", "toy2d: MLP width (0: default)", 0, 65536, NULL},
     {"model", "img_size", EBMC_CFG_INT, "0", "igebm: image size (0: the architecture's, 32)", 0, 4096, NULL},
+    {"model", "dropout", EBMC_CFG_FLOAT, "0.5", "igebm: dropout probability after each residual block's c1 conv, in every training forward, Langevin included (the code's ResNet32Large(train=True)); off at test time (ebmc sample, score); 0: no dropout layers", 0, 0.99, NULL},
     {"train", "lr", EBMC_CFG_FLOAT, "3e-4", "Adam learning rate", 0, 1, NULL},
     {"train", "beta1", EBMC_CFG_FLOAT, "0", "Adam beta1", 0, 0.999999, NULL},
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "Adam beta2", 0, 0.999999, NULL},
+    {"train", "optimizer", EBMC_CFG_CHOICE, "adam_clip", "adam_clip: the code's custom_adam.py (each gradient element clipped to +-(3 sqrt(v_hat) + 0.1) by the second moment before the step, TensorFlow's epsilon on the uncorrected sqrt(v)); adam: torch.optim.Adam", U, "adam_clip|adam"},
+    {"train", "clip_std", EBMC_CFG_FLOAT, "3", "adam_clip: the bound's multiple of sqrt(v_hat) (custom_adam.py: 3)", 0, 1e6, NULL},
+    {"train", "clip_floor", EBMC_CFG_FLOAT, "0.1", "adam_clip: the bound's constant (custom_adam.py: 0.1)", 0, 1e6, NULL},
     {"train", "gamma", EBMC_CFG_FLOAT, "1", "ExponentialLR factor per epoch (1: constant, as the code)", 0, 1, NULL},
     {"train", "l2_coeff", EBMC_CFG_FLOAT, "1", "weight of the energy regulariser mean E(x+)^2 + mean E(x-)^2", 0, 1e6, NULL},
     {"train", "dequantize", EBMC_CFG_BOOL, "true", "images: train on q/256 + U(0,1/256) in [0,1] (false: data as it is)", U, NULL},
@@ -65,9 +73,13 @@ static ebmc_status pc_parse(const ebmc_config_t *cfg, void *typed, char *err, si
         }
         c->mc.img_size = (int)ebmc_config_int(cfg, "model", "img_size");
     }
+    if (!strcmp(arch, "igebm")) c->mc.dropout = (float)ebmc_config_float(cfg, "model", "dropout");
     c->adam = (ebmc_adam_cfg){ebmc_config_float(cfg, "train", "lr"), ebmc_config_float(cfg, "train", "beta1"),
                               ebmc_config_float(cfg, "train", "beta2"), 1e-8, 0.0,
                               ebmc_config_float(cfg, "train", "gamma")};
+    c->clip_adam = !strcmp(ebmc_config_str(cfg, "train", "optimizer"), "adam_clip");
+    c->clip_std = ebmc_config_float(cfg, "train", "clip_std");
+    c->clip_floor = ebmc_config_float(cfg, "train", "clip_floor");
     c->l2 = ebmc_config_float(cfg, "train", "l2_coeff");
     c->dequant = ebmc_config_bool(cfg, "train", "dequantize");
     c->buf_size = (int)ebmc_config_int(cfg, "buffer", "size");
@@ -140,9 +152,13 @@ static ebmc_status build(pc_t *t, bool share, char *err, size_t errlen) {
         (s = ebmc_alloc(ctx, (void **)&t->x_pos, (size_t)B * t->img * sizeof(float))) ||
         (s = ebmc_alloc(ctx, (void **)&t->grid, (size_t)B * t->img * sizeof(float))) ||
         (s = ebmc_alloc(ctx, (void **)&t->dy, (size_t)B * sizeof(float))) ||
-        (s = ebmc_alloc(ctx, (void **)&t->metrics, 16 * sizeof(float))))
+        (s = ebmc_alloc(ctx, (void **)&t->metrics, 16 * sizeof(float)))) {
         snprintf(err, errlen, "set-up: %s", ebmc_ctx_error(ctx));
-    return s;
+        return s;
+    }
+    ebmc_potential_dropout(t->pot, true, PC_STREAM_DROP_X); /* the chains' masks (model.dropout) */
+    if (t->c.clip_adam) ebmc_adam_set_tf(t->opt, t->c.clip_std, t->c.clip_floor, true); /* custom_adam.py:155-156 */
+    return EBMC_OK;
 }
 
 static ebmc_status pc_setup(void *state, const void *typed, const ebmc_recipe_env *env, char *err, size_t errlen) {
@@ -211,9 +227,17 @@ static ebmc_status positive_batch(pc_t *t, const float *batch, int64_t it) {
     return ebmc_rng(ctx, &r, t->x_pos);
 }
 
+/* The dropout masks of E(x+) (pass 0) and E(x-) (pass 1) of iteration `it` (the chain's come
+ * from its step counter, ebmc_potential_dropout) */
+static void pass_dropout(pc_t *t, int64_t it, uint32_t pass) {
+    ebmc_rng_key k = {noise_seed(t), PC_STREAM_DROP, NULL, (uint32_t)(2 * it) + pass};
+    ebmc_net_set_dropout(t->E, true, k);
+}
+
 /* E(x+) with this iteration's one power iteration; then the chains from the buffer */
 static ebmc_status phase_sample(pc_t *t, int64_t it) {
     ebmc_ctx_t *ctx = t->ctx;
+    pass_dropout(t, it, 0);
     ebmc_net_set_sn_iters(t->E, 1);
     EBMC_TRY(ebmc_net_forward(t->E, t->tP, t->B, t->x_pos));
     ebmc_net_set_sn_iters(t->E, 0);
@@ -237,8 +261,9 @@ static ebmc_status backward_energy(pc_t *t, ebmc_tape_t *tape, float sign, float
     return ebmc_net_backward(t->E, tape, dy, EBMC_GRAD_FULL, NULL, 0.0f);
 }
 
-static ebmc_status phase_update(pc_t *t, int64_t epoch) {
+static ebmc_status phase_update(pc_t *t, int64_t it, int64_t epoch) {
     EBMC_TRY(ebmc_net_zero_grad(t->E));
+    pass_dropout(t, it, 1);
     EBMC_TRY(ebmc_net_forward(t->E, t->tN, t->B, ebmc_chain_state(t->chain)));
     EBMC_TRY(backward_energy(t, t->tN, -1.0f, t->metrics + PC_ENEG));
     EBMC_TRY(backward_energy(t, t->tP, 1.0f, t->metrics + PC_EPOS));
@@ -251,7 +276,7 @@ static ebmc_status pc_iteration(void *state, const float *batch, int64_t it, int
     EBMC_RANGE_PUSH("pc_iteration");
     ebmc_status s = positive_batch(t, batch, it);
     if (!s) s = phase_sample(t, it);
-    if (!s) s = phase_update(t, epoch);
+    if (!s) s = phase_update(t, it, epoch);
     if (!s && grids && t->images) /* the chains' final states in [-1, 1] for the grid */
         s = affine(t->ctx, t->grid, ebmc_chain_state(t->chain), (size_t)t->B * t->img, 2.0f, -1.0f);
     if (!s) s = ebmc_copy(t->ctx, t->hmet, t->metrics, PC_COUNT * sizeof(float), EBMC_COPY_D2H);
@@ -329,16 +354,21 @@ static void to_output(const pc_t *t, float *x, size_t n) {
         for (size_t i = 0; i < n; i++) x[i] = 2.0f * x[i] - 1.0f;
 }
 
-/* samples: K test-time steps from fresh U[lo, hi] noise (B chains at a time); buffer: entries
- * drawn uniformly from the replay buffer (dequantised), what the code's in-training FID used */
+/* samples: K test-time steps from fresh U[lo, hi] noise (B chains at a time), dropout off (the
+ * code's test_inception.py / ebm_sandbox.py build ResNet32Large(train=False)); buffer: what the
+ * code's in-training Inception score used (train.py:347-369): entries drawn uniformly from the
+ * replay buffer (dequantised) and K more steps of the training chain (langevin.*), dropout on
+ * (its ResNet32Large(train=True)) */
 static ebmc_status pc_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
                              char *err, size_t errlen) {
     pc_t *t = state;
     ebmc_sample_cfg sc = ebmc_sample_cfg_apply(t->c.sample, o);
     ebmc_langevin_params p = chain_params(&t->c, sc.step, sc.noise, sc.steps);
+    ebmc_langevin_params pt = chain_params(&t->c, t->c.step, t->c.noise, t->c.steps);
     ebmc_chain_set_params(t->chain, &p);
     ebmc_chain_set_seed(t->chain, o->seed);
     ebmc_net_set_sn_iters(t->E, 0); /* W/sigma of the checkpoint's u, v */
+    ebmc_potential_dropout(t->pot, false, PC_STREAM_DROP_X); /* test time: ResNet32Large(train=False) */
     ebmc_status s = ebmc_chain_set_step(t->chain, 0);
     float *xs = ebmc_chain_state(t->chain);
     int B = t->B;
@@ -353,13 +383,22 @@ static ebmc_status pc_sample(void *state, const ebmc_sample_opts *o, float **out
                               (float)t->c.lo, (float)t->c.hi, t->c.u8, {o->seed, PC_STREAM_SBUF, NULL, (uint32_t)(done / B)},
                               0.0f};
         if (!s) s = ebmc_replay_sample_op(t->ctx, &d, ebmc_replay_storage(t->buf), xs);
+        /* the training chain (langevin.*, dropout on) continued for its K steps */
+        ebmc_chain_set_params(t->chain, &pt);
+        ebmc_potential_dropout(t->pot, true, PC_STREAM_DROP_X);
+        if (!s) s = ebmc_chain_run(t->chain, B);
+        ebmc_potential_dropout(t->pot, false, PC_STREAM_DROP_X);
+        ebmc_chain_set_params(t->chain, &p);
         if (!s) s = ebmc_copy(t->ctx, outs[1] + off, xs, cnt * sizeof(float), EBMC_COPY_D2H);
         if (!s) to_output(t, outs[0] + off, cnt), to_output(t, outs[1] + off, cnt);
     }
+    ebmc_potential_dropout(t->pot, true, PC_STREAM_DROP_X);
+    ebmc_chain_set_params(t->chain, &pt);
     if (s) snprintf(err, errlen, "sampling: %s", ebmc_ctx_error(t->ctx));
     snprintf(desc, desclen, "%d Langevin steps x <- clamp(x - %g clip(grad E, %g) + N(0, %g^2)) from U[%g, %g]; "
-             "buffer: %d entries", p.steps, (double)p.a, (double)p.clip, (double)p.c, t->c.lo, t->c.hi,
-             ebmc_replay_count(t->buf));
+             "buffer: draws from its %d entries + %d steps of the training chain%s", p.steps, (double)p.a,
+             (double)p.clip, (double)p.c, t->c.lo, t->c.hi, ebmc_replay_count(t->buf), pt.steps,
+             t->c.mc.dropout > 0 ? " (dropout on)" : "");
     return s;
 }
 
@@ -403,6 +442,7 @@ static int pc_probes(void *state, const char **names, const float **values) {
  * iterations); no dequantisation noise (scoring is deterministic). Points as they are. */
 static ebmc_status pc_energy(void *state, const float *x, int n, float *e, char *err, size_t errlen) {
     pc_t *t = state;
+    ebmc_net_set_dropout(t->E, false, (ebmc_rng_key){0}); /* deterministic: no dropout */
     ebmc_energy_pass p = {t->E, t->tP, t->x_pos, t->images ? t->grid : NULL, 0.5f, 0.5f, t->B, t->img, 1.0f};
     return ebmc_net_energy(&p, x, n, e, err, errlen);
 }

@@ -14,12 +14,17 @@
 enum { PC_EPOS = 0, PC_EPOS2, PC_ENEG, PC_ENEG2, PC_E0, PC_E1, PC_COUNT };
 
 /* Philox streams: the chains' noise, the buffer draw (reuse mask, entry, fresh noise,
- * dequantisation), the data's dequantisation noise, `ebmc sample`'s start and buffer draw */
-enum { PC_STREAM_X = 1, PC_STREAM_REPLAY = 2, PC_STREAM_DATA = 6, PC_STREAM_SAMPLE = 9, PC_STREAM_SBUF = 10 };
+ * dequantisation), the data's dequantisation noise, `ebmc sample`'s start and buffer draw, the
+ * chains' dropout masks (step: the chain's counter + k) and those of E(x+), E(x-) (step 2 it,
+ * 2 it + 1) */
+enum { PC_STREAM_X = 1, PC_STREAM_REPLAY = 2, PC_STREAM_DATA = 6, PC_STREAM_SAMPLE = 9, PC_STREAM_SBUF = 10,
+       PC_STREAM_DROP_X = 11, PC_STREAM_DROP = 12 };
 
 typedef struct {
     ebmc_model_cfg mc;
     ebmc_adam_cfg adam;
+    bool clip_adam;              /* train.optimizer = adam_clip (the code's custom_adam.py) */
+    double clip_std, clip_floor; /* its bound: train.clip_std sqrt(v_hat) + train.clip_floor */
     double l2;                   /* train.l2_coeff */
     bool dequant;                /* train.dequantize: images to [0,1] as the code (else as is) */
     int buf_size;                /* buffer.size */

@@ -444,10 +444,15 @@ static ebmc_status cpu_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *par
     float b1 = (float)d->beta1, omb1 = (float)(1.0 - d->beta1);
     float b2 = (float)d->beta2, omb2 = (float)(1.0 - d->beta2);
     float wd = (float)d->weight_decay, eps = (float)d->eps;
+    float ck = (float)d->clip_std, cf = (float)d->clip_floor, bc2f = (float)bc2;
 #pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) {
         float g = grad[i];
         if (wd != 0.0f) g = g + wd * param[i];
+        if (ck > 0.0f) { /* IGEBM's clip by the old second moment (ebmc_adam_desc) */
+            float bound = ck * sqrtf(v[i] / bc2f) + cf;
+            g = g > bound ? bound : (g < -bound ? -bound : g);
+        }
         m[i] = m[i] * b1 + omb1 * g;
         v[i] = v[i] * b2 + omb2 * g * g;
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
@@ -539,6 +544,29 @@ static ebmc_status cpu_scaled_diff(ebmc_ctx_t *ctx, const ebmc_scaled_diff_desc 
                                    const float *a, const float *b, float *out) {
 #pragma omp parallel for schedule(static) if (d->count > PAR_ELEMS)
     for (size_t i = 0; i < d->count; i++) out[i] = blend(d->alpha * (a[i] - b[i]), d->beta, out[i]);
+    return EBMC_OK;
+}
+
+/* y = beta y + (x / (1 - p)) keep, keep in {0, 1} from ebmc_philox_keep4 (ebmc_dropout_desc) */
+static ebmc_status cpu_dropout(ebmc_ctx_t *ctx, const ebmc_dropout_desc *d, const float *x, float *y) {
+    uint32_t step = step_of(&d->rng);
+    const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->rows); /* global chain 0 (comm.h) */
+    const size_t E = d->row_elems;
+    const float keep_p = (float)(1.0 - (double)d->p);
+#pragma omp parallel for schedule(static) if ((size_t)d->rows * E > PAR_ELEMS)
+    for (int r = 0; r < d->rows; r++) {
+        const float *xr = x + (size_t)r * E;
+        float *yr = y + (size_t)r * E;
+        for (size_t g4 = 0; g4 < E; g4 += 4) {
+            int keep[4];
+            ebmc_philox_keep4(d->rng.seed, d->group_off + (uint32_t)(g4 / 4), (uint32_t)r + c0, step, d->rng.stream,
+                              (double)d->p, keep);
+            for (size_t l = 0; l < 4 && g4 + l < E; l++) {
+                float v = (xr[g4 + l] / keep_p) * (float)keep[l]; /* TF's order; NaN stays NaN */
+                yr[g4 + l] = blend(v, d->beta, yr[g4 + l]);
+            }
+        }
+    }
     return EBMC_OK;
 }
 

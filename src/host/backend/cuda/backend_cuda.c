@@ -462,7 +462,7 @@ ebmc_status cuda_adam(ebmc_ctx_t *ctx, const ebmc_adam_desc *d, float *param,
     const float bc2_sqrt = (float)sqrt(bc2);
     adam_update(param, grad, m, v, d->count, (float)d->beta1, (float)(1.0 - d->beta1),
                 (float)d->beta2, (float)(1.0 - d->beta2), (float)d->eps, (float)d->weight_decay,
-                step_size, bc2_sqrt, cpriv(ctx)->stream);
+                step_size, bc2_sqrt, (float)d->clip_std, (float)d->clip_floor, (float)bc2, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
@@ -477,6 +477,11 @@ ebmc_status cuda_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, float *x
 
 ebmc_status cuda_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     sampler_rng_fill(d, y, ebmc_ctx_chain_base(ctx, d->n_chains), cpriv(ctx)->stream);
+    return EBMC_OK;
+}
+
+ebmc_status cuda_dropout(ebmc_ctx_t *ctx, const ebmc_dropout_desc *d, const float *x, float *y) {
+    sampler_dropout(d, x, y, ebmc_ctx_chain_base(ctx, d->rows), cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
