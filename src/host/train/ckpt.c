@@ -50,7 +50,7 @@ static ebmc_dtype item_dtype(ebmc_item_kind k) {
 
 /* state.safetensors: every item that is not a network, staged on the host */
 static ebmc_status write_state(ebmc_run_t *r, item_list *L, const char *path, const char *const (*meta)[2],
-                               char *err, size_t errlen) {
+                               int nmeta, char *err, size_t errlen) {
     ebmc_st_tensor st[3 * (EBMC_MAX_CKPT_ITEMS + SHELL_ITEMS)];
     char (*names)[3][160] = ebmc_xcalloc((size_t)L->n, sizeof *names, "checkpoint");
     void **host = ebmc_xcalloc((size_t)L->n, sizeof *host, "checkpoint");
@@ -79,7 +79,7 @@ static ebmc_status write_state(ebmc_run_t *r, item_list *L, const char *path, co
             st[n++] = (ebmc_st_tensor){it->name, item_dtype(it->kind), 1, {(int64_t)it->count}, data};
         }
     }
-    if (!s) s = ebmc_st_write(path, st, n, meta, 3, err, errlen);
+    if (!s) s = ebmc_st_write(path, st, n, meta, nmeta, err, errlen);
     for (int i = 0; i < L->n; i++) free(host[i]);
     free(host);
     free(names);
@@ -101,16 +101,18 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     char its[32], ranks[16];
     snprintf(its, sizeof its, "%" PRId64, iteration);
     snprintf(ranks, sizeof ranks, "%d", r->ranks > 0 ? r->ranks : 1);
-    /* "ranks": the data-parallel ranks that trained it (a resume must use as many) */
-    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}, {"ranks", ranks}};
+    /* "ranks": the data-parallel ranks that trained it (a resume must use as many); "precision":
+     * what it computed in (ebmc_ctx_precision_name; a resume must compute in the same) */
+    const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}, {"ranks", ranks},
+                             {"precision", ebmc_ctx_precision_name(r->ctx)}};
     ebmc_status s = EBMC_OK;
     for (int i = 0; i < L.n && !s; i++)
         if (L.items[i].kind == EBMC_ITEM_NET) {
             snprintf(path, sizeof path, "%s/%s.safetensors", tmp, L.items[i].name);
-            s = ebmc_net_save(L.items[i].ptr, path, meta, 3, err, errlen);
+            s = ebmc_net_save(L.items[i].ptr, path, meta, 3, err, errlen); /* nets: their own precision */
         }
     snprintf(path, sizeof path, "%s/state.safetensors", tmp);
-    if (!s) s = write_state(r, &L, path, meta, err, errlen);
+    if (!s) s = write_state(r, &L, path, meta, 4, err, errlen);
     free(cfg_json);
     if (s) remove_folder(tmp); /* nothing half-written stays behind */
     if (!s && rename(tmp, dir)) {
@@ -138,7 +140,7 @@ ebmc_status ebmc_run_save_rank(ebmc_run_t *r, const char *dir, int64_t iteration
     snprintf(rk, sizeof rk, "%d", r->rank);
     snprintf(rs, sizeof rs, "%d", r->ranks);
     const char *meta[][2] = {{"iteration", its}, {"rank", rk}, {"ranks", rs}};
-    return write_state(r, &L, path, meta, err, errlen);
+    return write_state(r, &L, path, meta, 3, err, errlen);
 }
 
 /* Reads every state item from f, validated, before anything is copied into the run. */
@@ -373,6 +375,17 @@ void ebmc_ckpt_prune(const char *run_dir, int keep) {
         remove_folder(gone);
     }
     free(its);
+}
+
+bool ebmc_ckpt_precision(const char *ckpt_dir, char *buf, size_t n) {
+    char path[PATH_MAX + 32], err[256];
+    snprintf(path, sizeof path, "%s/state.safetensors", ckpt_dir);
+    ebmc_st_file *f;
+    if (ebmc_st_open(path, &f, err, sizeof err)) return false;
+    const char *v = ebmc_st_meta(f, "precision");
+    if (v) snprintf(buf, n, "%s", v);
+    ebmc_st_close(f);
+    return v != NULL;
 }
 
 int ebmc_ckpt_ranks(const char *ckpt_dir) {
