@@ -93,23 +93,37 @@ class _Bilinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, op, emu, k):
         xr, wr = emu.rnd(x), emu.rnd(w)
-        y = op(xr, wr) + _sum_err(emu, op(xr * xr, wr * wr), k[0])
-        ctx.save_for_backward(xr, wr)
-        ctx.op, ctx.emu, ctx.k = op, emu, k
-        return y
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        with torch.enable_grad():
+            # the graphs the backward needs, built once here (not recomputed there): y = op(x, w)
+            # and, for the sums' error, the same bilinear maps of the squares
+            xa = xr.detach().requires_grad_(need_x)
+            wa = wr.detach().requires_grad_(need_w)
+            y = op(xa, wa)
+            y2x = op(xa, (wr * wr).detach()) if need_x else None
+            y2w = op((xr * xr).detach(), wa) if need_w else None
+        with torch.no_grad():
+            out = y.detach() + _sum_err(emu, op(xr * xr, wr * wr), k[0])
+        ctx.graph = (xa, wa, y, y2x, y2w)
+        ctx.emu, ctx.k = emu, k
+        return out
 
     @staticmethod
     def backward(ctx, dy):
-        xr, wr = ctx.saved_tensors
-        op, emu, k = ctx.op, ctx.emu, ctx.k
+        xa, wa, y, y2x, y2w = ctx.graph
+        emu, k = ctx.emu, ctx.k
         dyr = emu.rnd(dy)
-        with torch.enable_grad():
-            xa, wa = xr.detach().requires_grad_(True), wr.detach().requires_grad_(True)
-            dx, dw = torch.autograd.grad(op(xa, wa), (xa, wa), dyr)
-            # the sums' error: the same bilinear maps applied to the squares
-            dx2, = torch.autograd.grad(op(xa, (wr * wr).detach()), xa, dyr * dyr)
-            dw2, = torch.autograd.grad(op((xr * xr).detach(), wa), wa, dyr * dyr)
-        return dx + _sum_err(emu, dx2, k[1]), dw + _sum_err(emu, dw2, k[2]), None, None, None
+        dx = dw = None
+        ins = [t for t in (xa, wa) if t.requires_grad]
+        g = dict(zip([id(t) for t in ins], torch.autograd.grad(y, ins, dyr, retain_graph=False)))
+        if xa.requires_grad:
+            dx2, = torch.autograd.grad(y2x, xa, dyr * dyr)
+            dx = g[id(xa)] + _sum_err(emu, dx2, k[1])
+        if wa.requires_grad:
+            dw2, = torch.autograd.grad(y2w, wa, dyr * dyr)
+            dw = g[id(wa)] + _sum_err(emu, dw2, k[2])
+        ctx.graph = None
+        return dx, dw, None, None, None
 
 
 def _bias(y, bias, axis):

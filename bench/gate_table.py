@@ -59,6 +59,8 @@ def module(arch, c, sd, dtype, jitter_first=None):
         g = torch.Generator().manual_seed(3)
         s[k] = s[k] * (1 + jitter_first * torch.randn(s[k].shape, generator=g))
     m.load_state_dict(s, strict=True)
+    for p in m.parameters():
+        p.requires_grad_(False)   # input gradients only (the emulation skips weight gradients)
     return m.to(dtype).train()
 
 
@@ -70,12 +72,15 @@ def out_grad(m, x, r, dtype):
     return out.detach().double().numpy(), g.double().numpy()
 
 
-def table_rows(nn_dump, quick, tmp):
+def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None):
     rows = []
     # ---- energies and input gradients
-    nets = [("dualmcmc_cifar10", {"ndf": 16 if quick else 512, "batch": 8 if quick else 100}),
-            ("shortrun", {"ndf": 8 if quick else 64, "batch": 8 if quick else 64})]
+    nets = [("shortrun", {"ndf": 8 if quick else 64, "batch": 8 if quick else 64}),
+            ("dualmcmc_cifar10", {"ndf": 16 if quick else 512, "batch": 8 if quick else 100})]
     for arch, kv in nets:
+        if only and arch != only:
+            continue
+        nt = trials.get(arch, GB.TRIALS)
         c, sd, io = load(nn_dump, arch, kv, tmp)
         x, r = torch.from_numpy(io["x"]), torch.from_numpy(io["r0"])
         name = f"{arch} ndf {kv['ndf']} batch {kv['batch']}"
@@ -84,8 +89,8 @@ def table_rows(nn_dump, quick, tmp):
         def f64():
             return out_grad(module(arch, c, sd, torch.float64), x, r, torch.float64)
         ref = f64()
-        b32, mv32 = GB.bound(f64, ref, "fp32")
-        btf, mvtf = GB.bound(f64, ref, "tf32")
+        b32, mv32 = GB.bound(f64, ref, "fp32", trials=nt)
+        btf, mvtf = GB.bound(f64, ref, "tf32", trials=nt)
         print(f"  bounds {name}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
         t32 = out_grad(module(arch, c, sd, torch.float32), x, r, torch.float32)
         with GB.emulate("tf32", 3, seed=99):     # an independent TF32 draw (not among the trials)
@@ -99,10 +104,11 @@ def table_rows(nn_dump, quick, tmp):
                              torch32=GB.rel_l2(t32[i], ref[i]), tf32emu=GB.rel_l2(ttf[i], ref[i]),
                              wrong={"first weight x (1 + 0.01 N(0,1))": GB.rel_l2(bad_w[i], ref[i]),
                                     **({"gradient sign": GB.rel_l2(-ref[1], ref[1])} if i == 1 else {})}))
+            progress(rows[-1])
         if arch != "shortrun":
             continue
         # ---- trajectories of the short-run update (x <- x + grad f + 0.01 xi)
-        B, K = 16 if not quick else 4, 10 if quick else 60
+        B, K = chains if not quick else 4, 10 if quick else 60
         case = {"a": 1.0, "b": 0.0, "c": 0.01, "scale": -1.0}
         g = torch.Generator().manual_seed(5)
         xi = torch.randn((K, B) + tuple(x.shape[1:]), generator=g, dtype=torch.float64)
@@ -121,8 +127,8 @@ def table_rows(nn_dump, quick, tmp):
             return (s.run().detach().double().numpy(),)
         t = time.time()
         tref = traj(torch.float64)
-        tb32, tmv32 = GB.bound(lambda: traj(torch.float64), tref, "fp32")
-        tbtf, tmvtf = GB.bound(lambda: traj(torch.float64), tref, "tf32")
+        tb32, tmv32 = GB.bound(lambda: traj(torch.float64), tref, "fp32", trials=nt)
+        tbtf, tmvtf = GB.bound(lambda: traj(torch.float64), tref, "tf32", trials=nt)
         print(f"  trajectory bounds: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
         with GB.emulate("tf32", 3, seed=99):
             ttf = traj(torch.float64)
@@ -136,6 +142,7 @@ def table_rows(nn_dump, quick, tmp):
                                 "step x 2": GB.rel_l2(traj(torch.float64, A=2 * A0)[0], tref[0]),
                                 "noise x 1.1": GB.rel_l2(traj(torch.float64, cc=0.011)[0], tref[0]),
                                 "noise x 2": GB.rel_l2(traj(torch.float64, cc=0.02)[0], tref[0])}))
+        progress(rows[-1])
     return rows
 
 
@@ -147,7 +154,7 @@ def markdown(rows, cpu):
     for r in rows:
         e = "-" if r["ebmc"] is None else f"{r['ebmc']:.2e}"
         w = "; ".join(f"{k}: {v:.2e} ({v / r['btf']:.3g}x TF32 bound, {v / r['b32']:.3g}x fp32)" for k, v in r["wrong"].items())
-        L.append(f"| {r['net']} | {r['q']} | {r['b32']:.2e} | {r['btf']:.2e} | {e} | {r['torch32']:.2e} | "
+        L.append(f"| {r['net']} | {r['q']} ({len(r['moves32'])} trials) | {r['b32']:.2e} | {r['btf']:.2e} | {e} | {r['torch32']:.2e} | "
                  f"{r['tf32emu']:.2e} | {w} |")
     return "\n".join(L)
 
@@ -157,6 +164,11 @@ def main():
     ap.add_argument("nn_dump")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--trials-dual", type=int, default=GB.TRIALS, help="trials for the full-width Dual-MCMC E "
+                    "(each an emulated float64 pass at batch 100: ~10 min on a loaded 2-core CPU)")
+    ap.add_argument("--chains", type=int, default=16, help="trajectory chains (the gate's 16)")
+    ap.add_argument("--trials", type=int, default=GB.TRIALS, help="trials for the short-run net")
+    ap.add_argument("--only", choices=["shortrun", "dualmcmc_cifar10"], help="one of the two nets")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     cpu = "?"
@@ -164,7 +176,10 @@ def main():
         if line.startswith("Model name:"):
             cpu = line.split(":", 1)[1].strip()
     with tempfile.TemporaryDirectory(prefix="ebmc_gate_table_") as tmp:
-        rows = table_rows(a.nn_dump, a.quick, tmp)
+        def progress(r):
+            print("ROW " + json.dumps(r), file=sys.stderr, flush=True)
+        rows = table_rows(a.nn_dump, a.quick, tmp, {"dualmcmc_cifar10": a.trials_dual, "shortrun": a.trials},
+                          a.chains, progress, a.only)
     print(markdown(rows, cpu))
     if a.json:
         with open(a.json, "w") as f:

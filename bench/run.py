@@ -272,6 +272,8 @@ class Bounds:
         self.peer, self.kind, self.net, self.case, self.device = peer, kind, net, case, device
         self.role = "E" if kind == "x" else "G"
         self.m64 = peer.w.build(net, self.role, device).double()
+        for p in self.m64.parameters():
+            p.requires_grad_(False)   # input gradients only: the emulation skips weight gradients
         self.cache = {}
 
     def _eval(self, xin, tgt):
