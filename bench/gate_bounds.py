@@ -70,14 +70,23 @@ class _Emu:
         self.bits = BITS[prec]
         self.mode = "trunc" if trial == 1 else "nearest"
         self.jit = trial >= 2
-        self.gen = torch.Generator().manual_seed(1000 * seed + 17 * trial + BITS[prec])
+        self.seed = 1000 * seed + 17 * trial + BITS[prec]
+        self.gens = {}
+
+    def gen(self, device):
+        """this trial's generator on the tensors' device (drawn there: no host copies)"""
+        if device not in self.gens:
+            self.gens[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self.gens[device]
 
     def noise_like(self, t):
-        return torch.randn(t.shape, generator=self.gen, dtype=torch.float64).to(t.device)
+        return torch.randn(t.shape, generator=self.gen(t.device), dtype=torch.float64, device=t.device)
+
+    def uniform_pm1(self, t):
+        return torch.rand(t.shape, generator=self.gen(t.device), dtype=torch.float64, device=t.device) * 2 - 1
 
     def rnd(self, t):
-        j = (torch.rand(t.shape, generator=self.gen, dtype=torch.float64).to(t.device) * 2 - 1) if self.jit else None
-        return round_bits(t, self.bits, self.mode, j)
+        return round_bits(t, self.bits, self.mode, self.uniform_pm1(t) if self.jit else None)
 
 
 def _sum_err(emu, sq, k):
@@ -142,8 +151,7 @@ def store(t):
     if not _ACTIVE:
         return t
     emu = _ACTIVE[-1]
-    j = (torch.rand(t.shape, generator=emu.gen, dtype=torch.float64).to(t.device) * 2 - 1) if emu.jit else None
-    return round_bits(t, 24, emu.mode, j)
+    return round_bits(t, 24, emu.mode, emu.uniform_pm1(t) if emu.jit else None)
 
 
 @contextlib.contextmanager
