@@ -35,11 +35,13 @@ import peer_torch as PT  # noqa: E402
 NT = PT.NT
 
 
-def load(nn_dump, arch, kv, tmp):
-    d = os.path.join(tmp, arch)
+def load(nn_dump, arch, kv, tmp, dump=None):
+    """ebmc's dump (nn_dump ARCH E DIR ...), made here or given (dump: a folder it wrote)"""
+    d = dump or os.path.join(tmp, arch)
     os.makedirs(d, exist_ok=True)
     t = time.time()
-    subprocess.run([nn_dump, arch, "E", d] + [f"{k}={v}" for k, v in kv.items()], check=True)
+    if not dump:
+        subprocess.run([nn_dump, arch, "E", d] + [f"{k}={v}" for k, v in kv.items()], check=True)
     model, _ = NT.st_read(os.path.join(d, "model.safetensors"))
     io, _ = NT.st_read(os.path.join(d, "io.safetensors"))
     c = dict(NT.DEFAULTS[arch])
@@ -72,7 +74,7 @@ def out_grad(m, x, r, dtype):
     return out.detach().double().numpy(), g.double().numpy()
 
 
-def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None):
+def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None, dump=None, rows_of=None):
     rows = []
     # ---- energies and input gradients
     nets = [("shortrun", {"ndf": 8 if quick else 64, "batch": 8 if quick else 64}),
@@ -81,18 +83,22 @@ def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None):
         if only and arch != only:
             continue
         nt = trials.get(arch, GB.TRIALS)
-        c, sd, io = load(nn_dump, arch, kv, tmp)
+        c, sd, io = load(nn_dump, arch, kv, tmp, dump)
+        if rows_of:
+            # the first rows of ebmc's batch: E has no coupling across the batch (spectral norm's
+            # power iteration does not depend on it), so they are the batch-rows_of computation
+            io = {k: (v[:rows_of] if k in ("x", "r0", "out0", "dx") else v) for k, v in io.items()}
         x, r = torch.from_numpy(io["x"]), torch.from_numpy(io["r0"])
-        name = f"{arch} ndf {kv['ndf']} batch {kv['batch']}"
+        name = f"{arch} ndf {kv['ndf']} batch {kv['batch']}" + (f", first {rows_of} rows" if rows_of else "")
         t = time.time()
 
         def f64():
             return out_grad(module(arch, c, sd, torch.float64), x, r, torch.float64)
         ref = f64()
-        b32, mv32 = GB.bound(f64, ref, "fp32", trials=nt)
-        btf, mvtf = GB.bound(f64, ref, "tf32", trials=nt)
-        print(f"  bounds {name}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
         t32 = out_grad(module(arch, c, sd, torch.float32), x, r, torch.float32)
+        b32, mv32 = GB.bound(f64, ref, "fp32", trials=nt, real=lambda: t32)   # as run.py: PyTorch's fp32 a trial
+        btf, mvtf = GB.bound(f64, ref, "tf32", trials=nt)   # no TF32 on the CPU: emulated trials only
+        print(f"  bounds {name}: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
         with GB.emulate("tf32", 3, seed=99):     # an independent TF32 draw (not among the trials)
             ttf = f64()
         bad_w = out_grad(module(arch, c, sd, torch.float64, 0.01), x, r, torch.float64)
@@ -127,7 +133,8 @@ def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None):
             return (s.run().detach().double().numpy(),)
         t = time.time()
         tref = traj(torch.float64)
-        tb32, tmv32 = GB.bound(lambda: traj(torch.float64), tref, "fp32", trials=nt)
+        tt32 = traj(torch.float32)
+        tb32, tmv32 = GB.bound(lambda: traj(torch.float64), tref, "fp32", trials=nt, real=lambda: tt32)
         tbtf, tmvtf = GB.bound(lambda: traj(torch.float64), tref, "tf32", trials=nt)
         print(f"  trajectory bounds: {time.time() - t:.0f} s", file=sys.stderr, flush=True)
         with GB.emulate("tf32", 3, seed=99):
@@ -136,7 +143,7 @@ def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None):
         rows.append(dict(net=f"shortrun ndf {kv['ndf']}, {B} chains", q=f"trajectory, K={K}",
                          b32=tb32[0], btf=tbtf[0], moves32=[m[0] for m in tmv32],
                          movestf=[m[0] for m in tmvtf], ebmc=None,
-                         torch32=GB.rel_l2(traj(torch.float32)[0], tref[0]), tf32emu=GB.rel_l2(ttf[0], tref[0]),
+                         torch32=GB.rel_l2(tt32[0], tref[0]), tf32emu=GB.rel_l2(ttf[0], tref[0]),
                          wrong={"sign (ascent)": GB.rel_l2(traj(torch.float64, A=-A0)[0], tref[0]),
                                 "step x 1.1": GB.rel_l2(traj(torch.float64, A=1.1 * A0)[0], tref[0]),
                                 "step x 2": GB.rel_l2(traj(torch.float64, A=2 * A0)[0], tref[0]),
@@ -169,6 +176,8 @@ def main():
     ap.add_argument("--chains", type=int, default=16, help="trajectory chains (the gate's 16)")
     ap.add_argument("--trials", type=int, default=GB.TRIALS, help="trials for the short-run net")
     ap.add_argument("--only", choices=["shortrun", "dualmcmc_cifar10"], help="one of the two nets")
+    ap.add_argument("--dump", help="with --only: the folder nn_dump wrote for that net (not rerun)")
+    ap.add_argument("--rows", type=int, help="with --dump: evaluate its first ROWS examples only (CPU time)")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     cpu = "?"
@@ -179,7 +188,7 @@ def main():
         def progress(r):
             print("ROW " + json.dumps(r), file=sys.stderr, flush=True)
         rows = table_rows(a.nn_dump, a.quick, tmp, {"dualmcmc_cifar10": a.trials_dual, "shortrun": a.trials},
-                          a.chains, progress, a.only)
+                          a.chains, progress, a.only, a.dump, a.rows)
     print(markdown(rows, cpu))
     if a.json:
         with open(a.json, "w") as f:

@@ -20,8 +20,9 @@ Steps:
      each PyTorch variant -- is compared with the float64 reference (the PyTorch modules in
      float64, same weights, inputs and noise), within a bound DERIVED for its precision at gate
      time (gate_bounds.py): 4 x the largest move of the float64 result under that precision's
-     emulated rounding (fp32: operands to 24 bits; TF32: 11 bits; fp32 sums) in 3 trials --
-     the sensitivity of this net at these weights, kinks included. bf16 variants (PyTorch only)
+     emulated rounding (fp32: operands to 24 bits; TF32: 11 bits; results stored in fp32) in 3
+     trials and in PyTorch's own computation in that precision -- the sensitivity of this net
+     at these weights, kinks included. bf16 variants (PyTorch only)
      keep fixed bounds (TOL_*).
        energy / grad    E(x) (or G(z)) and the input gradient at the same input and weights,
                         relative L2
@@ -272,16 +273,23 @@ class Bounds:
         self.peer, self.kind, self.net, self.case, self.device = peer, kind, net, case, device
         self.role = "E" if kind == "x" else "G"
         self.m64 = peer.w.build(net, self.role, device).double()
-        for p in self.m64.parameters():
+        self.m32 = peer.w.build(net, self.role, device)   # PyTorch's own fp32 / TF32: one trial
+        for p in list(self.m64.parameters()) + list(self.m32.parameters()):
             p.requires_grad_(False)   # input gradients only: the emulation skips weight gradients
         self.cache = {}
 
-    def _eval(self, xin, tgt):
-        self.peer.w.reset(self.m64, self.net, self.role)
-        s = PT.Sampler(self.m64, self.kind, self.case, REF, xin.shape[0], 1, self.device)
-        s.set_start(xin.double(), tgt.double() if tgt is not None else None)
-        o, g = s.eval_out_grad(xin.double())
-        return o.cpu().numpy(), g.cpu().numpy()
+    def _variant(self, prec):
+        """the eager PyTorch variant computing in prec (its TF32 flags; the CPU has no TF32)"""
+        return "torch-eager-tf32" if prec == "tf32" else REF
+
+    def _eval(self, xin, tgt, prec=None):
+        m = self.m64 if prec is None else self.m32
+        dt = torch.float64 if prec is None else torch.float32
+        self.peer.w.reset(m, self.net, self.role)
+        s = PT.Sampler(m, self.kind, self.case, self._variant(prec), xin.shape[0], 1, self.device)
+        s.set_start(xin.to(dt), tgt.to(dt) if tgt is not None else None)
+        o, g = s.eval_out_grad(xin.to(dt))
+        return o.double().cpu().numpy(), g.double().cpu().numpy()
 
     def out_grad(self, xin, tgt, prec):
         """((out64, grad64), (bound out, bound grad), moves)"""
@@ -289,16 +297,19 @@ class Bounds:
             self.cache["og64"] = self._eval(xin, tgt)
         ref = self.cache["og64"]
         if ("og", prec) not in self.cache:
-            self.cache[("og", prec)] = GB.bound(lambda: self._eval(xin, tgt), ref, prec)
+            self.cache[("og", prec)] = GB.bound(lambda: self._eval(xin, tgt), ref, prec,
+                                                real=lambda: self._eval(xin, tgt, prec))
         b, moves = self.cache[("og", prec)]
         return ref, b, moves
 
-    def _traj(self, start, tgt, nf):
-        self.peer.w.reset(self.m64, self.net, self.role)
-        t = PT.Sampler(self.m64, self.kind, self.case, REF, start.shape[0], self.K, self.device,
-                       noise=lambda k: nf(k).double())
-        t.set_start(start.double(), tgt.double() if tgt is not None else None)
-        return (t.run().detach().cpu().numpy(),)
+    def _traj(self, start, tgt, nf, prec=None):
+        m = self.m64 if prec is None else self.m32
+        dt = torch.float64 if prec is None else torch.float32
+        self.peer.w.reset(m, self.net, self.role)
+        t = PT.Sampler(m, self.kind, self.case, self._variant(prec), start.shape[0], self.K, self.device,
+                       noise=lambda k: nf(k).to(dt))
+        t.set_start(start.to(dt), tgt.to(dt) if tgt is not None else None)
+        return (t.run().detach().double().cpu().numpy(),)
 
     def traj(self, start, tgt, nf, K, prec):
         """(x64 after K steps, bound, moves)"""
@@ -307,7 +318,8 @@ class Bounds:
             self.cache["x64"] = self._traj(start, tgt, nf)
         ref = self.cache["x64"]
         if ("traj", prec) not in self.cache:
-            self.cache[("traj", prec)] = GB.bound(lambda: self._traj(start, tgt, nf), ref, prec)
+            self.cache[("traj", prec)] = GB.bound(lambda: self._traj(start, tgt, nf), ref, prec,
+                                                  real=lambda: self._traj(start, tgt, nf, prec))
         b, moves = self.cache[("traj", prec)]
         return ref[0], b[0], moves
 
@@ -452,9 +464,14 @@ def run_gates(peer, manifest, gdir, variants, ebmc_impls, device, iterations, ca
         ref = run64()
         bounds = {}
 
+        def run_in(prec, net=net, cfg=cfg, x=x, noise=noise):
+            o = PT.Iteration(peer.w, net, cfg, "torch-eager-tf32" if prec == "tf32" else REF, device,
+                             torch.from_numpy(x.copy()))
+            return o.run(1, noise(o.G.lin_1.in_features)).numpy()
+
         def check(who_t, who_e, vals, prec):
             if prec in GB.BITS and prec not in bounds:
-                bounds[prec] = GB.metric_bound(run64, ref, prec, nb)
+                bounds[prec] = GB.metric_bound(run64, ref, prec, nb, real=lambda: run_in(prec))
             for i, n in enumerate(names):
                 if not np.isfinite(vals[i]) and not np.isfinite(ref[i]):
                     continue
