@@ -24,10 +24,13 @@ F.linear are patched for the duration):
 
 The emulated result moves from q64 by kink flips (ReLU / LeakyReLU slopes, spectral norm), by
 cancellation and by everything the net amplifies -- that is the sensitivity of this net at these
-weights and inputs. The bound of the gate is FACTOR x the largest move over TRIALS trials and
-PyTorch's own computation in that precision on this device (real=):
-FACTOR covers what the model leaves out (element-wise ops' own rounding, other summation orders,
-the spread of a heavy-tailed count of kink flips beyond the trials' maximum). A correct
+weights and inputs. The bound of the gate is FACTOR[prec] x the largest move over TRIALS trials
+and PyTorch's own computation in that precision on this device (real=). FACTOR covers what the
+model leaves out: in fp32, where operand rounding is tiny, mostly the summation order, which
+differs between implementations (measured on the CPU: ebmc's short-run n_f 64 energy is 1.75e-6
+from float64, PyTorch's 5.2e-7, the emulation's 1.3e-7..3.2e-7): 10; in TF32 the operands'
+rounding dominates and is what the trials draw (an independent draw lands at ~1/3 of 4x their
+maximum): 4. Both also cover the spread of a heavy-tailed count of kink flips beyond the trials. A correct
 implementation in that precision must land within it; a wrong sign, step, noise scale or weight
 moves q by O(1) x the step's share of the state, orders of magnitude more (bench/run.py's table,
 issue 22's note).
@@ -48,7 +51,7 @@ import torch.nn.functional as F
 
 BITS = {"fp32": 24, "tf32": 11}   # significand bits of the operands
 ACC_U = 2.0 ** -24                 # the fp32 accumulator's unit roundoff (both precisions)
-FACTOR = 4.0
+FACTOR = {"fp32": 10.0, "tf32": 4.0}
 TRIALS = int(os.environ.get("EBMC_BENCH_BOUND_TRIALS", "3"))   # 1: round to nearest only (cheapest)
 MIN_REL = 2.0 ** -24               # no bound below fp32's own rounding of the result
 
@@ -195,7 +198,7 @@ def rel_l2(a, b):
 
 
 def bound(fn, ref, prec, seed=0, trials=TRIALS, real=None):
-    """FACTOR x the largest relative-L2 move of fn()'s results (a tuple of arrays) from ref (a
+    """FACTOR[prec] x the largest relative-L2 move of fn()'s results (a tuple of arrays) from ref (a
     tuple) over `trials` emulations of prec and real() (the same computation in prec itself, if
     given). Returns (bounds per result, moves per trial: real's last when given)."""
     moves = []
@@ -206,7 +209,7 @@ def bound(fn, ref, prec, seed=0, trials=TRIALS, real=None):
     if real is not None:
         moves.append([rel_l2(o, r) for o, r in zip(real(), ref)])
     worst = np.max(np.asarray(moves), axis=0)
-    return [max(FACTOR * float(w), MIN_REL) for w in worst], moves
+    return [max(FACTOR[prec] * float(w), MIN_REL) for w in worst], moves
 
 
 def metric_bound(fn, ref, prec, scale, seed=0, trials=TRIALS, real=None):
@@ -223,4 +226,4 @@ def metric_bound(fn, ref, prec, scale, seed=0, trials=TRIALS, real=None):
         d = np.abs(out - ref_) / np.maximum(np.maximum(np.abs(out), np.abs(ref_)), scale)
         moves.append(np.where(np.isfinite(ref_), d, 0.0))
     worst = np.max(np.asarray(moves), axis=0)
-    return [max(FACTOR * float(w), MIN_REL) for w in worst], moves
+    return [max(FACTOR[prec] * float(w), MIN_REL) for w in worst], moves

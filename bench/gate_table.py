@@ -154,7 +154,7 @@ def table_rows(nn_dump, quick, tmp, trials, chains, progress, only=None, dump=No
 
 
 def markdown(rows, cpu):
-    L = [f"Derived gate bounds (bench/gate_bounds.py: {GB.FACTOR:g} x the largest float64 move in "
+    L = [f"Derived gate bounds (bench/gate_bounds.py: {GB.FACTOR} x the largest float64 move in "
          f"{GB.TRIALS} trials of emulated rounding) on {cpu}; relative L2 against float64.", "",
          "| net | quantity | bound fp32 | bound TF32 | ebmc CPU fp32 | PyTorch fp32 | TF32-emulated (independent draw) | "
          "wrong implementation |", "|---|---|---:|---:|---:|---:|---:|---|"]
