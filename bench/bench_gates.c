@@ -89,6 +89,18 @@ static int warm_plans(bench_t *b, ebmc_ctx_t *ctx, int n, ebmc_net_role role, in
     return rc;
 }
 
+/* EBMC_BENCH_INJECT (tests/bench/test_bench_run.py "wrong"): a deliberately wrong chain update
+ * in the trajectory and distribution dumps, which the derived gates must catch: "sign" (ascent:
+ * -a), "step" (a x 1.1), "noise" (c x 1.1). Unset or empty: the case's own update. */
+static void inject_wrong(ebmc_langevin_params *lp) {
+    const char *w = getenv("EBMC_BENCH_INJECT");
+    if (!w || !*w) return;
+    if (!strcmp(w, "sign")) lp->a = -lp->a;
+    else if (!strcmp(w, "step")) lp->a *= 1.1f;
+    else if (!strcmp(w, "noise")) lp->c *= 1.1f;
+    else fprintf(stderr, "ebmc bench: EBMC_BENCH_INJECT='%s' ignored (sign, step or noise)\n", w);
+}
+
 static int gate_chain(bench_t *b, int n, int kind, int ii, const char *dir) {
     const bimpl *im = b->impls[ii];
     ebmc_ctx_t *ctx = bench_get_ctx(b, im->prec);
@@ -154,6 +166,7 @@ static int gate_chain(bench_t *b, int n, int kind, int ii, const char *dir) {
         if (im->graph && ebmc_graph_supported(ctx) && warm_plans(b, ctx, n, role, nb, x, dy, g)) return -1;
         ebmc_langevin_params lp = c->lp;
         lp.steps = K;
+        inject_wrong(&lp);
         CK(b, ctx, ebmc_chain_create(pot, &lp, nb, b->seed, part == 0 ? ST_GATE_TRAJ : ST_GATE_DIST, &ch));
         ebmc_chain_set_graph(ch, im->graph);
         float *st = ebmc_chain_state(ch);

@@ -47,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "oracle"))
 import test_nets_torch as NT  # noqa: E402  (modules, st_read, to_torch, DEFAULTS, rel_l2)
 import test_dualmcmc_step_torch as DM  # noqa: E402  (Noise / philox_normals, mse_sum, NLL)
+import gate_bounds as GB  # noqa: E402  (store: a chain state's fp32 storage while a bound is derived)
 
 VARIANTS = {
     "torch-eager-tf32": dict(mode="eager", tf32=True, amp=None, cl=False, precision="tf32"),
@@ -236,7 +237,7 @@ class Sampler:
         _, val = f(s)
         (g,) = torch.autograd.grad(val, s)
         with torch.no_grad():
-            return self._update(s.detach(), g, k)
+            return GB.store(self._update(s.detach(), g, k))   # identity unless a bound is derived
 
     def set_start(self, start, target=None):
         """start (B, ...) and, for z, the target images; copied into the sampler's buffers"""
@@ -405,6 +406,15 @@ class Iteration:
         self.optE, self.optG, self.optI = adam(self.E, "e"), adam(self.G, "g"), adam(self.I, "i")
         self.x_host = x_host.pin_memory() if device.type == "cuda" else x_host
         self.B = x_host.shape[0]
+        self.dtype = torch.float32
+
+    def to_double(self):
+        """the same iteration in float64 (the gates' reference and the bounds' emulation)"""
+        for m in (self.E, self.G, self.I):
+            m.double()   # parameters converted in place: the optimisers keep them
+        self.x_host = self.x_host.double()
+        self.dtype = torch.float64
+        return self
 
     def reset(self):
         for m, r in ((self.E, "E"), (self.G, "G"), (self.I, "I")):
@@ -429,12 +439,12 @@ class Iteration:
         gf, ls, li = cfg["train.g_factor"], cfg["train.lambda_s"], cfg["train.lambda_i"]
         Tmp = (tau / sx) ** 2 if cfg["train.use_temp"] and tau > 0 else 1.0
         nz = self.G.lin_1.in_features
-        T_ = (lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev))  # noqa: E731
+        T_ = (lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev, self.dtype))  # noqa: E731
         xsteps = [0]
 
         def randn(shape, k=None, which=None):
             if noise is None:
-                return torch.randn(shape, device=dev)
+                return torch.randn(shape, device=dev, dtype=self.dtype)
             return T_(which(k) if k is not None else which())
 
         with precision_flags(self.v["tf32"]):
@@ -456,6 +466,7 @@ class Iteration:
                         xx = xx.detach() - 0.5 * sx * sx * grad
                         if tau > 0:
                             xx = xx + tau * randn(xx.shape, xsteps[0], noise and noise.x_step)
+                        xx = GB.store(xx)
                     xsteps[0] += 1
                 return xx.detach(), first, last
 
@@ -468,6 +479,7 @@ class Iteration:
                     with torch.no_grad():
                         zz = zz.detach() - 0.5 * sz * sz * (grad / sig / sig + 1.0 / (psig * psig) * zz) \
                             + nsz * randn(zz.shape, k, noise and noise.z_step)
+                        zz = GB.store(zz)
                 return zz.detach()
 
             z = randn((B, nz, 1, 1), None, noise and noise.prior)
@@ -497,14 +509,14 @@ class Iteration:
             if cfg["train.fine_tune"]:
                 samples, egen0, egen1 = langevin_x(samples)
             else:
-                egen0 = egen1 = torch.tensor(float("nan"), device=dev)
+                egen0 = egen1 = torch.tensor(float("nan"), device=dev, dtype=self.dtype)
             Eng_F = self._fwd(E, samples.detach())[0].squeeze()
             errE = Eng_T.mean() - Eng_F.mean()
             (errE / Tmp).backward()
             self.optE.step()
             m = torch.stack([(errRecon * B).detach(), (errSample * B).detach(), nll_q.sum().detach(),
                              nll_l.sum().detach(), Eng_T.sum().detach(), Eng_F.sum().detach(), etlog,
-                             egen0, egen1, ex0, ex1]).float()
+                             egen0, egen1, ex0, ex1]).to(torch.float64 if self.dtype == torch.float64 else torch.float32)
         return m.cpu()   # the one host synchronisation
 
 

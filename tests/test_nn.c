@@ -21,6 +21,7 @@
 #include "ebmc/models.h"
 #include "ebmc/optim.h"
 #include "testutil.h"
+#include "train/energy.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,6 +448,81 @@ static void test_shared_tape_refusals(void **state) {
 
 /* Full-size Dual-MCMC nets: parameter counts (exact, from the layer shapes of the reference
  * modules, computed here by hand) and the memory plan at batch 100. */
+/* ---- batches smaller than the tape's, after the workspace is frozen (issue 22, item 5) ---- */
+
+static double rel_l2(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return sqrt(d / (r > 0 ? r : 1));
+}
+
+/* A tape planned at N, the workspace then frozen (as ebmc train does before its loop): forward
+ * and input-gradient backward at N-1, 1 and N/2 -- the partial batches of a last chunk or of a
+ * data batch on a larger chain tape -- run without EBMC_E_WORKSPACE, do not grow the workspace,
+ * and give the rows of the batch-N pass; so does ebmc_net_energy (energy.c, the recipes' score
+ * path) over 2N+3 examples: two whole chunks and a partial one. The short-run net at n_f 16 and
+ * N = 32 on the CPU (activations, not weights, size its workspace): its convolutions are oneDNN's
+ * at N and some fall back to im2col + SGEMM at batch 1 (the primitive cache is per batch). Tolerance: 1e-5 relative L2, the project's bound for fp32 whole
+ * nets computed by two implementations (oracle_nets): the summation orders of oneDNN at another
+ * batch and of SGEMM differ; a wrong row, a stale tape or a missing workspace is O(1). */
+static void test_smaller_batches_frozen(void **state) {
+    ebmc_ctx_t *ctx = tu_ctx_cpu();
+    ebmc_model_cfg c;
+    assert_true(ebmc_model_defaults("shortrun", &c));
+    c.ndf = 16;
+    char err[256];
+    ebmc_net_t *net = ebmc_model_build(&c, EBMC_NET_E, err, sizeof err);
+    assert_non_null(net);
+    assert_int_equal(ebmc_net_finalize(net, ctx, true, 42), EBMC_OK);
+    enum { N = 32 };
+    const size_t elems = 3 * 32 * 32;
+    ebmc_tape_t *t;
+    assert_int_equal(ebmc_tape_create(net, N, true, &t), EBMC_OK);
+    ebmc_ctx_freeze_workspace(ctx);
+    const size_t ws = ebmc_ctx_workspace_bytes(ctx);
+    float *x = tu_malloc(N * elems), *dy = tu_malloc(N), *dx = tu_malloc(N * elems), *dxn = tu_malloc(N * elems);
+    float out[N], e[2 * N + 3];
+    tu_fill_normal(&RNG, x, N * elems, 0.5f);
+    for (int i = 0; i < N; i++) dy[i] = 1.0f;
+    const float *dys[1] = {dy};
+    assert_int_equal(ebmc_net_forward(net, t, N, x), EBMC_OK);
+    memcpy(out, ebmc_tape_output(t, 0), sizeof out);
+    assert_int_equal(ebmc_net_backward(net, t, dys, EBMC_GRAD_INPUT, dx, 0.0f), EBMC_OK);
+    const int ms[3] = {N - 1, 1, N / 2};
+    for (int k = 0; k < 3; k++) {
+        const int m = ms[k];
+        ebmc_status s = ebmc_net_forward(net, t, m, x);
+        if (s) fail_msg("forward at batch %d of %d: %s", m, N, ebmc_ctx_error(ctx));
+        double eo = rel_l2(ebmc_tape_output(t, 0), out, (size_t)m);
+        s = ebmc_net_backward(net, t, dys, EBMC_GRAD_INPUT, dxn, 0.0f);
+        if (s) fail_msg("backward at batch %d of %d: %s", m, N, ebmc_ctx_error(ctx));
+        double eg = rel_l2(dxn, dx, (size_t)m * elems);
+        printf("  batch %d on a tape of %d: output %.2e, input gradient %.2e\n", m, N, eo, eg);
+        assert_true(eo <= 1e-5 && eg <= 1e-5);
+        assert_int_equal(ebmc_ctx_workspace_bytes(ctx), ws);
+    }
+    /* energy.c's chunks: 8, 8, 3 */
+    float *xs = tu_malloc((2 * N + 3) * elems);
+    for (int i = 0; i < 2 * N + 3; i++) memcpy(xs + (size_t)i * elems, x + (size_t)(i % N) * elems, elems * 4);
+    float *dev = tu_malloc(N * elems);
+    ebmc_energy_pass p = {net, t, dev, NULL, 1.0f, 0.0f, N, elems, 1.0f};
+    ebmc_status s = ebmc_net_energy(&p, xs, 2 * N + 3, e, err, sizeof err);
+    if (s) fail_msg("ebmc_net_energy: %s", err);
+    float want[2 * N + 3];
+    for (int i = 0; i < 2 * N + 3; i++) want[i] = out[i % N];
+    double ee = rel_l2(e, want, 2 * N + 3);
+    printf("  energies of %d examples in chunks of %d: %.2e\n", 2 * N + 3, N, ee);
+    assert_true(ee <= 1e-5);
+    assert_int_equal(ebmc_ctx_workspace_bytes(ctx), ws);
+    free(x); free(dy); free(dx); free(dxn); free(xs); free(dev);
+    ebmc_tape_free(t);
+    ebmc_net_free(net);
+    ebmc_ctx_free(ctx);
+}
+
 static size_t count_params(const char *arch, ebmc_net_role role) {
     ebmc_model_cfg c;
     assert_true(ebmc_model_defaults(arch, &c));
@@ -589,6 +665,7 @@ int main(void) {
         cmocka_unit_test(test_toy_and_mnist),
         cmocka_unit_test(test_tapes_independent),
         cmocka_unit_test(test_adam_schedule),
+        cmocka_unit_test(test_smaller_batches_frozen),
         cmocka_unit_test(test_grad_reuse_identical),
         cmocka_unit_test(test_shared_tapes),
         cmocka_unit_test(test_shared_tape_refusals),

@@ -122,6 +122,86 @@ static void test_resume_is_exact(void **state) {
     tu_assert_resume_exact(CFG, TMP, "", NULL, 0, 20, 40, files);
 }
 
+/* run.precision (issue 22, item 4): auto resolves per recipe -- fp32 where the recipe subtracts
+ * nearly equal quantities (particles' gradient differences, jarzynski's U_old - U_new), PyTorch's
+ * defaults (TF32 convolutions, fp32 matmuls) for the image recipes -- a user's value wins, and a
+ * context without a precision says PyTorch's defaults too (not TF32 matmuls). */
+static void test_precision_defaults(void **state) {
+    const struct {
+        const char *recipe;
+        ebmc_precision want;
+    } rows[] = {{"dualmcmc", EBMC_PREC_TF32_CONV},  {"shortrun", EBMC_PREC_TF32_CONV},
+                {"persistent", EBMC_PREC_TF32_CONV}, {"coopvaebm", EBMC_PREC_TF32_CONV},
+                {"coopnets", EBMC_PREC_TF32_CONV},   {"jarzynski", EBMC_PREC_FP32},
+                {"particles", EBMC_PREC_FP32},       {"mle2d", EBMC_PREC_FP32}};
+    char err[256];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const ebmc_recipe *rc = ebmc_recipe_find(rows[i].recipe);
+        assert_non_null(rc);
+        ebmc_config_t *cfg = ebmc_recipe_config_create(rc);
+        assert_string_equal(ebmc_config_str(cfg, "run", "precision"), "auto");
+        if (ebmc_recipe_precision(rc, cfg) != rows[i].want) fail_msg("%s: auto resolves wrongly", rows[i].recipe);
+        const char *over[] = {"run.precision=fp32", "run.precision=tf32", "run.precision=tf32_conv"};
+        const ebmc_precision want[] = {EBMC_PREC_FP32, EBMC_PREC_TF32, EBMC_PREC_TF32_CONV};
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(ebmc_config_set_arg(cfg, over[k], err, sizeof err), EBMC_OK);
+            assert_int_equal(ebmc_recipe_precision(rc, cfg), want[k]);
+        }
+        assert_int_not_equal(ebmc_config_set_arg(cfg, "run.precision=bf16", err, sizeof err), EBMC_OK);
+        ebmc_config_free(cfg);
+    }
+    assert_int_equal(ebmc_ctx_opts_default().precision, EBMC_PREC_TF32_CONV);
+    ebmc_precision p;
+    for (int v = EBMC_PREC_FP32; v <= EBMC_PREC_TF32_CONV; v++) {
+        assert_true(ebmc_precision_parse(ebmc_precision_name((ebmc_precision)v), &p));
+        assert_int_equal(p, v);
+    }
+    assert_false(ebmc_precision_parse("auto", &p));
+    assert_null(ebmc_precision_name((ebmc_precision)7));
+}
+
+/* The checkpoint records what the run computed in (the CPU: fp32, whatever run.precision says),
+ * and a resume that would compute in another precision is refused (exit 64) with a hint; a
+ * checkpoint without the record (older ebmc) resumes. */
+static void test_resume_checks_precision(void **state) {
+    const char *a[] = {CFG, OD, "run.name=prec", "train.iterations=20", "run.precision=tf32"};
+    assert_int_equal(train(a, 5), EBMC_EXIT_OK);
+    char run[700], p[800], err[256];
+    snprintf(run, sizeof run, "%s/prec", TMP);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020/state.safetensors", run);
+    ebmc_st_file *f;
+    assert_int_equal(ebmc_st_open(p, &f, err, sizeof err), EBMC_OK);
+    assert_string_equal(ebmc_st_meta(f, "precision"), "fp32");
+    ebmc_st_close(f);
+    /* as if a GPU had computed it in TF32: the header's record rewritten in place (same length) */
+    size_t n;
+    char *buf = tu_read_file(p, &n);
+    char *at = strstr(buf + 8, "\"precision\":\"fp32\"");
+    assert_non_null(at);
+    memcpy(at + 13, "tf32", 4);
+    FILE *w = fopen(p, "wb");
+    assert_non_null(w);
+    assert_int_equal(fwrite(buf, 1, n, w), n);
+    fclose(w);
+    const char *r[] = {"--resume", run, "train.iterations=30"};
+    assert_int_equal(train(r, 3), EBMC_EXIT_CONFIG);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000030", run);
+    assert_int_not_equal(access(p, F_OK), 0); /* nothing trained */
+    /* without the record (a checkpoint of an older ebmc): resumes */
+    memcpy(at, "\"precisioN\"", 11);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000020/state.safetensors", run);
+    w = fopen(p, "wb");
+    assert_non_null(w);
+    assert_int_equal(fwrite(buf, 1, n, w), n);
+    fclose(w);
+    free(buf);
+    assert_int_equal(train(r, 3), EBMC_EXIT_OK);
+    snprintf(p, sizeof p, "%s/checkpoints/iter_00000030/state.safetensors", run);
+    assert_int_equal(ebmc_st_open(p, &f, err, sizeof err), EBMC_OK);
+    assert_string_equal(ebmc_st_meta(f, "precision"), "fp32");
+    ebmc_st_close(f);
+}
+
 /* ebmc sample refuses nonsense: non-finite or huge options, and NaN weights (no .npy written) */
 static void test_sample_refuses_nonsense(void **state) {
     const char *a[] = {CFG, OD, "run.name=nan", "train.iterations=10"};
@@ -167,6 +247,8 @@ int main(void) {
         cmocka_unit_test(test_unknown_recipe_and_print_config),
         cmocka_unit_test(test_trains_checkpoints_prunes),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_precision_defaults),
+        cmocka_unit_test(test_resume_checks_precision),
         cmocka_unit_test(test_sample_refuses_nonsense),
     };
     return cmocka_run_group_tests_name("recipe", tests, setup, teardown);

@@ -28,9 +28,15 @@ typedef enum {
 } ebmc_backend_kind;
 
 typedef enum {
-    EBMC_PREC_FP32 = 0, /* strict fp32: no tensor-core TF32 in cuDNN or cuBLAS */
-    EBMC_PREC_TF32 = 1  /* convolutions and GEMMs may use TF32 tensor cores, fp32 accumulate */
+    EBMC_PREC_FP32 = 0,     /* strict fp32: no tensor-core TF32 in cuDNN or cuBLAS */
+    EBMC_PREC_TF32 = 1,     /* convolutions and GEMMs may use TF32 tensor cores, fp32 accumulate */
+    EBMC_PREC_TF32_CONV = 2 /* PyTorch's defaults: cuDNN convolutions may use TF32, cuBLAS GEMMs
+                               strict fp32 (cudnn.allow_tf32 on, cuda.matmul.allow_tf32 off) */
 } ebmc_precision;
+/* "fp32", "tf32", "tf32_conv" (run.precision's values); NULL for an unknown value */
+const char *ebmc_precision_name(ebmc_precision p);
+/* the name back to the value; false for an unknown name */
+bool ebmc_precision_parse(const char *name, ebmc_precision *p);
 
 /* ---- the ops: one list ----
  * Every op of the table is declared here, once, and only here: the list generates the ebmc_op
@@ -684,6 +690,9 @@ void ebmc_ctx_free(ebmc_ctx_t *ctx);
 ebmc_backend_kind ebmc_ctx_kind(const ebmc_ctx_t *ctx);
 const ebmc_backend_ops *ebmc_ctx_ops(const ebmc_ctx_t *ctx);
 ebmc_precision ebmc_ctx_precision(const ebmc_ctx_t *ctx);
+/* what the context computes in: its precision's name on CUDA, "fp32" on the CPU (whatever the
+ * option says); recorded in checkpoints and plans */
+const char *ebmc_ctx_precision_name(const ebmc_ctx_t *ctx);
 int ebmc_ctx_device(const ebmc_ctx_t *ctx);
 /* The last error message of a call on this context ("" if none). */
 const char *ebmc_ctx_error(const ebmc_ctx_t *ctx);

@@ -130,6 +130,12 @@ typedef struct {
 typedef struct ebmc_recipe {
     const char *name;        /* run.recipe = <name> */
     const char *summary;     /* one line for --help and the plan */
+    /* run.precision = auto resolves to this (ebmc_recipe_precision): EBMC_PREC_FP32 (0, also
+     * when unset) for recipes that subtract nearly equal quantities (a difference of two
+     * gradients after a small step, log-weight increments U_old - U_new), whose differences
+     * TF32's 2^-11 operand rounding would swamp; EBMC_PREC_TF32_CONV (PyTorch's defaults: TF32
+     * convolutions, fp32 matmuls) for the image recipes. */
+    ebmc_precision precision;
     const ebmc_cfg_key *keys; /* the recipe's config keys (the shell adds run.*, data.*, log.*,
                                 guard.*, train.iterations/epochs/batch_size) */
     int n_keys;
@@ -178,6 +184,8 @@ typedef struct ebmc_recipe {
 
 /* ---- the registry: the built-in recipes, and any a program adds (tests register fixtures) */
 const ebmc_recipe *ebmc_recipe_find(const char *name); /* NULL when unknown */
+/* run.precision of cfg, with auto resolved to the recipe's default (rc->precision) */
+ebmc_precision ebmc_recipe_precision(const ebmc_recipe *rc, const ebmc_config_t *cfg);
 /* Helpers for recipes. A test-time chain's settings: sample.steps, .step_size, .noise of a
  * recipe's config (read), and what `ebmc sample` runs: the command's values (>= 0) over them. */
 typedef struct {

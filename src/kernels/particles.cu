@@ -11,9 +11,12 @@
 
 static __device__ double dsigm(double v) { return 1.0 / (1.0 + exp(-v)); }
 
-/* fixed-order double sum over the block (blockDim.x == RED_BLOCK), returned to thread 0 */
+/* fixed-order double sum over the block (blockDim.x == RED_BLOCK), returned to every thread.
+ * Safe to call repeatedly (gbase_dparam calls it twice): the leading barrier keeps this call's
+ * writes of part[] behind every thread's read of part[0] in the previous call. */
 static __device__ double block_dsum(double v) {
     __shared__ double part[RED_BLOCK];
+    __syncthreads();
     part[threadIdx.x] = v;
     __syncthreads();
     for (int o = RED_BLOCK / 2; o > 0; o >>= 1) {

@@ -3,7 +3,7 @@
 test of the whole benchmark: weight export, the ebmc --serve protocol, the correctness gates
 (ebmc CPU against PyTorch CPU eager fp32) and the interleaved timing.
 
-Usage: /usr/bin/python3 tests/bench/test_bench_run.py smoke|perturb /path/to/ebmc
+Usage: /usr/bin/python3 tests/bench/test_bench_run.py smoke|perturb|wrong /path/to/ebmc
 
   smoke    run.py --cpu --quick --rounds 2 --out TMP must exit 0 and write TMP/cpu-<date>.json
            with gpu, versions, rows (case, impl, median_s, p10_s, p90_s, rate, rate_unit,
@@ -14,6 +14,11 @@ Usage: /usr/bin/python3 tests/bench/test_bench_run.py smoke|perturb /path/to/ebm
            by a Python without PyTorch runs itself under one with it.
   perturb  with EBMC_BENCH_PERTURB=1 (one PyTorch-side weight scaled by 1.01) run.py must exit 3
            with "CORRECTNESS GATE FAILED" and write no results file.
+  wrong    the derived gates catch a deliberately wrong ebmc chain (EBMC_BENCH_INJECT=sign, step
+           x 1.1, noise x 1.1: bench_gates.c): --gates-only on one quick short-run x-chain exits 3
+           with the traj gate failing by at least 10x its derived bound (ascent and noise: the dist
+           gates too), while the same case unperturbed passes every gate with its deviation
+           below the bound.
 Exit status 0 on success, 1 on failure, 77 (skip) without PyTorch/numpy.
 """
 import glob
@@ -133,12 +138,43 @@ def perturb(ebmc):
     check(results_snapshot() == before, "nothing written into bench/results")
 
 
+def gates_of(out):
+    """(gate, value, tol, ok) of every gate line run.py logged"""
+    import re
+    rows = []
+    for m in re.finditer(r"gate (\S+)\s+.*?\s(\S+) \(tol (\S+)\) (ok|FAIL)", out):
+        rows.append((m.group(1), float(m.group(2)), float(m.group(3)), m.group(4) == "ok"))
+    return rows
+
+
+def wrong(ebmc):
+    case = "x-chain/shortrun-nf4/b16"
+    with tempfile.TemporaryDirectory(prefix="ebmc_bench_wrong_") as tmp:
+        base = ["--cpu", "--quick", "--out", tmp, "--ebmc", ebmc, "--cases", case, "--gates-only"]
+        rc, out = run(base)
+        g = gates_of(out)
+        check(rc == 0 and g and all(x[3] for x in g), f"the correct chain passes every derived gate (rc {rc})")
+        traj = [x for x in g if x[0] == "traj" and "ebmc" in out]
+        if rc != 0:
+            print(out[-4000:])
+        for inj in ("sign", "step", "noise"):
+            rc, out = run(base, env={"EBMC_BENCH_INJECT": inj})
+            g = gates_of(out)
+            tr = [x for x in g if x[0] == "traj" and not x[3]]
+            check(rc == 3 and "CORRECTNESS GATE FAILED" in out, f"{inj}: run.py exits 3 (got {rc})")
+            worst = max((x[1] / x[2] for x in tr), default=0.0)
+            check(worst >= 10, f"{inj}: the traj gate fails by {worst:.3g}x its derived bound (>= 10x)")
+            if rc != 3:
+                print(out[-4000:])
+        check(traj and all(x[1] < x[2] for x in traj), "unperturbed, the traj deviation is below its bound")
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("smoke", "perturb"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("smoke", "perturb", "wrong"):
         print(__doc__)
         return 2
     ebmc = os.path.abspath(sys.argv[2])
-    {"smoke": smoke, "perturb": perturb}[sys.argv[1]](ebmc)
+    {"smoke": smoke, "perturb": perturb, "wrong": wrong}[sys.argv[1]](ebmc)
     print(f"{'FAILED: ' + '; '.join(failures) if failures else 'all passed'}")
     return 1 if failures else 0
 

@@ -12,7 +12,7 @@
 ebmc_ctx_opts ebmc_ctx_opts_default(void) {
     ebmc_ctx_opts o = {.kind = EBMC_BACKEND_AUTO,
                        .device = 0,
-                       .precision = EBMC_PREC_TF32,
+                       .precision = EBMC_PREC_TF32_CONV, /* PyTorch's defaults */
                        .deterministic = false,
                        .quiet = false};
     return o;
@@ -58,7 +58,7 @@ ebmc_status ebmc_ctx_create(const ebmc_ctx_opts *opts, ebmc_ctx_t **out, char *e
         err = dummy;
         errlen = sizeof dummy;
     }
-    if (opts->precision != EBMC_PREC_FP32 && opts->precision != EBMC_PREC_TF32) {
+    if (!ebmc_precision_name(opts->precision)) {
         snprintf(err, errlen, "unknown precision %d", (int)opts->precision);
         return EBMC_E_INVALID;
     }
@@ -91,6 +91,26 @@ void ebmc_ctx_free(ebmc_ctx_t *ctx) {
 ebmc_backend_kind ebmc_ctx_kind(const ebmc_ctx_t *ctx) { return ctx->kind; }
 const ebmc_backend_ops *ebmc_ctx_ops(const ebmc_ctx_t *ctx) { return ctx->ops; }
 ebmc_precision ebmc_ctx_precision(const ebmc_ctx_t *ctx) { return ctx->opts.precision; }
+
+static const char *const PREC_NAMES[] = {[EBMC_PREC_FP32] = "fp32", [EBMC_PREC_TF32] = "tf32",
+                                         [EBMC_PREC_TF32_CONV] = "tf32_conv"};
+
+const char *ebmc_precision_name(ebmc_precision p) {
+    return (int)p >= 0 && (size_t)p < sizeof PREC_NAMES / sizeof PREC_NAMES[0] ? PREC_NAMES[p] : NULL;
+}
+
+bool ebmc_precision_parse(const char *name, ebmc_precision *p) {
+    for (size_t i = 0; i < sizeof PREC_NAMES / sizeof PREC_NAMES[0]; i++)
+        if (name && !strcmp(name, PREC_NAMES[i])) {
+            *p = (ebmc_precision)i;
+            return true;
+        }
+    return false;
+}
+
+const char *ebmc_ctx_precision_name(const ebmc_ctx_t *ctx) {
+    return ctx->kind == EBMC_BACKEND_CUDA ? ebmc_precision_name(ctx->opts.precision) : "fp32";
+}
 int ebmc_ctx_device(const ebmc_ctx_t *ctx) { return ctx->kind == EBMC_BACKEND_CUDA ? ctx->opts.device : -1; }
 const char *ebmc_ctx_error(const ebmc_ctx_t *ctx) { return ctx ? ctx->err : "no context"; }
 size_t ebmc_ctx_workspace_bytes(const ebmc_ctx_t *ctx) { return ctx->ws_bytes; }

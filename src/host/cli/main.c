@@ -2,6 +2,7 @@
 #include "ebmc/backend.h"
 #include "ebmc/bench.h"
 #include "ebmc/cli.h"
+#include "ebmc/recipe.h"
 #include "ebmc/train.h"
 #include <math.h>
 #include <signal.h>
@@ -206,7 +207,7 @@ static int cmd_smoke(int argc, char **argv) {
             if (ebmc_ctx_create(&oc, &cpu, err, sizeof err) == EBMC_OK &&
                 smoke_run(cpu, batch, hx, hw, hdy, ry, rdx, rdw, &cs) == 0) {
                 double e1 = nmse(y, ry, nx), e2 = nmse(dx, rdx, nx), e3 = nmse(dw, rdw, nw);
-                double tol = ebmc_ctx_precision(ctx) == EBMC_PREC_TF32 ? 1e-5 : 1e-9;
+                double tol = ebmc_ctx_precision(ctx) != EBMC_PREC_FP32 ? 1e-5 : 1e-9;
                 printf("smoke: cuda vs cpu reference nmse: y %.2e, dx %.2e, dw %.2e (tolerance %.0e)\n",
                        e1, e2, e3, tol);
                 if (!(e1 <= tol && e2 <= tol && e3 <= tol)) rc = -1;
@@ -222,6 +223,17 @@ static int cmd_smoke(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
+/* run.precision = auto per recipe: "Precision (run.precision = auto): dualmcmc tf32_conv, ..." */
+static void print_precisions(FILE *f) {
+    char names[512];
+    ebmc_recipe_names(names, sizeof names);
+    fprintf(f, "Precision (run.precision = auto, on a GPU):");
+    const char *sep = " ";
+    for (char *s, *p = strtok_r(names, "|", &s); p; p = strtok_r(NULL, "|", &s), sep = ", ")
+        fprintf(f, "%s%s %s", sep, p, ebmc_precision_name(ebmc_recipe_find(p)->precision));
+    fprintf(f, "\n");
+}
+
 static void info_usage(FILE *f) {
     fprintf(f, "usage: ebmc info\n  build versions, devices, and which backend would run\n");
 }
@@ -233,6 +245,7 @@ static int cmd_info(int argc, char **argv) {
         return 2;
     }
     ebmc_print_build_info(stdout);
+    print_precisions(stdout);
     return 0;
 }
 

@@ -45,8 +45,7 @@ ebmc_status ebmc_net_save(ebmc_net_t *net, const char *path, const char *const (
         meta[k][0] = "ebmc_version"; meta[k++][1] = EBMC_VERSION_STRING;
         meta[k][0] = "net"; meta[k++][1] = ebmc_net_name(net);
         meta[k][0] = "precision";
-        /* the CPU backend computes in fp32 whatever the context's option says */
-        meta[k++][1] = ebmc_ctx_precision(ctx) == EBMC_PREC_FP32 || !strcmp(ebmc_ctx_ops(ctx)->name, "cpu") ? "fp32" : "tf32";
+        meta[k++][1] = ebmc_ctx_precision_name(ctx); /* the CPU: fp32 whatever the option says */
         for (int i = 0; i < nm; i++) {
             ebmc_net_meta_at(net, i, &meta[k][0], &meta[k][1]);
             k++;

@@ -102,18 +102,20 @@ ebmc_status ebmc_run_save(ebmc_run_t *r, const char *dir, int64_t iteration, cha
     char its[32], ranks[16];
     snprintf(its, sizeof its, "%" PRId64, iteration);
     snprintf(ranks, sizeof ranks, "%d", r->ranks > 0 ? r->ranks : 1);
-    /* "ranks": the data-parallel ranks that trained it (a resume must use as many);
+    /* "ranks": the data-parallel ranks that trained it (a resume must use as many); "precision":
+     * what it computed in (ebmc_ctx_precision_name; a resume must compute in the same);
      * "tensorboard_*": the event file and its length at this checkpoint (a resume cuts it there) */
     char tbb[32];
     snprintf(tbb, sizeof tbb, "%" PRId64, r->tb_bytes);
     const char *meta[][2] = {{"iteration", its}, {"config", cfg_json ? cfg_json : "{}"}, {"ranks", ranks},
+                             {"precision", ebmc_ctx_precision_name(r->ctx)},
                              {"tensorboard_file", r->tb_file}, {"tensorboard_bytes", tbb}};
-    int n_meta = r->tb_bytes >= 0 && r->tb_file[0] ? 5 : 3;
+    int n_meta = r->tb_bytes >= 0 && r->tb_file[0] ? 6 : 4;
     ebmc_status s = EBMC_OK;
     for (int i = 0; i < L.n && !s; i++)
         if (L.items[i].kind == EBMC_ITEM_NET) {
             snprintf(path, sizeof path, "%s/%s.safetensors", tmp, L.items[i].name);
-            s = ebmc_net_save(L.items[i].ptr, path, meta, 3, err, errlen);
+            s = ebmc_net_save(L.items[i].ptr, path, meta, 3, err, errlen); /* nets: their own precision */
         }
     snprintf(path, sizeof path, "%s/state.safetensors", tmp);
     if (!s) s = write_state(r, &L, path, meta, n_meta, err, errlen);
@@ -407,6 +409,17 @@ void ebmc_ckpt_prune(const char *run_dir, int keep) {
         remove_folder(gone);
     }
     free(its);
+}
+
+bool ebmc_ckpt_precision(const char *ckpt_dir, char *buf, size_t n) {
+    char path[PATH_MAX + 32], err[256];
+    snprintf(path, sizeof path, "%s/state.safetensors", ckpt_dir);
+    ebmc_st_file *f;
+    if (ebmc_st_open(path, &f, err, sizeof err)) return false;
+    const char *v = ebmc_st_meta(f, "precision");
+    if (v) snprintf(buf, n, "%s", v);
+    ebmc_st_close(f);
+    return v != NULL;
 }
 
 int ebmc_ckpt_ranks(const char *ckpt_dir) {

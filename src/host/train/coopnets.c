@@ -128,6 +128,7 @@ static void cn_report(void *state, int64_t epoch, ebmc_report *r) {
 const ebmc_recipe ebmc_recipe_coopnets = {
     .name = "coopnets",
     .summary = "cooperative learning (Xie et al., AAAI/TPAMI 2018): EBM E, generator G taught by revised samples",
+    .precision = EBMC_PREC_TF32_CONV, /* an image recipe: PyTorch's defaults */
     .keys = CN_KEYS,
     .n_keys = (int)(sizeof CN_KEYS / sizeof CN_KEYS[0]),
     .config_size = sizeof(coop_cfg),

@@ -126,6 +126,7 @@ static void cv_report(void *state, int64_t epoch, ebmc_report *r) {
 const ebmc_recipe ebmc_recipe_coopvaebm = {
     .name = "coopvaebm",
     .summary = "variational MCMC teaching (Xie, Zheng & Li, AAAI 2021): EBM E, VAE (G, I) as its amortised sampler",
+    .precision = EBMC_PREC_TF32_CONV, /* an image recipe: PyTorch's defaults */
     .keys = CV_KEYS,
     .n_keys = (int)(sizeof CV_KEYS / sizeof CV_KEYS[0]),
     .config_size = sizeof(coop_cfg),

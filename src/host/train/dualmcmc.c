@@ -546,6 +546,7 @@ static int dm_probes(void *state, const char **names, const float **values) {
 const ebmc_recipe ebmc_recipe_dualmcmc = {
     .name = "dualmcmc",
     .summary = "Dual-MCMC teaching (Cui & Han, NeurIPS 2023): EBM E, generator G, inference model I",
+    .precision = EBMC_PREC_TF32_CONV, /* an image recipe: PyTorch's defaults */
     .keys = DM_KEYS,
     .n_keys = (int)(sizeof DM_KEYS / sizeof DM_KEYS[0]),
     .config_size = sizeof(dm_cfg),

@@ -579,6 +579,7 @@ static ebmc_status jz_score_energy(void *state, const float *x, int n, float *e,
 const ebmc_recipe ebmc_recipe_jarzynski = {
     .name = "jarzynski",
     .summary = "Jarzynski-weighted Langevin with SMC resampling (Carbone et al., NeurIPS 2023); PCD/CD as switches",
+    .precision = EBMC_PREC_FP32, /* log-weight increments U_old - U_new (float64 sums of fp32 energies) */
     .keys = JZ_KEYS,
     .n_keys = (int)(sizeof JZ_KEYS / sizeof JZ_KEYS[0]),
     .config_size = sizeof(jz_cfg),

@@ -402,6 +402,7 @@ static ebmc_status pd_energy(void *state, const float *x, int n, float *e, char 
 const ebmc_recipe ebmc_recipe_particles = {
     .name = "particles",
     .summary = "Particle dynamics for learning EBMs (Neklyudov, Jaini & Welling 2021): alpha, beta, pcd, replay",
+    .precision = EBMC_PREC_FP32, /* moves: the difference of two gradients after a 1e-4 step */
     .keys = PD_KEYS,
     .n_keys = (int)(sizeof PD_KEYS / sizeof PD_KEYS[0]),
     .config_size = sizeof(pd_cfg),

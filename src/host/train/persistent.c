@@ -450,6 +450,7 @@ static ebmc_status pc_energy(void *state, const float *x, int n, float *e, char 
 const ebmc_recipe ebmc_recipe_persistent = {
     .name = "persistent",
     .summary = "persistent / replay-buffer Langevin (IGEBM, Du & Mordatch, NeurIPS 2019): one EBM, a uint8 buffer",
+    .precision = EBMC_PREC_TF32_CONV, /* an image recipe: PyTorch's defaults */
     .keys = PC_KEYS,
     .n_keys = (int)(sizeof PC_KEYS / sizeof PC_KEYS[0]),
     .config_size = sizeof(pc_cfg),

@@ -19,7 +19,7 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"run", "seed", EBMC_CFG_INT, "1234", "seed of every random number: weights, data order, chains", 0, 4294967295.0, NULL},
     {"run", "backend", EBMC_CFG_CHOICE, "auto", "auto: CUDA when a GPU is found, else the CPU", U, "auto|cpu|cuda"},
     {"run", "device", EBMC_CFG_INT, "0", "CUDA device ordinal", 0, 64, NULL},
-    {"run", "precision", EBMC_CFG_CHOICE, "tf32", "convolution precision on the GPU (fp32: no TF32 tensor cores)", U, "tf32|fp32"},
+    {"run", "precision", EBMC_CFG_CHOICE, "auto", "arithmetic on the GPU: fp32 (no TF32 tensor cores), tf32_conv (TF32 convolutions, fp32 matmuls: PyTorch's defaults), tf32 (TF32 convolutions and matmuls); auto: the recipe's default (ebmc info lists them; fp32 for recipes that subtract nearly equal quantities). The CPU computes in fp32 whatever it says. A resumed run keeps its checkpoint's", U, "auto|fp32|tf32_conv|tf32"},
     {"run", "graphs", EBMC_CFG_BOOL, "true", "capture each Langevin chain once as a CUDA graph and replay it", U, NULL},
     {"run", "share_tapes", EBMC_CFG_BOOL, "true", "passes that are never live at the same time share activation memory (false: every pass keeps its own, for inspection)", U, NULL},
     {"run", "comm_timeout", EBMC_CFG_FLOAT, "600", "data-parallel ranks (mpirun): seconds a rank waits for the others in a collective before it aborts the job (a rank died or hangs)", 1, 1e7, NULL},
@@ -89,6 +89,12 @@ const ebmc_recipe *ebmc_recipe_find(const char *name) {
     for (int i = 0; i < g_nreg; i++)
         if (!strcmp(g_reg[i].r->name, name)) return g_reg[i].r;
     return NULL;
+}
+
+ebmc_precision ebmc_recipe_precision(const ebmc_recipe *rc, const ebmc_config_t *cfg) {
+    ebmc_precision p;
+    if (ebmc_precision_parse(ebmc_config_str(cfg, "run", "precision"), &p)) return p;
+    return rc->precision; /* auto (the schema admits nothing else) */
 }
 
 bool ebmc_recipe_register(const ebmc_recipe *r) {

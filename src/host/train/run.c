@@ -137,7 +137,7 @@ static ebmc_status open_ctx(const ebmc_run_t *r, const ebmc_config_t *cfg, ebmc_
     o.kind = !strcmp(be, "cpu") ? EBMC_BACKEND_CPU : !strcmp(be, "cuda") ? EBMC_BACKEND_CUDA : EBMC_BACKEND_AUTO;
     o.device = rank_device(r, (int)ebmc_config_int(cfg, "run", "device"));
     o.quiet = r->rank != 0; /* the CPU fallback notice once, not once per rank */
-    o.precision = !strcmp(ebmc_config_str(cfg, "run", "precision"), "fp32") ? EBMC_PREC_FP32 : EBMC_PREC_TF32;
+    o.precision = ebmc_recipe_precision(r->recipe, cfg); /* auto: the recipe's default */
     o.deterministic = true; /* as the reference (cudnn.deterministic = True); resume is exact */
     return ebmc_ctx_create(&o, ctx, err, errlen);
 }
@@ -375,7 +375,7 @@ ebmc_status ebmc_run_print_plan(ebmc_run_t *r, FILE *f, const char *json_path, c
     int n = r->recipe->plan ? r->recipe->plan(r->state, rows, EBMC_MAX_PLAN_ROWS) : 0;
     size_t ws = ebmc_ctx_workspace_bytes(r->ctx), total = ws, params = 0;
     const char *be = ebmc_ctx_ops(r->ctx)->name;
-    const char *prec = !strcmp(be, "cpu") || ebmc_ctx_precision(r->ctx) == EBMC_PREC_FP32 ? "fp32" : "tf32";
+    const char *prec = ebmc_ctx_precision_name(r->ctx);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "recipe", r->recipe->name);
     cJSON_AddStringToObject(root, "backend", be);

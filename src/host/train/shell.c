@@ -191,6 +191,29 @@ static int check_resume_ranks(loop_t *L) {
     return EBMC_EXIT_CONFIG;
 }
 
+/* A resumed run computes in the precision its checkpoint was computed in (run.precision, resolved,
+ * on this backend: ebmc_ctx_precision_name), or the continuation is not the run it claims to be
+ * (and resume is otherwise exact). Checkpoints from before the record pass. Exit status, or
+ * EBMC_EXIT_OK. Rank 0 checks: every rank resolves the same config on the same kind of device. */
+static int check_resume_precision(loop_t *L) {
+    ebmc_run_t *r = L->run;
+    char latest[PATH_MAX], was[32];
+    const char *now = ebmc_ctx_precision_name(r->ctx);
+    int32_t bad = ebmc_run_is_root(r) && ebmc_latest_checkpoint(L->run_dir, latest, sizeof latest) >= 0 &&
+                  ebmc_ckpt_precision(latest, was, sizeof was) && strcmp(was, now);
+    if (r->ranks > 1 && ebmc_comm_bcast(r->comm, &bad, sizeof bad, "checking the checkpoint's precision"))
+        return EBMC_EXIT_ERROR;
+    if (!bad) return EBMC_EXIT_OK;
+    if (ebmc_run_is_root(r))
+        snprintf(L->err, L->errlen, "%s was computed in %s and this run would compute in %s (run.precision = %s on "
+                 "the %s backend): resume it as it was trained (HINT: ebmc train --resume %s run.precision=%s%s)",
+                 latest, was, now, ebmc_config_str(r->cfg, "run", "precision"), ebmc_ctx_ops(r->ctx)->name,
+                 L->run_dir, was, strcmp(was, "fp32") ? ", on a GPU: the CPU computes in fp32 only" : "");
+    else
+        snprintf(L->err, L->errlen, "the checkpoint's precision differs from this run's (rank 0 says which)");
+    return EBMC_EXIT_CONFIG;
+}
+
 /* {"iter", "epoch", the recipe's metrics..., "sec", "images_per_s", "chain_steps_per_s"} into
  * metrics.jsonl, and the same values but "iter" as scalars at step `next` into the event file;
  * a line that cannot be written (a full disk) stops the run */
@@ -419,6 +442,7 @@ static int loop_open(loop_t *L, const ebmc_recipe *rc, ebmc_config_t *cfg, bool 
     L->last_saved = -1;
     if (resume) {
         int rc = check_resume_ranks(L);
+        if (!rc) rc = check_resume_precision(L);
         if (rc) return rc;
         ebmc_status rs = reload(L, &L->start);
         if (rs) return rs == EBMC_E_WRITE ? EBMC_EXIT_ERROR : EBMC_EXIT_DATA; /* a full disk is no bad checkpoint */

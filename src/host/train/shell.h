@@ -72,6 +72,9 @@ ebmc_status ebmc_ckpt_load_newest(ebmc_run_t *r, const char *run_dir, int64_t *i
 /* The data-parallel ranks a checkpoint folder was trained with ("ranks" in its metadata; 1 for
  * checkpoints written before there were ranks); -1 when its state cannot be read. */
 int ebmc_ckpt_ranks(const char *ckpt_dir);
+/* The precision the checkpoint in ckpt_dir was computed in ("fp32", "tf32_conv", "tf32") into
+ * buf; false when it is unreadable or older than the record (nothing to compare). */
+bool ebmc_ckpt_precision(const char *ckpt_dir, char *buf, size_t n);
 /* Rewrites metrics.jsonl without the iteration records after `last` (a resumed or recovered
  * run repeats them); event lines are kept. A missing file is fine. */
 ebmc_status ebmc_metrics_truncate(const char *path, int64_t last, char *err, size_t errlen);

@@ -321,6 +321,7 @@ static ebmc_status sr_energy(void *state, const float *x, int n, float *e, char 
 const ebmc_recipe ebmc_recipe_shortrun = {
     .name = "shortrun",
     .summary = "short-run noise-initialised Langevin MLE (Nijkamp et al., NeurIPS 2019): one score net f",
+    .precision = EBMC_PREC_TF32_CONV, /* an image recipe: PyTorch's defaults */
     .keys = SR_KEYS,
     .n_keys = (int)(sizeof SR_KEYS / sizeof SR_KEYS[0]),
     .config_size = sizeof(sr_cfg),

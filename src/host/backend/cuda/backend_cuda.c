@@ -102,7 +102,8 @@ static ebmc_status cuda_init(ebmc_ctx_t *ctx) {
         ebmc_ctx_seterr(ctx, st, "cublasSetStream: %s", cublasGetStatusString(bs));
         goto fail;
     }
-    /* FP32: default math never lowers FP32 GEMMs to TF32; TF32: allow tensor cores. */
+    /* FP32 and TF32_CONV (PyTorch's default: matmuls strict): default math never lowers FP32
+     * GEMMs to TF32; TF32: allow tensor cores. */
     const cublasMath_t mm = ctx->opts.precision == EBMC_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
                                                                   : CUBLAS_DEFAULT_MATH;
     if ((bs = cublasSetMathMode(p->cublas, mm)) != CUBLAS_STATUS_SUCCESS) {

@@ -14,8 +14,15 @@
  * a negative remainder crops) applied by pad2d_copy into the workspace: forward/bwd-filter pad
  * the input before the call, bwd-data computes the gradient of the padded input in the
  * workspace and crops it back (adding beta*dx). Symmetric non-negative pads take the native path
- * with no copy. A plan (descriptors, algorithm, workspace bytes, the geometry above) is built
- * once per (op, descriptor, precision, determinism) and cached in priv. */
+ * with no copy. A plan (descriptors, candidate algorithms, the geometry above) is built once per
+ * (op, descriptor, precision, determinism) and cached in priv.
+ *
+ * Batches smaller than the one a tape planned (a partial last chunk, a data batch on a larger
+ * chain tape) have plans of their own, with cuDNN's heuristics for their N: once the workspace is
+ * frozen (or a graph is being captured) a new plan takes the first candidate that fits the
+ * reserved workspace (conv_pick; the classic fallbacks need none), never EBMC_E_WORKSPACE. When
+ * cuDNN fails to execute the chosen algorithm, the next candidate runs (conv_run_candidates,
+ * logged once per plan), as PyTorch does; only when every one fails is it an error. */
 #include "backend/cuda/cuda_internal.h"
 
 #include <limits.h>
@@ -55,6 +62,9 @@ struct conv_plan {
     size_t algo_bytes;          /* cuDNN workspace of algo */
     int algo;                   /* cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t */
     cudnnMathType_t math;       /* set on cd; FP32: always CUDNN_FMA_MATH (conv_entry_math) */
+    conv_choice cand[PERF_MAX + 2]; /* every acceptable algorithm, in cuDNN's order */
+    int n_cand, cur;            /* (algo, math, algo_bytes) = cand[cur] */
+    bool fell_back;             /* a candidate failed to execute (logged once) */
     cudnnTensorDescriptor_t xd; /* (n,c,hp,wp) */
     cudnnTensorDescriptor_t yd; /* (n,k,ho,wo) */
     cudnnFilterDescriptor_t wd; /* (k,c,kh,kw) */
@@ -184,6 +194,8 @@ static const char *conv_math_name(cudnnMathType_t m) {
     }
 }
 
+static const char *const conv_kind_name[] = {"fwd", "bwd-data", "bwd-filter"};
+
 /* One heuristics entry of any of the three kinds. */
 typedef struct {
     int algo;
@@ -248,39 +260,53 @@ static cudnnStatus_t conv_algo_ws(cudnnHandle_t h, const conv_plan *pl, int algo
     return CUDNN_STATUS_BAD_PARAM;
 }
 
-/* Sets math on pl->cd and, when algo's workspace under it is known and within the cap, makes
- * (algo, math) the plan's choice. */
-static bool conv_try(cudnnHandle_t h, conv_plan *pl, int algo, cudnnMathType_t math) {
+/* Appends (algo, math) to the plan's candidates when its workspace under math (set on pl->cd for
+ * the query) is known and within CONV_MAX_ALGO_WS, and it is not there yet. */
+static void conv_add(cudnnHandle_t h, conv_plan *pl, int algo, cudnnMathType_t math) {
     size_t ws = 0;
-    if (cudnnSetConvolutionMathType(pl->cd, math) != CUDNN_STATUS_SUCCESS) return false;
-    if (conv_algo_ws(h, pl, algo, &ws) != CUDNN_STATUS_SUCCESS || ws > CONV_MAX_ALGO_WS)
-        return false;
-    pl->algo = algo, pl->math = math, pl->algo_bytes = ws;
-    return true;
+    for (int i = 0; i < pl->n_cand; i++)
+        if (pl->cand[i].algo == algo && pl->cand[i].math == math) return;
+    if (pl->n_cand == PERF_MAX + 2 || cudnnSetConvolutionMathType(pl->cd, math) != CUDNN_STATUS_SUCCESS) return;
+    if (conv_algo_ws(h, pl, algo, &ws) != CUDNN_STATUS_SUCCESS || ws > CONV_MAX_ALGO_WS) return;
+    pl->cand[pl->n_cand++] = (conv_choice){algo, math, ws, false};
 }
 
-/* Picks the algorithm: the first heuristic entry (cuDNN's v7 heuristics, fastest first) that
- * succeeded, is deterministic when asked, has a math type conv_entry_math accepts and whose
- * workspace, re-queried under the math the plan will run with, is within CONV_MAX_ALGO_WS; else
- * the first of the classic algorithms PyTorch falls back to (forward: IMPLICIT_PRECOMP_GEMM, then
- * IMPLICIT_GEMM; backward: ALGO_1) that cuDNN accepts under the query math, within the same cap.
- * Sets pl->algo, pl->math (also on cd), pl->algo_bytes; logs the choice (EBMC_DEBUG). */
+/* Makes cand[i] the plan's algorithm (its math set on cd). */
+static cudnnStatus_t conv_use(conv_plan *pl, int i) {
+    pl->cur = i;
+    pl->algo = pl->cand[i].algo, pl->math = pl->cand[i].math, pl->algo_bytes = pl->cand[i].bytes;
+    return cudnnSetConvolutionMathType(pl->cd, pl->math);
+}
+
+/* The workspace an algorithm of pl may use: cap (the context's, SIZE_MAX while it may grow) less
+ * the padding buffer. */
+static size_t conv_algo_cap(const conv_plan *pl, size_t cap) {
+    const size_t pad = pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : 0;
+    return cap == SIZE_MAX ? SIZE_MAX : cap >= pad ? cap - pad : 0;
+}
+
+/* The candidates: every heuristic entry (cuDNN's v7 heuristics, fastest first) that succeeded,
+ * is deterministic when asked, has a math type conv_entry_math accepts and whose workspace,
+ * re-queried under the math the plan will run with, is within CONV_MAX_ALGO_WS; then the classic
+ * algorithms PyTorch falls back to (forward: IMPLICIT_PRECOMP_GEMM, then IMPLICIT_GEMM; backward:
+ * ALGO_1) that cuDNN accepts under the query math. Picks the first whose workspace fits cap
+ * (conv_pick); sets pl->algo, pl->math (also on cd), pl->algo_bytes; logs it (EBMC_DEBUG). */
 static ebmc_status conv_choose_algo(cudnnHandle_t h, conv_plan *pl, ebmc_precision prec, bool det,
-                                    char *err, size_t errlen) {
-    static const char *const kind_name[] = {"fwd", "bwd-data", "bwd-filter"};
+                                    size_t cap, char *err, size_t errlen) {
     const cudnnMathType_t base = conv_query_math(prec);
     conv_cand cand[PERF_MAX];
     int n = 0;
     PLAN_TRY(cudnnSetConvolutionMathType(pl->cd, base));
     PLAN_TRY(conv_heuristics(h, pl, cand, &n));
-    const char *how = NULL;
-    for (int i = 0; i < n && !how; i++) {
+    pl->n_cand = 0;
+    for (int i = 0; i < n; i++) {
         if (cand[i].status != CUDNN_STATUS_SUCCESS) continue;
         if (det && cand[i].det != CUDNN_DETERMINISTIC) continue;
         const int m = conv_entry_math(cand[i].math, prec);
         if (m < 0 || cand[i].memory > CONV_MAX_ALGO_WS) continue;
-        if (conv_try(h, pl, cand[i].algo, (cudnnMathType_t)m)) how = "heuristics";
+        conv_add(h, pl, cand[i].algo, (cudnnMathType_t)m);
     }
+    const int n_heur = pl->n_cand;
     static const int fwd_fallback[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
                                        CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
     static const int bwd_data_fallback[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
@@ -289,18 +315,27 @@ static ebmc_status conv_choose_algo(cudnnHandle_t h, conv_plan *pl, ebmc_precisi
                     : pl->kind == CONV_BWD_DATA ? bwd_data_fallback
                                                 : bwd_filter_fallback;
     const int n_fb = pl->kind == CONV_FWD ? 2 : 1;
-    for (int i = 0; i < n_fb && !how; i++)
-        if (conv_try(h, pl, fb[i], base)) how = "fallback";
-    if (!how) {
-        snprintf(err, errlen, "cuDNN offers no %s%s algorithm for this shape within %zu MiB of "
-                 "workspace", det ? "deterministic " : "",
-                 prec == EBMC_PREC_FP32 ? "FP32 (FMA math)" : "FP32/TF32",
-                 CONV_MAX_ALGO_WS >> 20);
-        return EBMC_E_UNSUPPORTED;
+    for (int i = 0; i < n_fb; i++) conv_add(h, pl, fb[i], base);
+    const size_t acap = conv_algo_cap(pl, cap);
+    const int pick = conv_pick(pl->cand, pl->n_cand, 0, acap);
+    if (pick < 0) {
+        if (acap < CONV_MAX_ALGO_WS)
+            snprintf(err, errlen, "none of cuDNN's %d %s%s algorithms for this shape fits the %zu bytes of "
+                     "workspace left (frozen at %zu bytes; padding takes %zu)", pl->n_cand,
+                     det ? "deterministic " : "", prec == EBMC_PREC_FP32 ? "FP32 (FMA math)" : "FP32/TF32",
+                     acap, cap, pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : (size_t)0);
+        else
+            snprintf(err, errlen, "cuDNN offers no %s%s algorithm for this shape within %zu MiB of "
+                     "workspace", det ? "deterministic " : "",
+                     prec == EBMC_PREC_FP32 ? "FP32 (FMA math)" : "FP32/TF32",
+                     CONV_MAX_ALGO_WS >> 20);
+        return pl->n_cand ? EBMC_E_WORKSPACE : EBMC_E_UNSUPPORTED;
     }
+    PLAN_TRY(conv_use(pl, pick));
+    const char *how = pick < n_heur ? "heuristics" : "fallback";
     ebmc_debug("conv plan %s P=(n%d c%d %dx%d) k%d %dx%d s%dx%d pad%dx%d %s: algo %d math %s "
                "workspace %zu bytes (%s, %d heuristic entries)",
-               kind_name[pl->kind], pl->n, pl->c, pl->hp, pl->wp, pl->k, pl->kh, pl->kw, pl->sh,
+               conv_kind_name[pl->kind], pl->n, pl->c, pl->hp, pl->wp, pl->k, pl->kh, pl->kw, pl->sh,
                pl->sw, pl->ph, pl->pw, prec == EBMC_PREC_FP32 ? "fp32" : "tf32", pl->algo,
                conv_math_name(pl->math), pl->algo_bytes, how, n);
     return EBMC_OK;
@@ -310,7 +345,7 @@ static ebmc_status conv_choose_algo(cudnnHandle_t h, conv_plan *pl, ebmc_precisi
  * Failures are returned (planning runs inside supports()); pl keeps what was created so that
  * conv_plan_destroy releases it. */
 static ebmc_status conv_plan_build(cudnnHandle_t h, conv_plan *pl, ebmc_precision prec, bool det,
-                                   char *err, size_t errlen) {
+                                   size_t cap, char *err, size_t errlen) {
     PLAN_TRY(cudnnCreateTensorDescriptor(&pl->xd));
     PLAN_TRY(cudnnCreateTensorDescriptor(&pl->yd));
     PLAN_TRY(cudnnCreateFilterDescriptor(&pl->wd));
@@ -331,13 +366,20 @@ static ebmc_status conv_plan_build(cudnnHandle_t h, conv_plan *pl, ebmc_precisio
     }
     PLAN_TRY(cudnnSetTensor4dDescriptor(pl->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, pl->n, pl->k,
                                         pl->ho, pl->wo));
-    return conv_choose_algo(h, pl, prec, det, err, errlen);
+    return conv_choose_algo(h, pl, prec, det, cap, err, errlen);
 }
 
-/* The cached plan of (op, d) under the context's precision and determinism; built on first use.
- * Takes priv and opts (not the context) so that the const supports()/workspace_size() can plan. */
-static ebmc_status conv_plan_get(cuda_priv *p, const ebmc_ctx_opts *o, ebmc_op op,
-                                 const ebmc_conv_desc *d, const conv_plan **out, char *err,
+/* The workspace a new plan may count on: unbounded while it may still grow, the reserved bytes
+ * once it is frozen (the loop) or while a graph is being captured (growing would allocate). */
+static size_t conv_ws_cap(const ebmc_ctx_t *ctx) {
+    return ctx->ws_frozen || cuda_stream_capturing(cpriv(ctx)) ? ctx->ws_bytes : SIZE_MAX;
+}
+
+/* The cached plan of (op, d) under the context's precision and determinism; built on first use,
+ * its algorithm within cap bytes of workspace (conv_ws_cap). Takes priv, opts and cap (not the
+ * context) so that the const supports()/workspace_size() can plan. */
+static ebmc_status conv_plan_get(cuda_priv *p, const ebmc_ctx_opts *o, size_t cap, ebmc_op op,
+                                 const ebmc_conv_desc *d, conv_plan **out, char *err,
                                  size_t errlen) {
     conv_key key;
     memset(&key, 0, sizeof key);
@@ -372,7 +414,7 @@ static ebmc_status conv_plan_get(cuda_priv *p, const ebmc_ctx_opts *o, ebmc_op o
         const bool relax = cuda_stream_capturing(p);
         enum cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
         if (relax) CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
-        st = conv_plan_build(p->cudnn, pl, o->precision, o->deterministic, err, errlen);
+        st = conv_plan_build(p->cudnn, pl, o->precision, o->deterministic, cap, err, errlen);
         if (relax) CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode)); /* restores it */
     }
     if (st == EBMC_OK && p->n_plans == p->cap_plans) {
@@ -399,69 +441,115 @@ static size_t conv_plan_ws(const conv_plan *pl) {
     return (pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : 0) + pl->algo_bytes;
 }
 
-/* Runs P's cuDNN call:
+/* One execution of P's cuDNN call with a candidate (conv_run_candidates' callback). */
+typedef struct {
+    ebmc_ctx_t *ctx;
+    conv_plan *pl;
+    const float *a, *b;
+    float *out;
+    float beta;
+    ebmc_status st;   /* a failure that is not cuDNN's (the workspace): no other candidate */
+    cudnnStatus_t cs; /* cuDNN's status of the last try */
+} conv_run_t;
+
+/* Runs P's cuDNN call with candidate c:
  *   CONV_FWD:        a = X (n,c,h,w),  b = W (k,c,kh,kw),  out = Y (n,k,ho,wo)   = conv + beta*out
  *   CONV_BWD_DATA:   a = dY (n,k,ho,wo), b = W,            out = dX (n,c,h,w)    = adj + beta*out
  *   CONV_BWD_FILTER: a = X,            b = dY,             out = dW (k,c,kh,kw)  = corr + beta*out
- * beta == 0 never reads out (cuDNN documents that it does not read the output then). */
-static ebmc_status conv_exec(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d, const float *a,
-                             const float *b, float *out, float beta) {
+ * beta == 0 never reads out (cuDNN documents that it does not read the output then). A cuDNN
+ * call that fails returns false with nothing written but the workspace (beta * out is applied by
+ * the call that succeeds; cuDNN reports NOT_SUPPORTED / BAD_PARAM / EXECUTION_FAILED when it cannot
+ * launch, before anything is written -- a kernel that fails after writing part of out with
+ * beta != 0 would be retried onto that partial result, a case no fallback can repair). */
+static bool conv_run_one(void *user, const conv_choice *c) {
+    conv_run_t *r = user;
+    ebmc_ctx_t *ctx = r->ctx;
+    conv_plan *pl = r->pl;
     cuda_priv *p = cpriv(ctx);
-    const conv_plan *pl = NULL;
-    char err[512];
-    ebmc_status st = conv_plan_get(p, &ctx->opts, op, d, &pl, err, sizeof err);
-    if (st != EBMC_OK) return ebmc_ctx_seterr(ctx, st, "%s: %s", ebmc_op_name(op), err);
+    if (r->st != EBMC_OK) return true; /* stop: not a cuDNN failure */
+    const int idx = (int)(c - pl->cand);
+    if ((r->cs = conv_use(pl, idx)) != CUDNN_STATUS_SUCCESS) return false;
     void *ws = NULL;
-    st = cuda_get_workspace(ctx, conv_plan_ws(pl), &ws);
-    if (st != EBMC_OK) return st;
+    if ((r->st = cuda_get_workspace(ctx, conv_plan_ws(pl), &ws)) != EBMC_OK) return true;
     float *xp = pl->explicit_pad ? (float *)ws : NULL; /* (n,c,hp,wp) */
-    void *algo_ws = pl->algo_bytes ? (char *)ws + (pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : 0)
-                                   : NULL;
+    void *algo_ws = pl->algo_bytes ? (char *)ws + (pl->explicit_pad ? WS_ALIGN(pl->pad_bytes) : 0) : NULL;
     const int nc = pl->n * pl->c;
     const float one = 1.f, zero = 0.f;
-    EBMC_NVTX_PUSH(ebmc_op_name(op));
+    const float beta = r->beta;
+    cudnnStatus_t cs = CUDNN_STATUS_SUCCESS;
     switch (pl->kind) {
     case CONV_FWD: {
-        const float *x = a;
+        const float *x = r->a;
         if (pl->explicit_pad) {
-            pad2d_copy(a, nc, pl->h, pl->w, xp, pl->hp, pl->wp, pl->off_top, pl->off_left,
-                       0.f, p->stream);
+            pad2d_copy(r->a, nc, pl->h, pl->w, xp, pl->hp, pl->wp, pl->off_top, pl->off_left, 0.f, p->stream);
             x = xp;
         }
-        CUDNN_CHECK(cudnnConvolutionForward(p->cudnn, &one, pl->xd, x, pl->wd, b, pl->cd,
-                                            (cudnnConvolutionFwdAlgo_t)pl->algo, algo_ws,
-                                            pl->algo_bytes, &beta, pl->yd, out));
+        cs = cudnnConvolutionForward(p->cudnn, &one, pl->xd, x, pl->wd, r->b, pl->cd,
+                                     (cudnnConvolutionFwdAlgo_t)pl->algo, algo_ws, pl->algo_bytes, &beta,
+                                     pl->yd, r->out);
         break;
     }
     case CONV_BWD_DATA:
         if (pl->explicit_pad) {
-            CUDNN_CHECK(cudnnConvolutionBackwardData(p->cudnn, &one, pl->wd, b, pl->yd, a, pl->cd,
-                                                     (cudnnConvolutionBwdDataAlgo_t)pl->algo,
-                                                     algo_ws, pl->algo_bytes, &zero, pl->xd, xp));
+            cs = cudnnConvolutionBackwardData(p->cudnn, &one, pl->wd, r->b, pl->yd, r->a, pl->cd,
+                                              (cudnnConvolutionBwdDataAlgo_t)pl->algo, algo_ws,
+                                              pl->algo_bytes, &zero, pl->xd, xp);
             /* crop (or zero-extend) the padded input's gradient back:
              * dX[i,j] = dXp[i+off_top, j+off_left] + beta*dX[i,j] */
-            pad2d_copy(xp, nc, pl->hp, pl->wp, out, pl->h, pl->w, -pl->off_top, -pl->off_left,
-                       beta, p->stream);
+            if (cs == CUDNN_STATUS_SUCCESS)
+                pad2d_copy(xp, nc, pl->hp, pl->wp, r->out, pl->h, pl->w, -pl->off_top, -pl->off_left, beta,
+                           p->stream);
         } else {
-            CUDNN_CHECK(cudnnConvolutionBackwardData(p->cudnn, &one, pl->wd, b, pl->yd, a, pl->cd,
-                                                     (cudnnConvolutionBwdDataAlgo_t)pl->algo,
-                                                     algo_ws, pl->algo_bytes, &beta, pl->xd, out));
+            cs = cudnnConvolutionBackwardData(p->cudnn, &one, pl->wd, r->b, pl->yd, r->a, pl->cd,
+                                              (cudnnConvolutionBwdDataAlgo_t)pl->algo, algo_ws,
+                                              pl->algo_bytes, &beta, pl->xd, r->out);
         }
         break;
     case CONV_BWD_FILTER: {
-        const float *x = a;
+        const float *x = r->a;
         if (pl->explicit_pad) {
-            pad2d_copy(a, nc, pl->h, pl->w, xp, pl->hp, pl->wp, pl->off_top, pl->off_left,
-                       0.f, p->stream);
+            pad2d_copy(r->a, nc, pl->h, pl->w, xp, pl->hp, pl->wp, pl->off_top, pl->off_left, 0.f, p->stream);
             x = xp;
         }
-        CUDNN_CHECK(cudnnConvolutionBackwardFilter(p->cudnn, &one, pl->xd, x, pl->yd, b, pl->cd,
-                                                   (cudnnConvolutionBwdFilterAlgo_t)pl->algo,
-                                                   algo_ws, pl->algo_bytes, &beta, pl->wd, out));
+        cs = cudnnConvolutionBackwardFilter(p->cudnn, &one, pl->xd, x, pl->yd, r->b, pl->cd,
+                                            (cudnnConvolutionBwdFilterAlgo_t)pl->algo, algo_ws, pl->algo_bytes,
+                                            &beta, pl->wd, r->out);
         break;
     }
     }
+    r->cs = cs;
+    return cs == CUDNN_STATUS_SUCCESS;
+}
+
+/* P's cuDNN call with the plan's algorithm, or the next candidate when cuDNN fails to run it. */
+static ebmc_status conv_exec(ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d, const float *a,
+                             const float *b, float *out, float beta) {
+    cuda_priv *p = cpriv(ctx);
+    conv_plan *pl = NULL;
+    char err[512];
+    const size_t cap = conv_ws_cap(ctx);
+    ebmc_status st = conv_plan_get(p, &ctx->opts, cap, op, d, &pl, err, sizeof err);
+    if (st != EBMC_OK) return ebmc_ctx_seterr(ctx, st, "%s: %s", ebmc_op_name(op), err);
+    conv_run_t r = {ctx, pl, a, b, out, beta, EBMC_OK, CUDNN_STATUS_SUCCESS};
+    const int was = pl->cur;
+    EBMC_NVTX_PUSH(ebmc_op_name(op));
+    const int failed = conv_run_candidates(pl->cand, pl->n_cand, &pl->cur, conv_algo_cap(pl, cap), conv_run_one, &r);
     EBMC_NVTX_POP();
+    if (r.st != EBMC_OK) return r.st;
+    if (failed != 0 && !pl->fell_back) {
+        pl->fell_back = true;
+        fprintf(stderr, "ebmc: notice: cuDNN could not run %s algorithm %d for %s (N=%d, C=%d, %dx%d, K=%d, "
+                "%dx%d): %s; %s (logged once per shape)\n", conv_kind_name[pl->kind], pl->cand[was].algo,
+                ebmc_op_name(op), pl->n, pl->c, pl->hp, pl->wp, pl->k, pl->kh, pl->kw, cudnnGetErrorString(r.cs),
+                failed < 0 ? "no other candidate runs" : "using the next candidate");
+        if (failed > 0)
+            ebmc_debug("conv plan %s: now algo %d math %d workspace %zu bytes", conv_kind_name[pl->kind],
+                       pl->algo, (int)pl->math, pl->algo_bytes);
+    }
+    if (failed < 0)
+        return ebmc_ctx_seterr(ctx, EBMC_E_DEVICE, "%s: cuDNN failed to execute all %d candidate algorithms "
+                               "(last: algo %d: %s)", ebmc_op_name(op), pl->n_cand, pl->algo,
+                               cudnnGetErrorString(r.cs));
     return EBMC_OK;
 }
 
@@ -496,15 +584,15 @@ ebmc_status cuda_convt2d_bwd_filter(ebmc_ctx_t *ctx, const ebmc_conv_desc *d, co
 /* ---- for the op table: supports(), workspace_size(), fini ---- */
 
 bool cuda_conv_supports(const ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
-    const conv_plan *pl = NULL;
+    conv_plan *pl = NULL;
     char err[512];
-    return conv_plan_get(cpriv(ctx), &ctx->opts, op, d, &pl, err, sizeof err) == EBMC_OK;
+    return conv_plan_get(cpriv(ctx), &ctx->opts, conv_ws_cap(ctx), op, d, &pl, err, sizeof err) == EBMC_OK;
 }
 
 size_t cuda_conv_workspace_size(const ebmc_ctx_t *ctx, ebmc_op op, const ebmc_conv_desc *d) {
-    const conv_plan *pl = NULL;
+    conv_plan *pl = NULL;
     char err[512];
-    if (conv_plan_get(cpriv(ctx), &ctx->opts, op, d, &pl, err, sizeof err) != EBMC_OK) return 0;
+    if (conv_plan_get(cpriv(ctx), &ctx->opts, conv_ws_cap(ctx), op, d, &pl, err, sizeof err) != EBMC_OK) return 0;
     return conv_plan_ws(pl);
 }
 

@@ -1,6 +1,8 @@
 /* defines: conv_entry_math, conv_query_math -- the cuDNN math type of a convolution plan, by
- * precision. Pure functions of enum values (no cuDNN call), so that a test checks them without a
- * GPU (tests/test_conv_math.c). Private to src/host/backend/cuda/conv_cudnn.c. */
+ * precision; conv_choice, conv_pick, conv_run_candidates -- which of a plan's candidate algorithms
+ * runs (within the workspace there is) and the next one when cuDNN fails to execute it. Pure
+ * functions (no cuDNN call), so that a test checks them without a GPU (tests/test_conv_math.c).
+ * Private to src/host/backend/cuda/conv_cudnn.c. */
 #ifndef EBMC_CONV_MATH_H
 #define EBMC_CONV_MATH_H
 
@@ -28,6 +30,43 @@ static inline int conv_entry_math(cudnnMathType_t m, ebmc_precision prec) {
 
 static inline cudnnMathType_t conv_query_math(ebmc_precision prec) {
     return prec == EBMC_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
+}
+
+/* One candidate algorithm of a plan, in cuDNN's order (heuristics, fastest first, then the
+ * classic fallbacks): the math it runs with and its workspace under that math. */
+typedef struct {
+    int algo;
+    cudnnMathType_t math;
+    size_t bytes;
+    bool failed; /* cuDNN failed to execute it: never picked again */
+} conv_choice;
+
+/* The first candidate at or after `from` that has not failed and whose workspace fits `cap`
+ * bytes, or -1. cap: what the plan may use -- unbounded while the workspace may still grow, the
+ * reserved workspace (less the plan's padding buffer) once it is frozen or a graph is being
+ * captured, so that a batch smaller than the one planned (its own cuDNN heuristics) never needs
+ * more workspace than was reserved for the largest. */
+static inline int conv_pick(const conv_choice *c, int n, int from, size_t cap) {
+    for (int i = from < 0 ? 0 : from; i < n; i++)
+        if (!c[i].failed && c[i].bytes <= cap) return i;
+    return -1;
+}
+
+/* Runs candidate *cur through run(user, candidate) (true: executed); when cuDNN fails to execute
+ * it (PyTorch's cudnn_convolution tries the next candidate the same way), marks it failed and
+ * runs the next one conv_pick allows, leaving *cur at the one that ran. Returns the number of
+ * candidates that failed (the caller logs the first fallback once), or -1 when none executed
+ * (*cur then is the last tried). */
+static inline int conv_run_candidates(conv_choice *c, int n, int *cur, size_t cap,
+                                      bool (*run)(void *user, const conv_choice *cand), void *user) {
+    int failed = 0;
+    for (int i = *cur; i >= 0; i = conv_pick(c, n, i + 1, cap)) {
+        *cur = i;
+        if (run(user, &c[i])) return failed;
+        c[i].failed = true;
+        failed++;
+    }
+    return -1;
 }
 
 #endif
