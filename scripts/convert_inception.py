@@ -62,10 +62,12 @@ def sha256(path):
 
 
 def write_safetensors(path, tensors, meta):
-    """The safetensors layout: u64 header length, JSON header (dtype, shape, data_offsets), data."""
+    """The safetensors layout: u64 header length, JSON header (dtype, shape, data_offsets), data. A tensor
+    is a numpy array (written as float32) or a (shape, little-endian float32 bytes) pair."""
     header, offset, blobs = {"__metadata__": meta}, 0, []
     for name in sorted(tensors):
-        shape, b = tensors[name]  # little-endian float32 bytes
+        a = tensors[name]
+        shape, b = a if isinstance(a, tuple) else (a.shape, a.astype("<f4").tobytes())
         header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + len(b)]}
         offset += len(b)
         blobs.append(b)
