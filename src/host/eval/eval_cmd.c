@@ -139,7 +139,7 @@ static int stats_main(const eval_args *a) {
     if (!s)
         printf("ebmc eval: statistics (mu %d, sigma %dx%d) of %lld examples of %s written to %s (weights %s)\n", f.d,
                f.d, f.d, (long long)f.n, a->stats, a->out, en.net ? ebmc_inception_sha256(en.net) : "none: points");
-    if (!s && en.net) printf("ebmc eval: weights %s (%s; from %s), %.1f images/s\n", en.path,
+    if (!s && en.net) printf("ebmc eval: weights %s (%s; from %s), %.4g images/s\n", en.path,
                              ebmc_inception_kind(en.net), ebmc_inception_source(en.net),
                              en.seconds > 0 ? (double)en.images / en.seconds : 0.0);
     else
