@@ -210,7 +210,10 @@ def convert_pth(path):
             os.execv(other, [other, os.path.abspath(__file__)] + sys.argv[1:])
         fail("%s: reading a .pth needs PyTorch, which neither %s nor $EBMC_PYTHON nor /usr/bin/python3 has "
              "(Debian: apt-get install python3-torch)" % (path, sys.executable))
-    sd = torch.load(path, map_location="cpu")
+    try:
+        sd = torch.load(path, map_location="cpu")
+    except Exception as e:  # not a .pth at all: pickle, zip and format errors alike
+        fail("%s: not a PyTorch .pth (torch.load: %s: %s)" % (path, type(e).__name__, e))
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
