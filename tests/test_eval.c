@@ -3,11 +3,14 @@
  * a CPU), the protocol JSON checked field by field; points evaluated on their coordinates:
  * statistics written as .npz and read back give the FID of the .npy they came from, a set
  * against itself has FID 0; missing weights, weights of another network and a missing reference
- * exit 65. */
+ * exit 65; weights without the logits layer (as scripts/get_inception.sh's) give FID and KID, IS
+ * absent with its reason, and the protocol of an .npz and of an .npy reference names the
+ * network, the weights and the images that went through it in each pass. */
 #include "ebmc/inception.h"
 #include "ebmc/image.h"
 #include "ebmc/safetensors.h"
 #include "ebmc/train.h"
+#include "eval/eval_internal.h"
 #include "eval/inception_internal.h"
 #include "testutil.h"
 #include <cjson/cJSON.h>
@@ -16,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char TMP[256], WEIGHTS[512];
+static char TMP[256], WEIGHTS[512], WEIGHTS_NOFC[512];
 
 static int run_eval(const char *const *args, int n) {
     char *argv[32];
@@ -27,7 +30,7 @@ static int run_eval(const char *const *args, int n) {
 
 /* random FID-Inception weights (He-scaled convolutions, identity BatchNorm) in the converter's
  * layout, made from the network's own table */
-static void write_random_weights(const char *path) {
+static void write_random_weights(const char *path, bool fc) {
     ebmc_inception_t net = {0};
     inc_build_specs(&net);
     int nt = net.n_convs * 5 + 1, k = 0;
@@ -51,12 +54,15 @@ static void write_random_weights(const char *path) {
             t[k] = (ebmc_st_tensor){names[k], EBMC_DT_F32, 1, {s->cout}, bufs[k]}, k++;
         }
     }
-    bufs[k] = malloc((size_t)1008 * 2048 * sizeof(float));
-    tu_fill_normal(&rng, bufs[k], (size_t)1008 * 2048, 0.02f);
-    t[k] = (ebmc_st_tensor){"fc.weight", EBMC_DT_F32, 2, {1008, 2048}, bufs[k]}, k++;
-    const char *const meta[1][2] = {{"ebmc_inception", "random-test-weights"}};
+    if (fc) {
+        bufs[k] = malloc((size_t)1008 * 2048 * sizeof(float));
+        tu_fill_normal(&rng, bufs[k], (size_t)1008 * 2048, 0.02f);
+        t[k] = (ebmc_st_tensor){"fc.weight", EBMC_DT_F32, 2, {1008, 2048}, bufs[k]}, k++;
+    }
+    const char *const meta[2][2] = {{"ebmc_inception", fc ? "random-test-weights" : "random-test-weights-no-fc"},
+                                    {"source", "test_eval"}};
     char err[512];
-    assert_int_equal(ebmc_st_write(path, t, k, meta, 1, err, sizeof err), EBMC_OK);
+    assert_int_equal(ebmc_st_write(path, t, k, meta, 2, err, sizeof err), EBMC_OK);
     for (int i = 0; i < k; i++) free(bufs[i]);
     free(bufs), free(names), free(t);
 }
@@ -64,8 +70,11 @@ static void write_random_weights(const char *path) {
 static int setup(void **state) {
     if (tu_tmpdir_create(TMP, sizeof TMP, "test_eval")) return -1;
     snprintf(WEIGHTS, sizeof WEIGHTS, "%s/inception.safetensors", TMP);
-    write_random_weights(WEIGHTS);
+    write_random_weights(WEIGHTS, true);
+    snprintf(WEIGHTS_NOFC, sizeof WEIGHTS_NOFC, "%s/inception_nofc.safetensors", TMP);
+    write_random_weights(WEIGHTS_NOFC, false);
     unsetenv("EBMC_INCEPTION");
+    setenv("XDG_CACHE_HOME", TMP, 1); /* no weights in the cache: this machine's ~/.cache is not read */
     return 0;
 }
 
@@ -175,9 +184,82 @@ static void test_eval_points_npz(void **state) {
     assert_int_equal(run_eval(e5, 4), EBMC_EXIT_CONFIG);
 }
 
+static void write_images(const char *path, int n, unsigned seed) {
+    float *x = malloc(sizeof(float) * n * 3 * 8 * 8);
+    for (int i = 0; i < n * 3 * 8 * 8; i++) x[i] = (float)((i * 37u + seed * 101u) % 251u) / 125.0f - 1.0f;
+    char err[256];
+    assert_int_equal(ebmc_save_npy_u8(path, x, n, 3, 8, 8, -1.0f, 1.0f, err, sizeof err), EBMC_OK);
+    free(x);
+}
+
+/* the protocol's inception section: what ran, pass by pass */
+static void check_inception(cJSON *j, const char *weights, int ref_images, int sample_images) {
+    char sha[65], err[256];
+    assert_int_equal(ebmc_sha256_file(weights, sha, err, sizeof err), EBMC_OK);
+    cJSON *inc = at(j, "inception", NULL);
+    assert_non_null(strstr(at(inc, "network", NULL)->valuestring, "pool3 2048-d"));
+    assert_string_equal(at(inc, "weights_sha256", NULL)->valuestring, sha);
+    assert_string_equal(at(inc, "weights", NULL)->valuestring, weights);
+    assert_string_equal(at(inc, "weights_kind", NULL)->valuestring, "random-test-weights-no-fc");
+    assert_string_equal(at(inc, "weights_source", NULL)->valuestring, "test_eval");
+    assert_true(cJSON_IsFalse(at(inc, "logits", NULL)));
+    assert_int_equal(at(at(inc, "reference", NULL), "images", NULL)->valueint, ref_images);
+    assert_int_equal(at(at(inc, "samples", NULL), "images", NULL)->valueint, sample_images);
+    assert_int_equal(at(at(inc, "all", NULL), "images", NULL)->valueint, ref_images + sample_images);
+    assert_true(at(at(inc, "samples", NULL), "images_per_s", NULL)->valuedouble > 0);
+    assert_true((at(at(inc, "reference", NULL), "images_per_s", NULL)->valuedouble > 0) == (ref_images > 0));
+}
+
+static void test_eval_no_logits(void **state) {
+    const char *a = tu_path(TMP, "ia.npy"), *b = tu_path(TMP, "ib.npy"), *bz = tu_path(TMP, "ib.npz");
+    write_images(a, 2, 1);
+    write_images(b, 2, 2);
+    const char *st[] = {"--stats", b, "--out", bz, "--weights", WEIGHTS_NOFC, "--backend", "cpu"};
+    assert_int_equal(run_eval(st, 8), EBMC_EXIT_OK);
+    const char *jz = tu_path(TMP, "iz.json"), *jy = tu_path(TMP, "iy.json");
+    const char *ez[] = {"--npy", a, "--ref", bz, "--out", jz, "--weights", WEIGHTS_NOFC, "--backend", "cpu",
+                        "--splits", "1"};
+    const char *ey[] = {"--npy", a, "--ref", b, "--out", jy, "--weights", WEIGHTS_NOFC, "--backend", "cpu",
+                        "--splits", "1"};
+    assert_int_equal(run_eval(ez, 12), EBMC_EXIT_OK);
+    assert_int_equal(run_eval(ey, 12), EBMC_EXIT_OK);
+    for (int k = 0; k < 2; k++) {
+        cJSON *j = load_json(k ? jy : jz), *m = at(at(j, "metrics", NULL), "npy", NULL);
+        check_inception(j, WEIGHTS_NOFC, k ? 2 : 0, 2); /* an .npz: statistics read, no reference images */
+        printf("%s reference: FID %g, IS %s\n", k ? ".npy" : ".npz", at(m, "fid", NULL)->valuedouble,
+               at(m, "is", NULL)->valuestring);
+        assert_true(isfinite(at(m, "fid", NULL)->valuedouble));
+        assert_non_null(strstr(at(m, "is", NULL)->valuestring, "no logits layer"));
+        assert_null(cJSON_GetObjectItem(m, "is_mean"));
+        assert_true((cJSON_GetObjectItem(m, "kid_mean") != NULL) == (k == 1)); /* KID: reference features */
+        cJSON_Delete(j);
+    }
+    /* a zip (a .pth or TorchScript .pt) given as weights: 65, the conversion hint */
+    const char *zp = tu_path(TMP, "w.pth");
+    FILE *f = fopen(zp, "wb");
+    assert_non_null(f);
+    fputs("PK\003\004 and then some bytes of a zip archive", f);
+    fclose(f);
+    const char *ew[] = {"--npy", a, "--ref", b, "--out", jy, "--weights", zp, "--backend", "cpu"};
+    assert_int_equal(run_eval(ew, 10), EBMC_EXIT_DATA);
+    /* the cache is used when neither flag nor variable names weights */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/ebmc", TMP);
+    assert_int_equal(ebmc_mkdir_p(dir), 0);
+    const char *cached = tu_path(TMP, "ebmc/" EBMC_INCEPTION_CACHE_NAME);
+    assert_int_equal(rename(WEIGHTS_NOFC, cached), 0);
+    const char *ec[] = {"--npy", a, "--ref", bz, "--out", jz, "--backend", "cpu"};
+    assert_int_equal(run_eval(ec, 8), EBMC_EXIT_OK);
+    cJSON *j = load_json(jz);
+    assert_string_equal(at(j, "inception", "weights")->valuestring, cached);
+    cJSON_Delete(j);
+    assert_int_equal(rename(cached, WEIGHTS_NOFC), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_points_npz),
+        cmocka_unit_test(test_eval_no_logits),
         cmocka_unit_test(test_eval_run_images),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

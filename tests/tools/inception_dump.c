@@ -1,12 +1,14 @@
 /* inception_dump WEIGHTS X.npy POOL3.npy LOGITS.npy: runs ebmc's Inception-v3 (CPU backend) on
  * X, float32 (N, 3, H, W) in [-1, 1], and writes pool3 (N, 2048) and the fc logits without bias
- * (N, 1008) as float32 .npy, for tests/oracle/test_inception_torch.py. */
+ * (N, 1008) as float32 .npy, for tests/oracle/test_inception_torch.py and test_fid_real.py.
+ * Weights without a logits layer: LOGITS.npy must be "-" (nothing written). */
 #include "ebmc/backend.h"
 #include "ebmc/image.h"
 #include "ebmc/inception.h"
 #include "ebmc/npy.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
     if (argc != 5) {
@@ -32,11 +34,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     float *pool3 = malloc((size_t)n * EBMC_INCEPTION_DIMS * sizeof(float));
-    float *logits = malloc((size_t)n * EBMC_INCEPTION_CLASSES * sizeof(float));
+    bool want = strcmp(argv[4], "-") != 0;
+    if (want != ebmc_inception_has_logits(net)) {
+        fprintf(stderr, "inception_dump: %s: LOGITS.npy must be '-' exactly when the weights have no logits layer\n",
+                argv[1]);
+        return 1;
+    }
+    float *logits = want ? malloc((size_t)n * EBMC_INCEPTION_CLASSES * sizeof(float)) : NULL;
     int64_t s1[2] = {n, EBMC_INCEPTION_DIMS}, s2[2] = {n, EBMC_INCEPTION_CLASSES};
     if (ebmc_inception_forward(net, x, n, pool3, logits, err, sizeof err) ||
         ebmc_save_npy_f32(argv[3], pool3, 2, s1, err, sizeof err) ||
-        ebmc_save_npy_f32(argv[4], logits, 2, s2, err, sizeof err)) {
+        (want && ebmc_save_npy_f32(argv[4], logits, 2, s2, err, sizeof err))) {
         fprintf(stderr, "inception_dump: %s\n", err);
         return 1;
     }

@@ -26,7 +26,8 @@ void ebmc_eval_usage(FILE *f) {
             "                   float32 points), or a config / run directory (its data.*); default: the run's data\n"
             "  --n-ref N        use the first N reference examples (default: all)\n"
             "  --npy FILE       evaluate these images (uint8 NHWC .npy, as ebmc sample writes) instead of sampling\n"
-            "  --weights FILE   Inception weights (scripts/convert_inception.py; default $EBMC_INCEPTION)\n"
+            "  --weights FILE   Inception weights (scripts/get_inception.sh or scripts/convert_inception.py); default\n"
+            "                   $EBMC_INCEPTION, then the cache: ${XDG_CACHE_HOME:-~/.cache}/ebmc/" EBMC_INCEPTION_CACHE_NAME "\n"
             "  --steps K --step-size S --noise T --seed S   test-time sampler settings (default: the recipe's)\n"
             "  --batch B        images per Inception batch (default 50)   --splits K  IS splits (default 10)\n"
             "  --kid-subsets M --kid-size S                  KID subsets (default 100 of 1000)\n"
@@ -160,6 +161,9 @@ static int stats_main(const eval_args *a) {
     if (!s)
         printf("ebmc eval: statistics (mu %d, sigma %dx%d) of %lld examples of %s written to %s (weights %s)\n", f.d,
                f.d, f.d, (long long)f.n, a->stats, a->out, en.net ? ebmc_inception_sha256(en.net) : "none: points");
+    if (!s && en.net) printf("ebmc eval: weights %s (%s; from %s), %.4g images/s\n", en.path,
+                             ebmc_inception_kind(en.net), ebmc_inception_source(en.net),
+                             en.seconds > 0 ? (double)en.images / en.seconds : 0.0);
     else
         fprintf(stderr, "ebmc eval: %s\n", err);
     ebmc_stats_free(st);
@@ -178,6 +182,8 @@ typedef struct {
     eval_feats f;       /* features (not for an .npz): KID */
     char source[PATH_MAX + 64], kind[32], sha256[65];
     int64_t n;
+    int64_t images;     /* through Inception for the reference (0: an .npz, or points) */
+    double seconds;     /* of those */
 } eval_ref;
 
 static ebmc_status ref_open(const eval_args *a, eval_net *en, const char *dflt, eval_ref *r, char *err, size_t errlen) {
@@ -194,7 +200,10 @@ static ebmc_status ref_open(const eval_args *a, eval_net *en, const char *dflt, 
     eval_src src;
     EBMC_TRY(eval_open_data(what, (int64_t)a->n_ref, &ds, &src, err, errlen));
     snprintf(r->kind, sizeof r->kind, "%s", eval_src_points(&src) ? "points" : "images");
+    int64_t im0 = en->images;
+    double s0 = en->seconds;
     ebmc_status s = eval_features(en, &src, &r->f, err, errlen);
+    r->images = en->images - im0, r->seconds = en->seconds - s0;
     ebmc_data_free(ds);
     if (s) return s;
     ebmc_stats_t *st = stats_of(&r->f, err, errlen);
@@ -210,9 +219,10 @@ static void ref_free(eval_ref *r) {
     eval_feats_free(&r->f);
 }
 
-/* FID, IS and KID of one array's features into a JSON object */
-static ebmc_status metrics_of(const eval_args *a, const eval_feats *f, const eval_ref *r, cJSON *o, char *err,
-                              size_t errlen) {
+/* FID, IS and KID of one array's features into a JSON object; images: features of images (IS
+ * applies), through net */
+static ebmc_status metrics_of(const eval_args *a, const eval_feats *f, const eval_ref *r, bool images,
+                              const ebmc_inception_t *net, cJSON *o, char *err, size_t errlen) {
     if (f->d != r->d) {
         ebmc_set_err(err, errlen, "the samples' features have %d dimensions, the reference's %d", f->d, r->d);
         return EBMC_E_INVALID;
@@ -227,6 +237,14 @@ static ebmc_status metrics_of(const eval_args *a, const eval_feats *f, const eva
     if (f->logits && f->n >= (int64_t)a->splits) {
         EBMC_TRY(ebmc_inception_score(f->logits, f->n, EBMC_INCEPTION_CLASSES, (int)a->splits, &m, &s, err, errlen));
         cJSON_AddNumberToObject(o, "is_mean", m), cJSON_AddNumberToObject(o, "is_std", s);
+    } else if (images) { /* IS absent: say why */
+        char why[320];
+        if (!f->logits)
+            snprintf(why, sizeof why, "absent: the Inception weights (%s) have no logits layer (fc); IS needs "
+                     "pytorch-fid's .pth, converted by scripts/convert_inception.py", ebmc_inception_kind(net));
+        else
+            snprintf(why, sizeof why, "absent: %lld images, fewer than --splits %g", (long long)f->n, a->splits);
+        cJSON_AddStringToObject(o, "is", why);
     }
     if (r->f.feat && f->n >= 2 && r->f.n >= 2) { /* KID: reference features and 2 rows a side */
         EBMC_TRY(ebmc_kid(f->feat, f->n, r->f.feat, r->f.n, f->d, (int)a->kid_subsets, (int)a->kid_size,
@@ -294,7 +312,16 @@ static void run_free(eval_run *r) {
 
 /* ---- the protocol ---- */
 
-static cJSON *protocol(const eval_args *a, const eval_run *r, const eval_net *en, const eval_ref *ref) {
+/* images and seconds of one Inception pass into o */
+static void pass_json(cJSON *o, const char *name, int64_t images, double seconds) {
+    cJSON *p = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(p, "images", (double)images), cJSON_AddNumberToObject(p, "seconds", seconds);
+    cJSON_AddNumberToObject(p, "images_per_s", seconds > 0 ? (double)images / seconds : 0);
+}
+
+/* the protocol of what ran (built after the metrics: the network is loaded by then), metrics last */
+static cJSON *protocol(const eval_args *a, const eval_run *r, const eval_net *en, const eval_ref *ref,
+                       cJSON *metrics) {
     cJSON *j = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(j, "samples");
     cJSON_AddStringToObject(j, "ebmc_version", EBMC_VERSION_STRING);
     if (r->run) {
@@ -310,12 +337,20 @@ static cJSON *protocol(const eval_args *a, const eval_run *r, const eval_net *en
     cJSON_AddStringToObject(s, "input", "float in [-1, 1], clamped, not quantised (samples); uint8 u/255*2-1 (files)");
     cJSON *inc = cJSON_AddObjectToObject(j, "inception");
     if (en->net) {
+        bool lg = ebmc_inception_has_logits(en->net);
+        cJSON_AddStringToObject(inc, "network", lg ? "pytorch-fid fid_inception_v3 (2015-12-05), pool3 2048-d; "
+                                "bilinear resize to 299 (align_corners=False); IS on the fc logits without bias"
+                                : "pytorch-fid fid_inception_v3 (2015-12-05), pool3 2048-d; bilinear resize to 299 "
+                                  "(align_corners=False); no logits layer in these weights: no IS");
+        cJSON_AddStringToObject(inc, "weights", en->path);
         cJSON_AddStringToObject(inc, "weights_kind", ebmc_inception_kind(en->net));
         cJSON_AddStringToObject(inc, "weights_sha256", ebmc_inception_sha256(en->net));
-        cJSON_AddStringToObject(inc, "network", "pytorch-fid fid_inception_v3 (2015-12-05), pool3 2048-d; bilinear "
-                                                "resize to 299 (align_corners=False); IS on the fc logits without bias");
-        cJSON_AddNumberToObject(inc, "batch", en->batch), cJSON_AddNumberToObject(inc, "seconds", en->seconds);
-        cJSON_AddNumberToObject(inc, "images_per_s", en->seconds > 0 ? en->images / en->seconds : 0);
+        cJSON_AddStringToObject(inc, "weights_source", ebmc_inception_source(en->net));
+        cJSON_AddBoolToObject(inc, "logits", lg);
+        cJSON_AddNumberToObject(inc, "batch", en->batch);
+        pass_json(inc, "all", en->images, en->seconds);
+        pass_json(inc, "reference", ref->images, ref->seconds); /* 0 for an .npz: statistics read */
+        pass_json(inc, "samples", en->images - ref->images, en->seconds - ref->seconds);
     } else {
         cJSON_AddStringToObject(inc, "network", "none: points are their own features");
     }
@@ -329,20 +364,19 @@ static cJSON *protocol(const eval_args *a, const eval_run *r, const eval_net *en
     cJSON_AddNumberToObject(m, "is_splits", a->splits), cJSON_AddNumberToObject(m, "kid_subsets", a->kid_subsets);
     cJSON_AddNumberToObject(m, "kid_subset_size", a->kid_size);
     cJSON_AddStringToObject(m, "kid_kernel", "(x.y/d + 1)^3");
-    cJSON_AddObjectToObject(j, "metrics");
+    cJSON_AddItemToObject(j, "metrics", metrics);
     return j;
 }
 
-/* features and metrics of each array into j.metrics.<name> */
+/* features and metrics of each array into m.<name> */
 static ebmc_status evaluate(const eval_args *a, eval_net *en, const eval_src *srcs, const char *const *names,
-                            int n, const eval_ref *ref, cJSON *j, char *err, size_t errlen) {
-    cJSON *m = cJSON_GetObjectItem(j, "metrics");
+                            int n, const eval_ref *ref, cJSON *m, char *err, size_t errlen) {
     for (int k = 0; k < n; k++) {
         eval_feats f;
         EBMC_TRY(eval_features(en, &srcs[k], &f, err, errlen));
         cJSON *o = cJSON_AddObjectToObject(m, names[k]);
         cJSON_AddNumberToObject(o, "n", (double)f.n);
-        ebmc_status s = metrics_of(a, &f, ref, o, err, errlen);
+        ebmc_status s = metrics_of(a, &f, ref, !eval_src_points(&srcs[k]), en->net, o, err, errlen);
         eval_feats_free(&f);
         if (s) return s;
     }
@@ -370,7 +404,10 @@ static void summary(cJSON *j, FILE *f) {
     cJSON_ArrayForEach(o, m) {
         fprintf(f, "ebmc eval: %-10s", o->string);
         cJSON *v;
-        cJSON_ArrayForEach(v, o) fprintf(f, " %s %.6g", v->string, v->valuedouble);
+        cJSON_ArrayForEach(v, o) {
+            if (cJSON_IsString(v)) fprintf(f, " %s %s", v->string, v->valuestring);
+            else fprintf(f, " %s %.6g", v->string, v->valuedouble);
+        }
         fprintf(f, "\n");
     }
 }
@@ -423,8 +460,10 @@ int ebmc_eval_main(int argc, char **argv) {
         s = EBMC_E_INVALID;
     }
     if (!s) s = ref_open(&a, &en, r.run ? r.run_dir : NULL, &ref, err, sizeof err);
-    if (!s) j = protocol(&a, &r, &en, &ref);
-    if (!s) s = evaluate(&a, &en, srcs, names, n, &ref, j, err, sizeof err);
+    cJSON *metrics = cJSON_CreateObject();
+    if (!s) s = evaluate(&a, &en, srcs, names, n, &ref, metrics, err, sizeof err);
+    if (!s) j = protocol(&a, &r, &en, &ref, metrics);
+    else cJSON_Delete(metrics);
     if (!s) {
         default_out(&a, &r, out, sizeof out);
         s = write_json(out[0] ? out : NULL, j, err, sizeof err);

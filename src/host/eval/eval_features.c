@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void eval_feats_free(eval_feats *f) {
     free(f->feat), free(f->logits);
@@ -20,17 +21,29 @@ void eval_net_free(eval_net *en) {
     en->net = NULL;
 }
 
+const char *eval_weights_path(const char *flag, char *buf, size_t n) {
+    const char *env = getenv("EBMC_INCEPTION"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (flag) return flag;
+    if (env && *env) return env;
+    if (xdg && *xdg) snprintf(buf, n, "%s/ebmc/" EBMC_INCEPTION_CACHE_NAME, xdg);
+    else if (home && *home) snprintf(buf, n, "%s/.cache/ebmc/" EBMC_INCEPTION_CACHE_NAME, home);
+    else return NULL;
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
 static ebmc_status ensure_net(eval_net *en, int h, int w, char *err, size_t errlen) {
     if (en->net && en->h == h && en->w == w) return EBMC_OK;
     eval_net_free(en);
-    const char *path = en->weights ? en->weights : getenv("EBMC_INCEPTION");
-    if (!path || !*path) {
-        ebmc_set_err(err, errlen, "no Inception weights: pass --weights FILE or set EBMC_INCEPTION (HINT: download "
-                     EBMC_INCEPTION_URL " and convert it: python3 scripts/convert_inception.py "
-                     "pt_inception-2015-12-05-6726825d.pth inception.safetensors)");
+    char buf[PATH_MAX];
+    const char *path = eval_weights_path(en->weights, buf, sizeof buf);
+    if (!path) {
+        ebmc_set_err(err, errlen, "no Inception weights: not given by --weights FILE nor $EBMC_INCEPTION, and none "
+                     "in the cache ($XDG_CACHE_HOME or ~/.cache, then ebmc/" EBMC_INCEPTION_CACHE_NAME ") "
+                     EBMC_INCEPTION_HINT);
         return EBMC_E_IO;
     }
     en->h = h, en->w = w;
+    snprintf(en->path, sizeof en->path, "%s", path);
     return ebmc_inception_load(en->ctx, path, en->batch, h, w, &en->net, err, errlen);
 }
 
@@ -56,15 +69,16 @@ static ebmc_status image_features(eval_net *en, const eval_src *s, eval_feats *o
     EBMC_TRY(ensure_net(en, s->h, s->w, err, errlen));
     out->n = s->n, out->d = EBMC_INCEPTION_DIMS;
     out->feat = malloc((size_t)s->n * EBMC_INCEPTION_DIMS * sizeof(float));
-    out->logits = malloc((size_t)s->n * EBMC_INCEPTION_CLASSES * sizeof(float));
+    bool lg = ebmc_inception_has_logits(en->net); /* the TF-derived weights have no logits layer */
+    out->logits = lg ? malloc((size_t)s->n * EBMC_INCEPTION_CLASSES * sizeof(float)) : NULL;
     float *x = malloc((size_t)en->batch * 3 * s->h * s->w * sizeof(float));
-    ebmc_status st = out->feat && out->logits && x ? EBMC_OK : EBMC_E_NOMEM;
+    ebmc_status st = out->feat && (out->logits || !lg) && x ? EBMC_OK : EBMC_E_NOMEM;
     double t0 = ebmc_now_s();
     for (int64_t i = 0; !st && i < s->n; i += en->batch) {
         int k = (int)(s->n - i < en->batch ? s->n - i : en->batch);
         fill_batch(s, i, k, x);
         st = ebmc_inception_forward(en->net, x, k, out->feat + (size_t)i * EBMC_INCEPTION_DIMS,
-                                    out->logits + (size_t)i * EBMC_INCEPTION_CLASSES, err, errlen);
+                                    lg ? out->logits + (size_t)i * EBMC_INCEPTION_CLASSES : NULL, err, errlen);
     }
     en->seconds += ebmc_now_s() - t0, en->images += s->n;
     free(x);

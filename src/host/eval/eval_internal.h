@@ -18,7 +18,8 @@ typedef struct {
     const uint8_t *u8;
 } eval_src;
 
-/* Features of a source: (n, d) and, for images, the (n, 1008) logits. */
+/* Features of a source: (n, d) and, for images through weights with a logits layer, the (n, 1008)
+ * logits (NULL otherwise). */
 typedef struct {
     int64_t n;
     int d;
@@ -29,15 +30,22 @@ typedef struct {
 /* The Inception network, loaded when first needed and reloaded for another input size. */
 typedef struct {
     ebmc_ctx_t *ctx;
-    const char *weights; /* path, or NULL: $EBMC_INCEPTION */
+    const char *weights; /* path, or NULL: eval_weights_path's lookup */
     int batch;
     ebmc_inception_t *net;
+    char path[4096];     /* the weights file loaded (eval_weights_path's answer) */
     int h, w;
     double seconds;      /* spent in the network */
     int64_t images;      /* through it */
 } eval_net;
 
 static inline bool eval_src_points(const eval_src *s) { return s->h == 1 && s->w == 1 && s->f && !s->u8; }
+
+/* The cache file scripts/get_inception.sh writes, in $XDG_CACHE_HOME/ebmc or ~/.cache/ebmc */
+#define EBMC_INCEPTION_CACHE_NAME "inception-2015-12-05.safetensors"
+/* The Inception weights to use: flag (--weights) if given, else $EBMC_INCEPTION if set, else the
+ * cache file if readable (its path in buf), else NULL. */
+const char *eval_weights_path(const char *flag, char *buf, size_t n);
 
 /* Features of src (images through Inception, 1- or 3-channel; points as they are). */
 ebmc_status eval_features(eval_net *en, const eval_src *src, eval_feats *out, char *err, size_t errlen);

@@ -21,12 +21,13 @@ struct ebmc_inception {
     inc_conv_spec spec[INC_MAX_CONVS];
     float *w[INC_MAX_CONVS];   /* (cout, cin, kh, kw) BN folded, device */
     float *b[INC_MAX_CONVS];   /* (cout) BN folded, device */
-    float *fc_w;               /* (1008, 2048) device */
+    float *fc_w;               /* (1008, 2048) device; NULL: the weights have no logits layer */
     float *in;                 /* (B, 3, in_h, in_w) device */
     float *x, *y, *t1, *t2;    /* (B, largest activation) device: block in/out, branch scratch */
     float *pool3;              /* (B, 2048) device */
-    float *logits;             /* (B, 1008) device */
+    float *logits;             /* (B, 1008) device; NULL without fc_w */
     char kind[128];
+    char source[512];          /* the file's "source" and "source_sha256" metadata */
     char sha256[65];
 };
 

@@ -1,6 +1,7 @@
-/* Inception-v3 weights: the safetensors file scripts/convert_inception.py writes from
- * pytorch-fid's .pth, checked tensor by tensor against the convolution table, eval-mode
- * BatchNorm folded into each convolution (float64), copied to the device; the activation
+/* Inception-v3 weights: the safetensors file scripts/convert_inception.py writes (from
+ * pytorch-fid's .pth, or from the TorchScript scripts/get_inception.sh fetches), checked tensor
+ * by tensor against the convolution table, eval-mode BatchNorm folded into each convolution
+ * (float64), copied to the device; the fc logits layer when the file has one; the activation
  * buffers for the largest batch; the file's SHA-256 (OpenSSL) for the evaluation protocol. */
 #include "eval/inception_internal.h"
 #include "ebmc/safetensors.h"
@@ -14,9 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define BN_EPS 0.001 /* torchvision's BasicConv2d: BatchNorm2d(eps=0.001) */
-#define HINT_GET "(HINT: download " EBMC_INCEPTION_URL " and convert it: python3 scripts/convert_inception.py " \
-                 "pt_inception-2015-12-05-6726825d.pth inception.safetensors)"
+#define BN_EPS 0.001 /* torchvision's BasicConv2d: BatchNorm2d(eps=0.001); TF's graph and its TorchScript port too */
 
 ebmc_status ebmc_sha256_file(const char *path, char hex[65], char *err, size_t errlen) {
     FILE *f = ebmc_fopen_read(path, err, errlen);
@@ -43,7 +42,7 @@ static const float *tensor(const ebmc_st_file *f, const char *path, const char *
                            char *err, size_t errlen) {
     const ebmc_st_tensor *t = ebmc_st_find(f, name);
     if (!t) {
-        ebmc_set_err(err, errlen, "%s: tensor '%s' is missing: not the FID Inception weights %s", path, name, HINT_GET);
+        ebmc_set_err(err, errlen, "%s: tensor '%s' is missing: not the FID Inception weights %s", path, name, EBMC_INCEPTION_HINT);
         return NULL;
     }
     bool same = t->ndim == ndim && t->dtype == EBMC_DT_F32;
@@ -51,7 +50,7 @@ static const float *tensor(const ebmc_st_file *f, const char *path, const char *
     if (!same) {
         ebmc_set_err(err, errlen, "%s: tensor '%s' is %s of %d dims (first %lld), expected F32 (%lld, ...): not the FID "
                      "Inception weights %s", path, name, ebmc_dtype_str(t->dtype), t->ndim,
-                     (long long)(t->ndim ? t->shape[0] : 0), (long long)shape[0], HINT_GET);
+                     (long long)(t->ndim ? t->shape[0] : 0), (long long)shape[0], EBMC_INCEPTION_HINT);
         return NULL;
     }
     return t->data;
@@ -91,27 +90,43 @@ static ebmc_status load_conv(ebmc_inception_t *net, int i, const ebmc_st_file *f
 static ebmc_status load_weights(ebmc_inception_t *net, const char *path, char *err, size_t errlen) {
     struct stat sb;
     if (stat(path, &sb)) {
-        ebmc_set_err(err, errlen, "%s: no Inception weights file (%s) %s", path, strerror(errno), HINT_GET);
+        ebmc_set_err(err, errlen, "%s: no Inception weights file (%s) %s", path, strerror(errno), EBMC_INCEPTION_HINT);
         return EBMC_E_IO;
     }
     ebmc_st_file *f;
-    EBMC_TRY(ebmc_st_open(path, &f, err, errlen));
+    if (ebmc_st_open(path, &f, err, errlen)) { /* e.g. a .pth or .pt (a zip or a pickle) given as it is */
+        FILE *z = fopen(path, "rb");
+        unsigned char m[4] = {0};
+        bool zip = z && fread(m, 1, 4, z) == 4 && m[0] == 'P' && m[1] == 'K' && m[2] == 3 && m[3] == 4;
+        if (z) fclose(z);
+        size_t k = strlen(err);
+        snprintf(err + k, errlen > k ? errlen - k : 0, "%s %s",
+                 zip ? "; it is a zip archive (a PyTorch .pth or TorchScript .pt), which ebmc reads only once "
+                       "converted to safetensors" : "; not a safetensors file of Inception weights",
+                 EBMC_INCEPTION_HINT);
+        return EBMC_E_IO;
+    }
     const char *kind = ebmc_st_meta(f, "ebmc_inception");
     ebmc_status st = EBMC_OK;
     if (!kind) {
         ebmc_set_err(err, errlen, "%s: no 'ebmc_inception' metadata: not made by scripts/convert_inception.py %s", path,
-                     HINT_GET);
+                     EBMC_INCEPTION_HINT);
         st = EBMC_E_IO;
     } else {
         snprintf(net->kind, sizeof net->kind, "%s", kind);
+        const char *src = ebmc_st_meta(f, "source"), *ssha = ebmc_st_meta(f, "source_sha256");
+        snprintf(net->source, sizeof net->source, "%s%s%s", src ? src : "not recorded", ssha ? ", file sha256 " : "",
+                 ssha ? ssha : "");
     }
     for (int i = 0; !st && i < net->n_convs; i++) st = load_conv(net, i, f, path, err, errlen);
+    /* the logits layer: pytorch-fid's .pth has it; TF-derived files (the TorchScript's) do not */
     int64_t fs[2] = {EBMC_INCEPTION_CLASSES, EBMC_INCEPTION_DIMS};
-    const float *fc = st ? NULL : tensor(f, path, "fc.weight", 2, fs, err, errlen);
+    bool has_fc = ebmc_st_find(f, "fc.weight") != NULL;
+    const float *fc = st || !has_fc ? NULL : tensor(f, path, "fc.weight", 2, fs, err, errlen);
     size_t fb = (size_t)EBMC_INCEPTION_CLASSES * EBMC_INCEPTION_DIMS * sizeof(float);
-    if (!st && !fc) st = EBMC_E_IO;
-    if (!st) st = ebmc_alloc(net->ctx, (void **)&net->fc_w, fb);
-    if (!st) st = ebmc_copy(net->ctx, net->fc_w, fc, fb, EBMC_COPY_H2D);
+    if (!st && has_fc && !fc) st = EBMC_E_IO;
+    if (!st && fc) st = ebmc_alloc(net->ctx, (void **)&net->fc_w, fb);
+    if (!st && fc) st = ebmc_copy(net->ctx, net->fc_w, fc, fb, EBMC_COPY_H2D);
     ebmc_st_close(f);
     if (!st) st = ebmc_sha256_file(path, net->sha256, err, errlen);
     return st;
@@ -123,7 +138,7 @@ static ebmc_status alloc_buffers(ebmc_inception_t *net, char *err, size_t errlen
     ebmc_status st = ebmc_alloc(net->ctx, (void **)&net->in, B * 3 * net->in_h * net->in_w * sizeof(float));
     for (int i = 0; i < 4 && !st; i++) st = ebmc_alloc(net->ctx, (void **)bufs[i], act);
     if (!st) st = ebmc_alloc(net->ctx, (void **)&net->pool3, B * EBMC_INCEPTION_DIMS * sizeof(float));
-    if (!st) st = ebmc_alloc(net->ctx, (void **)&net->logits, B * EBMC_INCEPTION_CLASSES * sizeof(float));
+    if (!st && net->fc_w) st = ebmc_alloc(net->ctx, (void **)&net->logits, B * EBMC_INCEPTION_CLASSES * sizeof(float));
     if (st)
         ebmc_set_err(err, errlen, "Inception: %.0f MiB of activations for batch %d: %s (HINT: a smaller --batch)",
                      4.0 * act / 1048576.0, net->max_batch, ebmc_ctx_error(net->ctx));
@@ -161,3 +176,5 @@ void ebmc_inception_free(ebmc_inception_t *net) {
 
 const char *ebmc_inception_kind(const ebmc_inception_t *net) { return net->kind; }
 const char *ebmc_inception_sha256(const ebmc_inception_t *net) { return net->sha256; }
+const char *ebmc_inception_source(const ebmc_inception_t *net) { return net->source; }
+bool ebmc_inception_has_logits(const ebmc_inception_t *net) { return net->fc_w != NULL; }

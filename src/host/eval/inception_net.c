@@ -281,6 +281,10 @@ ebmc_status ebmc_inception_forward(ebmc_inception_t *net, const float *x, int n,
         ebmc_set_err(err, errlen, "Inception: batch %d outside 1..%d", n, net->max_batch);
         return EBMC_E_INVALID;
     }
+    if (logits && !net->fc_w) {
+        ebmc_set_err(err, errlen, "Inception: logits asked of weights without a logits layer (%s)", net->kind);
+        return EBMC_E_INVALID;
+    }
     ebmc_ctx_t *c = net->ctx;
     ebmc_status s = ebmc_copy(c, net->in, x, (size_t)n * 3 * net->in_h * net->in_w * sizeof(float), EBMC_COPY_H2D);
     if (!s) s = run(net, n, logits != NULL);
