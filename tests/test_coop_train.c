@@ -1,4 +1,4 @@
-/* The cooperative-learning recipes (coopvaebm, coopnets: src/host/train/coop*.c) end to end on
+/* The cooperative-learning recipes (coopvaebm, coopnets: src/host/recipes/coop*.c) end to end on
  * the CPU:
  * - the gauss_kl op (the VAE's KL term and reparameterisation backward) against central finite
  *   differences of its loss in double;

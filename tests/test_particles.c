@@ -7,7 +7,7 @@
  * previous model and the replay buffer. The models are the recipe's pd_mlp with its MLP zeroed,
  * so E is exactly the learnable Gaussian base (plus the last bias). */
 #include "testutil.h"
-#include "train/particles.h"
+#include "recipes/particles.h"
 #include "ebmc/data.h"
 #include <math.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * The full-size comparison (10^4 iterations, the authors' settings, PCD with 20 steps, the
  * replay baseline) is scripts/particles_toy.sh. */
 #include "testutil.h"
-#include "train/particles.h"
+#include "recipes/particles.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* The persistent recipe (src/host/train/persistent.c) end to end on the CPU:
+/* The persistent recipe (src/host/recipes/persistent.c) end to end on the CPU:
  * - on a 2-D mixture of 8 Gaussians (configs/toy2d_persistent.ini, 600 iterations) the replay
  *   buffer's samples cover every mode (each mode holds a share of the buffer within 4 std of its
  *   centre far above what uniform noise puts there; nearest-mode shares balanced), and with the
@@ -11,7 +11,7 @@
 #include "testutil.h"
 #include "ebmc/data.h"
 #include "ebmc/train.h"
-#include "train/persistent.h"
+#include "recipes/persistent.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

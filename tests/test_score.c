@@ -6,7 +6,7 @@
 #include "ebmc/npy.h"
 #include "ebmc/train.h"
 #include "testutil.h"
-#include "train/dualmcmc.h"
+#include "recipes/dualmcmc.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* The shortrun recipe (src/host/train/shortrun.c) end to end on the CPU:
+/* The shortrun recipe (src/host/recipes/shortrun.c) end to end on the CPU:
  * - on a 2-D mixture of 8 Gaussians (configs/toy2d_shortrun.ini, 500 iterations), fresh chains
  *   from uniform noise reach every mode after training: every mode holds a share of the samples
  *   within 4 std of its centre far above what the untrained model's chains put there, and the
@@ -10,7 +10,7 @@
 #include "testutil.h"
 #include "ebmc/data.h"
 #include "ebmc/train.h"
-#include "train/shortrun.h"
+#include "recipes/shortrun.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 #include "testutil.h"
 #include "ebmc/data.h"
 #include "ebmc/train.h"
-#include "train/dualmcmc.h"
+#include "recipes/dualmcmc.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

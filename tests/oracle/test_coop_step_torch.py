@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch parity of ONE iteration of the cooperative-learning recipes (src/host/train/coop.c,
+"""PyTorch parity of ONE iteration of the cooperative-learning recipes (src/host/recipes/coop.c,
 coopvaebm.c, coopnets.c) against the authors' training loops, re-implemented here in float64 with
 the same random numbers:
   coopvaebm  jianwen-xie/CoopVAEBM model/model.py train() (specs/teaching.md 2(a)):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch parity of ONE persistent (IGEBM) training iteration (src/host/train/persistent.c),
+"""PyTorch parity of ONE persistent (IGEBM) training iteration (src/host/recipes/persistent.c),
 replay-buffer reuse included, against the authors' loop (openai/ebm_code_release train.py,
 utils.py ReplayBuffer, data.py; specs/teaching.md 3.3), re-implemented here in float64 with the
 same random numbers.

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch parity of ONE shortrun training iteration (src/host/train/shortrun.c) against the
+"""PyTorch parity of ONE shortrun training iteration (src/host/recipes/shortrun.c) against the
 authors' loop (enijkamp/short_run train_cifar10_minimal.py; specs/teaching.md 3.2), re-implemented
 here in float64 with the same random numbers.
 

@@ -16,7 +16,7 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/config.h"
 #include "ebmc/safetensors.h"
-#include "train/coop.h"
+#include "recipes/coop.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -23,7 +23,7 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/config.h"
 #include "ebmc/safetensors.h"
-#include "train/dualmcmc.h"
+#include "recipes/dualmcmc.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -17,7 +17,7 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/config.h"
 #include "ebmc/safetensors.h"
-#include "train/persistent.h"
+#include "recipes/persistent.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -16,7 +16,7 @@
 #include "ebmc/checkpoint.h"
 #include "ebmc/config.h"
 #include "ebmc/safetensors.h"
-#include "train/shortrun.h"
+#include "recipes/shortrun.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

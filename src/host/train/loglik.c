@@ -5,7 +5,7 @@
  * models AIS (linear beta schedule, MALA; --ais-chains, --ais-steps, --ais-step) for log Z with
  * its standard error, and the log-likelihood -mean E(data) - log Z. One line of text and, with
  * --json FILE, the numbers as JSON. */
-#include "train/particles.h"
+#include "recipes/particles.h"
 #include "ebmc/train.h"
 #include "ebmc/cli.h"
 #include "ebmc/fileio.h"

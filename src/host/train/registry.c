@@ -66,7 +66,7 @@ static const ebmc_cfg_key SHELL_TAIL[] = {
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 #define EBMC_RECIPE(name) extern const ebmc_recipe ebmc_recipe_##name;
-#include "train/recipes.def"
+#include "recipes/recipes.def"
 #undef EBMC_RECIPE
 
 enum { MAX_RECIPES = 32 };
@@ -76,12 +76,12 @@ static struct {
     int n;
 } g_reg[MAX_RECIPES] = {
 #define EBMC_RECIPE(name) {&ebmc_recipe_##name, NULL, 0},
-#include "train/recipes.def"
+#include "recipes/recipes.def"
 #undef EBMC_RECIPE
 };
 static int g_nreg =
 #define EBMC_RECIPE(name) +1
-#include "train/recipes.def"
+#include "recipes/recipes.def"
 #undef EBMC_RECIPE
     ;
 

@@ -12,7 +12,7 @@
  * the data batch's mean and std (unbiased, as torch.std) and the particles are drawn from it
  * (N(0, I) without a base) and run init_steps Langevin steps. Everything a run needs to continue
  * exactly (E, E_prev, Adam, particles, replay buffer, counters) is in its checkpoint. */
-#include "train/particles.h"
+#include "recipes/particles.h"
 #include "train/energy.h"
 #include "ebmc/comm.h"
 #include <math.h>

@@ -10,7 +10,7 @@
  *      the same z (or step 3's), a fresh forward of G
  * The generator learns from the revised samples alone: it never sees a data image.
  * Test time (`ebmc sample`): z -> G -> Langevin, in batches of the training chain count. */
-#include "train/coop.h"
+#include "recipes/coop.h"
 #include "ebmc/nvtx.h"
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * The net outputs the score f (= -E); the chains descend U = -sum f. Randomness: Philox streams
  * keyed by (seed, stream, chain, step, element); the data noise and the start by the iteration,
  * the chain by its own device step counter (checkpointed). */
-#include "train/shortrun.h"
+#include "recipes/shortrun.h"
 #include "train/energy.h"
 #include "ebmc/nvtx.h"
 #include <math.h>

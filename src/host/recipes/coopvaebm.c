@@ -10,7 +10,7 @@
  *      with KL = -0.5 sum (1 + 2s - mu^2 - e^{2s}); one Adam over I and G together (two Adam
  *      states with the same settings: Adam is element-wise, so this is the same update)
  * Test time (`ebmc sample`): z -> G -> 30 Langevin steps, in batches of the training chain count. */
-#include "train/coop.h"
+#include "recipes/coop.h"
 #include "ebmc/nvtx.h"
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* defines: dm_cfg (the Dual-MCMC recipe's typed config) and dm_t (its state): private to the
- * recipe (src/host/train/dualmcmc.c) and to its white-box tests (tests/test_train.c,
+ * recipe (src/host/recipes/dualmcmc.c) and to its white-box tests (tests/test_train.c,
  * tests/tools/dm_step_dump.c), which reach it through ebmc_run_state(). Nothing else includes
  * this header: the run shell, `ebmc sample` and `ebmc bench` use the recipe table. */
 #ifndef EBMC_TRAIN_DUALMCMC_H

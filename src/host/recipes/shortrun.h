@@ -1,5 +1,5 @@
 /* defines: sr_cfg (the short-run recipe's typed config) and sr_t (its state): private to the
- * recipe (src/host/train/shortrun.c) and its white-box tests (tests/test_shortrun.c,
+ * recipe (src/host/recipes/shortrun.c) and its white-box tests (tests/test_shortrun.c,
  * tests/tools/sr_step_dump.c), which reach it through ebmc_run_state(). */
 #ifndef EBMC_TRAIN_SHORTRUN_H
 #define EBMC_TRAIN_SHORTRUN_H

@@ -3,7 +3,7 @@
  * unbiased MMD^2 between particles and data, and AIS log Z for image models. The network runs on
  * the run's context through the recipe's tapes; the bookkeeping (log-sum-exp, MALA acceptance,
  * weights) is done on the host in double. Evaluation, not training: it allocates what it needs. */
-#include "train/particles.h"
+#include "recipes/particles.h"
 #include "backend/ctx_internal.h"
 #include "ebmc/philox.h"
 #include <math.h>

@@ -7,7 +7,7 @@
  * kernel with U = -sum f, a = d^2/2, b = d^2/(2 sr^2), noise c (CoopVAEBM's CIFAR code: none).
  * Randomness: Philox streams keyed by (seed, stream, chain, step, element); z and eps by the
  * iteration, the chains by their own step counters. */
-#include "train/coop.h"
+#include "recipes/coop.h"
 #include "train/energy.h"
 #include "ebmc/nvtx.h"
 #include <math.h>

@@ -18,7 +18,7 @@
  * keyed by (seed, stream, chain, step, element); data noise and buffer draw by the iteration,
  * the chain by its own device step counter. The buffer (storage, fill count, next slot) and the
  * counter are checkpointed. */
-#include "train/persistent.h"
+#include "recipes/persistent.h"
 #include "train/energy.h"
 #include "ebmc/nvtx.h"
 #include <math.h>

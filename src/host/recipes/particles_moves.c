@@ -5,7 +5,7 @@
  * keeps a uniformly random subset when full). Host-side randomness (which particles, which
  * entries, the starting noise) is Philox keyed by (seed, stream, iteration), so a resumed run
  * draws what the uninterrupted one would have. Nothing here allocates. */
-#include "train/particles.h"
+#include "recipes/particles.h"
 #include "ebmc/comm.h"
 #include "ebmc/philox.h"
 #include <math.h>

@@ -17,7 +17,7 @@
  * Everything the loop touches is allocated in setup; randomness is Philox keyed by (seed,
  * stream, walker, step); the checkpoint holds theta, the walkers, their float64 log-weights, the
  * statistics (log Z bookkeeping, resampling count) and the noise counter: resume is exact. */
-#include "train/jarzynski.h"
+#include "recipes/jarzynski.h"
 #include "ebmc/comm.h"
 #include "ebmc/gmm.h"
 #include "ebmc/mcmc.h"

@@ -4,7 +4,7 @@
  * LeakyReLU 0.2, is the short-run net). Walkers are evaluated in chunks on one tape; the weighted
  * parameter gradient sum_i w_i dU/dtheta(x_i) is one backward per chunk with dU/dout = scale w_i
  * (no per-walker gradients, specs/particles.md K3); Adam steps the net. */
-#include "train/jarzynski.h"
+#include "recipes/jarzynski.h"
 #include "ebmc/mcmc.h"
 #include "ebmc/models.h"
 #include "ebmc/optim.h"

@@ -1,5 +1,5 @@
 /* defines: pc_cfg (the persistent / replay-buffer recipe's typed config) and pc_t (its state):
- * private to the recipe (src/host/train/persistent.c) and its white-box tests
+ * private to the recipe (src/host/recipes/persistent.c) and its white-box tests
  * (tests/test_persistent.c, tests/tools/pc_step_dump.c). */
 #ifndef EBMC_TRAIN_PERSISTENT_H
 #define EBMC_TRAIN_PERSISTENT_H

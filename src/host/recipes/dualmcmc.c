@@ -13,7 +13,7 @@
  * Randomness: Philox streams keyed by (seed, stream, chain, step, element); z and eps by the
  * iteration, the chains by their own device step counters. Everything a run needs to continue
  * exactly is in its checkpoint items. */
-#include "train/dualmcmc.h"
+#include "recipes/dualmcmc.h"
 #include "ebmc/nvtx.h"
 #include <inttypes.h>
 #include <math.h>
