@@ -37,7 +37,7 @@ except ImportError:
 ROW_TIMEOUT = 10  # seconds: a row that takes longer hangs (a FIFO, /dev/zero)
 FSIZE_LIMIT = 512  # bytes a "ulimit-f" row may write to one file (ulimit -f)
 
-SUBCOMMANDS = ["train", "sample", "data", "eval", "score", "import", "bench", "loglik", "info", "smoke"]
+SUBCOMMANDS = ["train", "sample", "data", "eval", "score", "import", "bench", "loglik", "plot", "info", "smoke"]
 
 ROWS = [
     # --- --help and -h: the usage on stdout, exit 0
@@ -82,6 +82,7 @@ ROWS = [
     ("sample {missing}", 65, "{missing}"),
     ("score {run} {missing}", 65, "{missing}"),
     ("loglik {missing}", 65, "{missing}"),
+    ("plot {missing}", 65, "{missing}"),
     ("train --resume {missing}", 65, "{missing}"),
     # --- a reference too wide for its covariance (findings 2, 3)
     ("eval --npy {pts} --ref {big}", 1, "1048576-dimensional"),
