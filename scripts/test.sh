@@ -13,6 +13,6 @@ if ! scripts/get_inception.sh; then
   echo "ebmc test: no real FID weights (scripts/get_inception.sh failed above): oracle_fid_real will be skipped"
 fi
 cd build
-# as many tests at once as there are cores (2 on the reference machine: about 2.5 minutes)
+# as many tests at once as there are cores (2 on the reference machine: about 3.5 minutes)
 jobs=$(nproc 2>/dev/null || echo 2)
 ctest --output-on-failure --timeout 900 -j "$jobs" "$@"
