@@ -252,10 +252,11 @@ void ebmc_bench_usage(FILE *f) {
 }
 
 static void bench_free(bench_t *b) {
-    for (int i = 0; i < N_IMPL_TABLE; i++) {
-        ebmc_run_free(b->dm[i]);
-        ebmc_config_free(b->dm_cfg[i]);
-    }
+    for (int i = 0; i < N_IMPL_TABLE; i++)
+        for (int c = 0; c < MAX_CASES; c++) {
+            ebmc_run_free(b->dm[i][c]);
+            ebmc_config_free(b->dm_cfg[i][c]);
+        }
     for (int p = 0; p < 2; p++) {
         for (int n = 0; n < MAX_NETS; n++) bench_rt_free(&b->rt[p][n]);
         if (b->ctx[p]) ebmc_ctx_free(b->ctx[p]);

@@ -80,9 +80,11 @@ typedef struct {
     /* run time */
     ebmc_ctx_t *ctx[2];          /* per precision (EBMC_PREC_FP32, EBMC_PREC_TF32) */
     bnet_rt rt[2][MAX_NETS];
-    ebmc_run_t *dm[N_IMPL_TABLE]; /* the dualmcmc recipe, through the recipe table */
-    ebmc_config_t *dm_cfg[N_IMPL_TABLE];
-    int64_t dm_it[N_IMPL_TABLE];
+    /* the dualmcmc recipe, through the recipe table: one run per (implementation, iteration case),
+     * since cases differ in nets, batch and K */
+    ebmc_run_t *dm[N_IMPL_TABLE][MAX_CASES];
+    ebmc_config_t *dm_cfg[N_IMPL_TABLE][MAX_CASES];
+    int64_t dm_it[N_IMPL_TABLE][MAX_CASES];
     double matmul_rate[2], matmul_s[2];
     int matmul_n;
     char err[1024];

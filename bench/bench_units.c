@@ -234,10 +234,10 @@ int bench_dm_open(bench_t *b, const bimpl *im, const bcase *c, ebmc_run_t **out,
 static int run_unit(bench_t *b, const bcase *c, int ii) {
     const bimpl *im = b->impls[ii];
     if (c->kind == BK_ITER) {
-        int slot = (int)(im - bench_impls);
-        if (!b->dm[slot] && bench_dm_open(b, im, c, &b->dm[slot], &b->dm_cfg[slot])) return -1;
-        ebmc_run_t *t = b->dm[slot];
-        if (ebmc_run_iteration(t, ++b->dm_it[slot], 0, false) != EBMC_OK)
+        int slot = (int)(im - bench_impls), ci = (int)(c - b->cases);
+        if (!b->dm[slot][ci] && bench_dm_open(b, im, c, &b->dm[slot][ci], &b->dm_cfg[slot][ci])) return -1;
+        ebmc_run_t *t = b->dm[slot][ci];
+        if (ebmc_run_iteration(t, ++b->dm_it[slot][ci], 0, false) != EBMC_OK)
             return bench_fail(b, "%s %s: %s", c->name, im->name, ebmc_ctx_error(ebmc_run_ctx(t)));
         return 0;
     }
@@ -261,7 +261,7 @@ static int run_unit(bench_t *b, const bcase *c, int ii) {
 ebmc_ctx_t *bench_unit_ctx(bench_t *b, const bcase *c, int ii) {
     const bimpl *im = b->impls[ii];
     if (c->kind == BK_ITER) {
-        ebmc_run_t *t = b->dm[im - bench_impls];
+        ebmc_run_t *t = b->dm[im - bench_impls][c - b->cases];
         return t ? ebmc_run_ctx(t) : NULL;
     }
     return b->ctx[im->prec];
