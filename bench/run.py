@@ -187,6 +187,9 @@ def cpu_machine(ebmc):
         info = subprocess.run([ebmc, "info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         field = {k: v.strip() for k, _, v in (ln.partition(":") for ln in info.stdout.splitlines())}
         blas, conv = field.get("CPU BLAS"), field.get("CPU convolutions")
+        gemm = field.get("CPU GEMM (linear layers, small convolutions)")
+        if blas and gemm:
+            blas = f"{blas}; GEMM: {gemm}"
         if blas and conv:
             blas = f"{blas}; convolutions: {conv}"
     except OSError:
@@ -194,7 +197,7 @@ def cpu_machine(ebmc):
     return dict(cpu_model=model, cores=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),
                 threads=int(os.environ.get("OMP_NUM_THREADS", "0")), ebmc_blas=blas,
                 torch_threads=torch.get_num_threads(), loadavg_before=os.getloadavg(),
-                env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "EBMC_CPU_GEMM", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                   "OPENBLAS_NUM_THREADS") if k in os.environ})
 
 
