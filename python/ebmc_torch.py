@@ -472,18 +472,21 @@ class IgebmConv(nn.Module):
         self.g = nn.Parameter(torch.ones(c_out)) if scale else None
         self.lower_bound = lower_bound
 
-    def forward(self, x):
+    def sigma(self):
+        """the spectral norm estimate (one power iteration in training mode), lower-bounded by 1
+        where the authors' code bounds it"""
         w = self.weight_orig.flatten(1)
         with torch.no_grad():
             if self.training:
                 self.weight_v.copy_(F.normalize(w.t() @ self.weight_u, dim=0, eps=1e-12))
                 self.weight_u.copy_(F.normalize(w @ self.weight_v, dim=0, eps=1e-12))
         sigma = self.weight_u @ (w @ self.weight_v)
-        if self.lower_bound:
-            sigma = torch.clamp(sigma + 1e-6, min=1.0)
+        return torch.clamp(sigma + 1e-6, min=1.0) if self.lower_bound else sigma
+
+    def forward(self, x):
         if self.gb is not None:
             x = x + self.gb.view(1, -1, 1, 1)
-        y = F.conv2d(x, self.weight_orig / sigma, None, 1, 1)
+        y = F.conv2d(x, self.weight_orig / self.sigma(), None, 1, 1)
         return y * self.g.view(1, -1, 1, 1) if self.g is not None else y
 
 

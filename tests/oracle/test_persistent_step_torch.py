@@ -148,14 +148,7 @@ def buffer_draw(d, cfg, shape):
 
 def mca_conv(m, x, r):
     """IgebmConv's forward with DM's float32 rounding model on the convolution (both passes)"""
-    w = m.weight_orig.flatten(1)
-    with torch.no_grad():
-        if m.training:
-            m.weight_v.copy_(F.normalize(w.t() @ m.weight_u, dim=0, eps=1e-12))
-            m.weight_u.copy_(F.normalize(w @ m.weight_v, dim=0, eps=1e-12))
-    sigma = m.weight_u @ (w @ m.weight_v)
-    if m.lower_bound:
-        sigma = torch.clamp(sigma + 1e-6, min=1.0)
+    sigma = m.sigma()
     if m.gb is not None:
         x = r.rel(x + m.gb.view(1, -1, 1, 1))
     y = DM._NoisyConv.apply(x, m.weight_orig / sigma, None, m._geom, r)
