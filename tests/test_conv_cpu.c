@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static ebmc_ctx_t *DN, *GE; /* default (oneDNN where it takes the conv), GEMM only */
 static tu_rng RNG;
@@ -96,11 +99,31 @@ static float *randn(size_t n) {
     return p;
 }
 
+/* one op of the conv on ctx, into out (accumulating with beta where the op has one). Conv kinds on
+ * the conv's tensors; a transposed desc's ops are the adjoint roles: convT fwd = conv data, convT
+ * data = conv fwd, convT filter(x = conv's y, dy = conv's x) */
+static void run_op(ebmc_ctx_t *ctx, const geo *g, int kind, float beta, const float *x, const float *y,
+                   const float *w, float *out) {
+    ebmc_conv_desc d = {g->n, g->cin, g->h, g->w, g->cout, g->k, g->k, g->s, g->s, g->pt, g->pb, g->pl,
+                        g->pr, 0, 0, g->transposed, 0};
+    if (!g->transposed) {
+        if (kind == FWD) {
+            if (beta != 0.0f) fail_msg("conv2d_fwd has no beta");
+            OK(ctx, ebmc_conv2d_fwd(ctx, &d, x, w, out));
+        } else if (kind == DATA) OK(ctx, ebmc_conv2d_bwd_data(ctx, &d, y, w, out, beta));
+        else OK(ctx, ebmc_conv2d_bwd_filter(ctx, &d, x, y, out, beta));
+    } else {
+        if (kind == DATA) {
+            if (beta != 0.0f) fail_msg("convt2d_fwd has no beta");
+            OK(ctx, ebmc_convt2d_fwd(ctx, &d, y, w, out));
+        } else if (kind == FWD) OK(ctx, ebmc_convt2d_bwd_data(ctx, &d, x, w, out, beta));
+        else OK(ctx, ebmc_convt2d_bwd_filter(ctx, &d, y, x, out, beta));
+    }
+}
+
 /* checks one op of one geometry on both contexts; returns how many elements the paths differ in */
 static size_t check_op(const geo *g, int kind, float beta) {
     cg c = conv_of(g);
-    ebmc_conv_desc d = {g->n, g->cin, g->h, g->w, g->cout, g->k, g->k, g->s, g->s, g->pt, g->pb, g->pl,
-                        g->pr, 0, 0, g->transposed, 0};
     size_t nx = (size_t)c.n * c.ci * c.h * c.w, ny = (size_t)c.n * c.co * c.ho * c.wo,
            nw = (size_t)c.co * c.ci * c.k * c.k;
     /* the conv's tensors; what the op reads and writes depends on the kind and on transposition */
@@ -114,24 +137,9 @@ static size_t check_op(const geo *g, int kind, float beta) {
     ref(&c, kind, ra_in, rb_in, bad, dummy, 1); /* a defect: the top pad off by one */
     ebmc_ctx_t *ctxs[2] = {DN, GE};
     for (int p = 0; p < 2; p++) {
-        ebmc_ctx_t *ctx = ctxs[p];
         o[p] = malloc(no * sizeof(float));
         memcpy(o[p], old, no * sizeof(float));
-        /* conv kinds on the conv's tensors; a transposed desc's ops are the adjoint roles:
-         * convT fwd = conv data, convT data = conv fwd, convT filter(x = conv's y, dy = conv's x) */
-        if (!g->transposed) {
-            if (kind == FWD) {
-                if (beta != 0.0f) fail_msg("conv2d_fwd has no beta");
-                OK(ctx, ebmc_conv2d_fwd(ctx, &d, x, w, o[p]));
-            } else if (kind == DATA) OK(ctx, ebmc_conv2d_bwd_data(ctx, &d, y, w, o[p], beta));
-            else OK(ctx, ebmc_conv2d_bwd_filter(ctx, &d, x, y, o[p], beta));
-        } else {
-            if (kind == DATA) {
-                if (beta != 0.0f) fail_msg("convt2d_fwd has no beta");
-                OK(ctx, ebmc_convt2d_fwd(ctx, &d, y, w, o[p]));
-            } else if (kind == FWD) OK(ctx, ebmc_convt2d_bwd_data(ctx, &d, x, w, o[p], beta));
-            else OK(ctx, ebmc_convt2d_bwd_filter(ctx, &d, y, x, o[p], beta));
-        }
+        run_op(ctxs[p], g, kind, beta, x, y, w, o[p]);
     }
     size_t K = kind == FWD ? (size_t)c.ci * c.k * c.k : kind == DATA ? (size_t)c.co * c.k * c.k
                                                                      : (size_t)c.n * c.ho * c.wo;
@@ -170,6 +178,8 @@ static void test_paths(void **state) {
         {4, 32, 15, 15, 48, 4, 2, 1, 2, 0, 1, 0},  /* asymmetric pads (TensorFlow 'SAME') */
         {4, 64, 8, 8, 32, 4, 2, 1, 1, 1, 1, 1},    /* transposed: 8x8 -> 16x16 */
         {2, 3, 16, 16, 8, 3, 1, 1, 1, 1, 1, 0},    /* few channels: the GEMM path on both */
+        {16, 8, 32, 32, 8, 3, 1, 1, 1, 1, 1, 0},   /* the quick start's 3x3: one image per chunk, */
+        {16, 8, 16, 16, 8, 4, 2, 1, 1, 1, 1, 1},   /* chunks side by side (and transposed) */
     };
     size_t differ = 0;
     for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) run_geo(&gs[i], &differ);
@@ -179,9 +189,45 @@ static void test_paths(void **state) {
 #endif
 }
 
+/* The GEMM path's forward and data gradient run whole chunks side by side on the threads: the bits
+ * must not depend on the thread count (1 against 4 threads, on geometries with several chunks) */
+static void test_threads(void **state) {
+    (void)state;
+#ifdef _OPENMP
+    const geo gs[] = {{16, 8, 32, 32, 8, 3, 1, 1, 1, 1, 1, 0}, {16, 8, 16, 16, 8, 4, 2, 1, 1, 1, 1, 1},
+                      {16, 4, 32, 32, 16, 3, 1, 1, 1, 1, 1, 0}};
+    int saved = omp_get_max_threads();
+    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
+        cg c = conv_of(&gs[i]);
+        size_t nx = (size_t)c.n * c.ci * c.h * c.w, ny = (size_t)c.n * c.co * c.ho * c.wo,
+               nw = (size_t)c.co * c.ci * c.k * c.k;
+        float *x = randn(nx), *y = randn(ny), *w = randn(nw);
+        for (int kind = 0; kind < 3; kind++) {
+            size_t no = kind == FWD ? ny : kind == DATA ? nx : nw;
+            bool has_beta = !((kind == FWD && !gs[i].transposed) || (kind == DATA && gs[i].transposed));
+            float beta = has_beta ? 0.5f : 0.0f, *old = randn(no), *o[2];
+            for (int p = 0; p < 2; p++) {
+                o[p] = malloc(no * sizeof(float));
+                memcpy(o[p], old, no * sizeof(float));
+                omp_set_num_threads(p ? 4 : 1);
+                run_op(GE, &gs[i], kind, beta, x, y, w, o[p]);
+            }
+            omp_set_num_threads(saved);
+            if (memcmp(o[0], o[1], no * sizeof(float)) != 0)
+                fail_msg("geometry %zu kind %d: 1 and 4 OpenMP threads give different bits", i, kind);
+            free(old), free(o[0]), free(o[1]);
+        }
+        free(x), free(y), free(w);
+    }
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests_name("conv_cpu", tests, setup, teardown);
 }

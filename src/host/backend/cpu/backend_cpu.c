@@ -288,15 +288,71 @@ static inline void ac_get(const ac_entry *t, bool tab, int o, int n, int *i0, in
     }
 }
 
+/* Bilinear x2 is separable: the horizontal pass interpolates each input row into hb (H rows of Wo,
+ * gathers), the vertical pass combines two of those rows per output row (contiguous: vectorises).
+ * The forward keeps the per-pixel formula's operations and their order,
+ *   (1-lh) * ((1-lw) x[h0,w0] + lw x[h0,w1]) + lh * ((1-lw) x[h1,w0] + lw x[h1,w1]),
+ * so the same bits; the backward is its adjoint in the same two passes (vertical, then horizontal),
+ * a different summation order from the per-pixel scatter. Planes larger than UP_SEP floats of hb
+ * take the per-pixel loops. */
+enum { UP_SEP = 8192 };
+
+static void up_fwd_plane_sep(const float *xp, float *yp, int H, int W, const ac_entry *th,
+                             const ac_entry *tw, float *hb) {
+    int Ho = 2 * H, Wo = 2 * W;
+    for (int r = 0; r < H; r++) {
+        const float *xr = xp + (size_t)r * W;
+        float *o = hb + (size_t)r * Wo;
+        for (int ow = 0; ow < Wo; ow++) {
+            float lw = tw[ow].l1;
+            o[ow] = (1.0f - lw) * xr[tw[ow].i0] + lw * xr[tw[ow].i1];
+        }
+    }
+    for (int oh = 0; oh < Ho; oh++) {
+        const float *a = hb + (size_t)th[oh].i0 * Wo, *b = hb + (size_t)th[oh].i1 * Wo;
+        const float lh = th[oh].l1, kh = 1.0f - lh;
+        float *o = yp + (size_t)oh * Wo;
+        for (int ow = 0; ow < Wo; ow++) o[ow] = kh * a[ow] + lh * b[ow];
+    }
+}
+
+static void up_bwd_plane_sep(const float *yp, float *xp, int H, int W, const ac_entry *th,
+                             const ac_entry *tw, float *hb) {
+    int Ho = 2 * H, Wo = 2 * W;
+    memset(hb, 0, (size_t)H * Wo * sizeof(float));
+    for (int oh = 0; oh < Ho; oh++) {
+        float *a = hb + (size_t)th[oh].i0 * Wo, *b = hb + (size_t)th[oh].i1 * Wo;
+        const float lh = th[oh].l1, kh = 1.0f - lh;
+        const float *g = yp + (size_t)oh * Wo;
+        for (int ow = 0; ow < Wo; ow++) a[ow] += kh * g[ow];
+        for (int ow = 0; ow < Wo; ow++) b[ow] += lh * g[ow];
+    }
+    for (int r = 0; r < H; r++) {
+        const float *v = hb + (size_t)r * Wo;
+        float *xr = xp + (size_t)r * W;
+        for (int ow = 0; ow < Wo; ow++) {
+            float lw = tw[ow].l1;
+            xr[tw[ow].i0] += (1.0f - lw) * v[ow];
+            xr[tw[ow].i1] += lw * v[ow];
+        }
+    }
+}
+
 static ebmc_status cpu_upsample_fwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d, const float *x,
                                     float *y) {
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
     ac_entry th[UP_TAB], tw[UP_TAB];
     bool tab = d->mode != EBMC_UPSAMPLE_NEAREST && ac_table(th, Ho, H) && ac_table(tw, Wo, W);
+    bool sep = tab && (size_t)H * Wo <= UP_SEP;
 #pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * Ho * Wo;
+        if (sep) {
+            float hb[UP_SEP];
+            up_fwd_plane_sep(xp, yp, H, W, th, tw, hb);
+            continue;
+        }
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {
                 float v;
@@ -321,11 +377,17 @@ static ebmc_status cpu_upsample_bwd(ebmc_ctx_t *ctx, const ebmc_upsample_desc *d
     int H = d->h, W = d->w, Ho = 2 * H, Wo = 2 * W;
     ac_entry th[UP_TAB], tw[UP_TAB];
     bool tab = d->mode != EBMC_UPSAMPLE_NEAREST && ac_table(th, Ho, H) && ac_table(tw, Wo, W);
+    bool sep = tab && (size_t)H * Wo <= UP_SEP;
     scale_or_zero(dx, (size_t)d->n * d->c * H * W, beta);
 #pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         float *xp = dx + (size_t)nc * H * W;
         const float *yp = dy + (size_t)nc * Ho * Wo;
+        if (sep) {
+            float hb[UP_SEP];
+            up_bwd_plane_sep(yp, xp, H, W, th, tw, hb);
+            continue;
+        }
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {
                 float g = yp[(size_t)oh * Wo + ow];
