@@ -69,53 +69,81 @@ static ebmc_status cpu_bias_bwd(ebmc_ctx_t *ctx, const ebmc_t4_desc *d, const fl
     return EBMC_OK;
 }
 
-/* ---- activations ---- */
+/* ---- activations ----
+ * act_fwd_range/act_bwd_range are CPU_CLONES (selects and products only: the same bits on every
+ * version). The elements are split between the threads in contiguous, 16-aligned ranges. */
+/* one loop per kind (the switch outside: each loop vectorises); both sides of a select are
+ * computed first: gcc does not speculate a product that may trap */
+CPU_CLONES static void act_fwd_range(ebmc_act_kind kind, float a, const float * x,
+                                     float * y, size_t lo, size_t hi) {
+    switch (kind) {
+    case EBMC_ACT_IDENTITY: if (y != x) memmove(y + lo, x + lo, (hi - lo) * sizeof(float)); break;
+    case EBMC_ACT_RELU: for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
+    case EBMC_ACT_LRELU:
+        for (size_t i = lo; i < hi; i++) { const float v = x[i]; const float s = a * v; y[i] = v > 0.0f ? v : s; }
+        break;
+    case EBMC_ACT_TANH: for (size_t i = lo; i < hi; i++) y[i] = tanhf(x[i]); break;
+    case EBMC_ACT_SILU: for (size_t i = lo; i < hi; i++) y[i] = x[i] / (1.0f + expf(-x[i])); break;
+    }
+}
 
-/* one loop per kind (the switch outside: each loop vectorises); dx = blend(g, beta, dx). Both
- * sides of a select are computed first: gcc does not speculate a product that may trap. */
-#define ACT_LOOP(n, body)                                                                          \
-    _Pragma("omp parallel for simd schedule(static) if ((n) > PAR_ELEMS)")                         \
-    for (size_t i = 0; i < (n); i++) { body; }
+/* dx = g + beta*dx (dx not read when beta == 0) */
+#define ACT_BWD(expr)                                                                              \
+    if (beta == 0.0f) { for (size_t i = lo; i < hi; i++) dx[i] = (expr); }                         \
+    else { for (size_t i = lo; i < hi; i++) dx[i] = (expr) + beta * dx[i]; }
+CPU_CLONES static void act_bwd_range(ebmc_act_kind kind, float a, const float * x,
+                                     const float * y, const float * dy,
+                                     float * dx, float beta, size_t lo, size_t hi) {
+    switch (kind) {
+    case EBMC_ACT_IDENTITY: ACT_BWD(dy[i]) break;
+    case EBMC_ACT_RELU: ACT_BWD(x[i] > 0.0f ? dy[i] : 0.0f) break;
+    case EBMC_ACT_LRELU:
+        if (beta == 0.0f) {
+            for (size_t i = lo; i < hi; i++) { const float g = dy[i]; const float s = a * g; dx[i] = x[i] > 0.0f ? g : s; }
+        } else {
+            for (size_t i = lo; i < hi; i++) {
+                const float g = dy[i]; const float s = a * g; const float o = beta * dx[i];
+                dx[i] = (x[i] > 0.0f ? g : s) + o;
+            }
+        }
+        break;
+    case EBMC_ACT_TANH: ACT_BWD(dy[i] * (1.0f - y[i] * y[i])) break;
+    case EBMC_ACT_SILU:
+        ACT_BWD(dy[i] * (1.0f / (1.0f + expf(-x[i]))) * (1.0f + x[i] * (1.0f - 1.0f / (1.0f + expf(-x[i])))))
+        break;
+    }
+}
+#undef ACT_BWD
+
+/* body(lo, hi) on contiguous ranges of [0, n): one per thread (16-aligned bounds) when n is large */
+#define SPLIT_RANGE(n, body)                                                                       \
+    do {                                                                                           \
+        if ((n) > PAR_ELEMS) {                                                                     \
+            _Pragma("omp parallel") {                                                              \
+                size_t T_ = (size_t)cpu_team_size(), t_ = (size_t)cpu_thread_num();               \
+                size_t blocks_ = ((n) + 15) / 16;                                                  \
+                size_t lo = blocks_ * t_ / T_ * 16, hi = blocks_ * (t_ + 1) / T_ * 16;             \
+                if (hi > (n)) hi = (n);                                                            \
+                if (lo < hi) { body; }                                                             \
+            }                                                                                      \
+        } else {                                                                                   \
+            size_t lo = 0, hi = (n);                                                               \
+            body;                                                                                  \
+        }                                                                                          \
+    } while (0)
 
 static ebmc_status cpu_act_fwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x, float *y) {
-    const float a = d->slope;
-    const size_t n = d->count;
-    switch (d->kind) {
-    case EBMC_ACT_IDENTITY: if (y != x) memmove(y, x, n * sizeof(float)); break;
-    case EBMC_ACT_RELU: ACT_LOOP(n, y[i] = x[i] > 0.0f ? x[i] : 0.0f) break;
-    case EBMC_ACT_LRELU: ACT_LOOP(n, const float v = x[i]; const float s = a * v; y[i] = v > 0.0f ? v : s) break;
-    case EBMC_ACT_TANH: ACT_LOOP(n, y[i] = tanhf(x[i])) break;
-    case EBMC_ACT_SILU: ACT_LOOP(n, y[i] = x[i] / (1.0f + expf(-x[i]))) break;
-    }
+    if (d->kind == EBMC_ACT_IDENTITY && x == y) return EBMC_OK;
+    if (d->kind == EBMC_ACT_IDENTITY) { memmove(y, x, d->count * sizeof(float)); return EBMC_OK; }
+    SPLIT_RANGE(d->count, act_fwd_range(d->kind, d->slope, x, y, lo, hi));
     return EBMC_OK;
 }
 
 static ebmc_status cpu_act_bwd(ebmc_ctx_t *ctx, const ebmc_act_desc *d, const float *x,
                                const float *y, const float *dy, float *dx, float beta) {
-    const float a = d->slope;
-    const size_t n = d->count;
-#define ACT_BWD(expr)                                                                              \
-    if (beta == 0.0f) { ACT_LOOP(n, dx[i] = (expr)) }                                              \
-    else { ACT_LOOP(n, dx[i] = (expr) + beta * dx[i]) }
-    switch (d->kind) {
-    case EBMC_ACT_IDENTITY: ACT_BWD(dy[i]) break;
-    case EBMC_ACT_RELU: ACT_BWD(x[i] > 0.0f ? dy[i] : 0.0f) break;
-    case EBMC_ACT_LRELU: {
-        if (beta == 0.0f) { ACT_LOOP(n, const float g = dy[i]; const float s = a * g; dx[i] = x[i] > 0.0f ? g : s) }
-        else { ACT_LOOP(n, const float g = dy[i]; const float s = a * g; const float o = beta * dx[i];
-                       dx[i] = (x[i] > 0.0f ? g : s) + o) }
-        break;
-    }
-    case EBMC_ACT_TANH: ACT_BWD(dy[i] * (1.0f - y[i] * y[i])) break;
-    case EBMC_ACT_SILU:
-        ACT_BWD(dy[i] * (1.0f / (1.0f + expf(-x[i]))) *
-                (1.0f + x[i] * (1.0f - 1.0f / (1.0f + expf(-x[i])))))
-        break;
-    }
-#undef ACT_BWD
+    SPLIT_RANGE(d->count, act_bwd_range(d->kind, d->slope, x, y, dy, dx, beta, lo, hi));
     return EBMC_OK;
 }
-#undef ACT_LOOP
 
 /* ---- BatchNorm, batch statistics ---- */
 

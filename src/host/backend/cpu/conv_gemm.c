@@ -163,14 +163,6 @@ static void chunk_scatter(const float *t, float *a, int nb, int C, int P, float 
         }
 }
 
-static inline int thread_num(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static ebmc_status conv_ws(ebmc_ctx_t *ctx, const conv_geom *g, float **col, float **t) {
     ebmc_status s = ebmc_ctx_workspace(ctx, conv_ws_floats(g) * sizeof(float), (void **)col);
     *t = *col + (size_t)g->cin * g->kh * g->kw * chunk_of(g) * g->ho * g->wo;
@@ -195,7 +187,7 @@ static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const floa
     float *ws = col;
 #pragma omp parallel for num_threads(T) schedule(static) firstprivate(col, t) if (T > 1)
     for (int n0 = 0; n0 < g->n; n0 += NB) {
-        if (T > 1) chunk_slice(g, ws, thread_num(), &col, &t);
+        if (T > 1) chunk_slice(g, ws, cpu_thread_num(), &col, &t);
         int nb = g->n - n0 < NB ? g->n - n0 : NB, cols = nb * P;
         im2col(g, nb, x + (size_t)n0 * g->cin * g->h * g->w, col, (size_t)cols);
         float *yn = y + (size_t)n0 * g->cout * P;
@@ -222,7 +214,7 @@ static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const
     scale_or_zero(dx, (size_t)g->n * g->cin * g->h * g->w, beta);
 #pragma omp parallel for num_threads(T) schedule(static) firstprivate(col, t) if (T > 1)
     for (int n0 = 0; n0 < g->n; n0 += NB) {
-        if (T > 1) chunk_slice(g, ws, thread_num(), &col, &t);
+        if (T > 1) chunk_slice(g, ws, cpu_thread_num(), &col, &t);
         int nb = g->n - n0 < NB ? g->n - n0 : NB, cols = nb * P;
         const float *dyn = dy + (size_t)n0 * g->cout * P;
         if (nb > 1) {

@@ -7,12 +7,35 @@
 #include "backend/ctx_internal.h"
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h> /* before the pragma: the OpenMP runtime's symbols are not ours */
+#endif
 #pragma GCC visibility push(hidden)
 
 /* Loops over fewer elements than this run on one thread: a parallel region must carry enough
  * work (~0.1 ms) to pay for waking the team, and far more when the cores are shared with other
  * processes, where a region waits for its slowest, descheduled thread. */
 enum { PAR_ELEMS = 1 << 18 };
+
+/* Hot loops run on the widest vector unit the CPU has: a CPU_CLONES function is compiled for
+ * AVX-512, AVX2 and the baseline ISA, and the dynamic loader picks one (GCC target_clones, an
+ * ifunc). Neither target enables FMA, so no product-sum is contracted: every version gives the
+ * same bits as long as its loops only copy, select, or do element-wise arithmetic (no reductions,
+ * which gcc does not reorder without -ffast-math anyway). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_CLONES
+#endif
+
+/* the calling thread's number in its OpenMP team, and the team's size (0 and 1 without OpenMP) */
+#ifdef _OPENMP
+static inline int cpu_thread_num(void) { return omp_get_thread_num(); }
+static inline int cpu_team_size(void) { return omp_get_num_threads(); }
+#else
+static inline int cpu_thread_num(void) { return 0; }
+static inline int cpu_team_size(void) { return 1; }
+#endif
 
 /* out = v + beta*out without reading out when beta == 0 */
 static inline float blend(float v, float beta, float old) { return beta == 0.0f ? v : v + beta * old; }
