@@ -192,6 +192,9 @@ def cpu_machine(ebmc):
             blas = f"{blas}; GEMM: {gemm}"
         if blas and conv:
             blas = f"{blas}; convolutions: {conv}"
+        simd = field.get("CPU element-wise loops")
+        if blas and simd:
+            blas = f"{blas}; element-wise loops: {simd}"
     except OSError:
         pass
     return dict(cpu_model=model, cores=os.cpu_count(), affinity=len(os.sched_getaffinity(0)),

@@ -161,6 +161,8 @@ void ebmc_print_build_info(FILE *f) {
     fprintf(f, "CPU GEMM (linear layers, small convolutions): %s\n", blas);
     cpu_dnnl_info(blas, sizeof blas);
     fprintf(f, "CPU convolutions: %s\n", blas);
+    cpu_simd_info(blas, sizeof blas);
+    fprintf(f, "CPU element-wise loops: %s\n", blas);
     ebmc_cuda_print_build_info(f); /* the CUDA versions and devices, or "not built" */
     ebmc_comm_print_build_info(f);  /* data-parallel ranks: MPI, and NCCL on CUDA */
     ebmc_nccl_print_build_info(f);

@@ -91,6 +91,16 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
 }
 #endif
 
+void cpu_simd_info(char *buf, size_t len) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    snprintf(buf, len, "%s (GCC target_clones: AVX-512, AVX2 or baseline, picked at load)",
+             __builtin_cpu_supports("avx512f") ? "AVX-512" : __builtin_cpu_supports("avx2") ? "AVX2" : "baseline SSE2");
+#else
+    snprintf(buf, len, "the build's baseline ISA (no target_clones with this compiler)");
+#endif
+}
+
 void cpu_blas_info(char *buf, size_t len) {
     const char *cfg = openblas_get_config(), *core = openblas_get_corename();
     snprintf(buf, len, "%s; core %s%s", cfg ? cfg : "OpenBLAS", core ? core : "?",
@@ -102,8 +112,13 @@ void cpu_gemm_info(char *buf, size_t len) {
 #ifdef EBMC_WITH_DNNL
     if (g_lib == CPU_GEMM_ONEDNN) {
         const dnnl_version_t *v = dnnl_version();
-        snprintf(buf, len, "oneDNN %d.%d.%d sgemm, JIT kernels for %s (EBMC_CPU_GEMM=openblas: "
-                 "OpenBLAS)", v->major, v->minor, v->patch, isa_name(dnnl_get_effective_cpu_isa()));
+        /* fp32 GEMMs run on the AVX-512 (or AVX2...) kernels; VNNI, BF16 and AMX serve other types */
+        dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+        const char *k = isa == dnnl_cpu_isa_avx512_core_vnni || isa == dnnl_cpu_isa_avx512_core_bf16 ||
+                                isa == dnnl_cpu_isa_avx512_core_amx ? "AVX-512"
+                        : isa == dnnl_cpu_isa_avx2_vnni ? "AVX2" : isa_name(isa);
+        snprintf(buf, len, "oneDNN %d.%d.%d sgemm, JIT %s kernels (CPU ISA %s; EBMC_CPU_GEMM=openblas: "
+                 "OpenBLAS)", v->major, v->minor, v->patch, k, isa_name(isa));
         return;
     }
 #endif

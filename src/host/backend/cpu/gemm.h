@@ -24,8 +24,10 @@ typedef enum { CPU_GEMM_OPENBLAS, CPU_GEMM_ONEDNN } cpu_gemm_lib;
  * invalid or unavailable value keeps the default and says so in why (empty otherwise). */
 cpu_gemm_lib cpu_gemm_choose(const char *env, bool have_dnnl, char *why, size_t len);
 cpu_gemm_lib cpu_gemm_lib_in_use(void);
-/* "oneDNN 2.6.3 sgemm, JIT kernels for AVX-512 BF16 (...)" or "OpenBLAS sgemm, Haswell kernels" */
+/* "oneDNN 2.6.3 sgemm, JIT AVX-512 kernels (CPU ISA ...)" or "OpenBLAS sgemm, Haswell kernels" */
 void cpu_gemm_info(char *buf, size_t len);
+/* the clone of the CPU backend's hot element-wise loops (CPU_CLONES) this CPU runs: "AVX-512 (...)" */
+void cpu_simd_info(char *buf, size_t len);
 /* "OpenBLAS 0.3.21, core Haswell" for build info */
 void cpu_blas_info(char *buf, size_t len);
 /* what runs the CPU backend's convolutions: oneDNN's version, or the GEMM path alone (conv_dnnl.c) */
