@@ -180,6 +180,8 @@ static void test_paths(void **state) {
         {2, 3, 16, 16, 8, 3, 1, 1, 1, 1, 1, 0},    /* few channels: the GEMM path on both */
         {16, 8, 32, 32, 8, 3, 1, 1, 1, 1, 1, 0},   /* the quick start's 3x3: one image per chunk, */
         {16, 8, 16, 16, 8, 4, 2, 1, 1, 1, 1, 1},   /* chunks side by side (and transposed) */
+        {16, 512, 4, 4, 1, 4, 1, 0, 0, 0, 0, 0},   /* kernel = whole input (short-run's last layer): */
+        {4, 32, 1, 1, 24, 4, 1, 0, 0, 0, 0, 1},    /* one GEMM; and its transpose, 1x1 -> 4x4 */
     };
     size_t differ = 0;
     for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) run_geo(&gs[i], &differ);

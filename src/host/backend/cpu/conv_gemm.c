@@ -175,15 +175,27 @@ static void chunk_slice(const conv_geom *g, float *ws, int th, float **col, floa
     *t = *col + (size_t)g->cin * g->kh * g->kw * chunk_of(g) * g->ho * g->wo;
 }
 
+/* A kernel that covers the whole unpadded input (one output pixel: the short-run EBM's last 4x4
+ * layer) makes the convolution a linear layer on the flattened input, x (N, K) with K = Cin*H*W in
+ * the kernel's own (c, kh, kw) order: one GEMM, no im2col (whose rows would be one element long). */
+static bool whole_input(const conv_geom *g) {
+    return g->ho == 1 && g->wo == 1 && g->kh == g->h && g->kw == g->w && g->pt == 0 && g->pl == 0;
+}
+
 /* y (N,Cout,Ho,Wo) = conv(x (N,Cin,H,W), w) + beta*y */
 static ebmc_status conv_core_fwd(ebmc_ctx_t *ctx, const conv_geom *g, const float *x,
                                  const float *w, float *y, float beta) {
     float *col, *t;
     ebmc_status s;
+    int K = g->cin * g->kh * g->kw;
+    if (whole_input(g)) { /* y (N, Cout) = x (N, K) w^T + beta*y */
+        cpu_sgemm(false, true, g->n, g->cout, K, 1.0f, x, K, w, K, beta, y, g->cout);
+        return EBMC_OK;
+    }
     if (cpu_dnnl_conv(ctx, g, 0, x, w, y, beta, &s)) return s;
     s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
-    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g), T = chunk_threads(g);
+    int P = g->ho * g->wo, NB = chunk_of(g), T = chunk_threads(g);
     float *ws = col;
 #pragma omp parallel for num_threads(T) schedule(static) firstprivate(col, t) if (T > 1)
     for (int n0 = 0; n0 < g->n; n0 += NB) {
@@ -206,10 +218,15 @@ static ebmc_status conv_core_bwd_data(ebmc_ctx_t *ctx, const conv_geom *g, const
                                       const float *w, float *dx, float beta) {
     float *col, *t;
     ebmc_status s;
+    int K = g->cin * g->kh * g->kw;
+    if (whole_input(g)) { /* dx (N, K) = dy (N, Cout) w + beta*dx */
+        cpu_sgemm(false, false, g->n, K, g->cout, 1.0f, dy, g->cout, w, K, beta, dx, K);
+        return EBMC_OK;
+    }
     if (cpu_dnnl_conv(ctx, g, 1, dy, w, dx, beta, &s)) return s;
     s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
-    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g), T = chunk_threads(g);
+    int P = g->ho * g->wo, NB = chunk_of(g), T = chunk_threads(g);
     float *ws = col;
     scale_or_zero(dx, (size_t)g->n * g->cin * g->h * g->w, beta);
 #pragma omp parallel for num_threads(T) schedule(static) firstprivate(col, t) if (T > 1)
@@ -232,10 +249,15 @@ static ebmc_status conv_core_bwd_filter(ebmc_ctx_t *ctx, const conv_geom *g, con
                                         const float *dy, float *dw, float beta) {
     float *col, *t;
     ebmc_status s;
+    int K = g->cin * g->kh * g->kw;
+    if (whole_input(g)) { /* dw (Cout, K) = dy^T (Cout, N) x (N, K) + beta*dw */
+        cpu_sgemm(true, false, g->cout, K, g->n, 1.0f, dy, g->cout, x, K, beta, dw, K);
+        return EBMC_OK;
+    }
     if (cpu_dnnl_conv(ctx, g, 2, x, dy, dw, beta, &s)) return s;
     s = conv_ws(ctx, g, &col, &t);
     if (s) return s;
-    int K = g->cin * g->kh * g->kw, P = g->ho * g->wo, NB = chunk_of(g);
+    int P = g->ho * g->wo, NB = chunk_of(g);
     if (g->n == 0) scale_or_zero(dw, (size_t)g->cout * K, beta);
     for (int n0 = 0; n0 < g->n; n0 += NB) {
         int nb = g->n - n0 < NB ? g->n - n0 : NB, cols = nb * P;
