@@ -569,7 +569,7 @@ static ebmc_status cpu_langevin(ebmc_ctx_t *ctx, const ebmc_langevin_desc *d, fl
     uint32_t step = step_of(&d->rng);
     const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->n_chains); /* global chain 0 (comm.h) */
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_RNG_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *xc = x + (size_t)ch * E;
         const float *gc = g + (size_t)ch * E;
@@ -598,7 +598,7 @@ static ebmc_status cpu_rng(ebmc_ctx_t *ctx, const ebmc_rng_desc *d, float *y) {
     uint32_t step = step_of(&d->rng);
     const uint32_t c0 = ebmc_ctx_chain_base(ctx, d->n_chains); /* global chain 0 (comm.h) */
     size_t E = d->chain_elems;
-#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_ELEMS)
+#pragma omp parallel for schedule(static) if ((size_t)d->n_chains * d->chain_elems > PAR_RNG_ELEMS)
     for (int ch = 0; ch < d->n_chains; ch++) {
         float *yc = y + (size_t)ch * E;
         for (size_t g4 = 0; g4 < E; g4 += 4) {

@@ -16,6 +16,11 @@
  * work (~0.1 ms) to pay for waking the team, and far more when the cores are shared with other
  * processes, where a region waits for its slowest, descheduled thread. */
 enum { PAR_ELEMS = 1 << 18 };
+/* Loops that draw Philox normals (a 10-round counter hash and a Box-Muller per 4 elements, ~40x the
+ * work of an element-wise op) split from this many elements: a Langevin update of 16 CIFAR-sized
+ * chains (49k elements) was serial. Each element's noise is keyed by (chain, element, step), so
+ * the values do not depend on the split. */
+enum { PAR_RNG_ELEMS = 1 << 13 };
 
 /* Hot loops run on the widest vector unit the CPU has: a CPU_CLONES function is compiled for
  * AVX-512, AVX2 and the baseline ISA, and the dynamic loader picks one (GCC target_clones, an
