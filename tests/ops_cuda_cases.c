@@ -88,14 +88,6 @@ static void jz_build_case(const prow *r, pcase *pc, size_t cnt, int ob) {
         pc->b[pc->nb - 1].bytes = true;
         add_step_buf(r, pc);
         break;
-    case EBMC_OP_GATHER:
-        pc->gat = (ebmc_gather_desc){r->n, E, r->var ? 8 : 4};
-        snprintf(pc->label, sizeof pc->label, "gather %d rows of %zu %s from %d", r->n, E, r->var ? "f64" : "f32", r->co);
-        add(pc, "idx", n, B_IN, F_INDEX);
-        add(pc, "src", (size_t)r->co * E * (r->var ? 2 : 1), B_IN, F_NORMAL);
-        add(pc, "dst", cnt * (r->var ? 2 : 1), B_OUT, F_NORMAL);
-        pc->b[pc->nb - 1].bytes = true;
-        break;
     case EBMC_OP_GMM_EVAL: case EBMC_OP_GMM_PGRAD: {
         pc->gmm = (ebmc_gmm_desc){r->n, r->c, r->co, r->x1, r->beta};
         snprintf(pc->label, sizeof pc->label, "%s n %d dim %d k %d scale %g beta %g%s", ebmc_op_name(r->op), r->n, r->c,
@@ -495,10 +487,11 @@ void parity_build_case(const prow *r, pcase *pc) {
     }
     case EBMC_OP_ROWS_COPY: {
         const size_t E = (size_t)r->c * r->h * r->w;
-        pc->rows = (ebmc_rows_desc){r->n, E, r->n, r->n};
+        const int xr = r->var == 3 ? r->co : r->n; /* var 3: the walkers' gather from co rows */
+        pc->rows = (ebmc_rows_desc){r->n, E, xr, r->n};
         snprintf(pc->label, sizeof pc->label, "rows_copy %d x %zu var %d", r->n, E, r->var);
-        add(pc, "x", cnt, B_IN, F_NORMAL);
-        add(pc, "src", (size_t)r->n, B_IN, F_PERM);
+        add(pc, "x", (size_t)xr * E, B_IN, F_NORMAL);
+        add(pc, "src", (size_t)r->n, B_IN, r->var == 3 ? F_INDEX : F_PERM);
         add(pc, "dst", (size_t)r->n, B_IN, F_PERM);
         add(pc, "y", cnt, B_INOUT, F_NORMAL); /* rows not written must stay */
         break;
@@ -563,7 +556,7 @@ void parity_fill_host(tu_rng *rng, float *h, size_t n, int fill) {
             const int32_t v = (int32_t)(tu_next(rng) >> 34);
             memcpy(&h[i], &v, sizeof v);
         }
-
+        break; /* (it fell through to F_PERM: the gather rows never had a repeated index) */
     case F_PERM:
         for (size_t i = 0; i < n; i++) {
             const int32_t v = (int32_t)((7 * i + 3) % n);
@@ -614,12 +607,12 @@ void parity_sn_align_u(const ebmc_sn_desc *d, const float *w, float *u, const fl
 }
 
 void parity_fix_host(const prow *r, const pcase *pc, float *const *host) {
-    if (r->op == EBMC_OP_GATHER)
+    if (r->op == EBMC_OP_ROWS_COPY && r->var == 3) /* ancestors: indices into co rows, repeats allowed */
         for (int i = 0; i < r->n; i++) {
             int32_t v;
-            memcpy(&v, &host[0][i], sizeof v);
+            memcpy(&v, &host[1][i], sizeof v);
             v %= r->co;
-            memcpy(&host[0][i], &v, sizeof v);
+            memcpy(&host[1][i], &v, sizeof v);
         }
     if (r->op == EBMC_OP_JZ_RESAMPLE) { /* stats[0..4] of the log-weights, as jz_stats leaves them */
         const double *a = (const double *)host[0];
@@ -747,7 +740,6 @@ static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
         if (pc->step_buf >= 0) d.rng.step_base = (const uint32_t *)p[pc->step_buf];
         return ebmc_jz_resample(ctx, &d, (double *)p[0], (double *)p[1], (double *)p[2], (int32_t *)p[3]);
     }
-    case EBMC_OP_GATHER: return ebmc_gather(ctx, &pc->gat, (const int32_t *)p[0], p[1], p[2]);
     case EBMC_OP_GMM_EVAL:
         return ebmc_gmm_eval_op(ctx, &pc->gmm, p[0], p[1], p[2], p[3], r->var ? NULL : p[5], p[4]);
     case EBMC_OP_GMM_PGRAD: return ebmc_gmm_pgrad(ctx, &pc->gmm, p[0], p[1], p[2], r->var ? NULL : p[3], p[4], p[5]);
@@ -760,7 +752,7 @@ static ebmc_status call_op(ebmc_ctx_t *ctx, const prow *r, const pcase *pc, floa
                               r->var == 2 ? NULL : p[5], r->var == 2 ? NULL : p[6], r->beta, r->beta);
     case EBMC_OP_ROWS_COPY:
         return ebmc_rows_copy(ctx, &pc->rows, p[0], r->var == 1 ? NULL : (const int32_t *)p[1],
-                              r->var == 2 ? NULL : (const int32_t *)p[2], p[3]);
+                              r->var >= 2 ? NULL : (const int32_t *)p[2], p[3]);
     case EBMC_OP_POOL2D_FWD: return ebmc_pool2d_fwd(ctx, &pc->pool, p[0], p[1]);
     case EBMC_OP_RESIZE_FWD: return ebmc_resize_fwd(ctx, &pc->rsz, p[0], p[1]);
     case EBMC_OP_CHAN_COPY: return ebmc_chan_copy(ctx, &pc->ccp, p[0], p[1]);

@@ -41,12 +41,12 @@
  *   jz_logw:     n walkers of c*h*w; var = ebmc_jz_mode; x1 = h; k = 1: sigma 0.1, else sqrt(2h)
  *   jz_stats:    n walkers; x1 = w_scale; var = 1: no weights output
  *   jz_resample: n walkers; var = ebmc_resample_scheme; x1 = threshold (ESS/n)
- *   gather:      n rows of c*h*w from co source rows; var = 1: doubles
  *   gmm_eval:    n points of dim c, co components; var = 1: u and resp only
  *   gmm_pgrad:   n points of dim c, co components; x1 = scale; var = 1: w NULL
  *   pswish:      x (n, c, h*w), b (c); bwd: var = 1: no db
  *   gbase:       x (n, c*h*w); bwd: var = 1: no dx, var = 2: no dmu/dlogstd
- *   rows_copy:   n rows of c*h*w elements, x and y of n rows; var = 1: src NULL, 2: dst NULL
+ *   rows_copy:   n rows of c*h*w elements, x and y of n rows; var = 1: src NULL, 2: dst NULL,
+ *                3: dst NULL and src indices into x's co rows with repeats (the walkers' gather)
  *   pool2d:      k x k, stride s, pad; var = ebmc_pool_mode, co = count_include_pad
  *   resize:      (n,c,h,w) -> (n,c,co,k)
  *   chan_copy:   x (n,c,h*w) into channels [k, k+c) of y (n,co,h*w)
@@ -106,7 +106,6 @@ typedef struct {
     ebmc_jz_logw_desc jzl;
     ebmc_jz_stats_desc jzs;
     ebmc_jz_resample_desc jzr;
-    ebmc_gather_desc gat;
     ebmc_gmm_desc gmm;
     ebmc_pswish_desc psw;
     ebmc_gbase_desc gb;

@@ -87,8 +87,8 @@ static void gauss_step(const gauss_run *r, walkers *b, int k) {
     OK(ebmc_jz_stats(CTX, &sd, b->logw, b->stats, NULL));
     ebmc_jz_resample_desc rd = {n, EBMC_RESAMPLE_SYSTEMATIC, r->threshold, {r->seed, 2, NULL, (uint32_t)k}};
     OK(ebmc_jz_resample(CTX, &rd, b->logw, b->stats, b->cdf, b->idx));
-    ebmc_gather_desc gd = {n, 1, 4};
-    OK(ebmc_gather(CTX, &gd, b->idx, b->xn, b->x));
+    ebmc_rows_desc gd = {n, 1, n, n};
+    OK(ebmc_rows_copy(CTX, &gd, b->xn, b->idx, NULL, b->x));
 }
 
 static gauss_out gauss_simulate(const gauss_run *r) {

@@ -275,7 +275,7 @@ static const prow ROWS[] = {
     {EBMC_OP_GAUSS_KL,           5,  1,  1,  3,  0, 0, 0,  0,  0,  2, 1.0f,  1,    TOL_NOISE, TOL_NOISE},
     /* weighted walkers: the float64 log-weight increment (ULA, cold kernel, energy difference),
      * log-sum-exp/ESS/weights (one walker, one block's worth, many per thread), resampling
-     * (systematic, multinomial, not triggered, a device step), gathers of floats and doubles,
+     * (systematic, multinomial, not triggered, a device step),
      * the Gaussian mixture (50-D, two modes as the experiment; more components) */
     {EBMC_OP_JZ_LOGW,          300,  1,  1, 50,  0, 0, 0,  0,  0, EBMC_JZ_ULA, 0.1f, 0, TOL_F64, TOL_F64},
     {EBMC_OP_JZ_LOGW,            7,  3,  8,  8,  0, 1, 0,  0,  0, EBMC_JZ_ULA, 0.01f, 0, TOL_F64, TOL_F64},
@@ -286,8 +286,6 @@ static const prow ROWS[] = {
     {EBMC_OP_JZ_RESAMPLE,     5000,  1,  1,  1,  0, 0, 0,  0,  0, EBMC_RESAMPLE_SYSTEMATIC, 2.0f, 0, TOL_EXACT, TOL_EXACT},
     {EBMC_OP_JZ_RESAMPLE,     3001,  1,  1,  1,  0, 0, 1,  0,  0, EBMC_RESAMPLE_MULTINOMIAL, 2.0f, 0, TOL_EXACT, TOL_EXACT},
     {EBMC_OP_JZ_RESAMPLE,      100,  1,  1,  1,  0, 0, 0,  0,  0, EBMC_RESAMPLE_SYSTEMATIC, 0.0f, 0, TOL_EXACT, TOL_EXACT},
-    {EBMC_OP_GATHER,            64,  3,  4,  4, 80, 0, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
-    {EBMC_OP_GATHER,          1000,  1,  1,  1,1000,0, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
     {EBMC_OP_GMM_EVAL,         500, 50,  1,  1,  2, 0, 0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_GMM_EVAL,          33,  7,  1,  1,  5, 0, 0,  0,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_GMM_PGRAD,       2000, 50,  1,  1,  2, 0, 0,  0,  0,  0, -1.0f, 0,    TOL_EW,    TOL_EW},
@@ -308,6 +306,9 @@ static const prow ROWS[] = {
     {EBMC_OP_ROWS_COPY,         10,  2,  1,  1,  0, 0, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
     {EBMC_OP_ROWS_COPY,          9,  1,  4,  4,  0, 0, 0,  0,  0,  1, 0,     0,    TOL_EXACT, TOL_EXACT},
     {EBMC_OP_ROWS_COPY,          9,  1,  4,  4,  0, 0, 0,  0,  0,  2, 0,     0,    TOL_EXACT, TOL_EXACT},
+    /* the walkers' resampling gather: n ancestors into 80 / 1000 rows, repeats (var 3) */
+    {EBMC_OP_ROWS_COPY,         64,  3,  4,  4, 80, 0, 0,  0,  0,  3, 0,     0,    TOL_EXACT, TOL_EXACT},
+    {EBMC_OP_ROWS_COPY,       1000,  1,  1,  1,1000,0, 0,  0,  0,  3, 0,     0,    TOL_EXACT, TOL_EXACT},
     /* Inception-v3's inference layers (ebmc eval): max pools 3x3/s2 (stem, Mixed_6a/7a) and
      * 3x3/s1/p1 (Mixed_7c), average pools 3x3/s1/p1 without (FID blocks) and with the padding
      * counted, an odd window; both backends sum each window in the same order and divide once:

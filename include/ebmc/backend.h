@@ -185,9 +185,6 @@ bool ebmc_precision_parse(const char *name, ebmc_precision *p);
     X(JZ_RESAMPLE, jz_resample, ebmc_jz_resample, ebmc_jz_resample_desc,                         \
       (double *logw, double *stats, double *cdf, int32_t *idx), (logw, stats, cdf, idx),         \
       logw && stats && cdf && idx, 0)                                                            \
-    X(GATHER, gather, ebmc_gather, ebmc_gather_desc,                                             \
-      (const int32_t *idx, const void *src, void *dst), (idx, src, dst),                         \
-      idx && src && dst && src != dst, 0)                                                        \
     X(GMM_EVAL, gmm_eval, ebmc_gmm_eval_op, ebmc_gmm_desc,                                       \
       (const float *x, const float *means, const float *z, float *u, float *grad, float *resp),  \
       (x, means, z, u, grad, resp), x && means && z && (u || grad || resp), 0)                   \
@@ -529,13 +526,6 @@ typedef struct {
     ebmc_rng_key rng;
 } ebmc_jz_resample_desc;
 
-/* dst row i = src row idx[i], n rows of row_elems elements of elem_bytes (4: float, 8: double). */
-typedef struct {
-    int n;
-    size_t row_elems;
-    int elem_bytes;
-} ebmc_gather_desc;
-
 /* The Gaussian-mixture energy U(x) = -log sum_k exp(-|x - a_k|^2/2 - z_k) of n points x (n,dim),
  * means a (k,dim), log-weights z (k) (unit covariances; log Z = (dim/2) log 2 pi + log sum e^-z).
  * gmm_eval writes (each nullable) u (n), grad = x - sum_k r_k a_k (n,dim) and the
@@ -564,7 +554,8 @@ typedef struct {
 } ebmc_gbase_desc;
 
 /* Row gather/scatter between x (x_rows, row_elems) and y (y_rows, row_elems); every index must
- * lie in its array's rows (rows out of range are skipped). */
+ * lie in its array's rows (rows out of range are skipped). The one row-moving op: the particle
+ * buffers' scatter and the Jarzynski walkers' resampling gather (src = ancestors, dst = NULL). */
 typedef struct {
     int n;
     size_t row_elems;

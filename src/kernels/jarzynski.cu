@@ -8,7 +8,7 @@
  *   resample: one block decides and builds the CDF (chunked scan in double), then one thread
  *             per ancestor binary-searches it and zeroes the log-weight; all reads of the trigger
  *             happen on the device, so the step can be captured in a CUDA graph
- *   gather:   one thread per element (4- or 8-byte)
+   (the walkers' rows follow their ancestors through ROWS_COPY, particles.cu)
  *   gmm:      one thread per point (eval); one block per parameter, reducing over points (pgrad) */
 #include "jarzynski.h"
 #include "backend/cuda_check.h"
@@ -200,28 +200,6 @@ extern "C" void jz_resample_launch(const ebmc_jz_resample_desc *d, double *logw,
     cdf_kernel<<<1, JZ_ONE, 0, s>>>(d->n, d->threshold, logw, stats, cdf);
     CUDA_CHECK(cudaGetLastError());
     ancestor_kernel<<<CEIL_DIV(d->n, 256), 256, 0, s>>>(*d, logw, stats, cdf, idx);
-    CUDA_CHECK(cudaGetLastError());
-    EBMC_NVTX_POP();
-}
-
-/* ---- gather ---- */
-
-template <typename T>
-static __global__ void gather_kernel(size_t total, size_t row, const int32_t *idx, const T *src, T *dst) {
-    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x)
-        dst[e] = src[(size_t)idx[e / row] * row + e % row];
-}
-
-extern "C" void jz_gather_launch(const ebmc_gather_desc *d, const int32_t *idx, const void *src, void *dst,
-                                 cudaStream_t s) {
-    EBMC_NVTX_PUSH(__func__);
-    const size_t total = (size_t)d->n * d->row_elems;
-    size_t g = CEIL_DIV(total, (size_t)256);
-    if (g > JZ_MAX_GRID) g = JZ_MAX_GRID;
-    if (d->elem_bytes == 8)
-        gather_kernel<double><<<(unsigned)g, 256, 0, s>>>(total, d->row_elems, idx, (const double *)src, (double *)dst);
-    else
-        gather_kernel<float><<<(unsigned)g, 256, 0, s>>>(total, d->row_elems, idx, (const float *)src, (float *)dst);
     CUDA_CHECK(cudaGetLastError());
     EBMC_NVTX_POP();
 }

@@ -1,4 +1,4 @@
-/* defines: jz_logw_launch, jz_stats_launch, jz_resample_launch, jz_gather_launch,
+/* defines: jz_logw_launch, jz_stats_launch, jz_resample_launch,
  * gmm_eval_launch, gmm_pgrad_launch -- the weighted-walker ops of the CUDA backend
  * (include/ebmc/backend.h, "Jarzynski-weighted walkers"), all on stream s, with no host
  * synchronisation (so a weighted chain can be captured as one CUDA graph). The CPU reference is
@@ -18,7 +18,6 @@ void jz_logw_launch(const ebmc_jz_logw_desc *d, const float *x, const float *x_n
 void jz_stats_launch(const ebmc_jz_stats_desc *d, const double *logw, double *stats, float *w, cudaStream_t s);
 void jz_resample_launch(const ebmc_jz_resample_desc *d, double *logw, double *stats, double *cdf, int32_t *idx,
                         cudaStream_t s);
-void jz_gather_launch(const ebmc_gather_desc *d, const int32_t *idx, const void *src, void *dst, cudaStream_t s);
 void gmm_eval_launch(const ebmc_gmm_desc *d, const float *x, const float *means, const float *z, float *u,
                      float *grad, float *resp, cudaStream_t s);
 void gmm_pgrad_launch(const ebmc_gmm_desc *d, const float *x, const float *means, const float *resp,

@@ -356,14 +356,6 @@ static ebmc_status check_ebmc_jz_resample_desc(ebmc_ctx_t *ctx, ebmc_op op, cons
     return EBMC_OK;
 }
 
-static ebmc_status check_ebmc_gather_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm,
-                                          const ebmc_gather_desc *d) {
-    ebmc_status s = check_chains(ctx, nm, d->n, d->row_elems);
-    if (s) return s;
-    if (d->elem_bytes != 4 && d->elem_bytes != 8) return BAD("%s: elem_bytes=%d must be 4 or 8", nm, d->elem_bytes);
-    return EBMC_OK;
-}
-
 static ebmc_status check_ebmc_gmm_desc(ebmc_ctx_t *ctx, ebmc_op op, const char *nm, const ebmc_gmm_desc *d) {
     if (d->n < 1 || d->dim < 1 || d->k < 1 || (double)d->n * d->dim > (double)EBMC_MAX_ELEMS ||
         (double)d->n * d->k > (double)EBMC_MAX_ELEMS || d->k > 64 || (double)d->k * d->dim > EBMC_GMM_MAX_KD)

@@ -6,7 +6,7 @@
  *   3. theta' = theta - lr g
  *   4. X' = X - h grad U_theta(X) + sqrt(2h) xi                            (ULA at the OLD theta)
  *   5. A += alpha_theta(X, X') - alpha_theta'(X', X)                         (jz_logw, float64)
- *   6. when ESS/N < threshold: ancestors, gather, A = 0, log Z folded in     (jz_resample, gather)
+ *   6. when ESS/N < threshold: ancestors, gather, A = 0, log Z folded in     (jz_resample, rows_copy)
  * with U and grad U of the walkers cached between iterations (pitfall 9: evaluated once, at the
  * new theta, for the increment and reused for the next move and gradient).
  * Baselines are switches of the same recipe: jarzynski.weights = off (uniform weights, no
@@ -302,8 +302,8 @@ static ebmc_status walkers_from_data(jz_t *t, int64_t it) {
         }
     }
     EBMC_TRY(ebmc_copy(t->ctx, t->idx, t->pick, (size_t)t->N * sizeof(int32_t), EBMC_COPY_H2D));
-    ebmc_gather_desc gd = {t->N, (size_t)t->dim, 4};
-    EBMC_TRY(ebmc_gather(t->ctx, &gd, t->idx, t->x_data, t->w[t->cur].x));
+    ebmc_rows_desc gd = {t->N, (size_t)t->dim, t->B, t->N};
+    EBMC_TRY(ebmc_rows_copy(t->ctx, &gd, t->x_data, t->idx, NULL, t->w[t->cur].x));
     EBMC_TRY(eval_walkers(t, &t->w[t->cur]));
     return zero_weights(t);
 }
@@ -399,8 +399,8 @@ static ebmc_status resample_walkers(jz_t *t, int64_t it) {
     float *src[4] = {a->x, a->u, a->g, a->r}, *dst[4] = {b->x, b->u, b->g, b->r};
     size_t row[4] = {(size_t)t->dim, 1, (size_t)t->dim, (size_t)t->aux};
     for (int i = 0; i < (t->aux ? 4 : 3); i++) {
-        ebmc_gather_desc gd = {t->N, row[i], 4};
-        EBMC_TRY(ebmc_gather(ctx, &gd, t->idx, src[i], dst[i]));
+        ebmc_rows_desc gd = {t->N, row[i], t->N, t->N};
+        EBMC_TRY(ebmc_rows_copy(ctx, &gd, src[i], t->idx, NULL, dst[i]));
     }
     t->cur = 1 - t->cur;
     return EBMC_OK;

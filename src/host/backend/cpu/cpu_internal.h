@@ -86,7 +86,6 @@ ebmc_status cpu_linear_bwd_filter(ebmc_ctx_t *ctx, const ebmc_linear_desc *d, co
 ebmc_status cpu_jz_logw(ebmc_ctx_t *ctx, const ebmc_jz_logw_desc *d, const float *x, const float *x_new, const float *u_old, const float *g_old, const float *u_new, const float *g_new, double *logw);
 ebmc_status cpu_jz_stats(ebmc_ctx_t *ctx, const ebmc_jz_stats_desc *d, const double *logw, double *stats, float *w);
 ebmc_status cpu_jz_resample(ebmc_ctx_t *ctx, const ebmc_jz_resample_desc *d, double *logw, double *stats, double *cdf, int32_t *idx);
-ebmc_status cpu_gather(ebmc_ctx_t *ctx, const ebmc_gather_desc *d, const int32_t *idx, const void *src, void *dst);
 ebmc_status cpu_gmm_eval(ebmc_ctx_t *ctx, const ebmc_gmm_desc *d, const float *x, const float *means, const float *z, float *u, float *grad, float *resp);
 ebmc_status cpu_gmm_pgrad(ebmc_ctx_t *ctx, const ebmc_gmm_desc *d, const float *x, const float *means, const float *resp, const float *w, float *gmeans, float *gz);
 /* particle_ops.c: the particle-dynamics ops */

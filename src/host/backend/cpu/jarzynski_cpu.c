@@ -1,7 +1,7 @@
 /* defines: the CPU reference of the weighted-walker ops (specs/particles.md section 1, kernels
  * J1-J3): cpu_jz_logw (the float64 log-weight increment of Proposition 1), cpu_jz_stats
  * (log-sum-exp, normalised weights, ESS), cpu_jz_resample (systematic / multinomial ancestors
- * from a float64 CDF, the log Z bookkeeping), cpu_gather (rows by index), and the Gaussian-mixture
+ * from a float64 CDF, the log Z bookkeeping), and the Gaussian-mixture
  * energy of the 50-D teacher/student experiment (cpu_gmm_eval, cpu_gmm_pgrad).
  * Everything is accumulated in double; src/kernels/jarzynski.cu computes the same values. */
 #include "backend/cpu/cpu_internal.h"
@@ -94,13 +94,6 @@ ebmc_status cpu_jz_resample(ebmc_ctx_t *ctx, const ebmc_jz_resample_desc *d, dou
     stats[6] += 1;
     stats[7] = 1;
     stats[0] = 0, stats[1] = n, stats[2] = n, stats[3] = 0, stats[4] = n;
-    return EBMC_OK;
-}
-
-ebmc_status cpu_gather(ebmc_ctx_t *ctx, const ebmc_gather_desc *d, const int32_t *idx, const void *src, void *dst) {
-    const size_t row = d->row_elems * (size_t)d->elem_bytes;
-    for (int i = 0; i < d->n; i++)
-        memcpy((char *)dst + (size_t)i * row, (const char *)src + (size_t)idx[i] * row, row);
     return EBMC_OK;
 }
 

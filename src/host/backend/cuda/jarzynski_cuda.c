@@ -1,4 +1,4 @@
-/* defines: cuda_jz_logw, cuda_jz_stats, cuda_jz_resample, cuda_gather, cuda_gmm_eval,
+/* defines: cuda_jz_logw, cuda_jz_stats, cuda_jz_resample, cuda_gmm_eval,
  * cuda_gmm_pgrad -- the CUDA backend's entries for the weighted-walker ops and the Gaussian
  * mixture (kernels in src/kernels/jarzynski.cu, CPU reference cpu/jarzynski_cpu.c). Each
  * launches on the context's stream and never synchronises (capturable in a CUDA graph). */
@@ -21,12 +21,6 @@ ebmc_status cuda_jz_stats(ebmc_ctx_t *ctx, const ebmc_jz_stats_desc *d, const do
 ebmc_status cuda_jz_resample(ebmc_ctx_t *ctx, const ebmc_jz_resample_desc *d, double *logw, double *stats,
                              double *cdf, int32_t *idx) {
     jz_resample_launch(d, logw, stats, cdf, idx, cpriv(ctx)->stream);
-    return EBMC_OK;
-}
-
-ebmc_status cuda_gather(ebmc_ctx_t *ctx, const ebmc_gather_desc *d, const int32_t *idx, const void *src,
-                        void *dst) {
-    jz_gather_launch(d, idx, src, dst, cpriv(ctx)->stream);
     return EBMC_OK;
 }
 
