@@ -58,6 +58,7 @@ static const ebmc_cfg_key JZ_KEYS[] = {
     {"train", "beta2", EBMC_CFG_FLOAT, "0.999", "image EBMs: Adam beta2", 0, 0.999999, NULL},
     {"train", "lr_decay_epochs", EBMC_CFG_INT, "0", "image EBMs: lr x max(1 - epoch/n, 1e-10), LambdaLR per epoch (authors: CIFAR-10 600, MNIST 500; 0: constant)", 0, 1 << 30, NULL},
     {"train", "grad_clip", EBMC_CFG_FLOAT, "0", "image EBMs: clip the gradient's L2 norm (Lightning's gradient_clip_val; authors: CIFAR-10 1000, MNIST 1; 0: off)", 0, 1e30, NULL},
+    {"train", "l2_coeff", EBMC_CFG_FLOAT, "0", "image EBMs: alpha of the energy regulariser alpha (mean_data U^2 + sum_i p_i U(X_i)^2) (authors: 0.01; 0: off)", 0, 1e6, NULL},
     {"train", "data_noise", EBMC_CFG_FLOAT, "0", "image EBMs: std of N(0, s^2) noise added to each data batch (authors: CIFAR-10 0.03, MNIST 0)", 0, 100, NULL},
 };
 
@@ -70,7 +71,7 @@ typedef struct {
     double h, sigma, threshold, lr_means, lr_z, lr, beta1, beta2;
     int img_c, img_size;
     int64_t lr_decay_epochs;  /* train.* (image EBMs) */
-    double grad_clip, data_noise;
+    double grad_clip, data_noise, l2;
 } jz_cfg;
 
 /* per-walker buffers come in pairs (current, next): a move or a gather writes the other one */
@@ -116,6 +117,7 @@ static ebmc_status jz_parse(const ebmc_config_t *cfg, void *typed, char *err, si
     c->beta2 = ebmc_config_float(cfg, "train", "beta2");
     c->lr_decay_epochs = ebmc_config_int(cfg, "train", "lr_decay_epochs");
     c->grad_clip = ebmc_config_float(cfg, "train", "grad_clip");
+    c->l2 = ebmc_config_float(cfg, "train", "l2_coeff");
     c->data_noise = ebmc_config_float(cfg, "train", "data_noise");
     c->k = (int)ebmc_config_int(cfg, "model", "components");
     c->dim = (int)ebmc_config_int(cfg, "model", "dim");
@@ -270,7 +272,7 @@ static ebmc_status jz_setup(void *state, const void *typed, const ebmc_recipe_en
         s = energy_gmm(t, most);
     } else {
         jz_net_cfg nc = {t->c.arch, t->c.width, most, t->B, t->c.lr, t->c.beta1, t->c.beta2, t->seed + 101,
-                         t->c.lr_decay_epochs, t->c.grad_clip};
+                         t->c.lr_decay_epochs, t->c.grad_clip, t->c.l2};
         s = jz_energy_net(t->ctx, &nc, &t->E, err, errlen);
         if (s) return s;
     }

@@ -38,6 +38,7 @@ typedef struct {
     uint64_t seed;
     int64_t lr_decay_epochs; /* ebmc_adam_set_schedule */
     double grad_clip;
+    double l2; /* alpha of the energy regulariser alpha (mean_data U^2 + sum_i p_i U(X_i)^2) */
 } jz_net_cfg;
 ebmc_status jz_energy_net(ebmc_ctx_t *ctx, const jz_net_cfg *c, jz_energy **out, char *err, size_t errlen);
 
