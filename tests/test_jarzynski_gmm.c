@@ -11,6 +11,8 @@
  *   and resampling (Jarzynski) and with resets to data (CD);
  * - the image path (CIFAR-10 config's net on procedural images; MNIST 2/3/6 with EBMC_DATA):
  *   iterations, grids and bit-exact resume;
+ * - jarzynski.trigger: start and after each follow their rule at every iteration (and break the
+ *   other one), from the logged ESS/N and resampling count;
  * - bad configs: an unknown switch value, a data dimension that is not the model's, a malformed
  *   data.classes.
  * Set EBMC_CONFIGS to the configs/ folder (ctest does). */
@@ -174,6 +176,66 @@ static void test_resume_is_exact(void **state) {
     resume_case(CFG[2], "cd", GMM_SMALL, 8, NULL, 0, 60, NULL);
 }
 
+/* jarzynski.trigger: which weights decide the resampling of iteration k. ess_frac_k (logged) is
+ * ESS/N after the move, before resampling; resampled_k comes from the running count.
+ *   after: resampled_k <=> ess_frac_k < th
+ *   start (GMM.py's varian[i]): resampled_k <=> ESS/N at the start of k < th, which is 1 after a
+ *          resampling (weights reset) and ess_frac_{k-1} otherwise (1 at k = 1).
+ * Each run must follow its rule at every iteration and break the other one somewhere. */
+static void trigger_run(const char *trigger, int iters, double th, int *res, double *ess) {
+    char od[600], name[64], tr[64], thr[64], path[800];
+    snprintf(od, sizeof od, "run.out_dir=%s", TMP);
+    snprintf(name, sizeof name, "run.name=trigger_%s", trigger);
+    snprintf(tr, sizeof tr, "jarzynski.trigger=%s", trigger);
+    snprintf(thr, sizeof thr, "jarzynski.ess_threshold=%g", th);
+    char its[64];
+    snprintf(its, sizeof its, "train.iterations=%d", iters);
+    const char *a[16] = {CFG[0], od, name, tr, thr, its, "train.lr_z=0.05"};
+    int n = 7;
+    for (int i = 0; i < 8; i++) a[n++] = GMM_SMALL[i];
+    assert_int_equal(tu_train(a, n), 0);
+    snprintf(path, sizeof path, "%s/trigger_%s/metrics.jsonl", TMP, trigger);
+    char *text = tu_read_file(path, NULL), *save = NULL;
+    double prev = 0;
+    int k = 0;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (!strstr(line, "\"ess_frac\"")) continue;
+        k = (int)field(line, "iter");
+        assert_true(k >= 1 && k <= iters);
+        double count = field(line, "resamplings");
+        res[k] = count > prev;
+        prev = count;
+        ess[k] = field(line, "ess_frac");
+    }
+    free(text);
+    assert_int_equal(k, iters);
+}
+
+static void test_trigger_rules(void **state) {
+    enum { K = 60 };
+    const double th = 0.995; /* a mix: 14-19 resamplings in 60 iterations */
+    int res[2][K + 1];
+    double ess[2][K + 1];
+    const char *name[2] = {"start", "after"};
+    for (int t = 0; t < 2; t++) trigger_run(name[t], K, th, res[t], ess[t]);
+    int broken[2][2] = {{0, 0}, {0, 0}}, count[2] = {0, 0}; /* [run][rule] */
+    for (int t = 0; t < 2; t++)
+        for (int k = 1; k <= K; k++) {
+            double at_start = k == 1 || res[t][k - 1] ? 1.0 : ess[t][k - 1];
+            broken[t][0] += res[t][k] != (at_start < th);
+            broken[t][1] += res[t][k] != (ess[t][k] < th);
+            count[t] += res[t][k];
+        }
+    printf("  trigger start: %d resamplings in %d iterations, start rule broken %d times, after rule %d\n",
+           count[0], K, broken[0][0], broken[0][1]);
+    printf("  trigger after: %d resamplings, start rule broken %d times, after rule %d\n", count[1],
+           broken[1][0], broken[1][1]);
+    assert_true(count[0] >= 3 && count[1] >= 3 && count[0] < K && count[1] < K); /* both outcomes occur */
+    assert_int_equal(broken[0][0], 0);
+    assert_int_equal(broken[1][1], 0);
+    assert_true(broken[0][1] > 0 && broken[1][0] > 0); /* the rules are told apart */
+}
+
 /* The image path: the CIFAR-10 config's architecture (shortrun, the score net, width 8) on
  * procedural 32x32 images (no download): iterations run with weights, burn-in and resampling at
  * every iteration, walkers and data are written as grids, and resume is bit-exact (E, its Adam
@@ -229,6 +291,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gmm_gradients_and_log_z),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_trigger_rules),
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_image_path),
         cmocka_unit_test(test_headline_reduced),
