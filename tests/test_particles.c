@@ -272,6 +272,47 @@ static void test_n1_translation(void **state) {
     check_translation("alpha", 0.03f); /* pitfall 2(d)1's cap: x moves by (0.03, -0.02) */
 }
 
+/* The replay baseline's re-initialisation (baseline_toy.py:82-98): base_dist.loc shares storage
+ * with the learned base_mu, base_dist.scale stays the first std. With every particle
+ * re-initialised and no descent steps, the particles are N(learned mu, first std): their mean
+ * within 5 standard errors of the learned mu (3, -2), far from the first mean, and their std
+ * within 5 standard errors of the first std, not the learned 0.25. The same draw for alpha (its
+ * reinit uses the learned base, mean and std) gives std 0.25. */
+static void check_reinit_base(const char *method, bool learned_std) {
+    char m[64];
+    snprintf(m, sizeof m, "particles.method=%s", method);
+    const int N = 20000;
+    const char *args[] = {m, "particles.count=20000", "model.hidden=4", "particles.reinit=1",
+                          "particles.reinit_steps=0", "replay.capacity=20000"};
+    ebmc_run_t *run = open_run(args, 6, false);
+    pd_t *t = ebmc_run_state(run);
+    const float mu[2] = {3.0f, -2.0f}, ls[2] = {logf(0.25f), logf(0.25f)};
+    set_tensor(t->E, "base_mu", mu);
+    set_tensor(t->E, "base_logstd", ls);
+    for (int d = 0; d < 2; d++) t->base0[d] = 0.5f, t->base0[2 + d] = 1.5f; /* the first base, as start() keeps it */
+    OK(pd_reinit(t, 5));
+    const float *x = ebmc_chain_state(t->chain);
+    for (int d = 0; d < 2; d++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < N; i++) mean += x[2 * i + d];
+        mean /= N;
+        for (int i = 0; i < N; i++) var += (x[2 * i + d] - mean) * (x[2 * i + d] - mean);
+        double sd = sqrt(var / (N - 1)), want_sd = learned_std ? 0.25 : t->base0[2 + d];
+        printf("  %s reinit, dim %d: mean %.4f (learned mu %.1f, first %.4f), std %.4f (want %.4f)\n", method, d, mean,
+               mu[d], t->base0[d], sd, want_sd);
+        assert_true(fabs(mean - mu[d]) < 5 * want_sd / sqrt(N));
+        assert_true(fabs(sd - want_sd) < 5 * want_sd / sqrt(2.0 * N));
+        assert_true(fabs(t->base0[d] - mu[d]) > 1.0); /* the first mean is told apart */
+    }
+    close_run(run);
+}
+
+static void test_reinit_base(void **state) {
+    (void)state;
+    check_reinit_base("replay", false);
+    check_reinit_base("alpha", true);
+}
+
 /* N2 (1-D): E = x^2 / (2 s^2), s^2: 1 -> 1 + eps. The Alpha move is x' = x (1 - d(1/s^2)) =
  * x (2 - 1/(1 + eps)) for every particle (the exact move would scale by sqrt(1 + eps): the std
  * grows by ~eps, not ~eps/2, the factor-2 overshoot). Then K ULA steps x <- rho x + c xi,
@@ -451,7 +492,7 @@ int main(void) {
         cmocka_unit_test(test_data_checkerboard_rings), cmocka_unit_test(test_n1_translation),
         cmocka_unit_test(test_n2_scale),        cmocka_unit_test(test_grid_loglik),
         cmocka_unit_test(test_mmd),             cmocka_unit_test(test_ais_gaussian),
-        cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_resume),          cmocka_unit_test(test_reinit_base),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
