@@ -311,6 +311,49 @@ static void test_activations_exact(void **state) {
     free(x), free(y), free(g), free(dx), free(old);
 }
 
+/* k x k pooling (ebmc eval's Inception): every output bit-equal to the window summed (or maxed)
+ * in row-major order from 0 (-inf), as PyTorch's CPU kernel and the per-pixel reference; the
+ * row-vectorised interior and the clipped edges; NaN inputs propagate through max; a plane wider
+ * than the vectorised row's buffer takes the per-pixel path */
+static float pool_ref(const ebmc_pool_desc *d, const float *xp, int oi, int oj) {
+    int h0 = oi * d->stride - d->pad, w0 = oj * d->stride - d->pad, cnt = 0;
+    float acc = d->mode == EBMC_POOL_MAX ? -INFINITY : 0.0f;
+    for (int i = h0; i < h0 + d->k; i++)
+        for (int j = w0; j < w0 + d->k; j++) {
+            if (i < 0 || i >= d->h || j < 0 || j >= d->w) continue;
+            float v = xp[(size_t)i * d->w + j];
+            cnt++;
+            if (d->mode == EBMC_POOL_MAX) acc = (v > acc || isnan(v)) ? v : acc;
+            else acc += v;
+        }
+    if (d->mode == EBMC_POOL_MAX) return acc;
+    return acc / (float)(d->count_include_pad ? d->k * d->k : cnt);
+}
+
+static void test_pool2d_exact(void **state) {
+    const ebmc_pool_desc ds[] = {
+        {2, 3, 17, 17, 3, 1, 1, EBMC_POOL_AVG, false}, {2, 3, 17, 17, 3, 1, 1, EBMC_POOL_AVG, true},
+        {2, 3, 35, 35, 3, 2, 0, EBMC_POOL_MAX, false}, {1, 2, 8, 9, 3, 1, 1, EBMC_POOL_MAX, false},
+        {1, 2, 6, 600, 3, 1, 1, EBMC_POOL_AVG, true},  {1, 1, 12, 12, 5, 2, 2, EBMC_POOL_AVG, false}};
+    for (size_t k = 0; k < sizeof ds / sizeof ds[0]; k++) {
+        const ebmc_pool_desc *d = &ds[k];
+        int ho = (d->h + 2 * d->pad - d->k) / d->stride + 1, wo = (d->w + 2 * d->pad - d->k) / d->stride + 1;
+        size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->c * ho * wo;
+        float *x = tu_malloc(nx), *y = tu_malloc(ny);
+        tu_fill_normal(&RNG, x, nx, 1);
+        if (d->mode == EBMC_POOL_MAX) x[nx / 2] = NAN, x[7] = NAN;
+        OK(ebmc_pool2d_fwd(CTX, d, x, y));
+        for (int p = 0; p < d->n * d->c; p++)
+            for (int i = 0; i < ho; i++)
+                for (int j = 0; j < wo; j++) {
+                    float want = pool_ref(d, x + (size_t)p * d->h * d->w, i, j), got = y[((size_t)p * ho + i) * wo + j];
+                    if (memcmp(&want, &got, sizeof got) != 0 && !(isnan(want) && isnan(got)))
+                        fail_msg("pool case %zu plane %d (%d, %d): %.9g, want %.9g", k, p, i, j, got, want);
+                }
+        free(x), free(y);
+    }
+}
+
 /* ---------------- BatchNorm (batch statistics) ---------------- */
 
 typedef struct {
@@ -675,6 +718,7 @@ int main(void) {
         cmocka_unit_test(test_bias),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_activations_exact),
+        cmocka_unit_test(test_pool2d_exact),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_spectral_norm),
         cmocka_unit_test(test_upsample),

@@ -26,14 +26,55 @@ static float pool_at(const ebmc_pool_desc *d, const float *xp, int oi, int oj) {
     return s / (float)div;
 }
 
+/* One output row i of a plane: the columns whose window lies inside the plane (interior rows
+ * only) summed with the output column innermost, so the loop vectorises across columns; each
+ * output still adds its window's elements in pool_at's order (rows, then columns, from 0), so the
+ * same bits. Edge columns take pool_at. A CPU_CLONES function (cpu_internal.h). */
+enum { POOL_ROW_MAX = 512 };
+CPU_CLONES static void pool_row(const ebmc_pool_desc *d, const float *xp, float *yr, int i, int wo) {
+    int h0 = i * d->stride - d->pad, s = d->stride, k = d->k;
+    int jlo = (d->pad + s - 1) / s, jhi = (d->w - k + d->pad) / s + 1; /* w0 >= 0 and w0 + k <= w */
+    if (jlo > wo) jlo = wo;
+    if (jhi > wo) jhi = wo;
+    if (h0 < 0 || h0 + k > d->h || jhi - jlo < 2 || wo > POOL_ROW_MAX) {
+        for (int j = 0; j < wo; j++) yr[j] = pool_at(d, xp, i, j);
+        return;
+    }
+    for (int j = 0; j < jlo; j++) yr[j] = pool_at(d, xp, i, j);
+    for (int j = jhi; j < wo; j++) yr[j] = pool_at(d, xp, i, j);
+    float acc[POOL_ROW_MAX];
+    const int n = jhi - jlo;
+    const float *x0 = xp + (size_t)h0 * d->w + (size_t)jlo * s - d->pad;
+    if (d->mode == EBMC_POOL_MAX) {
+        for (int j = 0; j < n; j++) acc[j] = -INFINITY;
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++) {
+                const float *r = x0 + (size_t)a * d->w + b;
+                for (int j = 0; j < n; j++) {
+                    float v = r[(size_t)j * s], m = acc[j];
+                    acc[j] = v > m || v != v ? v : m; /* NaN propagates, as PyTorch's */
+                }
+            }
+        for (int j = 0; j < n; j++) yr[jlo + j] = acc[j];
+    } else {
+        for (int j = 0; j < n; j++) acc[j] = 0.0f;
+        for (int a = 0; a < k; a++)
+            for (int b = 0; b < k; b++) {
+                const float *r = x0 + (size_t)a * d->w + b;
+                for (int j = 0; j < n; j++) acc[j] += r[(size_t)j * s];
+            }
+        const float div = (float)(k * k); /* the window lies inside: count_include_pad either way */
+        for (int j = 0; j < n; j++) yr[jlo + j] = acc[j] / div;
+    }
+}
+
 ebmc_status cpu_pool2d_fwd(ebmc_ctx_t *ctx, const ebmc_pool_desc *d, const float *x, float *y) {
     int ho = (d->h + 2 * d->pad - d->k) / d->stride + 1, wo = (d->w + 2 * d->pad - d->k) / d->stride + 1;
 #pragma omp parallel for schedule(static) if ((size_t)d->n * d->c * d->h * d->w > PAR_ELEMS)
     for (long nc = 0; nc < (long)d->n * d->c; nc++) {
         const float *xp = x + (size_t)nc * d->h * d->w;
         float *yp = y + (size_t)nc * ho * wo;
-        for (int i = 0; i < ho; i++)
-            for (int j = 0; j < wo; j++) yp[(size_t)i * wo + j] = pool_at(d, xp, i, j);
+        for (int i = 0; i < ho; i++) pool_row(d, xp, yp + (size_t)i * wo, i, wo);
     }
     return EBMC_OK;
 }
