@@ -1,6 +1,6 @@
 """ebmc models in PyTorch: the networks of every ebmc recipe and architecture as torch modules with
 ebmc's tensor names (its checkpoints load with load_state_dict(strict=True)), built from a run's
-config.ini; the recipe's energy and, for dualmcmc, its test-time sampler with ebmc's Philox noise.
+config.ini; the recipe's energy and its test-time sampler (`ebmc sample`) with ebmc's Philox noise.
 
 One file; needs only torch and numpy (safetensors files are read with numpy; the `safetensors`
 package is not needed). Copy it anywhere.
@@ -9,19 +9,21 @@ package is not needed). Copy it anywhere.
     run = ebmc_torch.load_run("runs/my-run")          # the newest checkpoint (or checkpoint=DIR)
     run.nets["E"]                                     # torch modules, eval mode: E, G, I as the recipe has them
     e = run.energy(x)                                 # x: (N, C, H, W) in [-1, 1] (images) or (N, D) points
-    xs = run.sample(64)                               # dualmcmc: G(z) then the test-time Langevin chain
+    gen, revised = run.sample(64)                     # dualmcmc; each recipe: what `ebmc sample` writes
 
 `run.energy(x)` is the energy `ebmc score` reports (README "Evaluation"): dualmcmc, persistent,
 particles and jarzynski's mnist net output E; shortrun and jarzynski's shortrun net the score f
 (E = -f); coopvaebm and coopnets -f(x) + |x|^2 / (2 sigma_ref^2); persistent image models are
 fed (x + 1) / 2; the jarzynski Gaussian mixture U(x) = -log sum_k exp(-|x - a_k|^2/2 - z_k).
 Spectral norm uses the checkpoint's u, v without a power iteration (torch's eval mode), as
-`ebmc score` does.
+`ebmc score` does. `run.sample(n)` returns the arrays `ebmc sample` writes (SAMPLE_NAMES), drawn
+with the same Philox keys: the same samples within float32 rounding (Run.sample, per recipe).
 
 The modules are the ones tests/oracle/test_nets_torch.py checks against ebmc's forward and
 backward passes, element by element, for every architecture.
 """
 import configparser
+import contextlib
 import json
 import math
 import os
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.spectral_norm import SpectralNorm
 
 # ------------------------------------------------------------------ constants of the nets
 
@@ -675,6 +678,106 @@ def philox_uniforms(seed, stream, step, n, elems):
     return out.reshape(n, groups * 4)[:, :elems]
 
 
+# ------------------------------------------------------------------ ebmc's samplers (Run.sample)
+
+# the arrays `ebmc sample` writes (NAME.npy), in the order Run.sample returns them
+SAMPLE_NAMES = {"dualmcmc": ("generator", "revised"), "coopvaebm": ("generator", "revised"),
+                "coopnets": ("generator", "revised"), "shortrun": ("samples",),
+                "persistent": ("samples", "buffer"), "jarzynski": ("model",), "particles": ("particles",)}
+# Philox streams of `ebmc sample` (src/host/recipes/*.h, src/host/mcmc/gmm.c): the chains' noise,
+# the start (z or U[lo, hi]), persistent's buffer draw and the training chain's dropout masks, the
+# Gaussian mixture's draws; the chain-level lanes of a buffer draw use element group 0xFFFFFFFF
+STREAM_X, STREAM_SAMPLE, STREAM_SBUF, STREAM_DROP_X, STREAM_GMM_DRAW = 1, 9, 10, 11, 0x474D4432
+REPLAY_GROUP = 0xFFFFFFFF
+
+
+def f32(v):
+    """v rounded to float32 (ebmc's (float) casts of its config values), as a Python float"""
+    return float(np.float32(v))
+
+
+@contextlib.contextmanager
+def training(net):
+    """net in training mode (BatchNorm's batch statistics, spectral norm's power iteration), its
+    state (running statistics, u, v, batch counters) put back afterwards"""
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    net.train()
+    try:
+        yield net
+    finally:
+        net.load_state_dict(saved)
+        net.eval()
+        with torch.no_grad():   # spectral norm's W/sigma of the restored u, v, holding no graph
+            for m in net.modules():
+                for h in m._forward_pre_hooks.values():
+                    if isinstance(h, SpectralNorm):
+                        setattr(m, h.name, h.compute_weight(m, do_power_iteration=False))
+
+
+class Chain:
+    """ebmc's Langevin chain (src/host/mcmc/mcmc.c chain_sequence; the CPU backend's langevin):
+    per step k, x <- clamp(x - a clip(grad U(x)) - b x + c xi_k) (noise after the gradient) or,
+    noise_next (IGEBM), x += c xi_0 first and x <- clamp(x - a clip(grad U(x)) - b x) + c xi_{k+1}
+    (none after the last). xi_k: Philox normals of (seed, stream, chain index, counter + k); the
+    counter runs on over the chain's runs (+steps each), as ebmc's device counter. c = 0: no noise.
+    on_step(counter + k) is called before each gradient (persistent's dropout keys)."""
+
+    def __init__(self, grad, seed, stream=STREAM_X):
+        self.grad, self.seed, self.stream, self.counter = grad, seed, stream, 0
+
+    def _xi(self, x, step):
+        n, elems = x.shape[0], x[0].numel()
+        return torch.from_numpy(philox_normals(self.seed, self.stream, step, n, elems)).to(x).view_as(x)
+
+    def run(self, x, steps, a, b, c, clip=0.0, box=None, noise_next=False, on_step=None):
+        k0 = self.counter
+        x = x.detach()
+        if c != 0 and noise_next and steps > 0:
+            x = x + c * self._xi(x, k0)
+        for k in range(steps):
+            if on_step:
+                on_step(k0 + k)
+            g = self.grad(x)
+            if clip > 0:
+                g = g.clamp(-clip, clip)
+            x = x - a * g - b * x
+            if c != 0 and not noise_next:
+                x = x + c * self._xi(x, k0 + k)
+            if box is not None:
+                x = x.clamp(*box)
+            if c != 0 and noise_next and k < steps - 1:
+                x = x + c * self._xi(x, k0 + k + 1)
+        self.counter += steps
+        return x.detach()
+
+
+class PhiloxDropout:
+    """ebmc's DROPOUT (include/ebmc/backend.h ebmc_dropout_desc) as IgebmE.dropout: element e of
+    sample r of block i's c1 output is kept iff the double uniform (k + 0.5) 2^-32 of lane e%4 of
+    Philox counter (off_i + e/4, r, step, stream) is >= p (p: float32), and divided by float32(1 -
+    p); off_i: the groups of the earlier blocks' c1 outputs (ceil(elems/4) each). One key per
+    forward: set(stream, step) before it."""
+
+    def __init__(self, seed, p):
+        self.seed, self.p, self.key, self.off = seed, p, None, 0
+
+    def set(self, stream, step):
+        self.key, self.off = (stream, step), 0
+
+    def __call__(self, i, c1):
+        if i == 0:
+            self.off = 0
+        n, elems = c1.shape[0], int(np.prod(c1.shape[1:]))
+        groups = (elems + 3) // 4
+        g, ch = np.meshgrid(np.arange(self.off, self.off + groups, dtype=np.uint64), np.arange(n, dtype=np.uint64))
+        stream, step = self.key
+        r = philox4x32_10(g, ch, step, stream, self.seed & 0xFFFFFFFF, self.seed >> 32)
+        u = np.stack([(x.astype(np.float64) + 0.5) * 2.3283064365386963e-10 for x in r], -1).reshape(n, groups * 4)
+        keep = torch.from_numpy((u[:, :elems] >= float(np.float32(self.p))).reshape(c1.shape)).to(c1)
+        self.off += groups
+        return c1 / f32(1.0 - float(np.float32(self.p))) * keep
+
+
 # ------------------------------------------------------------------ runs: config.ini, checkpoints
 
 def read_config(path):
@@ -761,10 +864,7 @@ class Run:
 
     def _x(self, x):
         x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        m = self.model
-        shape = (m["dim"],) if m["arch"] == "gmm" else \
-            (m["img_c"],) if m["img_size"] == 1 else (m["img_c"], m["img_size"], m["img_size"])
-        return x.reshape((-1,) + shape)
+        return x.reshape((-1,) + self._shape())
 
     def energy(self, x):
         """The energy `ebmc score` reports for each example of x ((N, C, H, W) images in [-1, 1] or
@@ -787,42 +887,179 @@ class Run:
             return -out + x.flatten(1).double().pow(2).sum(1).div(2 * sr * sr).to(out.dtype)
         return out
 
+    def _shape(self):
+        """the shape of one example: (D,) points, (C, H, W) images"""
+        m = self.model
+        return (m["dim"],) if m["arch"] == "gmm" else \
+            (m["img_c"],) if m["img_size"] == 1 else (m["img_c"], m["img_size"], m["img_size"])
+
     def sample(self, n, seed=None, steps=None, step_size=None, noise=None):
-        """dualmcmc's `ebmc sample` in PyTorch: z ~ N(0, I) (Philox stream 9, step = batch index,
-        chain = index in the batch of train.batch_size), x0 = G(z) (BatchNorm with the batch's
-        statistics, as ebmc's training tape), then `steps` Langevin steps
-        x <- x - (s^2/2) grad E(x) + noise xi_k (xi: Philox stream 1, step k counted over all
-        batches, chain = index in the batch). seed: ebmc sample's --seed (default run.seed + 1);
-        the others default to sample.*. Returns (generator, revised), (n, ...) float32."""
-        if self.recipe != "dualmcmc":
-            raise NotImplementedError(f"sample(): recipe {self.recipe} (dualmcmc only; use ebmc sample)")
-        cfg = self.config
+        """`ebmc sample RUN --n n [--seed S --steps K --step-size s --noise t]` in PyTorch, with
+        ebmc's Philox noise: a tuple of float32 (n, C, H, W) images in [-1, 1] or (n, D) points,
+        one per array ebmc sample writes (SAMPLE_NAMES[recipe], NAME.npy; images there as uint8
+        NHWC, floor(255 (x + 1)/2 + 0.5) clamped). seed: ebmc sample's --seed (default run.seed
+        + 1); steps, step_size, noise: the test-time Langevin settings (default sample.*).
+
+          dualmcmc    (generator, revised): z ~ N(0, I) (stream 9, step = batch index, chain =
+                      index in the batch of train.batch_size), G(z) with the batch's BatchNorm
+                      statistics, then x <- x - (s^2/2) grad E(x) + noise xi_k (stream 1, k
+                      counted over all batches); E's spectral norm does its power iteration at
+                      every step, as ebmc's chain.
+          coopvaebm,  (generator, revised): the same in batches of train.chains, the chain
+          coopnets    x <- x - (d^2/2)(x/sigma_ref^2 - grad f(x)) [+ noise xi_k].
+          shortrun    (samples,): batches of train.chains (0: train.batch_size) from
+                      U[langevin.init_lo, init_hi] (stream 9, step = batch index), then
+                      x <- x + s grad f(x) + noise xi_k (stream 1).
+          persistent  (samples, buffer): samples as shortrun's start, U[langevin.lo, hi], then
+                      x += noise xi; x <- clamp(x - s clip(grad E, langevin.clip), lo, hi)
+                      (IGEBM's order, dropout off); buffer: entries drawn from the checkpoint's
+                      replay buffer (stream 10) and langevin.steps more steps of the training
+                      chain (langevin.*, dropout masks from stream 11 on igebm); the chain's
+                      counter runs on over both. Images leave [0, 1] as 2x - 1.
+          jarzynski   (model,): gmm: exact draws from the learned mixture (n floor(n p_c) per
+                      component in order, noise stream 0x474D4432); image nets: the first n of the
+                      checkpoint's walkers (no noise, no steps).
+          particles   (particles,): the first n of the checkpoint's particles.
+        jarzynski and particles take no test-time settings (ebmc sample ignores them too); n above
+        the walkers or particles the checkpoint holds is a ValueError, as ebmc sample refuses."""
+        cfg, r = self.config, self.recipe
+        if n < 1:
+            raise ValueError(f"sample({n}): n must be at least 1")
         seed = int(cfg["run.seed"]) + 1 if seed is None else int(seed)
-        steps = int(cfg["sample.steps"]) if steps is None else int(steps)
-        s = float(cfg["sample.step_size"]) if step_size is None else float(step_size)
-        tau = float(cfg["sample.noise"]) if noise is None else float(noise)
-        B, nz = int(cfg["train.batch_size"]), self.model["nz"]
-        G, E = self.nets["G"], self.nets["E"]
-        gens, revs, k = [], [], 0
-        for b in range((n + B - 1) // B):
-            z = torch.from_numpy(philox_normals(seed, 9, b, B, nz)).to(self.device, next(G.parameters()).dtype)
-            with torch.no_grad():
-                G.train()                                   # batch statistics, running stats kept
-                saved = {k2: v.clone() for k2, v in G.state_dict().items()}
-                x = G(z.view(B, nz, 1, 1) if self.model["arch"] != "toy2d" else z)[0]
-                G.load_state_dict(saved)
-                G.eval()
-            gens.append(x.clone())
-            for _ in range(steps):
-                x = x.detach().requires_grad_(True)
-                g, = torch.autograd.grad(E(x)[0].sum(), [x])
-                x = x.detach() - (0.5 * s * s) * g
-                if tau > 0:
-                    xi = torch.from_numpy(philox_normals(seed, 1, k, B, x[0].numel())).to(x).view_as(x)
-                    x = x + tau * xi
-                k += 1
-            revs.append(x.detach())
-        return torch.cat(gens)[:n], torch.cat(revs)[:n]
+        if r in ("jarzynski", "particles"):
+            return self._sample_state(n, seed)
+        st = dict(steps=int(cfg["sample.steps"]) if steps is None else int(steps),
+                  step=f32(cfg["sample.step_size"] if step_size is None else step_size),
+                  noise=f32(cfg["sample.noise"] if noise is None else noise))
+        return getattr(self, "_sample_" + r)(n, seed, **st)
+
+    def _batches(self, n, size, draw, run):
+        """ebmc sample's loop: full batches of `size` chains (batch b: the start draw(b) and the
+        chains run(b, x)) until n; -> the first n of each array run returns"""
+        outs = [run(b, draw(b)) for b in range((n + size - 1) // size)]
+        return tuple(torch.cat(a)[:n] for a in zip(*outs))
+
+    def _grad(self, scale):
+        """grad U for U(x) = scale sum_b E(x_b) (scale -1: a net that outputs the score f)"""
+        E = self.nets["E"]
+
+        def grad(x):
+            x = x.detach().requires_grad_(True)
+            g, = torch.autograd.grad(E(x)[0].sum(), [x])
+            return g if scale > 0 else -g
+        return grad
+
+    def _generator_chain(self, n, seed, size, a, b, c, steps):
+        """dualmcmc / coop: z ~ N(0, I) -> G -> `steps` chain steps on U = +-sum E"""
+        G, E, nz = self.nets["G"], self.nets["E"], self.model["nz"]
+        dtype = next(G.parameters()).dtype
+        zshape = (size, nz) if self.model["arch"] == "toy2d" else (size, nz, 1, 1)
+        chain = Chain(self._grad(1 if self.recipe == "dualmcmc" else -1), seed)
+
+        def draw(bi):
+            z = torch.from_numpy(philox_normals(seed, STREAM_SAMPLE, bi, size, nz)).to(self.device, dtype)
+            with torch.no_grad(), training(G):              # BatchNorm: the batch's statistics
+                return G(z.view(zshape))[0]
+
+        # dualmcmc's E: spectral norm's power iteration at every forward, as ebmc's chain, u and v
+        # carried on from batch to batch (put back at the end)
+        with training(E) if self.recipe == "dualmcmc" else contextlib.nullcontext():
+            return self._batches(n, size, draw, lambda bi, x0: (x0.clone(), chain.run(x0, steps, a, b, c)))
+
+    def _sample_dualmcmc(self, n, seed, steps, step, noise):
+        a = f32(np.float32(0.5) * np.float32(step) * np.float32(step))
+        return self._generator_chain(n, seed, int(self.config["train.batch_size"]), a, 0.0, noise, steps)
+
+    def _sample_coop(self, n, seed, steps, step, noise):
+        a = np.float32(0.5) * np.float32(step) * np.float32(step)
+        sr = np.float32(self.config["langevin.sigma_ref"])
+        return self._generator_chain(n, seed, int(self.config["train.chains"]), f32(a), f32(a / (sr * sr)),
+                                     noise, steps)
+
+    _sample_coopvaebm = _sample_coopnets = _sample_coop
+
+    def _uniform_start(self, seed, size, lo, hi):
+        """U[lo, hi] starts of batch b as ebmc_init_uniform: lo + (hi - lo) u in float32"""
+        dtype = next(self.nets["E"].parameters()).dtype
+        elems = int(np.prod(self._shape()))
+
+        def draw(bi):
+            u = torch.from_numpy(philox_uniforms(seed, STREAM_SAMPLE, bi, size, elems)).to(self.device, dtype)
+            return (lo + (f32(np.float32(hi) - np.float32(lo)) * u)).view((size,) + self._shape())
+        return draw
+
+    def _sample_shortrun(self, n, seed, steps, step, noise):
+        cfg = self.config
+        size = int(cfg["train.chains"]) or int(cfg["train.batch_size"])
+        lo, hi = f32(cfg["langevin.init_lo"]), f32(cfg["langevin.init_hi"])
+        chain = Chain(self._grad(-1), seed)
+        return self._batches(n, size, self._uniform_start(seed, size, lo, hi),
+                             lambda bi, x0: (chain.run(x0, steps, step, 0.0, noise),))
+
+    def _sample_persistent(self, n, seed, steps, step, noise):
+        cfg, E = self.config, self.nets["E"]
+        size = int(cfg["train.batch_size"])
+        lo, hi, clip = f32(cfg["langevin.lo"]), f32(cfg["langevin.hi"]), f32(cfg["langevin.clip"])
+        t_steps = int(cfg["langevin.steps"])                    # the training chain's settings
+        t_step, t_noise = f32(cfg["langevin.step_size"]), f32(cfg["langevin.noise"])
+        p = f32(cfg.get("model.dropout", "0")) if self.model["arch"] == "igebm" else 0.0
+        drop = PhiloxDropout(seed, p) if p > 0 else None
+        chain = Chain(self._grad(1), seed)
+        images = self.model["img_size"] > 1
+
+        def run(bi, x0):
+            xs = chain.run(x0, steps, step, 0.0, noise, clip=clip, box=(lo, hi), noise_next=True)
+            E.dropout = drop                  # the training chain: ResNet32Large(train=True)
+            try:
+                xb = chain.run(self._replay_draw(seed, bi, size, lo, hi).to(x0), t_steps, t_step, 0.0, t_noise,
+                               clip=clip, box=(lo, hi), noise_next=True,
+                               on_step=(lambda k: drop.set(STREAM_DROP_X, k)) if drop else None)
+            finally:
+                E.dropout = None
+            return tuple(2 * x - 1 if images else x for x in (xs, xb))
+        return self._batches(n, size, self._uniform_start(seed, size, lo, hi), run)
+
+    def _replay_draw(self, seed, bi, size, lo, hi):
+        """persistent's buffer draw at test time (ebmc_replay_sample_op, reuse probability 1):
+        chain ch takes entry j = int(u1 count) (u1: lane 1 of counter (0xFFFFFFFF, ch, batch
+        index, stream 10), float32), dequantised lo + (q + u_e) (hi - lo)/256 with the element's
+        uniform u_e of the same stream (uint8 buffers); fresh U[lo, hi] noise while it is empty"""
+        data, count = self.state["buffer.data"], int(self.state["buffer.count"])
+        elems = int(np.prod(self._shape()))
+        u = philox_uniforms(seed, STREAM_SBUF, bi, size, elems)
+        span = np.float32(hi) - np.float32(lo)
+        if count == 0:
+            x = np.float32(lo) + span * u
+        else:
+            lanes = philox4x32_10(REPLAY_GROUP, np.arange(size, dtype=np.uint64), bi, STREAM_SBUF,
+                                  seed & 0xFFFFFFFF, seed >> 32)
+            u1 = ((lanes[1].astype(np.float64) + 0.5) * 2.3283064365386963e-10).astype(np.float32)
+            j = np.minimum((u1 * np.float32(count)).astype(np.int64), count - 1)
+            rows = data.reshape(-1, elems)[torch.from_numpy(j)].numpy()
+            if self.config.get("buffer.uint8", "true") == "true":    # q as stored (0..255)
+                x = np.float32(lo) + (rows.astype(u.dtype) + u) * (span / np.float32(256))
+            else:
+                x = rows.astype(u.dtype)
+        return torch.from_numpy(np.ascontiguousarray(x)).view((size,) + self._shape())
+
+    def _sample_state(self, n, seed):
+        """jarzynski and particles: no test-time chain (see sample)"""
+        m = self.model
+        if m["arch"] == "gmm":
+            means = self.state["gmm.means"].view(m["components"], m["dim"])
+            z = self.state["gmm.z"].view(-1).double()
+            p = torch.exp(-(z - z.min()))
+            counts = torch.floor(n * (p / p.sum())).long()
+            comp = torch.full((n,), m["components"] - 1, dtype=torch.long)
+            comp[:min(n, int(counts[:-1].sum()))] = torch.repeat_interleave(torch.arange(m["components"] - 1),
+                                                                          counts[:-1])[:n]
+            r = torch.from_numpy(philox_normals(seed, STREAM_GMM_DRAW, 0, n, m["dim"])).to(means)
+            return (means[comp] + r,)
+        key = "walkers.x" if self.recipe == "jarzynski" else "particles"
+        x = self.state[key].view((-1,) + self._shape())
+        if n > x.shape[0]:
+            raise ValueError(f"sample({n}): the checkpoint has {x.shape[0]} {key.split('.')[0]}")
+        return (x[:n].clone(),)
 
 
 def load_run(run_dir, checkpoint=None, device="cpu"):

@@ -22,8 +22,8 @@ counter, buffer), runs iteration 3 and saves E1 and step.safetensors. Here, from
        x- = buffer draw; K times: x += 0.005 n_k; x <- clamp(x - 10 clip(grad E(x), 0.01), 0, 1)
        loss = mean E(x+) - mean E(x-) + l2 (mean E(x+)^2 + mean E(x-)^2)
        dropout 0.5 after every block's c1 in every forward (ResNet32Large(train=True)), masks from
-       ebmc's Philox keys (class Dropout: stream 12 step 2 it / 2 it + 1 for E(x+) / E(x-), stream
-       11 and the chain's counter + k for Langevin step k)
+       ebmc's Philox keys (ebmc_torch.PhiloxDropout: stream 12 step 2 it / 2 it + 1 for E(x+) /
+       E(x-), stream 11 and the chain's counter + k for Langevin step k)
   3. Rows:
      exact      Philox known answers; the buffer after the push, byte for byte, from C's own
                 x- (floor(255 (x - lo)/(hi - lo)) clipped, compress_x_mod's 255 levels: the
@@ -85,30 +85,8 @@ def elem_uniforms(seed, stream, step, n, elems):
     return out.reshape(n, groups * 4)[:, :elems]
 
 
-class Dropout:
-    """ebmc's DROPOUT (include/ebmc/backend.h ebmc_dropout_desc) as IgebmE.dropout: element e of
-    sample r of block i's c1 output is kept iff the double uniform (k + 0.5) 2^-32 of lane e%4 of
-    Philox counter (off_i + e/4, r, step, stream) is >= p, and scaled by 1/(1 - p); off_i: the
-    groups of the earlier blocks' c1 outputs (ceil(elems/4) each). One key per forward pass."""
-
-    def __init__(self, seed, p):
-        self.seed, self.p, self.key = seed, p, None
-
-    def set(self, stream, step):
-        self.key, self.off = (stream, step), 0
-
-    def __call__(self, i, c1):
-        if i == 0:
-            self.off = 0
-        n, elems = c1.shape[0], int(np.prod(c1.shape[1:]))
-        groups = (elems + 3) // 4
-        g, ch = np.meshgrid(np.arange(self.off, self.off + groups, dtype=np.uint64), np.arange(n, dtype=np.uint64))
-        stream, step = self.key
-        r = DM.philox4x32_10(g, ch, step, stream, self.seed & 0xFFFFFFFF, self.seed >> 32)
-        u = np.stack([(x.astype(np.float64) + 0.5) * 2.3283064365386963e-10 for x in r], -1).reshape(n, groups * 4)
-        keep = (u[:, :elems] >= self.p).astype(np.float64).reshape(c1.shape)
-        self.off += groups
-        return c1 / np.float64(np.float32(1.0 - self.p)) * torch.from_numpy(keep)
+# ebmc's DROPOUT as IgebmE.dropout (python/ebmc_torch.py; Run.sample uses it on the buffer chain)
+Dropout = NT.PhiloxDropout
 
 
 def run_dump(tool, out, extra=()):
