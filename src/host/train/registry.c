@@ -56,6 +56,7 @@ static const ebmc_cfg_key SHELL_TAIL[] = {
     {"log", "ckpt_every", EBMC_CFG_INT, "1000", "write a checkpoint every N iterations (0: only at the end)", 0, 1e12, NULL},
     {"log", "keep", EBMC_CFG_INT, "10", "checkpoints kept (the oldest are deleted)", 1, 100000, NULL},
     {"log", "grid_nrow", EBMC_CFG_INT, "10", "images per grid row", 1, 1000, NULL},
+    {"log", "grid_scale", EBMC_CFG_INT, "1", "grid PNGs (training and ebmc sample) enlarged by this factor, each pixel a square block (nearest)", 1, 16, NULL},
     {"log", "progress_every", EBMC_CFG_INT, "50", "a plain progress line every N iterations when stderr is not a terminal", 1, 1e9, NULL},
     {"log", "quiet", EBMC_CFG_BOOL, "false", "no progress output", U, NULL},
     {"log", "tensorboard", EBMC_CFG_BOOL, "true", "TensorBoard event file in <run>/tb: every metric at its iteration, the grids as images, the config as text", U, NULL},

@@ -301,7 +301,7 @@ ebmc_status ebmc_run_iteration(ebmc_run_t *r, int64_t it, int64_t epoch, bool gr
     return s;
 }
 
-ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, struct ebmc_tb *tb,
+ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, int scale, struct ebmc_tb *tb,
                                  char *err, size_t errlen) {
     ebmc_grid g[EBMC_MAX_GRIDS];
     int ng = r->recipe->grids ? r->recipe->grids(r->state, g, EBMC_MAX_GRIDS) : 0;
@@ -314,6 +314,7 @@ ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it,
     }
     ebmc_grid_opts o = ebmc_grid_opts_default();
     o.nrow = nrow;
+    o.scale = scale;
     if (tb) ebmc_tb_begin(tb, it, ebmc_tb_wall());
     ebmc_status s = EBMC_OK;
     for (int i = 0; i < ng && !s; i++) {
