@@ -32,6 +32,8 @@ static const ebmc_cfg_key SHELL_HEAD[] = {
     {"data", "max_shapes", EBMC_CFG_INT, "3", "shapes: 1..max_shapes shapes per image (the count uniform)", 1, 3, NULL},
     {"data", "shape_min", EBMC_CFG_FLOAT, "0.12", "shapes: smallest shape radius, a fraction of data.size (radii uniform in shape_min..shape_max)", 0.01, 0.5, NULL},
     {"data", "shape_max", EBMC_CFG_FLOAT, "0.28", "shapes: largest shape radius, a fraction of data.size (<= 0.5: wholly inside)", 0.01, 0.5, NULL},
+    {"data", "shape_bg", EBMC_CFG_CHOICE, "varied", "shapes: background: varied (dark muted colours, half of them two-tone) or black", U, "varied|black"},
+    {"data", "shape_color", EBMC_CFG_CHOICE, "hue", "shapes: shape colour: hue (bright, saturated, random hue) or white", U, "hue|white"},
     {"data", "toy", EBMC_CFG_CHOICE, "gmm8", "toy2d: the 2-D distribution", U, "gmm8|gmm25|rings|spiral|8gaussians|swissroll|pinwheel|checkerboard|pd_rings|2spirals"},
     {"data", "hflip", EBMC_CFG_BOOL, "false", "random horizontal flips", U, NULL},
     {"data", "crop", EBMC_CFG_STRING, "", "images: crop box x0,y0,x1,y1 in source pixels (empty: the centred square)", U, NULL},

@@ -45,9 +45,12 @@ static ebmc_status open_data_kind(const ebmc_config_t *cfg, ebmc_dataset_t **ds,
     }
     if (!strcmp(kind, "npy")) return ebmc_data_npy(path, ds, err, errlen);
     if (!strcmp(kind, "shapes"))
-        return ebmc_data_shapes_sized(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"),
-                                      ebmc_config_float(cfg, "data", "shape_min"),
-                                      ebmc_config_float(cfg, "data", "shape_max"), seed, ds, err, errlen);
+        return ebmc_data_shapes_styled(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"),
+                                       ebmc_config_float(cfg, "data", "shape_min"),
+                                       ebmc_config_float(cfg, "data", "shape_max"),
+                                       !strcmp(ebmc_config_str(cfg, "data", "shape_bg"), "black"),
+                                       !strcmp(ebmc_config_str(cfg, "data", "shape_color"), "white"), seed, ds, err,
+                                       errlen);
     if (!strcmp(kind, "cifar10")) return ebmc_data_cifar10(path, true, ds, err, errlen);
     if (!strcmp(kind, "mnist"))
         return ebmc_data_mnist(path, true, (int)ebmc_config_int(cfg, "data", "mnist_pad"), ds, err, errlen);
