@@ -21,17 +21,31 @@ moves the statistic).
 Asserted, per feature: revised < untrained, decided on NB disjoint blocks of the sets: the
 per-block difference of the two MMD^2 must have mean - 3 x its standard error > 0 (a bound from
 the blocks themselves, not a tuned threshold). Reported the same way, not asserted: revised
-against iteration K (a 150-iteration run is not better than its iteration 50 for every seed) and
-against the generator (at the quick start's sizes the revision moves pixels by about 1/255; the
-difference is within noise or small either way).
+against iteration K (a short run is not better than its early checkpoint for every seed) and
+against the generator (at the quick start's sizes the revision moves pixels little).
+
+Asserted for shapes data with --kinds (reported otherwise): the shape kinds. Each image is called a triangle, circle or square by
+the fill ratio of its coverage mask in its bounding box (0.5, pi/4, 1: the nearest), "none"
+without a shape. For each of the three kinds, the revised samples' share must be within
+KIND_TOL = 0.10 of the held-out data's, measured on KIND_REF = 5000 held-out images (another
+seed) and on the n revised samples. The sampling error of a share p from m images is
+sqrt(p (1 - p) / m); of the difference, sqrt(p (1 - p) (1/n + 1/KIND_REF)): at p = 1/3 and the
+default n = 1000 that is 0.0167, so 3 standard errors (0.050) are half the tolerance and a model
+whose shares equal the data's passes with probability > 99.7% per kind. With --kinds the check
+refuses (exit 2) an n for which 3 standard errors exceed KIND_TOL / 2 (n < 1000), where the
+bound would mostly measure noise. The quick start (configs/quickstart.ini) does not pass it yet
+(README "Quick start"), so the ctest does not give --kinds.
 
 Usage:
   quickstart_check.py [--ebmc BIN] RUN_DIR          check a trained run (e.g. runs/quickstart)
   quickstart_check.py [--ebmc BIN] --train CONFIG [section.key=value ...]
                                                     train CONFIG (with overrides) in a temporary
                                                     folder first, then check it (the ctest)
-  options: --n N (samples and held-out examples per set, default 500), --blocks NB (default 5),
-           --seed S (run.seed of the --train run), --keep (keep the temporary folder)
+  options: --n N (samples and held-out examples per set, default 1000), --blocks NB (default 5),
+           --seed S (run.seed of the --train run), --keep (keep the temporary folder),
+           --kinds (assert the shape kinds' shares, see above; needs --n 1000 or more),
+           --grid G (also check that `ebmc sample` writes its grid as the config says: an 8x8
+           grid of G images per row at log.grid_scale; 0: not checked, the default)
 Exit status: 0 when all assertions pass, 1 when one fails, 2 on usage or ebmc errors, 77
 (skipped) without numpy.
 """
@@ -52,6 +66,9 @@ except ImportError:
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELD_SEEDS = (900001, 900002)  # data seeds of the two held-out sets (training uses run.seed)
+KIND_SEED = 900003             # data seed of the kinds' reference set
+KIND_REF = 5000                # its size
+KIND_TOL = 0.10                # asserted: |share of revised - share of held-out| per kind
 SCALES = (0.5, 1.0, 2.0)       # kernel bandwidths: these multiples of the median distance
 BLURS = (1.0, 2.0)             # reference rows: held-out set B blurred by these sigmas (pixels)
 
@@ -133,14 +150,57 @@ def kinds(x, shape):
 
 
 def kind_table(sets, shape):
-    """prints the kinds' shares in each set"""
+    """prints the kinds' shares in each set; returns {set: {kind: share}}"""
     names = [k for k, _ in KINDS] + ["none"]
     print("quickstart_check: shape kinds by fill ratio of the coverage mask in its bounding box "
           "(triangle 0.5, circle 0.785, square 1; a soft blob counts as a circle):")
-    print(f"  {'':<24} " + " ".join(f"{k:>8}" for k in names))
+    print(f"  {'':<24} {'images':>7} " + " ".join(f"{k:>8}" for k in names))
+    shares = {}
     for name, x in sets.items():
         ks = kinds(x, shape)
-        print(f"  {name:<24} " + " ".join(f"{ks.count(k) / len(ks):8.2f}" for k in names))
+        shares[name] = {k: ks.count(k) / len(ks) for k in names}
+        print(f"  {name:<24} {len(ks):7d} " + " ".join(f"{shares[name][k]:8.3f}" for k in names))
+    return shares
+
+
+def kind_check(shares, ref, n, m):
+    """each kind's share in the n revised samples within KIND_TOL of the m held-out images'"""
+    ok = True
+    for k, _ in KINDS:
+        p, q = shares[ref][k], shares["revised"][k]
+        se = np.sqrt(max(p * (1 - p), 1.0 / m) * (1.0 / n + 1.0 / m))
+        passed = abs(q - p) <= KIND_TOL
+        ok &= passed
+        print(f"  {k:<9} revised {q:.3f} vs held-out {p:.3f}: |difference| {abs(q - p):.3f} "
+              f"{'<=' if passed else '>'} {KIND_TOL:.2f}: {'PASS' if passed else 'FAIL'} "
+              f"(3 s.e. of the difference {3 * se:.3f})")
+    return ok
+
+
+def png_size(path):
+    """(width, height) from a PNG's IHDR chunk"""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise ValueError(f"{path}: not a PNG")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def grid_check(ebmc, run_dir, config, g, tmp):
+    """`ebmc sample --n G*G` must write a G x G grid at the config's log.grid_scale (the quick
+    start's pictures): the PNG's size from torchvision's layout (padding 2) times the scale"""
+    cfg = open(os.path.join(run_dir, "config.ini")).read()
+    scale = int(re.search(r"^grid_scale\s*=\s*(\d+)", cfg, re.M).group(1))
+    nrow = int(re.search(r"^grid_nrow\s*=\s*(\d+)", cfg, re.M).group(1))
+    size = int(re.search(r"^size\s*=\s*(\d+)", cfg, re.M).group(1))
+    out = os.path.join(tmp, "samples-grid")
+    run([ebmc, "sample", run_dir, "--n", str(g * g), "--out", out])
+    want = ((size + 2) * g + 2) * scale
+    got = png_size(os.path.join(out, "revised.png"))
+    passed = nrow == g and got == (want, want)
+    print(f"quickstart_check: ebmc sample's grid of {g * g}: {got[0]}x{got[1]} pixels, log.grid_nrow {nrow}, "
+          f"log.grid_scale {scale} (want {g} per row, {want}x{want}): {'PASS' if passed else 'FAIL'}")
+    return passed
 
 
 def main():
@@ -148,7 +208,9 @@ def main():
     ap.add_argument("run_dir", nargs="?")
     ap.add_argument("--ebmc", default=os.path.join(REPO, "build", "ebmc"))
     ap.add_argument("--train", metavar="CONFIG")
-    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--grid", type=int, default=0)
+    ap.add_argument("--kinds", action="store_true")
     ap.add_argument("--blocks", type=int, default=5)
     ap.add_argument("--seed", type=int)
     ap.add_argument("--keep", action="store_true")
@@ -158,6 +220,11 @@ def main():
     if (args.train is None) == (args.run_dir is None) or args.n < 2 * args.blocks:
         ap.print_usage()
         print("quickstart_check: give RUN_DIR or --train CONFIG, and --n >= 2 x --blocks")
+        return 2
+    se3 = 3.0 * np.sqrt(2.0 / 9.0 * (1.0 / args.n + 1.0 / KIND_REF))  # at p = 1/3
+    if args.kinds and se3 > KIND_TOL / 2:
+        print(f"quickstart_check: --n {args.n} is too few for the kinds' bound: 3 standard errors of a share's "
+              f"difference are {se3:.3f} > {KIND_TOL / 2:.2f} (half the tolerance); use --n 1000 or more")
         return 2
     tmp = tempfile.mkdtemp(prefix="ebmc-qscheck-")
     try:
@@ -258,8 +325,23 @@ def check(args, overrides, tmp):
                        else "no difference beyond noise")
             print(f"  (revised vs {label}: {label} - revised = {full[other] - full['revised']:+.5f}; {nb} blocks: "
                   f"mean {m:+.5f}, 3 s.e. {3 * se:.5f}: {verdict})")
-    if shape[2] == 3:  # reported, not asserted: a short run (the ctest's 150 iterations) makes blobs
-        kind_table({"held-out A": a, "revised": rev, "generator": gen, early_name: early, "untrained": unt}, shape)
+    if shape[2] == 3:
+        sets = {"held-out A": a, "revised": rev, "generator": gen, early_name: early, "untrained": unt}
+        ref = "held-out A"
+        if args.kinds:  # the reference set of KIND_REF images (without --kinds: held-out A, n images)
+            path = os.path.join(tmp, f"held-{KIND_SEED}.npy")
+            run([ebmc, "data", config, f"run.seed={KIND_SEED}", f"data.count={KIND_REF}", "--out", path] + [
+                o for o in over if o.startswith("data.")])
+            ref = f"held-out ({KIND_REF})"
+            sets = {ref: load(path), **sets}
+        shares = kind_table(sets, shape)
+        print(f"quickstart_check: shape kinds of the {n} revised samples within {KIND_TOL:.2f} of {ref}'s "
+              f"({'asserted' if args.kinds else 'reported, not asserted: no --kinds'}):")
+        kinds_ok = kind_check(shares, ref, n, KIND_REF if args.kinds else n)
+        if args.kinds:
+            ok &= kinds_ok
+    if args.grid:
+        ok &= grid_check(ebmc, run_dir, config, args.grid, tmp)
     print(f"quickstart_check: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 

@@ -98,6 +98,53 @@ static void test_shapes_max(void **state) {
 /* radii: 0.12..0.28 is ebmc_data_shapes_ex byte for byte; a fixed radius r gives one shape of
  * the area its geometry says (bright pixels: a shape's brightest channel is >= 0.75 x 255, a
  * background's <= 0.64 x 255), and radii outside 0 < min <= max <= 0.5 are refused */
+/* styles: both off is ebmc_data_shapes_sized byte for byte; black_bg leaves every pixel outside
+ * the shapes 0 (the corners: shapes are wholly inside and at least 0.2 r from the edges) and
+ * the shapes' fully covered pixels as they were (within 1); white_shapes makes those pixels 254..255 and leaves
+ * the background as it was; the shapes' coverage (bright pixels) is the same in all styles */
+static void test_shapes_styled(void **state) {
+    (void)state;
+    const int n = 32, s = 32;
+    const size_t per = 3 * s * s, plane = (size_t)s * s;
+    ebmc_dataset_t *v = NULL, *b = NULL, *w = NULL, *bw = NULL;
+    EXPECT_OK(ebmc_data_shapes_sized(n, s, 1, 0.25, 0.4, 5, &v, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_styled(n, s, 1, 0.25, 0.4, false, false, 5, &b, ERR, sizeof ERR));
+    assert_memory_equal(ebmc_data_u8(v), ebmc_data_u8(b), n * per);
+    ebmc_data_free(b);
+    EXPECT_OK(ebmc_data_shapes_styled(n, s, 1, 0.25, 0.4, true, false, 5, &b, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_styled(n, s, 1, 0.25, 0.4, false, true, 5, &w, ERR, sizeof ERR));
+    EXPECT_OK(ebmc_data_shapes_styled(n, s, 1, 0.25, 0.4, true, true, 5, &bw, ERR, sizeof ERR));
+    const uint8_t *uv = ebmc_data_u8(v), *ub = ebmc_data_u8(b), *uw = ebmc_data_u8(w), *ubw = ebmc_data_u8(bw);
+    const size_t corners[4] = {0, (size_t)s - 1, plane - s, plane - 1};
+    for (int i = 0; i < n; i++) {
+        int covered = 0;
+        for (int k = 0; k < 4; k++)
+            for (int c = 0; c < 3; c++) {
+                size_t q = i * per + c * plane + corners[k];
+                assert_int_equal(ub[q], 0);
+                assert_int_equal(ubw[q], 0);
+                assert_int_equal(uw[q], uv[q]);
+            }
+        for (size_t p = 0; p < plane; p++) {
+            /* white on black: the coverage itself; full coverage is 255 in every channel */
+            int cov = ubw[i * per + p];
+            for (int c = 0; c < 3; c++) assert_int_equal(ubw[i * per + c * plane + p], cov);
+            if (cov != 255) continue;
+            covered++;
+            for (int c = 0; c < 3; c++) {
+                /* 255 is coverage >= 0.998: the background's share may move the rounding by 1 */
+                assert_true(abs((int)ub[i * per + c * plane + p] - (int)uv[i * per + c * plane + p]) <= 1);
+                assert_true(uw[i * per + c * plane + p] >= 254);
+            }
+        }
+        assert_true(covered > 40); /* a shape of radius >= 8 px covers far more */
+    }
+    ebmc_data_free(v);
+    ebmc_data_free(b);
+    ebmc_data_free(w);
+    ebmc_data_free(bw);
+}
+
 static void test_shapes_sized(void **state) {
     (void)state;
     const int n = 48, s = 40;
@@ -427,6 +474,7 @@ int main(void) {
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_shapes_max),
         cmocka_unit_test(test_shapes_sized),
+        cmocka_unit_test(test_shapes_styled),
         cmocka_unit_test(test_toy2d),
         cmocka_unit_test(test_loader_epochs),
         cmocka_unit_test(test_loader_determinism_resume),

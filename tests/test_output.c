@@ -267,6 +267,58 @@ static void test_grid_nan(void **state) {
     assert_non_null(strstr(err, "1 NaN value written as 0"));
 }
 
+/* scale s: the scale-1 grid with every pixel (padding included) a block of s x s, and the size
+ * ebmc_grid_png reports is the enlarged one; scale 0 and 17 are refused */
+static void test_grid_scale(void **state) {
+    (void)state;
+    enum { N = 3, C = 3, H = 3, W = 2, S = 3 };
+    float imgs[N * C * H * W];
+    for (int i = 0; i < N * C * H * W; i++) imgs[i] = val_for_byte((i * 37) % 256);
+    ebmc_grid_opts o = ebmc_grid_opts_default();
+    o.nrow = 2;
+    o.pad_value = 0.5f;
+    char err[512];
+    const char *p1 = tpath("scale1.png"), *p3 = tpath("scale3.png");
+    assert_int_equal(ebmc_save_grid_png(p1, imgs, N, C, H, W, &o, err, sizeof err), EBMC_OK);
+    o.scale = S;
+    assert_int_equal(ebmc_save_grid_png(p3, imgs, N, C, H, W, &o, err, sizeof err), EBMC_OK);
+    uint8_t *png;
+    size_t len;
+    int gh, gw;
+    assert_int_equal(ebmc_grid_png(p3, imgs, N, C, H, W, &o, &png, &len, &gh, &gw, err, sizeof err), EBMC_OK);
+    free(png);
+    int w1, h1, w3, h3, comp;
+    unsigned char *a = stbi_load(p1, &w1, &h1, &comp, 3), *b = stbi_load(p3, &w3, &h3, &comp, 3);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(h1, 2 * (H + 2) + 2); /* torchvision's layout at scale 1 */
+    assert_int_equal(w1, 2 * (W + 2) + 2);
+    assert_int_equal(h3, S * h1);
+    assert_int_equal(w3, S * w1);
+    assert_int_equal(gh, h3);
+    assert_int_equal(gw, w3);
+    for (int y = 0; y < h3; y++)
+        for (int x = 0; x < w3; x++)
+            for (int c = 0; c < 3; c++)
+                assert_int_equal(b[((size_t)y * w3 + x) * 3 + c], a[((size_t)(y / S) * w1 + x / S) * 3 + c]);
+    stbi_image_free(a);
+    stbi_image_free(b);
+    remove(p1);
+    remove(p3);
+    for (int bad = 0; bad <= 17; bad += 17) {
+        o.scale = bad;
+        assert_int_equal(ebmc_save_grid_png(p1, imgs, N, C, H, W, &o, err, sizeof err), EBMC_E_INVALID);
+        assert_non_null(strstr(err, "scale"));
+    }
+    assert_false(exists(p1));
+    /* a canvas within the limit at scale 1 but over it scaled is refused, not overflowed */
+    o.scale = 16;
+    assert_int_equal(ebmc_grid_png(p1, imgs, 1, C, 1, 1 << 22, &o, &png, &len, &gh, &gw, err, sizeof err),
+                     EBMC_E_INVALID);
+    assert_non_null(strstr(err, "too large"));
+    assert_int_equal(count_tmp_files(), 0);
+}
+
 static void test_grid_invalid(void **state) {
     (void)state;
     float imgs[2 * 3 * 4 * 4] = {0};
@@ -738,6 +790,7 @@ int main(void) {
         cmocka_unit_test(test_grid_gray),
         cmocka_unit_test(test_quantize_edges),
         cmocka_unit_test(test_grid_nan),
+        cmocka_unit_test(test_grid_scale),
         cmocka_unit_test(test_grid_invalid),
         cmocka_unit_test(test_grid_replaces_atomically),
         cmocka_unit_test(test_npy_u8),

@@ -122,6 +122,14 @@ ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, 
  * (0 < r_min <= r_max <= 0.5; r_min 0.12, r_max 0.28 is ebmc_data_shapes_ex, bit for bit). */
 ebmc_status ebmc_data_shapes_sized(int n, int size, int max_shapes, double r_min, double r_max,
                                    uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen);
+/* The same with simpler colours (each choice draws the same random numbers, so the shapes' kinds,
+ * places and sizes are ebmc_data_shapes_sized's for the same seed):
+ *   black_bg       the background black (0) instead of dark muted colours, half of them two-tone
+ *   white_shapes   every shape white (1) instead of a bright saturated random hue
+ * Both false is ebmc_data_shapes_sized, bit for bit. */
+ebmc_status ebmc_data_shapes_styled(int n, int size, int max_shapes, double r_min, double r_max, bool black_bg,
+                                    bool white_shapes, uint64_t seed, ebmc_dataset_t **out, char *err,
+                                    size_t errlen);
 
 /* 2-D toy points (N,2) from seed (point i depends only on (seed, kind, i)):
  *   "gmm8"   8 Gaussians, centres on the circle of radius 2 at angles 2*pi*k/8, std 0.05,

@@ -37,9 +37,11 @@ typedef struct {
     float pad_value; /* canvas value before quantisation (0); not normalised */
     bool normalize;  /* map [lo, hi] to [0, 1] after clamping (normalize=True, value_range) */
     float lo, hi;    /* value range when normalize; finite, lo < hi */
+    int scale;       /* 1..16: the finished canvas (padding included) enlarged by pixel replication
+                      * (nearest), scale x scale PNG pixels per canvas pixel; not torchvision's */
 } ebmc_grid_opts;
 
-/* nrow 8, padding 2, pad_value 0, normalize over [-1, 1] (ebmc's data range). */
+/* nrow 8, padding 2, pad_value 0, normalize over [-1, 1] (ebmc's data range), scale 1. */
 ebmc_grid_opts ebmc_grid_opts_default(void);
 
 /* The canvas size for n images of h x w: (height, width) as save_image makes it. Returns
@@ -57,7 +59,7 @@ ebmc_status ebmc_save_grid_png(const char *path, const float *imgs, int n, int c
                                const ebmc_grid_opts *o, char *err, size_t errlen);
 
 /* The same grid PNG in memory: *png (malloc'd: free it) of *len bytes, *out_h x *out_w pixels
- * (either may be NULL); path only names it in messages. The same checks and NaN warning. */
+ * (ebmc_grid_size's canvas times o->scale; either may be NULL); path only names it in messages. The same checks and NaN warning. */
 ebmc_status ebmc_grid_png(const char *path, const float *imgs, int n, int c, int h, int w, const ebmc_grid_opts *o,
                           uint8_t **png, size_t *len, int *out_h, int *out_w, char *err, size_t errlen);
 /* len bytes written to a temporary file renamed onto path. EBMC_E_IO with "PATH: problem". */

@@ -94,7 +94,7 @@ int main(int argc, char **argv) {
         if (!x) return 1;
         ebmc_status st;
         if (png) {
-            ebmc_grid_opts o;
+            ebmc_grid_opts o = ebmc_grid_opts_default(); /* scale 1: torchvision's layout */
             int norm;
             if (!parse_int(argv[8], &o.nrow) || !parse_int(argv[9], &o.padding) ||
                 !parse_float(argv[10], &o.pad_value) || !parse_int(argv[11], &norm) ||

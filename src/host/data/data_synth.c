@@ -83,7 +83,7 @@ static float shape_sd(const shape_t *s, float x, float y) {
 }
 
 static void draw_shapes_image(uint64_t seed, uint32_t item, int size, int max_shapes, float r_min,
-                              float r_span, uint8_t *dst /* (3,S,S) */) {
+                              float r_span, bool black_bg, bool white_shapes, uint8_t *dst /* (3,S,S) */) {
     uni_stream u = {seed, item, 0, {0}, 0};
     const float S = (float)size;
     /* background: dark, muted; half the images two-tone */
@@ -94,6 +94,7 @@ static void draw_shapes_image(uint64_t seed, uint32_t item, int size, int max_sh
     float h1 = h0 + 0.08f + 0.25f * uni(&u);
     float dv = (0.10f + 0.12f * uni(&u)) * (v0 < 0.27f ? 1.0f : -1.0f);
     hsv_rgb(h1, s0, v0 + dv, bg1);
+    if (black_bg) bg0[0] = bg0[1] = bg0[2] = bg1[0] = bg1[1] = bg1[2] = 0.0f;
     static const float nx[4] = {1.0f, 0.0f, 0.70710678f, 0.70710678f};
     static const float ny[4] = {0.0f, 1.0f, 0.70710678f, -0.70710678f};
     int orient = uni_int(&u, 4);
@@ -108,6 +109,7 @@ static void draw_shapes_image(uint64_t seed, uint32_t item, int size, int max_sh
         sh[k].cy = sh[k].r + uni(&u) * (S - 2 * sh[k].r);
         float hh = uni(&u), ss = 0.65f + 0.35f * uni(&u), vv = 0.75f + 0.25f * uni(&u);
         hsv_rgb(hh, ss, vv, sh[k].rgb);
+        if (white_shapes) sh[k].rgb[0] = sh[k].rgb[1] = sh[k].rgb[2] = 1.0f;
     }
     const size_t plane = (size_t)size * size;
     for (int y = 0; y < size; y++)
@@ -141,6 +143,12 @@ ebmc_status ebmc_data_shapes_ex(int n, int size, int max_shapes, uint64_t seed, 
 
 ebmc_status ebmc_data_shapes_sized(int n, int size, int max_shapes, double r_min, double r_max,
                                    uint64_t seed, ebmc_dataset_t **out, char *err, size_t errlen) {
+    return ebmc_data_shapes_styled(n, size, max_shapes, r_min, r_max, false, false, seed, out, err, errlen);
+}
+
+ebmc_status ebmc_data_shapes_styled(int n, int size, int max_shapes, double r_min, double r_max, bool black_bg,
+                                    bool white_shapes, uint64_t seed, ebmc_dataset_t **out, char *err,
+                                    size_t errlen) {
     if (err && errlen) err[0] = '\0';
     if (out) *out = NULL;
     if (!out) return ebmc_data_err(EBMC_E_INVALID, err, errlen, "shapes", "out is NULL");
@@ -172,7 +180,7 @@ ebmc_status ebmc_data_shapes_sized(int n, int size, int max_shapes, double r_min
 #pragma omp parallel for schedule(static)
 #endif
     for (int i = 0; i < n; i++) draw_shapes_image(seed, (uint32_t)i, size, max_shapes, (float)r_min, (float)(r_max - r_min),
-                          ds->u8 + (size_t)i * per);
+                          black_bg, white_shapes, ds->u8 + (size_t)i * per);
     *out = ds;
     return EBMC_OK;
 }

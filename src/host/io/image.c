@@ -55,7 +55,7 @@ uint8_t ebmc_quantize_u8(float x, bool normalize, float lo, float hi) {
 
 ebmc_grid_opts ebmc_grid_opts_default(void) {
     ebmc_grid_opts o = {.nrow = 8, .padding = 2, .pad_value = 0.0f, .normalize = true,
-                        .lo = -1.0f, .hi = 1.0f};
+                        .lo = -1.0f, .hi = 1.0f, .scale = 1};
     return o;
 }
 
@@ -155,16 +155,17 @@ ebmc_status ebmc_grid_png(const char *path, const float *imgs, int n, int c, int
         ebmc_set_err(err, errlen, "%s: no grid options (NULL)", path);
         return EBMC_E_INVALID;
     }
-    if (o->nrow < 1 || o->padding < 0) {
-        ebmc_set_err(err, errlen, "%s: grid needs nrow >= 1 and padding >= 0 (got %d, %d)", path,
-                o->nrow, o->padding);
+    if (o->nrow < 1 || o->padding < 0 || o->scale < 1 || o->scale > 16) {
+        ebmc_set_err(err, errlen, "%s: grid needs nrow >= 1, padding >= 0 and scale 1..16 (got %d, %d, %d)",
+                path, o->nrow, o->padding, o->scale);
         return EBMC_E_INVALID;
     }
     if (o->normalize && (st = check_range(path, o->lo, o->hi, err, errlen)) != EBMC_OK) return st;
     int gh, gw;
-    if (ebmc_grid_size(n, h, w, o->nrow, o->padding, &gh, &gw) != EBMC_OK) {
-        ebmc_set_err(err, errlen, "%s: a grid of %d images of %dx%d (nrow %d, padding %d) is too large",
-                path, n, h, w, o->nrow, o->padding);
+    if (ebmc_grid_size(n, h, w, o->nrow, o->padding, &gh, &gw) != EBMC_OK ||
+        (int64_t)gh * o->scale * ((int64_t)gw * o->scale) > GRID_MAX_BYTES / 3) {
+        ebmc_set_err(err, errlen, "%s: a grid of %d images of %dx%d (nrow %d, padding %d, scale %d) is too large",
+                path, n, h, w, o->nrow, o->padding, o->scale);
         return EBMC_E_INVALID;
     }
 
@@ -202,6 +203,25 @@ ebmc_status ebmc_grid_png(const char *path, const float *imgs, int n, int c, int
         }
     }
 
+    if (o->scale > 1) { /* pixel replication: canvas pixel (y, x) -> the block (y*s.., x*s..) */
+        int s = o->scale;
+        size_t big_row = row_bytes * (size_t)s;
+        uint8_t *big = malloc(big_row * (size_t)gh * (size_t)s);
+        if (!big) {
+            free(canvas);
+            ebmc_set_err(err, errlen, "%s: out of memory for a %dx%d grid", path, gw * s, gh * s);
+            return EBMC_E_NOMEM;
+        }
+        for (int y = 0; y < gh; y++) {
+            uint8_t *dst = big + (size_t)y * (size_t)s * big_row;
+            const uint8_t *src = canvas + (size_t)y * row_bytes;
+            for (int x = 0; x < gw; x++)
+                for (int k = 0; k < s; k++) memcpy(dst + ((size_t)x * s + k) * 3, src + (size_t)x * 3, 3);
+            for (int k = 1; k < s; k++) memcpy(dst + (size_t)k * big_row, dst, big_row);
+        }
+        free(canvas);
+        canvas = big, gh *= s, gw *= s, row_bytes = big_row;
+    }
     png_sink sink = {0};
     int ok = stbi_write_png_to_func(png_write_cb, &sink, gw, gh, 3, canvas, (int)row_bytes);
     free(canvas);

@@ -45,9 +45,12 @@ static ebmc_status open_data_kind(const ebmc_config_t *cfg, ebmc_dataset_t **ds,
     }
     if (!strcmp(kind, "npy")) return ebmc_data_npy(path, ds, err, errlen);
     if (!strcmp(kind, "shapes"))
-        return ebmc_data_shapes_sized(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"),
-                                      ebmc_config_float(cfg, "data", "shape_min"),
-                                      ebmc_config_float(cfg, "data", "shape_max"), seed, ds, err, errlen);
+        return ebmc_data_shapes_styled(count, size, (int)ebmc_config_int(cfg, "data", "max_shapes"),
+                                       ebmc_config_float(cfg, "data", "shape_min"),
+                                       ebmc_config_float(cfg, "data", "shape_max"),
+                                       !strcmp(ebmc_config_str(cfg, "data", "shape_bg"), "black"),
+                                       !strcmp(ebmc_config_str(cfg, "data", "shape_color"), "white"), seed, ds, err,
+                                       errlen);
     if (!strcmp(kind, "cifar10")) return ebmc_data_cifar10(path, true, ds, err, errlen);
     if (!strcmp(kind, "mnist"))
         return ebmc_data_mnist(path, true, (int)ebmc_config_int(cfg, "data", "mnist_pad"), ds, err, errlen);
@@ -301,7 +304,7 @@ ebmc_status ebmc_run_iteration(ebmc_run_t *r, int64_t it, int64_t epoch, bool gr
     return s;
 }
 
-ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, struct ebmc_tb *tb,
+ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, int scale, struct ebmc_tb *tb,
                                  char *err, size_t errlen) {
     ebmc_grid g[EBMC_MAX_GRIDS];
     int ng = r->recipe->grids ? r->recipe->grids(r->state, g, EBMC_MAX_GRIDS) : 0;
@@ -314,6 +317,7 @@ ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it,
     }
     ebmc_grid_opts o = ebmc_grid_opts_default();
     o.nrow = nrow;
+    o.scale = scale;
     if (tb) ebmc_tb_begin(tb, it, ebmc_tb_wall());
     ebmc_status s = EBMC_OK;
     for (int i = 0; i < ng && !s; i++) {

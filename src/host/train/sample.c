@@ -79,11 +79,12 @@ static int locate(const char *in, char *run_dir, char *ckpt, char *cfgpath) {
 }
 
 /* The recipe's arrays as .npy (+ .png for images) in outdir */
-static ebmc_status write_outputs(const ebmc_recipe *rc, float **arr, int N, int c, int h, int w, int nrow,
+static ebmc_status write_outputs(const ebmc_recipe *rc, float **arr, int N, int c, int h, int w, int nrow, int scale,
                                  const char *outdir, char *files, size_t flen, char *err, size_t errlen) {
     char path[PATH_MAX + 128];
     ebmc_grid_opts o = ebmc_grid_opts_default();
     o.nrow = nrow;
+    o.scale = scale;
     size_t len = 0;
     files[0] = 0;
     for (int k = 0; rc->sample_names[k]; k++) {
@@ -131,7 +132,8 @@ static int sample_and_write(ebmc_run_t *run, const sample_args *a, const char *c
                 s = EBMC_E_INVALID;
                 break;
             }
-    if (!s) s = write_outputs(rc, arr, o.n, c, h, w, (int)ebmc_config_int(cfg, "log", "grid_nrow"), outdir, files,
+    if (!s) s = write_outputs(rc, arr, o.n, c, h, w, (int)ebmc_config_int(cfg, "log", "grid_nrow"),
+                              (int)ebmc_config_int(cfg, "log", "grid_scale"), outdir, files,
                               sizeof files, err, sizeof err);
     if (!s)
         printf("ebmc sample: %d samples of %s at iteration %" PRId64 " (%s) written to %s: %s\n", o.n, ckpt, it, desc,

@@ -28,7 +28,7 @@ static void on_signal(int sig) {
 /* The shell's keys, read once. */
 typedef struct {
     int64_t total, grid_every, ckpt_every, prof_w, prof_n;
-    int keep, max_rec, grid_nrow, progress_every;
+    int keep, max_rec, grid_nrow, grid_scale, progress_every;
     double max_gap;
     bool quiet, tensorboard;
 } shell_cfg;
@@ -77,6 +77,7 @@ static ebmc_status read_shell_cfg(const ebmc_config_t *cfg, shell_cfg *c, char *
     c->ckpt_every = ebmc_config_int(cfg, "log", "ckpt_every");
     c->keep = (int)ebmc_config_int(cfg, "log", "keep");
     c->grid_nrow = (int)ebmc_config_int(cfg, "log", "grid_nrow");
+    c->grid_scale = (int)ebmc_config_int(cfg, "log", "grid_scale");
     c->progress_every = (int)ebmc_config_int(cfg, "log", "progress_every");
     c->quiet = ebmc_config_bool(cfg, "log", "quiet");
     c->tensorboard = ebmc_config_bool(cfg, "log", "tensorboard");
@@ -394,7 +395,7 @@ static int loop_step(loop_t *L) {
     ebmc_progress_update(L->prog, L->it, ebmc_run_report(L->run)->progress);
     /* writing outputs is a run-time failure (a full disk), not bad input */
     if (grid_due && ebmc_run_is_root(L->run) &&
-        ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->tb, L->err, L->errlen))
+        ebmc_run_write_grids(L->run, L->run_dir, L->it, L->c.grid_nrow, L->c.grid_scale, L->tb, L->err, L->errlen))
         return EBMC_EXIT_ERROR;
     if ((L->c.ckpt_every && L->it % L->c.ckpt_every == 0) || L->it == L->c.total)
         if (save_checkpoint(L)) return EBMC_EXIT_ERROR;

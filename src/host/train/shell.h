@@ -56,7 +56,7 @@ ebmc_status ebmc_run_open_data(const ebmc_config_t *cfg, ebmc_dataset_t **ds, ch
 /* <run>/samples/iter_<it>_<name>.png for each of the recipe's grids; the same PNGs as images
  * tagged samples/<name> into tb at step it (NULL: none) */
 struct ebmc_tb;
-ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, struct ebmc_tb *tb,
+ebmc_status ebmc_run_write_grids(ebmc_run_t *r, const char *run_dir, int64_t it, int nrow, int scale, struct ebmc_tb *tb,
                                  char *err, size_t errlen);
 
 /* Checkpoint folders of a run directory: removes what a killed process left half-made or
