@@ -75,6 +75,12 @@ ROWS = [
     ("score {run} {zero}", 65, "not a regular file"),
     ("train {zero}", 65, "not a regular file"),
     ("train {cfg} data.dataset=npy data.path={fifo} run.out_dir={out}", 65, "not a regular file"),
+    # keys added in issues 24/25: out of range or not a choice, refused before anything is written
+    ("train {cfg} log.grid_scale=0 run.out_dir={out}", 64, "log.grid_scale: 0 is out of range [1, 16]"),
+    ("train {cfg} log.grid_scale=17 run.out_dir={out}", 64, "log.grid_scale: 17 is out of range"),
+    ("train {src}/configs/gmm50_jarzynski.ini train.l2_coeff=-1 run.out_dir={out}", 64, "train.l2_coeff: -1 is out of range"),
+    ("train {src}/configs/quickstart.ini data.shape_bg=purple run.out_dir={out}", 64, "data.shape_bg: 'purple' is not one of"),
+    ("train {src}/configs/quickstart.ini data.shape_color=nan run.out_dir={out}", 64, "data.shape_color: 'nan' is not one of"),
     ("data {cfg} data.dataset=npy data.path={zero} --out {out}", 65, "not a regular file"),
     ("import {cfg} {zero} --out {out}", 65, "/dev/zero/E.safetensors: cannot open: Not a directory"),
     # --- missing files
@@ -263,6 +269,7 @@ def main():
     fails = 0
     try:
         fx = fixtures(ebmc, src, tmp, env)
+        fx["src"] = src
         run_before = snapshot(fx["run"])
         for i, (args, want_rc, want_msg) in enumerate(ROWS):
             fx["out"] = os.path.join(tmp, "out%d" % i)
@@ -282,7 +289,6 @@ def main():
             if not ok:
                 print("     want a message containing: %r" % msg)
                 fails += 1
-        fx["src"] = src
         for i, (args, want_rc, want_msg) in enumerate(SIGNAL_ROWS):
             fx["out"] = os.path.join(tmp, "sig%d" % i)
             rc, out, err, secs = run_signal_row(ebmc, [a.format(**fx) for a in args.split()], env)
