@@ -128,6 +128,8 @@ rc=$?
 set -e
 t1=$(now)
 [ $rc = 0 ] || [ $rc = 124 ] || { tail -5 "$out/ebmc_train.log" >&2; die "ebmc train exited $rc"; }
+[ -s "$out/ebmc/metrics.jsonl" ] && [ -d "$out/ebmc/checkpoints" ] \
+  || { tail -5 "$out/ebmc_train.log" >&2; die "ebmc train ended (exit $rc) before its first iteration's checkpoint: no $out/ebmc/metrics.jsonl or checkpoints (a longer --minutes?)"; }
 ebmc_iters=$(tail -1 "$out/ebmc/metrics.jsonl" | sed -n 's/.*"iter":\([0-9]*\).*/\1/p')
 batch=$(ini_get $cfg train batch_size)
 

@@ -6,7 +6,8 @@
  *   pruning): every visible checkpoint loads, --resume works, the folder count respects
  *   log.keep, metrics.jsonl has each iteration once;
  * - a second SIGTERM stops a long iteration part-way (between chain steps), keeping the last
- *   checkpoint as it was (exit 5);
+ *   checkpoint as it was (exit 5); the same signal twice within 100 ms is one request (exit 0,
+ *   with a checkpoint);
  * - a full disk (RLIMIT_FSIZE) during a checkpoint: a run-time failure (exit 1), the previous
  *   checkpoint byte-identical, nothing half-written left; resume once there is room;
  * - a corrupt newest checkpoint: --resume falls back to the one before it, saying why;
@@ -229,6 +230,37 @@ static void test_second_signal_stops_a_long_iteration(void **state) {
     free(after);
 }
 
+/* One request that arrives twice (`timeout` signals the child, then its process group; Ctrl-C
+ * reaches the whole group) is one request: the iteration finishes, a checkpoint is written, exit 0.
+ * The second copy comes 20 ms after the first: under the shell's 100 ms window, and far more
+ * than a signal takes to arrive, so before the window existed this exited 5 with nothing saved. */
+static void test_repeated_signal_is_one_request(void **state) {
+    char run[700];
+    snprintf(run, sizeof run, "%s/twice", TMP);
+    const char *first[] = {CFG, OD, "run.name=twice", "train.iterations=2", "log.ckpt_every=1"};
+    assert_int_equal(tu_train(first, 5), EBMC_EXIT_OK);
+    /* iterations of 20000 Langevin steps (tens of ms each): the signal lands in one of them */
+    const char *more[] = {"--resume", run, "train.iterations=100000", "mle2d.steps=20000"};
+    pid_t pid = spawn_train(more, 4, 0);
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGTERM);
+    ts.tv_sec = 0, ts.tv_nsec = 20000000;
+    nanosleep(&ts, NULL);
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_child(pid, 60), EBMC_EXIT_OK);
+    int64_t its[8];
+    int stray;
+    int n = ckpt_folders(run, its, 8, &stray);
+    assert_true(n >= 1);
+    assert_int_equal(stray, 0);
+    int64_t newest = its[0];
+    for (int i = 1; i < n; i++)
+        if (its[i] > newest) newest = its[i];
+    assert_true(newest > 2 && newest < 100000); /* the checkpoint of the iteration it stopped after */
+    assert_int_equal(metrics_each_once(run), newest);
+}
+
 static void test_full_disk_loses_nothing(void **state) {
     char run[700];
     snprintf(run, sizeof run, "%s/full", TMP);
@@ -425,6 +457,7 @@ int main(void) {
         cmocka_unit_test(test_leftovers_cleared),
         cmocka_unit_test(test_full_disk_loses_nothing),
         cmocka_unit_test(test_second_signal_stops_a_long_iteration),
+        cmocka_unit_test(test_repeated_signal_is_one_request),
         cmocka_unit_test(test_sigkill_at_many_points),
     };
     return cmocka_run_group_tests_name("shell", tests, setup, teardown);

@@ -18,11 +18,25 @@
 #include <unistd.h>
 
 /* The first SIGINT/SIGTERM asks to stop after the current iteration (with a checkpoint); a
- * second one to stop at once (chains check between steps), keeping the last checkpoint. */
+ * second one to stop at once (chains check between steps), keeping the last checkpoint.
+ * One request often arrives twice: `timeout` signals its child and then the child's process
+ * group, a terminal's Ctrl-C reaches every process of the group, mpirun forwards what it gets.
+ * So a signal within EBMC_SIGNAL_REPEAT_MS of the first counts as the same request, not a second
+ * one (a person pressing Ctrl-C twice is slower than that). clock_gettime is async-signal-safe. */
+#define EBMC_SIGNAL_REPEAT_MS 100
 static volatile sig_atomic_t g_stop = 0;
+static struct timespec g_first_signal;
 static void on_signal(int sig) {
-    ebmc_interrupt_set(g_stop ? 2 : 1);
-    g_stop = sig;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!g_stop) {
+        g_first_signal = now;
+        ebmc_interrupt_set(1);
+        g_stop = sig;
+        return;
+    }
+    double ms = (double)(now.tv_sec - g_first_signal.tv_sec) * 1e3 + (double)(now.tv_nsec - g_first_signal.tv_nsec) * 1e-6;
+    if (ms >= EBMC_SIGNAL_REPEAT_MS) ebmc_interrupt_set(2);
 }
 
 /* The shell's keys, read once. */
@@ -491,6 +505,9 @@ static int run_loop(const ebmc_recipe *rc, ebmc_config_t *cfg, const char *run_d
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGINT); /* one handler at a time: g_first_signal is not torn */
+    sigaddset(&sa.sa_mask, SIGTERM);
     g_stop = 0;
     ebmc_interrupt_set(0);
     sigaction(SIGINT, &sa, NULL);
