@@ -156,6 +156,18 @@ static int wait_child(pid_t pid, double secs) {
     return -1;
 }
 
+/* a child training with these arguments, sent SIGTERM 1 s after its start and again `gap_ms` later */
+static pid_t train_signalled_twice(const char *const *args, int n, long gap_ms) {
+    pid_t pid = spawn_train(args, n, 0);
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGTERM);
+    ts.tv_sec = 0, ts.tv_nsec = gap_ms * 1000000L;
+    nanosleep(&ts, NULL);
+    kill(pid, SIGTERM);
+    return pid;
+}
+
 static void test_sigkill_at_many_points(void **state) {
     char run[700];
     snprintf(run, sizeof run, "%s/killed", TMP);
@@ -209,13 +221,7 @@ static void test_second_signal_stops_a_long_iteration(void **state) {
     char *before = tu_read_file(ck, &n0);
     /* an iteration of 5 million Langevin steps: minutes; two SIGTERMs must stop it part-way */
     const char *more[] = {"--resume", run, "train.iterations=10", "mle2d.steps=5000000"};
-    pid_t pid = spawn_train(more, 4, 0);
-    struct timespec ts = {1, 0};
-    nanosleep(&ts, NULL);
-    kill(pid, SIGTERM);
-    ts.tv_sec = 0, ts.tv_nsec = 200000000;
-    nanosleep(&ts, NULL);
-    kill(pid, SIGTERM);
+    pid_t pid = train_signalled_twice(more, 4, 200);
     assert_int_equal(wait_child(pid, 60), EBMC_EXIT_INTERRUPTED);
     size_t n1;
     char *after = tu_read_file(ck, &n1);
@@ -241,13 +247,7 @@ static void test_repeated_signal_is_one_request(void **state) {
     assert_int_equal(tu_train(first, 5), EBMC_EXIT_OK);
     /* iterations of 20000 Langevin steps (tens of ms each): the signal lands in one of them */
     const char *more[] = {"--resume", run, "train.iterations=100000", "mle2d.steps=20000"};
-    pid_t pid = spawn_train(more, 4, 0);
-    struct timespec ts = {1, 0};
-    nanosleep(&ts, NULL);
-    kill(pid, SIGTERM);
-    ts.tv_sec = 0, ts.tv_nsec = 20000000;
-    nanosleep(&ts, NULL);
-    kill(pid, SIGTERM);
+    pid_t pid = train_signalled_twice(more, 4, 20);
     assert_int_equal(wait_child(pid, 60), EBMC_EXIT_OK);
     int64_t its[8];
     int stray;
