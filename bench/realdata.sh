@@ -6,11 +6,14 @@
 # CIFAR-10 test set (`ebmc eval`, the real FID Inception), a side-by-side grid and a results file.
 #
 #   bench/realdata.sh [--recipe dualmcmc|shortrun|coopvaebm|coopnets|persistent] [--minutes M]
-#                     [--threads T] [--samples N] [--ref-n R] [--eval-generator]
+#                     [--threads T] [--parallel] [--samples N] [--ref-n R] [--eval-generator]
 #                     [--data DIR] [--out DIR] [--results DIR] [--tag NAME]
 #
 #   --minutes M     wall time of each side's training, from process start (default 45)
 #   --threads T     OMP_NUM_THREADS of both sides, also for sampling and FID (default 2)
+#   --parallel      train both sides at the same time, each with T threads (--threads 1 on a
+#                   2-core machine: one core each; anything else running slows both alike);
+#                   default: one after the other
 #   --samples N     test-time samples per side (default 10000)
 #   --ref-n R       the first R images of the CIFAR-10 test set as FID reference (default 10000);
 #                   its statistics are cached in ${XDG_CACHE_HOME:-~/.cache}/ebmc/realdata/
@@ -31,7 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 argv="$*"
-recipe=dualmcmc minutes=45 threads=2 samples=10000 ref_n=10000 eval_gen=0 tag=""
+recipe=dualmcmc minutes=45 threads=2 samples=10000 ref_n=10000 eval_gen=0 tag="" parallel=0
 data="" out="" results=bench/results
 usage() { sed -n '8,10p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -42,6 +45,7 @@ while [ $# -gt 0 ]; do
     --samples) samples="$2"; shift 2 ;;
     --ref-n) ref_n="$2"; shift 2 ;;
     --eval-generator) eval_gen=1; shift ;;
+    --parallel) parallel=1; shift ;;
     --data) data="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --results) results="$2"; shift 2 ;;
@@ -119,24 +123,42 @@ if [ "$recipe" = dualmcmc ]; then
 fi
 
 # ---- 1. ebmc: SIGTERM at the limit; it finishes the iteration under way and checkpoints
-log "ebmc train $cfg for ${minutes} min, $threads threads"
-t0=$(now)
-set +e
-timeout -s TERM -k 600 "$secs" "$ebmc" train "$cfg" data.path="$data" run.out_dir="$out" \
-  run.name=ebmc >"$out/ebmc_train.log" 2>&1
-rc=$?
-set -e
-t1=$(now)
-[ $rc = 0 ] || [ $rc = 124 ] || { tail -5 "$out/ebmc_train.log" >&2; die "ebmc train exited $rc"; }
-[ -s "$out/ebmc/metrics.jsonl" ] && [ -d "$out/ebmc/checkpoints" ] \
-  || { tail -5 "$out/ebmc_train.log" >&2; die "ebmc train ended (exit $rc) before its first iteration's checkpoint: no $out/ebmc/metrics.jsonl or checkpoints (a longer --minutes?)"; }
+train_ebmc() {
+  log "ebmc train $cfg for ${minutes} min, $threads threads"
+  local rc
+  now >"$out/ebmc_t0"
+  set +e
+  timeout -s TERM -k 600 "$secs" "$ebmc" train "$cfg" data.path="$data" run.out_dir="$out" \
+    run.name=ebmc >"$out/ebmc_train.log" 2>&1
+  rc=$?
+  set -e
+  now >"$out/ebmc_t1"
+  [ $rc = 0 ] || [ $rc = 124 ] || { tail -5 "$out/ebmc_train.log" >&2; die "ebmc train exited $rc"; }
+  [ -s "$out/ebmc/metrics.jsonl" ] && [ -d "$out/ebmc/checkpoints" ] \
+    || { tail -5 "$out/ebmc_train.log" >&2; die "ebmc train ended (exit $rc) before its first iteration's checkpoint: no $out/ebmc/metrics.jsonl or checkpoints (a longer --minutes?)"; }
+}
+
+# ---- 2. the authors' loop (training, then its test-time samples)
+train_authors() {
+  log "authors' loop $authors for ${minutes} min, $threads threads"
+  "$py" "$authors" --data "$data" --out "$out/authors" --minutes "$minutes" --samples "$samples" \
+    "${authors_args[@]}" >"$out/authors_train.log" 2>&1 || { tail -5 "$out/authors_train.log" >&2; die "the authors' loop failed"; }
+}
+
+if [ $parallel = 1 ]; then # both at once, each with its own $threads threads (e.g. 1 + 1 on 2 cores)
+  train_ebmc & pe=$!
+  train_authors & pa=$!
+  rce=0 rca=0
+  wait $pe || rce=$?
+  wait $pa || rca=$?
+  [ $rce = 0 ] && [ $rca = 0 ] || die "a side failed (ebmc exit $rce, authors' loop exit $rca; the logs are in $out)"
+else # one after the other, never at the same time
+  train_ebmc
+  train_authors
+fi
+t0=$(cat "$out/ebmc_t0") t1=$(cat "$out/ebmc_t1")
 ebmc_iters=$(tail -1 "$out/ebmc/metrics.jsonl" | sed -n 's/.*"iter":\([0-9]*\).*/\1/p')
 batch=$(ini_get $cfg train batch_size)
-
-# ---- 2. the authors' loop, after ebmc (never at the same time)
-log "authors' loop $authors for ${minutes} min, $threads threads"
-"$py" "$authors" --data "$data" --out "$out/authors" --minutes "$minutes" --samples "$samples" \
-  "${authors_args[@]}" >"$out/authors_train.log" 2>&1 || { tail -5 "$out/authors_train.log" >&2; die "the authors' loop failed"; }
 
 # ---- 3. ebmc's test-time samples
 log "ebmc sample --n $samples"
@@ -173,12 +195,12 @@ done
 # ---- 5. grid, results .md/.json
 base="$results/realdata-$recipe${tag:+-$tag}-$stamp"
 "$py" - "$out" "$base" "$recipe" "$cfg" "$authors" "$authors_src" "$minutes" "$threads" "$samples" \
-  "$ref_n" "$ref" "$t0" "$t1" "${ebmc_iters:-0}" "$batch" "$ebmc_sample_s" "${arrays[*]}" "$argv" <<'EOF'
+  "$ref_n" "$ref" "$t0" "$t1" "${ebmc_iters:-0}" "$batch" "$ebmc_sample_s" "${arrays[*]}" "$argv" "$parallel" <<'EOF'
 import json, os, platform, subprocess, sys
 import numpy as np
 from PIL import Image, ImageDraw
 (out, base, recipe, cfg, authors, authors_src, minutes, threads, samples, ref_n, ref, t0, t1,
- ebmc_iters, batch, ebmc_sample_s, arrays, argv) = sys.argv[1:]
+ ebmc_iters, batch, ebmc_sample_s, arrays, argv, parallel) = sys.argv[1:]
 arrays = arrays.split()
 ebmc_wall = float(t1) - float(t0)
 auth = json.load(open(os.path.join(out, "authors", "result.json")))
@@ -201,7 +223,7 @@ def sh(c):
     except Exception: return ""
 res = {
     "recipe": recipe, "config": cfg, "authors_loop": authors, "authors_source": authors_src,
-    "minutes": float(minutes), "threads": int(threads), "samples": int(samples),
+    "minutes": float(minutes), "threads": int(threads), "samples": int(samples), "parallel": parallel == "1",
     "reference": {"set": "CIFAR-10 test_batch.bin", "n": int(ref_n), "stats": ref},
     "ebmc": {"iterations": int(ebmc_iters), "wall_s": round(ebmc_wall, 1),
              "images_per_s": round(int(ebmc_iters) * int(batch) / ebmc_wall, 3),
@@ -243,7 +265,7 @@ json.dump(res, open(base + ".json", "w"), indent=1)
 e, a_ = res["ebmc"], res["authors"]
 L = [f"# Real data: ebmc vs the authors' loop, {recipe}, {minutes} min each", "",
      f"`{res['command']}` at {res['versions']['ebmc_commit']}; {res['machine']['cpu']}, "
-     f"{threads} threads (OMP_NUM_THREADS), the two sides one after the other; load average "
+     f"{threads} threads (OMP_NUM_THREADS), " + ("the two sides trained at the same time" if parallel == "1" else "the two sides one after the other") + "; load average "
      f"before: {res['machine']['load_before']}.", "",
      f"Config `{cfg}`; authors' loop `{authors}` ({authors_src}); torch {res['versions']['torch']}.",
      f"FID: `ebmc eval`, {samples} test-time samples per side against the first {ref_n} CIFAR-10 test images.", "",

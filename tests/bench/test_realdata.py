@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """ctest realdata_smoke: bench/realdata.sh (ebmc vs the authors' PyTorch loop on CIFAR-10) at tiny
-scale: 3 s of training per side (each finishes its first iteration), 16 test-time samples, FID
+scale: 3 s of training per side, both at once (--parallel; each finishes its first iteration), 16 test-time samples, FID
 against 16 test images. Asserts the run folders, sample arrays, grid and results files exist and
 the FIDs and counts are finite numbers; and that a recipe without an authors' loop says so (exit
 3). Skips (77) without CIFAR-10 (data/ or $EBMC_DATA), the Inception weights or torch.
@@ -47,7 +47,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as d:
         out, res = os.path.join(d, "out"), os.path.join(d, "res")
-        r = subprocess.run(["bash", script, "--minutes", "0.05", "--samples", "16", "--ref-n", "16",
+        r = subprocess.run(["bash", script, "--minutes", "0.05", "--parallel", "--samples", "16", "--ref-n", "16",
                             "--threads", "1", "--out", out, "--results", res],
                            env=env, cwd=src, capture_output=True, text=True, timeout=600)
         if r.returncode == 77:
