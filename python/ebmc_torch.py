@@ -906,7 +906,9 @@ class Run:
                       counted over all batches); E's spectral norm does its power iteration at
                       every step, as ebmc's chain.
           coopvaebm,  (generator, revised): the same in batches of train.chains, the chain
-          coopnets    x <- x - (d^2/2)(x/sigma_ref^2 - grad f(x)) [+ noise xi_k].
+          coopnets    x <- x - (d^2/2)(x/sigma_ref^2 - grad f(x)) [+ noise xi_k]; G's BatchNorm
+                      from the running statistics (G.eval()) where sample.bn = running
+                      (coopnets' default).
           shortrun    (samples,): batches of train.chains (0: train.batch_size) from
                       U[langevin.init_lo, init_hi] (stream 9, step = batch index), then
                       x <- x + s grad f(x) + noise xi_k (stream 1).
@@ -956,9 +958,14 @@ class Run:
         zshape = (size, nz) if self.model["arch"] == "toy2d" else (size, nz, 1, 1)
         chain = Chain(self._grad(1 if self.recipe == "dualmcmc" else -1), seed)
 
+        # G's BatchNorm: the batch's statistics, or the running ones where sample.bn says so (coop
+        # recipes; coopnets' default, the port's test() with G.eval())
+        running = self.recipe != "dualmcmc" and self.config.get(
+            "sample.bn", "running" if self.recipe == "coopnets" else "batch") == "running"
+
         def draw(bi):
             z = torch.from_numpy(philox_normals(seed, STREAM_SAMPLE, bi, size, nz)).to(self.device, dtype)
-            with torch.no_grad(), training(G):              # BatchNorm: the batch's statistics
+            with torch.no_grad(), contextlib.nullcontext() if running else training(G):
                 return G(z.view(zshape))[0]
 
         # dualmcmc's E: spectral norm's power iteration at every forward, as ebmc's chain, u and v

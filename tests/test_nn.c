@@ -654,6 +654,77 @@ static void test_adam_schedule(void **state) {
     ebmc_net_free(net);
 }
 
+/* Eval-mode BatchNorm (ebmc_net_set_bn_eval, PyTorch's module.eval()): after three training
+ * forwards (running statistics moved away from 0/1, gamma ~ N(1, 0.3^2), beta set), the forward
+ * is gamma (x - rm) / sqrt(rv + eps) + beta per channel and the input gradient dy gamma /
+ * sqrt(rv + eps), both against float64 from the net's own tensors. Bound: the float path is
+ * s = fl(scale), y = fl(fl(x s) + t): 3 roundings of 2^-24 on |x s| + |t|, doubled. A forward in
+ * batch-statistics mode (the defect this guards against) misses it by O(1). Also: eval mode
+ * leaves the running statistics and num_batches_tracked alone, a parameter-gradient backward is
+ * refused, and turning it off gives the batch-statistics forward bit for bit. */
+static void test_bn_eval(void **state) {
+    const int N = 5, C = 3, H = 4, W = 4;
+    ebmc_net_t *net = ebmc_net_create("bn", C, H, W);
+    ebmc_bn_spec sp = {{EBMC_INIT_NORMAL, 0.3f}, 1e-5f, 0.1f, false};
+    int v = ebmc_nn_bn_ex(net, 0, "bn", &sp);
+    ebmc_net_output(net, v);
+    OK(ebmc_net_finalize(net, CTX, true, 11));
+    float *gam = ebmc_net_tensor_find(net, "bn.weight")->data, *bet = ebmc_net_tensor_find(net, "bn.bias")->data;
+    const float *rm = ebmc_net_tensor_find(net, "bn.running_mean")->data;
+    const float *rv = ebmc_net_tensor_find(net, "bn.running_var")->data;
+    for (int c = 0; c < C; c++) gam[c] += 1.0f, bet[c] = 0.5f * (float)(c - 1);
+    ebmc_tape_t *t;
+    OK(ebmc_tape_create(net, N, true, &t));
+    size_t cnt = (size_t)N * C * H * W;
+    float *x = tu_malloc(cnt), *dy = tu_malloc(cnt), *dx = tu_malloc(cnt), *ybatch = tu_malloc(cnt);
+    for (int k = 0; k < 3; k++) { /* per-channel means 2c - 1 and stds 1 + c: the statistics move */
+        tu_fill_normal(&RNG, x, cnt, 1);
+        for (size_t i = 0; i < cnt; i++) x[i] = x[i] * (float)(1 + (i / (H * W)) % C) + (float)(2 * ((i / (H * W)) % C)) - 1.0f;
+        OK(ebmc_net_forward(net, t, N, x));
+    }
+    memcpy(ybatch, ebmc_tape_output(t, 0), cnt * sizeof(float));
+    int64_t batches = ebmc_net_bn_batches(net);
+    assert_int_equal(batches, 3);
+    float rm0[3], rv0[3];
+    memcpy(rm0, rm, sizeof rm0);
+    memcpy(rv0, rv, sizeof rv0);
+    assert_true(fabsf(rm0[2]) > 0.5f && rv0[2] > 1.5f);
+
+    OK(ebmc_net_set_bn_eval(net, true));
+    assert_true(ebmc_net_bn_eval(net));
+    OK(ebmc_net_forward(net, t, N, x));
+    const float *y = ebmc_tape_output(t, 0);
+    tu_fill_normal(&RNG, dy, cnt, 1);
+    const float *dyp[1] = {dy};
+    OK(ebmc_net_backward(net, t, dyp, EBMC_GRAD_INPUT, dx, 0.0f));
+    double worst = 0, worst_dx = 0, batch_off = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        int c = (int)((i / (H * W)) % C);
+        double sc = (double)gam[c] / sqrt((double)rv[c] + 1e-5), sh = (double)bet[c] - (double)rm[c] * sc;
+        double ref = (double)x[i] * sc + sh, bound = 6 * 0x1p-24 * (fabs((double)x[i] * sc) + fabs(sh));
+        double rdx = (double)dy[i] * sc, bdx = 4 * 0x1p-24 * fabs(rdx);
+        worst = fmax(worst, fabs(y[i] - ref) / bound);
+        worst_dx = fmax(worst_dx, fabs(dx[i] - rdx) / fmax(bdx, 1e-30));
+        batch_off = fmax(batch_off, fabs(ybatch[i] - ref));
+    }
+    printf("eval-mode BatchNorm: forward %.3f, input gradient %.3f of their bounds\n", worst, worst_dx);
+    assert_true(worst <= 1.0 && worst_dx <= 1.0);
+    assert_true(batch_off > 0.1); /* batch statistics would miss by this much */
+    assert_memory_equal(rm, rm0, sizeof rm0); /* statistics untouched */
+    assert_memory_equal(rv, rv0, sizeof rv0);
+    assert_int_equal(ebmc_net_bn_batches(net), batches);
+    assert_int_equal(ebmc_net_backward(net, t, dyp, EBMC_GRAD_FULL, NULL, 0.0f), EBMC_E_INVALID);
+    printf("  -> %s\n", ebmc_ctx_error(CTX));
+
+    OK(ebmc_net_set_bn_eval(net, false)); /* back to batch statistics: the same bits as before */
+    OK(ebmc_net_forward(net, t, N, x));
+    assert_memory_equal(ebmc_tape_output(t, 0), ybatch, cnt * sizeof(float));
+    assert_int_equal(ebmc_net_bn_batches(net), batches + 1);
+    free(x); free(dy); free(dx); free(ybatch);
+    ebmc_tape_free(t);
+    ebmc_net_free(net);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_macs),
@@ -664,6 +735,7 @@ int main(void) {
         cmocka_unit_test(test_coopnets),
         cmocka_unit_test(test_toy_and_mnist),
         cmocka_unit_test(test_tapes_independent),
+        cmocka_unit_test(test_bn_eval),
         cmocka_unit_test(test_adam_schedule),
         cmocka_unit_test(test_smaller_batches_frozen),
         cmocka_unit_test(test_grad_reuse_identical),

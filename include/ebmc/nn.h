@@ -62,8 +62,8 @@ int ebmc_nn_convt(ebmc_net_t *net, int in, const char *prefix, const ebmc_conv_s
 int ebmc_nn_linear(ebmc_net_t *net, int in, const char *prefix, int out, bool bias, bool sn,
                    ebmc_init w_init, ebmc_init b_init);
 int ebmc_nn_act(ebmc_net_t *net, int in, ebmc_act_kind kind, float slope);
-/* BatchNorm in batch-statistics mode (the references never use eval mode); gamma_init e.g.
- * N(0,1) for Dual-MCMC. Running statistics are kept for PyTorch compatibility. */
+/* BatchNorm in batch-statistics mode (ebmc_net_set_bn_eval: from the running statistics, which
+ * it keeps as PyTorch does); gamma_init e.g. N(0,1) for Dual-MCMC. */
 int ebmc_nn_bn(ebmc_net_t *net, int in, const char *prefix, ebmc_init gamma_init);
 /* BatchNorm with explicit settings: eps and momentum as PyTorch's; fixed_gamma keeps gamma = 1 as
  * a buffer, not a parameter (TensorFlow's batch_norm default, scale=False). */
@@ -116,6 +116,14 @@ int ebmc_net_sn_iters(const ebmc_net_t *net);
  * backward uses its forward's key, so set the key of each pass before its forward and keep a
  * device counter unchanged until its backward. */
 void ebmc_net_set_dropout(ebmc_net_t *net, bool on, ebmc_rng_key key);
+/* BatchNorm from the running statistics (on; PyTorch's module.eval()) or the batch's (off, the
+ * default and training's): y = gamma (x - running_mean) / sqrt(running_var + eps) + beta, as a
+ * per-channel scale and shift computed in double on the host from the net's tensors when it is
+ * turned on (turn it on again after loading other weights). In eval mode a backward gives the
+ * input gradient only; one with parameter gradients is refused. Buffers: allocated on the first
+ * use, not in a training loop. */
+ebmc_status ebmc_net_set_bn_eval(ebmc_net_t *net, bool on);
+bool ebmc_net_bn_eval(const ebmc_net_t *net);
 int ebmc_net_dropout_layers(const ebmc_net_t *net);
 
 /* ---- shapes and parameters ---- */

@@ -309,6 +309,49 @@ void ebmc_net_set_dropout(ebmc_net_t *net, bool on, ebmc_rng_key key) {
 
 int ebmc_net_dropout_layers(const ebmc_net_t *net) { return net->n_drop; }
 
+ebmc_status ebmc_net_set_bn_eval(ebmc_net_t *net, bool on) {
+    if (!net->finalized)
+        return EBMC_E_INVALID;
+    net->bn_eval = false;
+    if (!on || !net->n_bn) return EBMC_OK;
+    ebmc_ctx_t *ctx = net->ctx;
+    size_t total = 0;
+    for (int i = 0; i < net->n_nodes; i++)
+        if (net->nodes[i].kind == N_BN) {
+            net->nodes[i].bn_st = total;
+            total += 2 * (size_t)net->vals[net->nodes[i].out].c;
+        }
+    if (!net->bn_st) {
+        EBMC_TRY(ebmc_alloc(ctx, (void **)&net->bn_st, total * sizeof(float)));
+        net->n_bn_st = total;
+    }
+    float *h = malloc(total * 3 * sizeof(float)); /* scale/shift, then one layer's gamma, beta, mean, var */
+    float *tmp = h ? h + total : NULL;
+    if (!h) return ebmc_ctx_seterr(ctx, EBMC_E_NOMEM, "%s: eval-mode BatchNorm: out of host memory", net->name);
+    ebmc_status st = EBMC_OK;
+    for (int i = 0; i < net->n_nodes && !st; i++) {
+        nn_node *nd = &net->nodes[i];
+        if (nd->kind != N_BN) continue;
+        size_t c = (size_t)net->vals[nd->out].c;
+        int ts[4] = {nd->t_w, nd->t_b, nd->t_rm, nd->t_rv};
+        for (int k = 0; k < 4 && !st; k++)
+            st = ebmc_copy(ctx, tmp + k * c, net->tensors[ts[k]].pub.data, c * sizeof(float), EBMC_COPY_D2H);
+        if (!st) st = ebmc_sync(ctx);
+        for (size_t j = 0; j < c && !st; j++) {
+            double sc = (double)tmp[j] / sqrt((double)tmp[3 * c + j] + (double)nd->bn_eps);
+            h[nd->bn_st + j] = (float)sc;
+            h[nd->bn_st + c + j] = (float)((double)tmp[c + j] - (double)tmp[2 * c + j] * sc);
+        }
+    }
+    if (!st) st = ebmc_copy(ctx, net->bn_st, h, total * sizeof(float), EBMC_COPY_H2D);
+    if (!st) st = ebmc_sync(ctx);
+    free(h);
+    if (!st) net->bn_eval = true;
+    return st;
+}
+
+bool ebmc_net_bn_eval(const ebmc_net_t *net) { return net->bn_eval; }
+
 int ebmc_nn_reshape(ebmc_net_t *net, int in, int c, int h, int w) {
     if (!val_ok(net, in)) return -1;
     nn_val x = net->vals[in];
@@ -521,6 +564,7 @@ void ebmc_net_free(ebmc_net_t *net) {
         ebmc_free(net->ctx, net->params);
         ebmc_free(net->ctx, net->grads);
         ebmc_free(net->ctx, net->buffers);
+        ebmc_free(net->ctx, net->bn_st);
     }
     free(net->vals);
     free(net->nodes);

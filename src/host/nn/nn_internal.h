@@ -52,6 +52,7 @@ typedef struct {
     int slot;               /* BatchNorm or spectral-norm slot in the tape */
     int sn_lb;              /* spectral norm with IGEBM's lower bound */
     uint32_t drop_group;    /* dropout: first Philox group of the layer in a sample's row */
+    size_t bn_st;           /* BatchNorm: offset of its eval-mode scale and shift in net->bn_st */
 } nn_node;
 
 typedef enum {
@@ -105,6 +106,9 @@ struct ebmc_net {
     uint32_t drop_groups;   /* Philox groups they take per sample */
     bool drop_on;           /* ebmc_net_set_dropout */
     ebmc_rng_key drop_key;
+    bool bn_eval;           /* ebmc_net_set_bn_eval: BatchNorm from the running statistics */
+    float *bn_st;           /* device, per BatchNorm node C scales then C shifts (first eval use) */
+    size_t n_bn_st;
 };
 
 typedef struct {
@@ -138,6 +142,7 @@ struct ebmc_tape {
     bool ran;
     bool drop_on;     /* the dropout masks of the last forward (its backward uses them) */
     ebmc_rng_key drop_key;
+    bool bn_eval;     /* the last forward's BatchNorm mode */
 };
 
 /* hidden: the split made these extern; they stay out of libebmc.so's exported symbols */

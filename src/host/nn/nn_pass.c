@@ -59,6 +59,7 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
                                       net->name, n, t->max_batch, x ? "" : " (NULL input)");
     t->n = n;
     t->drop_on = net->drop_on && net->n_drop > 0;
+    t->bn_eval = net->bn_eval;
     t->drop_key = net->drop_key;
     for (int v = 0; v < net->n_vals; v++) /* the input and views of it */
         if (net->vals[v].storage == 0) t->val[v] = (float *)x;
@@ -102,6 +103,13 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
             break;
         }
         case N_BN: {
+            if (net->bn_eval) { /* y = x scale[c] + shift[c], from the running statistics */
+                ebmc_t4_desc d = {n, vo.c, vo.h, vo.w};
+                const float *sc = net->bn_st + nd->bn_st;
+                EBMC_TRY(ebmc_chan_scale_fwd(ctx, &d, xin, sc, y));
+                EBMC_TRY(ebmc_bias_fwd(ctx, &d, sc + vo.c, y));
+                break;
+            }
             ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, nd->bn_eps, nd->bn_momentum};
             EBMC_TRY(ebmc_bn_fwd(ctx, &d, xin, P(net, nd->t_w), P(net, nd->t_b), y,
                             t->bn[nd->slot].mean, t->bn[nd->slot].invstd, P(net, nd->t_rm),
@@ -166,7 +174,7 @@ static ebmc_status net_forward(ebmc_net_t *net, ebmc_tape_t *t, int n, const flo
         case N_DROPOUT: EBMC_TRY(dropout_pass(net, t, nd, n, xin, y, 0.0f)); break;
         }
     }
-    if (net->n_bn) net->bn_batches++;
+    if (net->n_bn && !net->bn_eval) net->bn_batches++; /* eval mode leaves the statistics */
     t->ran = true;
     return EBMC_OK;
 }
@@ -288,6 +296,14 @@ static ebmc_status net_backward(ebmc_net_t *net, ebmc_tape_t *t, const float *co
         }
         case N_BN: {
             float *gx = grad_target(t, nd->in0, dx, dx_beta, &beta);
+            if (t->bn_eval) { /* the forward was a per-channel affine: dx = dy scale[c] */
+                if (full)
+                    return ebmc_ctx_seterr(ctx, EBMC_E_INVALID, "%s: parameter gradients of a forward with "
+                                           "eval-mode BatchNorm (ebmc_net_set_bn_eval)", net->name);
+                ebmc_t4_desc d = {n, vo.c, vo.h, vo.w};
+                if (gx) EBMC_TRY(ebmc_chan_scale_bwd(ctx, &d, xin, net->bn_st + nd->bn_st, g, gx, NULL, beta, 0.0f));
+                break;
+            }
             ebmc_bn_desc d = {n, vo.c, vo.h, vo.w, nd->bn_eps, nd->bn_momentum};
             bool learn_g = net->tensors[nd->t_w].trainable;
             float *dg = (full && learn_g) ? G(net, nd->t_w) : t->scratch;

@@ -54,6 +54,7 @@ ebmc_status coop_parse_common(const ebmc_config_t *cfg, coop_cfg *c, char *err, 
     c->sigma_ref = ebmc_config_float(cfg, "langevin", "sigma_ref");
     c->noise = ebmc_config_float(cfg, "langevin", "noise");
     c->sample = ebmc_sample_cfg_read(cfg);
+    c->sample_bn_running = !strcmp(ebmc_config_str(cfg, "sample", "bn"), "running");
     return EBMC_OK;
 }
 
@@ -276,8 +277,9 @@ int coop_grids(void *state, ebmc_grid *g, int max) {
 
 const char *const COOP_SAMPLE_NAMES[] = {"generator", "revised", NULL};
 
-/* z ~ N(0, I) -> G -> `steps` Langevin steps, in full batches of the training chain count: G's
- * BatchNorm uses batch statistics, as in training (specs/teaching.md 4.2) */
+/* z ~ N(0, I) -> G -> `steps` Langevin steps, in full batches of the training chain count. G's
+ * BatchNorm: sample.bn = running uses the running statistics (coopnets' default: the port's
+ * test() samples with G.eval()), batch each batch's, as in training (specs/teaching.md 4.2). */
 ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc, size_t desclen,
                         char *err, size_t errlen) {
     coop_t *t = state;
@@ -289,6 +291,7 @@ ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, ch
     int N = t->N;
     size_t img = t->img;
     float *xs = ebmc_chain_state(t->cx);
+    if (!s && t->c.sample_bn_running) s = ebmc_net_set_bn_eval(t->G, true);
     for (int done = 0; !s && done < o->n; done += N) {
         int take = o->n - done < N ? o->n - done : N;
         ebmc_rng_key kz = {o->seed, COOP_STREAM_SAMPLE, NULL, (uint32_t)(done / N)};
@@ -299,9 +302,12 @@ ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, ch
         if (!s && sc.steps > 0) s = ebmc_chain_run(t->cx, N);
         if (!s) s = ebmc_copy(t->ctx, outs[1] + (size_t)done * img, xs, (size_t)take * img * sizeof(float), EBMC_COPY_D2H);
     }
+    ebmc_status off = ebmc_net_set_bn_eval(t->G, false);
+    if (!s) s = off;
     if (s) snprintf(err, errlen, "sampling: %s", ebmc_ctx_error(t->ctx));
-    snprintf(desc, desclen, "%d Langevin steps of size %g (sigma_ref %g), noise %g, in batches of %d chains",
-             sc.steps, sc.step, t->c.sigma_ref, sc.noise, N);
+    snprintf(desc, desclen, "%d Langevin steps of size %g (sigma_ref %g), noise %g, in batches of %d chains, G's "
+             "BatchNorm from %s statistics", sc.steps, sc.step, t->c.sigma_ref, sc.noise, N,
+             t->c.sample_bn_running ? "running" : "batch");
     return s;
 }
 

@@ -34,6 +34,7 @@ typedef struct {
     int gen_steps;             /* coopnets: latent Langevin toward x~ (gen_sample_steps) */
     double gen_step;           /* ... its step size delta_g */
     ebmc_sample_cfg sample;    /* ebmc sample: test-time Langevin (sample.*) */
+    bool sample_bn_running;    /* sample.bn: G's BatchNorm from the running statistics at test time */
 } coop_cfg;
 
 typedef struct {

@@ -47,6 +47,7 @@ static const ebmc_cfg_key CN_KEYS[] = {
     {"sample", "steps", EBMC_CFG_INT, "15", "test-time Langevin steps (the code samples as it trains)", 0, 100000, NULL},
     {"sample", "step_size", EBMC_CFG_FLOAT, "0.002", "test-time delta", 0, 100, NULL},
     {"sample", "noise", EBMC_CFG_FLOAT, "0.002", "test-time noise scale", 0, 100, NULL},
+    {"sample", "bn", EBMC_CFG_CHOICE, "running", "G's BatchNorm at test time: running statistics (the port's test(): G.eval()) or each batch's, as in training", U, "running|batch"},
 };
 
 static ebmc_status cn_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {

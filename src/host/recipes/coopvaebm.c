@@ -45,6 +45,7 @@ static const ebmc_cfg_key CV_KEYS[] = {
     {"sample", "steps", EBMC_CFG_INT, "30", "test-time Langevin steps (sampling(sample_step=30))", 0, 100000, NULL},
     {"sample", "step_size", EBMC_CFG_FLOAT, "0.002", "test-time delta", 0, 100, NULL},
     {"sample", "noise", EBMC_CFG_FLOAT, "0", "test-time noise scale", 0, 100, NULL},
+    {"sample", "bn", EBMC_CFG_CHOICE, "batch", "G's BatchNorm at test time: each batch's statistics, as in training (the authors' TF graph), or running statistics", U, "batch|running"},
 };
 
 static ebmc_status cv_parse(const ebmc_config_t *cfg, void *typed, char *err, size_t errlen) {
