@@ -80,6 +80,7 @@ ROWS = [
     ("train {cfg} log.grid_scale=17 run.out_dir={out}", 64, "log.grid_scale: 17 is out of range"),
     ("train {src}/configs/gmm50_jarzynski.ini train.l2_coeff=-1 run.out_dir={out}", 64, "train.l2_coeff: -1 is out of range"),
     ("train {src}/configs/quickstart.ini data.shape_bg=purple run.out_dir={out}", 64, "data.shape_bg: 'purple' is not one of"),
+    ("train {src}/configs/toy2d_coopnets.ini sample.bn=eval run.out_dir={out}", 64, "sample.bn: 'eval' is not one of"),
     ("train {src}/configs/quickstart.ini data.shape_color=nan run.out_dir={out}", 64, "data.shape_color: 'nan' is not one of"),
     ("data {cfg} data.dataset=npy data.path={zero} --out {out}", 65, "not a regular file"),
     ("import {cfg} {zero} --out {out}", 65, "/dev/zero/E.safetensors: cannot open: Not a directory"),
