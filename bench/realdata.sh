@@ -13,7 +13,8 @@
 #   --threads T     OMP_NUM_THREADS of both sides, also for sampling and FID (default 2)
 #   --parallel      train both sides at the same time, each with T threads (--threads 1 on a
 #                   2-core machine: one core each; anything else running slows both alike);
-#                   default: one after the other
+#                   default: one after the other. Sampling stays at T threads; the FID passes
+#                   then use 2T
 #   --samples N     test-time samples per side (default 10000)
 #   --ref-n R       the first R images of the CIFAR-10 test set as FID reference (default 10000);
 #                   its statistics are cached in ${XDG_CACHE_HOME:-~/.cache}/ebmc/realdata/
@@ -168,6 +169,8 @@ ts=$(now)
 ebmc_sample_s=$(awk -v a="$ts" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 
 # ---- 4. FID against the first R test images (statistics cached per R and weights file)
+# (with --parallel the FID passes, which compare nothing, use both sides' threads together)
+fid_threads=$threads; [ $parallel = 1 ] && fid_threads=$((2 * threads))
 mkdir -p "$cache"
 wsha=$(sha256sum "$weights" | cut -c1-12)
 ref="$cache/cifar10_test_n${ref_n}_${wsha}.npz"
@@ -178,7 +181,7 @@ import sys, numpy as np
 r = np.fromfile(sys.argv[1], dtype=np.uint8).reshape(-1, 3073)[:, 1:].reshape(-1, 3, 32, 32)
 np.save(sys.argv[2], np.ascontiguousarray(r.transpose(0, 2, 3, 1)))
 EOF
-  "$ebmc" eval --stats "$out/cifar10_test.npy" --n-ref "$ref_n" --out "$ref.part.npz" >"$out/ref_stats.log" 2>&1 \
+  OMP_NUM_THREADS=$fid_threads "$ebmc" eval --stats "$out/cifar10_test.npy" --n-ref "$ref_n" --out "$ref.part.npz" >"$out/ref_stats.log" 2>&1 \
     || { tail -5 "$out/ref_stats.log" >&2; die "reference statistics failed"; }
   mv "$ref.part.npz" "$ref"
   rm -f "$out/cifar10_test.npy"
@@ -187,7 +190,7 @@ for a in "${arrays[@]}"; do
   for side in ebmc authors; do
     npy="$out/$side/$a.npy"; [ $side = ebmc ] && npy="$out/ebmc/samples/$a.npy"
     log "FID of $side $a ($samples samples)"
-    "$ebmc" eval --npy "$npy" --ref "$ref" --out "$out/fid_${side}_$a.json" >"$out/fid_${side}_$a.log" 2>&1 \
+    OMP_NUM_THREADS=$fid_threads "$ebmc" eval --npy "$npy" --ref "$ref" --out "$out/fid_${side}_$a.json" >"$out/fid_${side}_$a.log" 2>&1 \
       || { tail -5 "$out/fid_${side}_$a.log" >&2; die "ebmc eval of $npy failed"; }
   done
 done
