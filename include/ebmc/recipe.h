@@ -24,6 +24,7 @@
 #include "ebmc/backend.h"
 #include "ebmc/config.h"
 #include "ebmc/models.h"
+#include "ebmc/optim.h"
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -201,6 +202,13 @@ ebmc_status ebmc_recipe_model_read(const ebmc_config_t *cfg, ebmc_model_cfg *mc,
 /* data_shape for a recipe whose typed config begins with its ebmc_model_cfg (ebmc/models.h):
  * (img_c, img_size, img_size) */
 void ebmc_recipe_model_data_shape(const void *typed, int *c, int *h, int *w);
+/* sample_shape for a recipe whose state begins with its typed config (so with its
+ * ebmc_model_cfg): (img_c, img_size, img_size) */
+void ebmc_recipe_model_sample_shape(void *state, int *c, int *h, int *w);
+/* plan's row of one trained net: parameters, their gradients, Adam's two moments (opt), and its
+ * tapes (NULL entries skipped; a tape sharing another's arena counts as a pass, not an arena) */
+ebmc_plan_row ebmc_plan_net_row(const char *name, ebmc_net_t *net, const ebmc_adam_t *opt,
+                                ebmc_tape_t *const *tapes, int nt);
 
 /* Adds a recipe (its name must be new; at most 32 in all). false when full or taken. */
 bool ebmc_recipe_register(const ebmc_recipe *r);

@@ -311,36 +311,15 @@ ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, ch
     return s;
 }
 
-void coop_sample_shape(void *state, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((coop_t *)state)->c.mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
-}
-
-static ebmc_plan_row net_row(const char *name, ebmc_net_t *net, ebmc_adam_t *opt, ebmc_tape_t *const *tapes, int nt) {
-    ebmc_plan_row r = {.name = name, .params = ebmc_net_param_count(net)};
-    r.param_bytes = r.params * sizeof(float);
-    r.grad_bytes = r.param_bytes;
-    r.optim_bytes = 2 * ebmc_adam_state_count(opt) * sizeof(float);
-    for (int i = 0; i < nt; i++) {
-        if (!tapes[i]) continue;
-        r.tapes++;
-        if (!ebmc_tape_shares(tapes[i])) {
-            r.arenas++;
-            r.tape_bytes += ebmc_tape_bytes(tapes[i]);
-        }
-    }
-    return r;
-}
-
 int coop_plan(void *state, ebmc_plan_row *rows, int max) {
     coop_t *t = state;
     ebmc_tape_t *te[3] = {ebmc_potential_tape(t->px), t->tEs, t->tEd};
     ebmc_tape_t *tg[3] = {t->tG, t->pz ? ebmc_potential_tape(t->pz) : NULL, t->tGu};
     EBMC_ASSERT(max >= 4);
     int n = 0;
-    rows[n++] = net_row("E", t->E, t->oE, te, 3);
-    rows[n++] = net_row("G", t->G, t->oG, tg, 3);
-    if (t->I) rows[n++] = net_row("I", t->I, t->oI, &t->tI, 1);
+    rows[n++] = ebmc_plan_net_row("E", t->E, t->oE, te, 3);
+    rows[n++] = ebmc_plan_net_row("G", t->G, t->oG, tg, 3);
+    if (t->I) rows[n++] = ebmc_plan_net_row("I", t->I, t->oI, &t->tI, 1);
     size_t nimg = (size_t)t->N * t->img, nzb = (size_t)t->N * t->nz;
     rows[n] = (ebmc_plan_row){.name = "buffers"};
     /* x0, dL/dG, the chain's state and gradient (N images); the data batch; z, eps, z_enc, dz,

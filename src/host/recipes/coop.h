@@ -84,7 +84,6 @@ int coop_grids(void *state, ebmc_grid *g, int max);
 extern const char *const COOP_SAMPLE_NAMES[];
 ebmc_status coop_sample(void *state, const ebmc_sample_opts *o, float **outs, char *desc,
                         size_t desclen, char *err, size_t errlen);
-void coop_sample_shape(void *state, int *c, int *h, int *w);
 int coop_plan(void *state, ebmc_plan_row *rows, int max);
 int coop_probes(void *state, const char **names, const float **values);
 uint64_t coop_noise_seed(const coop_t *t);

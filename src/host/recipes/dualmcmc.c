@@ -497,35 +497,15 @@ static ebmc_status dm_energy(void *state, const float *x, int n, float *e, char 
     return s;
 }
 
-static void dm_sample_shape(void *state, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((dm_t *)state)->c.mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
-}
-
-static ebmc_plan_row net_row(const char *name, ebmc_net_t *net, ebmc_adam_t *opt, ebmc_tape_t *const *tapes, int nt) {
-    ebmc_plan_row r = {.name = name, .params = ebmc_net_param_count(net)};
-    r.param_bytes = r.params * sizeof(float);
-    r.grad_bytes = r.param_bytes;
-    r.optim_bytes = 2 * ebmc_adam_state_count(opt) * sizeof(float);
-    for (int i = 0; i < nt; i++) {
-        r.tapes++;
-        if (!ebmc_tape_shares(tapes[i])) {
-            r.arenas++;
-            r.tape_bytes += ebmc_tape_bytes(tapes[i]);
-        }
-    }
-    return r;
-}
-
 static int dm_plan(void *state, ebmc_plan_row *rows, int max) {
     dm_t *t = state;
     ebmc_tape_t *te[3] = {ebmc_potential_tape(t->px), t->tEr, t->tEf};
     ebmc_tape_t *tg[3] = {t->tG, ebmc_potential_tape(t->pz), t->tGr};
     ebmc_tape_t *ti[2] = {t->tIr, t->tIf};
     EBMC_ASSERT(max >= 4);
-    rows[0] = net_row("E", t->E, t->oE, te, 3);
-    rows[1] = net_row("G", t->G, t->oG, tg, 3);
-    rows[2] = net_row("I", t->I, t->oI, ti, 2);
+    rows[0] = ebmc_plan_net_row("E", t->E, t->oE, te, 3);
+    rows[1] = ebmc_plan_net_row("G", t->G, t->oG, tg, 3);
+    rows[2] = ebmc_plan_net_row("I", t->I, t->oI, ti, 2);
     size_t nimg = (size_t)t->B * t->img, nzb = (size_t)t->B * t->nz;
     rows[3] = (ebmc_plan_row){.name = "buffers"};
     /* x, G(z) kept for grids, dL/dG twice, the x-chain's state and gradient, the latent
@@ -562,7 +542,7 @@ const ebmc_recipe ebmc_recipe_dualmcmc = {
     .reseed = dm_reseed,
     .sample_names = DM_SAMPLE_NAMES,
     .sample = dm_sample,
-    .sample_shape = dm_sample_shape,
+    .sample_shape = ebmc_recipe_model_sample_shape,
     .plan = dm_plan,
     .probes = dm_probes,
     .destroy = dm_destroy,

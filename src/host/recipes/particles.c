@@ -369,19 +369,12 @@ static ebmc_status pd_sample(void *state, const ebmc_sample_opts *o, float **out
     return s;
 }
 
-static void pd_sample_shape(void *state, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((pd_t *)state)->c.mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
-}
-
 static int pd_plan(void *state, ebmc_plan_row *rows, int max) {
     pd_t *t = state;
     EBMC_ASSERT(max >= 3);
     size_t np = ebmc_net_param_count(t->E);
     ebmc_tape_t *te[3] = {t->tD, t->tX, ebmc_potential_tape(t->pE)};
-    rows[0] = (ebmc_plan_row){.name = "E", .params = np, .param_bytes = np * 4, .grad_bytes = np * 4,
-                              .optim_bytes = 2 * ebmc_adam_state_count(t->opt) * 4, .tapes = 3, .arenas = 3};
-    for (int i = 0; i < 3; i++) rows[0].tape_bytes += ebmc_tape_bytes(te[i]);
+    rows[0] = ebmc_plan_net_row("E", t->E, t->opt, te, 3);
     rows[1] = (ebmc_plan_row){.name = "E_prev", .params = np, .param_bytes = np * 4, .tapes = 1, .arenas = 1,
                               .tape_bytes = ebmc_tape_bytes(ebmc_potential_tape(t->pP))};
     size_t nd = (size_t)t->N * t->D;
@@ -418,7 +411,7 @@ const ebmc_recipe ebmc_recipe_particles = {
     .reseed = pd_reseed,
     .sample_names = PD_SAMPLE_NAMES,
     .sample = pd_sample,
-    .sample_shape = pd_sample_shape,
+    .sample_shape = ebmc_recipe_model_sample_shape,
     .plan = pd_plan,
     .destroy = pd_destroy,
     .energy = pd_energy,

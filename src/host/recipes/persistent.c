@@ -402,26 +402,11 @@ static ebmc_status pc_sample(void *state, const ebmc_sample_opts *o, float **out
     return s;
 }
 
-static void pc_sample_shape(void *state, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((pc_t *)state)->c.mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
-}
-
 static int pc_plan(void *state, ebmc_plan_row *rows, int max) {
     pc_t *t = state;
     EBMC_ASSERT(max >= 2);
     ebmc_tape_t *tapes[3] = {ebmc_potential_tape(t->pot), t->tP, t->tN};
-    ebmc_plan_row r = {.name = "E", .params = ebmc_net_param_count(t->E)};
-    r.param_bytes = r.grad_bytes = r.params * sizeof(float);
-    r.optim_bytes = 2 * r.param_bytes;
-    for (int i = 0; i < 3; i++) {
-        r.tapes++;
-        if (!ebmc_tape_shares(tapes[i])) {
-            r.arenas++;
-            r.tape_bytes += ebmc_tape_bytes(tapes[i]);
-        }
-    }
-    rows[0] = r;
+    rows[0] = ebmc_plan_net_row("E", t->E, t->opt, tapes, 3);
     /* the replay buffer; x+, the grid, the chain state and gradient, dy, metrics, trace */
     size_t nimg = (size_t)t->B * t->img;
     rows[1] = (ebmc_plan_row){.name = "buffer+chains"};
@@ -466,7 +451,7 @@ const ebmc_recipe ebmc_recipe_persistent = {
     .reseed = pc_reseed,
     .sample_names = PC_SAMPLE_NAMES,
     .sample = pc_sample,
-    .sample_shape = pc_sample_shape,
+    .sample_shape = ebmc_recipe_model_sample_shape,
     .plan = pc_plan,
     .probes = pc_probes,
     .destroy = pc_destroy,

@@ -276,26 +276,11 @@ static ebmc_status sr_sample(void *state, const ebmc_sample_opts *o, float **out
     return s;
 }
 
-static void sr_sample_shape(void *state, int *c, int *h, int *w) {
-    const ebmc_model_cfg *mc = &((sr_t *)state)->c.mc;
-    *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
-}
-
 static int sr_plan(void *state, ebmc_plan_row *rows, int max) {
     sr_t *t = state;
     EBMC_ASSERT(max >= 2);
     ebmc_tape_t *tapes[3] = {ebmc_potential_tape(t->pot), t->tD, t->tQ};
-    ebmc_plan_row r = {.name = "E", .params = ebmc_net_param_count(t->E)};
-    r.param_bytes = r.grad_bytes = r.params * sizeof(float);
-    r.optim_bytes = 2 * r.param_bytes;
-    for (int i = 0; i < 3; i++) {
-        r.tapes++;
-        if (!ebmc_tape_shares(tapes[i])) {
-            r.arenas++;
-            r.tape_bytes += ebmc_tape_bytes(tapes[i]);
-        }
-    }
-    rows[0] = r;
+    rows[0] = ebmc_plan_net_row("E", t->E, t->opt, tapes, 3);
     /* the data batch, the chain state and gradient, dy, metrics, the energy trace, counter */
     int nmax = t->B > t->M ? t->B : t->M;
     rows[1] = (ebmc_plan_row){.name = "buffers"};
@@ -337,7 +322,7 @@ const ebmc_recipe ebmc_recipe_shortrun = {
     .reseed = sr_reseed,
     .sample_names = SR_SAMPLE_NAMES,
     .sample = sr_sample,
-    .sample_shape = sr_sample_shape,
+    .sample_shape = ebmc_recipe_model_sample_shape,
     .plan = sr_plan,
     .probes = sr_probes,
     .destroy = sr_destroy,

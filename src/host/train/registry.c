@@ -3,6 +3,7 @@
  * then the shell's tail keys (guard, log). */
 #include "ebmc/recipe.h"
 #include "ebmc/models.h"
+#include "ebmc/optim.h"
 #include "ebmc/train.h"
 #include "ebmc/fileio.h"
 #include <ini.h>
@@ -164,6 +165,27 @@ ebmc_status ebmc_recipe_model_read(const ebmc_config_t *cfg, ebmc_model_cfg *mc,
 void ebmc_recipe_model_data_shape(const void *typed, int *c, int *h, int *w) {
     const ebmc_model_cfg *mc = typed; /* the typed config's first member */
     *c = mc->img_c, *h = mc->img_size, *w = mc->img_size;
+}
+
+void ebmc_recipe_model_sample_shape(void *state, int *c, int *h, int *w) {
+    ebmc_recipe_model_data_shape(state, c, h, w); /* the state's first member is the typed config */
+}
+
+ebmc_plan_row ebmc_plan_net_row(const char *name, ebmc_net_t *net, const ebmc_adam_t *opt,
+                                ebmc_tape_t *const *tapes, int nt) {
+    ebmc_plan_row r = {.name = name, .params = ebmc_net_param_count(net)};
+    r.param_bytes = r.params * sizeof(float);
+    r.grad_bytes = r.param_bytes;
+    r.optim_bytes = 2 * ebmc_adam_state_count(opt) * sizeof(float);
+    for (int i = 0; i < nt; i++) {
+        if (!tapes[i]) continue;
+        r.tapes++;
+        if (!ebmc_tape_shares(tapes[i])) {
+            r.arenas++;
+            r.tape_bytes += ebmc_tape_bytes(tapes[i]);
+        }
+    }
+    return r;
 }
 
 ebmc_config_t *ebmc_recipe_config_create(const ebmc_recipe *r) {
