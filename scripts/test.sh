@@ -12,6 +12,13 @@ if [ -z "${EBMC_DATA:-}" ] && [ -d ../shared/data ]; then export EBMC_DATA="$(cd
 if ! scripts/get_inception.sh; then
   echo "ebmc test: no real FID weights (scripts/get_inception.sh failed above): oracle_fid_real will be skipped"
 fi
+# clean-fid (pure Python, with tqdm) for oracle_fid_real's third FID: into ~/.cache/ebmc/pylib
+# once; without network that comparison is skipped and said
+pylib="${XDG_CACHE_HOME:-$HOME/.cache}/ebmc/pylib"
+if [ ! -d "$pylib/cleanfid" ]; then
+  /usr/bin/python3 -m pip install --quiet --target "$pylib" --no-deps clean-fid==0.1.35 tqdm >/dev/null 2>&1 \
+    || echo "ebmc test: clean-fid not installed (pip failed): oracle_fid_real will not compare with it"
+fi
 cd build
 # as many tests at once as there are cores (2 on the reference machine: about 3.5 minutes)
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -506,9 +506,9 @@ void parity_build_case(const prow *r, pcase *pc) {
         break;
     }
     case EBMC_OP_RESIZE_FWD:
-        pc->rsz = (ebmc_resize_desc){r->n, r->c, r->h, r->w, r->co, r->k};
-        snprintf(pc->label, sizeof pc->label, "resize bilinear (%d,%d,%d,%d) -> %dx%d", r->n, r->c, r->h, r->w,
-                 r->co, r->k);
+        pc->rsz = (ebmc_resize_desc){r->n, r->c, r->h, r->w, r->co, r->k, r->var == 1};
+        snprintf(pc->label, sizeof pc->label, "resize bilinear%s (%d,%d,%d,%d) -> %dx%d", r->var == 1 ? " tf1" : "",
+                 r->n, r->c, r->h, r->w, r->co, r->k);
         add(pc, "x", cnt, B_IN, F_NORMAL);
         add(pc, "y", (size_t)r->n * r->c * r->co * r->k, B_OUT, F_NORMAL);
         break;

@@ -48,7 +48,7 @@
  *   rows_copy:   n rows of c*h*w elements, x and y of n rows; var = 1: src NULL, 2: dst NULL,
  *                3: dst NULL and src indices into x's co rows with repeats (the walkers' gather)
  *   pool2d:      k x k, stride s, pad; var = ebmc_pool_mode, co = count_include_pad
- *   resize:      (n,c,h,w) -> (n,c,co,k)
+ *   resize:      (n,c,h,w) -> (n,c,co,k); var = 1: TF 1's source coordinates
  *   chan_copy:   x (n,c,h*w) into channels [k, k+c) of y (n,co,h*w)
  *   dropout:     rows n of c*h*w; x1 = p, k = group_off, beta (1: the backward's accumulation)
  * beta: 0 overwrites the output (its old contents are NaN); 1 accumulates onto random data

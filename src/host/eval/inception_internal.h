@@ -26,6 +26,9 @@ struct ebmc_inception {
     float *x, *y, *t1, *t2;    /* (B, largest activation) device: block in/out, branch scratch */
     float *pool3;              /* (B, 2048) device */
     float *logits;             /* (B, 1008) device; NULL without fc_w */
+    bool tf_front;             /* the TF graph's front end ("front_end" metadata): TF 1's resize, (u-128)/128 */
+    float in_lo, in_hi;        /* the network's input range: images in [-1, 1] are mapped onto it */
+    float *rng_s, *rng_b;      /* (3) device: that affine map per channel; NULL for [-1, 1] */
     char kind[128];
     char source[512];          /* the file's "source" and "source_sha256" metadata */
     char sha256[65];

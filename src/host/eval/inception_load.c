@@ -118,6 +118,18 @@ static ebmc_status load_weights(ebmc_inception_t *net, const char *path, char *e
         snprintf(net->source, sizeof net->source, "%s%s%s", src ? src : "not recorded", ssha ? ", file sha256 " : "",
                  ssha ? ssha : "");
     }
+    /* the front end: the metadata's, else (files converted before it was recorded) the TF graph's
+     * for the TorchScript-derived weights (the only ones without logits), pytorch-fid's for its .pth */
+    const char *fe = st ? NULL : ebmc_st_meta(f, "front_end");
+    net->tf_front = !ebmc_st_find(f, "fc.weight");
+    if (fe && !strcmp(fe, "tf")) net->tf_front = true;
+    else if (fe && !strcmp(fe, "pytorch-fid")) net->tf_front = false;
+    else if (fe) {
+        ebmc_set_err(err, errlen, "%s: metadata front_end '%s' is neither 'tf' nor 'pytorch-fid' %s", path, fe,
+                     EBMC_INCEPTION_HINT);
+        st = EBMC_E_IO;
+    }
+    net->in_lo = -1.0f, net->in_hi = net->tf_front ? 0.9921875f : 1.0f;
     for (int i = 0; !st && i < net->n_convs; i++) st = load_conv(net, i, f, path, err, errlen);
     /* the logits layer: pytorch-fid's .pth has it; TF-derived files (the TorchScript's) do not */
     int64_t fs[2] = {EBMC_INCEPTION_CLASSES, EBMC_INCEPTION_DIMS};
@@ -136,6 +148,14 @@ static ebmc_status alloc_buffers(ebmc_inception_t *net, char *err, size_t errlen
     size_t B = (size_t)net->max_batch, act = B * inc_max_activation() * sizeof(float);
     float **bufs[4] = {&net->x, &net->y, &net->t1, &net->t2};
     ebmc_status st = ebmc_alloc(net->ctx, (void **)&net->in, B * 3 * net->in_h * net->in_w * sizeof(float));
+    if (!st && (net->in_lo != -1.0f || net->in_hi != 1.0f)) { /* x in [-1, 1] -> lo + (x + 1)(hi - lo)/2 */
+        float a = (net->in_hi - net->in_lo) * 0.5f, sv[3] = {a, a, a}, bv[3];
+        for (int c = 0; c < 3; c++) bv[c] = net->in_lo + a;
+        st = ebmc_alloc(net->ctx, (void **)&net->rng_s, sizeof sv);
+        if (!st) st = ebmc_alloc(net->ctx, (void **)&net->rng_b, sizeof bv);
+        if (!st) st = ebmc_copy(net->ctx, net->rng_s, sv, sizeof sv, EBMC_COPY_H2D);
+        if (!st) st = ebmc_copy(net->ctx, net->rng_b, bv, sizeof bv, EBMC_COPY_H2D);
+    }
     for (int i = 0; i < 4 && !st; i++) st = ebmc_alloc(net->ctx, (void **)bufs[i], act);
     if (!st) st = ebmc_alloc(net->ctx, (void **)&net->pool3, B * EBMC_INCEPTION_DIMS * sizeof(float));
     if (!st && net->fc_w) st = ebmc_alloc(net->ctx, (void **)&net->logits, B * EBMC_INCEPTION_CLASSES * sizeof(float));
@@ -169,7 +189,8 @@ ebmc_status ebmc_inception_load(ebmc_ctx_t *ctx, const char *path, int max_batch
 void ebmc_inception_free(ebmc_inception_t *net) {
     if (!net) return;
     for (int i = 0; i < net->n_convs; i++) ebmc_free(net->ctx, net->w[i]), ebmc_free(net->ctx, net->b[i]);
-    float *bufs[] = {net->fc_w, net->in, net->x, net->y, net->t1, net->t2, net->pool3, net->logits};
+    float *bufs[] = {net->fc_w, net->in, net->x, net->y, net->t1, net->t2, net->pool3, net->logits, net->rng_s,
+                     net->rng_b};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ebmc_free(net->ctx, bufs[i]);
     free(net);
 }
@@ -178,3 +199,7 @@ const char *ebmc_inception_kind(const ebmc_inception_t *net) { return net->kind;
 const char *ebmc_inception_sha256(const ebmc_inception_t *net) { return net->sha256; }
 const char *ebmc_inception_source(const ebmc_inception_t *net) { return net->source; }
 bool ebmc_inception_has_logits(const ebmc_inception_t *net) { return net->fc_w != NULL; }
+void ebmc_inception_input_range(const ebmc_inception_t *net, float *lo, float *hi) {
+    *lo = net->in_lo, *hi = net->in_hi;
+}
+bool ebmc_inception_tf_front_end(const ebmc_inception_t *net) { return net->tf_front; }

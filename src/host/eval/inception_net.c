@@ -232,8 +232,13 @@ static act swap_io(ebmc_inception_t *net, act out) {
 static ebmc_status stem(ebmc_inception_t *net, int n, act *out) {
     static const char *const s1[] = {"Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3"};
     static const char *const s2[] = {"Conv2d_3b_1x1", "Conv2d_4a_3x3"};
-    ebmc_resize_desc rd = {n, 3, net->in_h, net->in_w, 299, 299};
+    ebmc_resize_desc rd = {n, 3, net->in_h, net->in_w, 299, 299, net->tf_front};
     EBMC_TRY(ebmc_resize_fwd(net->ctx, &rd, net->in, net->x));
+    if (net->rng_s) { /* onto the weights' input range (resize and this affine map commute) */
+        ebmc_t4_desc td = {n, 3, 299, 299};
+        EBMC_TRY(ebmc_chan_scale_fwd(net->ctx, &td, net->x, net->rng_s, net->x));
+        EBMC_TRY(ebmc_bias_fwd(net->ctx, &td, net->rng_b, net->x));
+    }
     act a = {net->x, 3, 299, 299};
     EBMC_TRY(chain(net, n, "", s1, 3, a, &a));                         /* -> t1 (64,147,147) */
     EBMC_TRY(pool(net, n, a, 3, 2, 0, EBMC_POOL_MAX, net->x, &a));     /* -> x (64,73,73) */

@@ -79,12 +79,14 @@ ebmc_status cpu_pool2d_fwd(ebmc_ctx_t *ctx, const ebmc_pool_desc *d, const float
     return EBMC_OK;
 }
 
-/* PyTorch's area_pixel_compute_source_index (align_corners=False, linear): the source index,
- * its right neighbour offset and weight */
-static void src_index(int o, int in, int out, int *i0, int *step, float *l1) {
+/* PyTorch's area_pixel_compute_source_index (align_corners=False, linear), or TF 1's (o * scale,
+ * clamped to the last row/column: grid_sample's border): the source index, its right neighbour
+ * offset and weight */
+static void src_index(int o, int in, int out, bool tf1, int *i0, int *step, float *l1) {
     float scale = (float)in / (float)out;
-    float src = scale * ((float)o + 0.5f) - 0.5f;
+    float src = tf1 ? scale * (float)o : scale * ((float)o + 0.5f) - 0.5f;
     if (src < 0.0f) src = 0.0f;
+    if (src > (float)(in - 1)) src = (float)(in - 1);
     *i0 = (int)src;
     *step = *i0 < in - 1 ? 1 : 0;
     *l1 = src - (float)*i0;
@@ -98,11 +100,11 @@ ebmc_status cpu_resize_fwd(ebmc_ctx_t *ctx, const ebmc_resize_desc *d, const flo
         for (int i = 0; i < d->ho; i++) {
             int h0, hs;
             float lh;
-            src_index(i, d->h, d->ho, &h0, &hs, &lh);
+            src_index(i, d->h, d->ho, d->tf1, &h0, &hs, &lh);
             for (int j = 0; j < d->wo; j++) {
                 int w0, ws;
                 float lw;
-                src_index(j, d->w, d->wo, &w0, &ws, &lw);
+                src_index(j, d->w, d->wo, d->tf1, &w0, &ws, &lw);
                 const float *p = xp + (size_t)h0 * d->w + w0;
                 size_t dn = (size_t)hs * d->w;
                 yp[(size_t)i * d->wo + j] = (1.0f - lh) * ((1.0f - lw) * p[0] + lw * p[ws]) +
