@@ -167,7 +167,21 @@ static void sgemm1(bool ta, bool tb, int m, int n, int k, float alpha, const flo
 }
 
 /* products below this many multiply-adds run on one thread (a thread team costs microseconds) */
-enum { PAR_MACS = 1 << 22, COL_ALIGN = 16, ROW_ALIGN = 8 };
+enum { PAR_MACS = 1 << 22, COL_ALIGN = 16, ROW_ALIGN = 8, CHUNKS = 16 };
+
+/* rows (or columns, by_cols) [i0, min(i1, len)) of C */
+static void sgemm_part(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc, bool by_cols, int len, int i0,
+                       int i1) {
+    if (i1 > len) i1 = len;
+    if (i1 <= i0) return;
+    if (by_cols) /* C[:, i0:i1] = op(A) op(B)[:, i0:i1] */
+        sgemm1(trans_a, trans_b, m, i1 - i0, k, alpha, a, lda, trans_b ? b + (size_t)i0 * ldb : b + i0, ldb,
+               beta, c + i0, ldc);
+    else /* C[i0:i1, :] = op(A)[i0:i1, :] op(B) */
+        sgemm1(trans_a, trans_b, i1 - i0, n, k, alpha, trans_a ? a + i0 : a + (size_t)i0 * lda, lda, b, ldb,
+               beta, c + (size_t)i0 * ldc, ldc);
+}
 
 void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                int lda, const float *b, int ldb, float beta, float *c, int ldc) {
@@ -179,9 +193,30 @@ void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
     bool by_cols = n >= m;
     int len = by_cols ? n : m, align = by_cols ? COL_ALIGN : ROW_ALIGN;
     int parts = (len + align - 1) / align;
+    /* OpenBLAS picks its kernel by the size of each call (its small-matrix kernels sum in another
+     * order: on the AMD EPYC's Haswell kernels 1 and 4 threads gave other bits), so above the
+     * threshold its calls are always the same CHUNKS chunks, whatever the thread count; oneDNN's
+     * per-thread calls give the same bits at any split (test_gemm_cpu on both libraries). */
+    bool fixed = false;
+#ifdef EBMC_WITH_DNNL
+    fixed = g_lib != CPU_GEMM_ONEDNN;
+#else
+    fixed = true;
+#endif
+    fixed = fixed && (double)m * n * (k > 0 ? k : 1) > PAR_MACS;
+    int chunks = fixed ? (parts < CHUNKS ? parts : CHUNKS) : 0;
     if (nt > parts) nt = parts;
-    if (nt <= 1) {
+    if (nt <= 1 && !fixed) {
         sgemm1(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (fixed) {
+#pragma omp parallel for schedule(static) num_threads(nt < 1 ? 1 : nt)
+        for (int q = 0; q < chunks; q++) {
+            int p0 = (int)((long)parts * q / chunks), p1 = (int)((long)parts * (q + 1) / chunks);
+            sgemm_part(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, by_cols, len, p0 * align,
+                       p1 * align);
+        }
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -192,15 +227,7 @@ void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
         int t = 0, T = 1;
 #endif
         int p0 = (int)((long)parts * t / T), p1 = (int)((long)parts * (t + 1) / T);
-        int i0 = p0 * align, i1 = p1 * align < len ? p1 * align : len;
-        if (i1 > i0) {
-            if (by_cols) /* C[:, i0:i1] = op(A) op(B)[:, i0:i1] */
-                sgemm1(trans_a, trans_b, m, i1 - i0, k, alpha, a, lda,
-                       trans_b ? b + (size_t)i0 * ldb : b + i0, ldb, beta, c + i0, ldc);
-            else /* C[i0:i1, :] = op(A)[i0:i1, :] op(B) */
-                sgemm1(trans_a, trans_b, i1 - i0, n, k, alpha,
-                       trans_a ? a + i0 : a + (size_t)i0 * lda, lda, b, ldb, beta,
-                       c + (size_t)i0 * ldc, ldc);
-        }
+        sgemm_part(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, by_cols, len, p0 * align,
+                   p1 * align);
     }
 }
