@@ -321,10 +321,7 @@ ebmc_status ebmc_net_set_bn_eval(ebmc_net_t *net, bool on) {
             net->nodes[i].bn_st = total;
             total += 2 * (size_t)net->vals[net->nodes[i].out].c;
         }
-    if (!net->bn_st) {
-        EBMC_TRY(ebmc_alloc(ctx, (void **)&net->bn_st, total * sizeof(float)));
-        net->n_bn_st = total;
-    }
+    if (!net->bn_st) EBMC_TRY(ebmc_alloc(ctx, (void **)&net->bn_st, total * sizeof(float)));
     float *h = malloc(total * 3 * sizeof(float)); /* scale/shift, then one layer's gamma, beta, mean, var */
     float *tmp = h ? h + total : NULL;
     if (!h) return ebmc_ctx_seterr(ctx, EBMC_E_NOMEM, "%s: eval-mode BatchNorm: out of host memory", net->name);

@@ -108,7 +108,6 @@ struct ebmc_net {
     ebmc_rng_key drop_key;
     bool bn_eval;           /* ebmc_net_set_bn_eval: BatchNorm from the running statistics */
     float *bn_st;           /* device, per BatchNorm node C scales then C shifts (first eval use) */
-    size_t n_bn_st;
 };
 
 typedef struct {

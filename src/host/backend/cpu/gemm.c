@@ -211,7 +211,7 @@ void cpu_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, con
         return;
     }
     if (fixed) {
-#pragma omp parallel for schedule(static) num_threads(nt < 1 ? 1 : nt)
+#pragma omp parallel for schedule(static) num_threads(nt)
         for (int q = 0; q < chunks; q++) {
             int p0 = (int)((long)parts * q / chunks), p1 = (int)((long)parts * (q + 1) / chunks);
             sgemm_part(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, by_cols, len, p0 * align,
